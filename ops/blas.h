@@ -1,0 +1,27 @@
+// Row-major GEMM front-ends over CBLAS, and the process-wide thread count shared by BLAS and the
+// OpenMP loops of the CPU kernels.
+// Thread-safety: the GEMM calls are reentrant; SetNumThreads is process-wide, call it at start-up.
+#ifndef ATTNPS_OPS_BLAS_H_
+#define ATTNPS_OPS_BLAS_H_
+
+#include <cstdint>
+
+namespace attnps {
+
+// C[M,N] = alpha * op(A) * op(B) + beta * C, all row-major with leading dimensions lda, ldb, ldc.
+// op(A) is [M,K] (A stored [K,M] when trans_a), op(B) is [K,N] (B stored [N,K] when trans_b).
+void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+
+// G independent GEMMs of the same shape, matrix g at a + g*stride_a (etc.), packed row-major.
+void GemmStridedBatched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                        const float* a, int64_t stride_a, const float* b, int64_t stride_b,
+                        float beta, float* c, int64_t stride_c, int64_t batch);
+
+// Threads used by BLAS and by the kernels' parallel loops (default: all cores).
+void SetNumThreads(int threads);
+int NumThreads();
+
+}  // namespace attnps
+
+#endif  // ATTNPS_OPS_BLAS_H_

@@ -33,8 +33,10 @@ void LinearBackward(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor* 
   if (db) check.Arg("db", *db, {&o});
   check.Done();
   const int64_t rows = n.value(), in = i.value(), out = o.value();
-  if (dx) Gemm(false, true, rows, in, out, 1.0f, dy.data(), out, w.data(), out, 1.0f, dx->data(), in);
-  if (dw) Gemm(true, false, in, out, rows, 1.0f, x.data(), in, dy.data(), out, 1.0f, dw->data(), out);
+  if (dx)
+    Gemm(false, true, rows, in, out, 1.0f, dy.data(), out, w.data(), out, 1.0f, dx->data(), in);
+  if (dw)
+    Gemm(true, false, in, out, rows, 1.0f, x.data(), in, dy.data(), out, 1.0f, dw->data(), out);
   if (db) {
     float* g = db->data();
     for (int64_t r = 0; r < rows; ++r)
@@ -48,12 +50,18 @@ struct MatmulDims {
   int64_t g, m, k, p;
 };
 
-MatmulDims CheckMatmul(const char* op, const Tensor& a, bool trans_a, const Tensor& b,
-                       bool trans_b, const Tensor& c) {
+MatmulDims CheckMatmul(const char* op, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
+                       const Tensor& c) {
   Dim g("G"), m("M"), k("K"), p("P");
   ShapeCheck check(op);
-  if (trans_a) check.Arg("a", a, {&g, &k, &m}); else check.Arg("a", a, {&g, &m, &k});
-  if (trans_b) check.Arg("b", b, {&g, &p, &k}); else check.Arg("b", b, {&g, &k, &p});
+  if (trans_a)
+    check.Arg("a", a, {&g, &k, &m});
+  else
+    check.Arg("a", a, {&g, &m, &k});
+  if (trans_b)
+    check.Arg("b", b, {&g, &p, &k});
+  else
+    check.Arg("b", b, {&g, &k, &p});
   check.Arg("c", c, {&g, &m, &p}).Done();
   return {g.value(), m.value(), k.value(), p.value()};
 }

@@ -5,7 +5,8 @@
 // memory alive. Copies are shallow; Clone() copies the data.
 // Thread-safety: distinct tensors may be used from distinct threads; a buffer written by one thread
 // must not be read by another without external synchronization.
-// Errors: misuse (negative sizes, CPU access to CUDA memory, CUDA in a build without it) CHECK-fails.
+// Errors: misuse (negative sizes, CPU access to CUDA memory, CUDA in a build without it)
+// CHECK-fails.
 #ifndef ATTNPS_OPS_TENSOR_H_
 #define ATTNPS_OPS_TENSOR_H_
 
@@ -30,7 +31,7 @@ class Tensor {
 
   static Tensor Empty(Shape shape, Device device = Device::kCPU);
   static Tensor Zeros(Shape shape, Device device = Device::kCPU);
-  static Tensor Filled(Shape shape, float value);  // CPU
+  static Tensor Filled(Shape shape, float value);                           // CPU
   static Tensor FromVector(Shape shape, const std::vector<float>& values);  // CPU
   // Non-owning view of `data` (CPU or CUDA pointer as `device` says).
   static Tensor View(float* data, Shape shape, Device device = Device::kCPU);

@@ -62,8 +62,8 @@ std::vector<int64_t> ProbePositions(int64_t n, int max_probes, std::mt19937* rng
         forward();  // leave the op state as for the unperturbed inputs
         return ::testing::AssertionFailure()
                << "gradient of input '" << inputs[i].name << "' " << x.ShapeString()
-               << " at flat index " << e << ": analytic " << analytic << " vs numeric "
-               << numeric << " (tolerance " << tol << ")";
+               << " at flat index " << e << ": analytic " << analytic << " vs numeric " << numeric
+               << " (tolerance " << tol << ")";
       }
     }
   }
@@ -96,8 +96,7 @@ Tensor RandomPrefixMask(int64_t b, int64_t t, std::mt19937* rng, int64_t min_len
   return m;
 }
 
-::testing::AssertionResult AllClose(const Tensor& got, const Tensor& want, float atol,
-                                    float rtol) {
+::testing::AssertionResult AllClose(const Tensor& got, const Tensor& want, float atol, float rtol) {
   if (got.shape() != want.shape()) {
     return ::testing::AssertionFailure()
            << "shape " << got.ShapeString() << " vs expected " << want.ShapeString();

@@ -1,11 +1,10 @@
 // The shared finite-difference gradient checker used by every op test, and random-input helpers.
 //
 // For inputs x_1..x_n and outputs y_1..y_m, the checker draws fixed random weights r_j and probes
-// the scalar L = sum_j <r_j, y_j>, accumulated in double precision. The analytic gradient comes from
-// the op's backward given dy_j = r_j; the numeric one from central differences
-// (L(x + h e_i) - L(x - h e_i)) / 2h. A probe passes when
-// |analytic - numeric| <= atol + rtol * max(|analytic|, |numeric|); the first failing index is
-// reported with both values.
+// the scalar L = sum_j <r_j, y_j>, accumulated in double precision. The analytic gradient comes
+// from the op's backward given dy_j = r_j; the numeric one from central differences (L(x + h e_i) -
+// L(x - h e_i)) / 2h. A probe passes when |analytic - numeric| <= atol + rtol * max(|analytic|,
+// |numeric|); the first failing index is reported with both values.
 #ifndef ATTNPS_TESTS_OPS_GRADCHECK_H_
 #define ATTNPS_TESTS_OPS_GRADCHECK_H_
 
@@ -21,7 +20,7 @@
 namespace attnps::testing {
 
 struct GradCheckOptions {
-  double step = 1e-2;   // h, in units of max(1, |x_i|)
+  double step = 1e-2;  // h, in units of max(1, |x_i|)
   double atol = 2e-3;
   double rtol = 2e-2;
   int max_probes_per_input = 300;  // larger inputs are probed at random positions
@@ -47,8 +46,7 @@ using BackwardFn = std::function<void(const std::vector<Tensor>& dys, std::vecto
 // Uniform values in [lo, hi).
 Tensor RandomTensor(const Shape& shape, std::mt19937* rng, float lo = -1.0f, float hi = 1.0f);
 // Uniform values whose magnitude is at least `gap` (keeps inputs away from kinks at zero).
-Tensor RandomAwayFromZero(const Shape& shape, std::mt19937* rng, float gap = 0.1f,
-                          float hi = 1.0f);
+Tensor RandomAwayFromZero(const Shape& shape, std::mt19937* rng, float gap = 0.1f, float hi = 1.0f);
 // A [B, T] 0/1 mask with random lengths in [min_len, T] per row (a prefix of ones).
 Tensor RandomPrefixMask(int64_t b, int64_t t, std::mt19937* rng, int64_t min_len = 0);
 

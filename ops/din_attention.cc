@@ -1,0 +1,367 @@
+#include "ops/din_attention.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "ops/blas.h"
+#include "ops/fast_math.h"
+#include "ops/linear.h"
+#include "ops/parallel.h"
+#include "ops/shape_check.h"
+
+namespace attnps {
+namespace {
+
+struct Sizes {
+  int64_t b, t, d, h1, h2;
+  int64_t rows() const { return b * t; }
+};
+
+Sizes CheckArgs(const char* op, const Tensor& q, const Tensor& k, const Tensor& mask,
+                const DinAttentionParams& p, const DinAttentionWorkspace& ws,
+                const Tensor& weights) {
+  Dim b("B"), t("T"), d("D"), d4("4D"), h1("H1"), h2("H2"), one("1", 1), d2("2D"), bt("B*T");
+  ShapeCheck check(op);
+  check.Arg("q", q, {&b, &d}).Arg("k", k, {&b, &t, &d}).Arg("mask", mask, {&b, &t});
+  check.Arg("w1", p.w1, {&d4, &h1}).Arg("b1", p.b1, {&h1}).Arg("w2", p.w2, {&h1, &h2});
+  check.Arg("b2", p.b2, {&h2}).Arg("w3", p.w3, {&h2, &one}).Arg("b3", p.b3, {&one});
+  check.Require(d4.value() == 4 * d.value(), "w1 rows = 4 * D (q, k, q-k, q*k)");
+  check.Arg("weights", weights, {&b, &t});
+  d2.Bind(2 * d.value());
+  bt.Bind(b.value() * t.value());
+  check.Arg("ws.folded_q", ws.folded_q, {&d, &h1}).Arg("ws.folded_kp", ws.folded_kp, {&d2, &h1});
+  check.Arg("ws.q_term", ws.q_term, {&b, &h1}).Arg("ws.x", ws.x, {&bt, &d2});
+  check.Arg("ws.a1", ws.a1, {&bt, &h1}).Arg("ws.a2", ws.a2, {&bt, &h2});
+  check.Arg("ws.scores", ws.scores, {&bt});
+  check.Done();
+  return {b.value(), t.value(), d.value(), h1.value(), h2.value()};
+}
+
+// a = act(a + bias_row) in place over `cols` columns; bias_row may be null.
+inline void BiasActivate(float* a, const float* bias_row, int64_t cols, DinActivation act) {
+  if (act == DinActivation::kSigmoid) {
+    for (int64_t j = 0; j < cols; ++j) a[j] = FastSigmoid(a[j] + (bias_row ? bias_row[j] : 0.0f));
+  } else {
+    for (int64_t j = 0; j < cols; ++j) {
+      const float v = a[j] + (bias_row ? bias_row[j] : 0.0f);
+      a[j] = v > 0.0f ? v : 0.0f;
+    }
+  }
+}
+
+// g *= act'(z) expressed through the activation a = act(z).
+inline void TimesActivationGrad(float* g, const float* a, int64_t cols, DinActivation act) {
+  if (act == DinActivation::kSigmoid) {
+    for (int64_t j = 0; j < cols; ++j) g[j] *= a[j] * (1.0f - a[j]);
+  } else {
+    for (int64_t j = 0; j < cols; ++j) g[j] = a[j] > 0.0f ? g[j] : 0.0f;
+  }
+}
+
+void FoldFirstLayer(const Tensor& w1, const Sizes& s, DinAttentionWorkspace* ws) {
+  const int64_t dh = s.d * s.h1;
+  const float* wq = w1.data();
+  const float* wk = wq + dh;
+  const float* wd = wk + dh;
+  const float* wp = wd + dh;
+  float* fq = ws->folded_q.data();
+  float* fk = ws->folded_kp.data();
+  for (int64_t i = 0; i < dh; ++i) {
+    fq[i] = wq[i] + wd[i];
+    fk[i] = wk[i] - wd[i];
+    fk[dh + i] = wp[i];
+  }
+}
+
+void NormalizeRow(const float* scores, const float* mask, int64_t t, AttentionNormalization norm,
+                  float* w) {
+  if (norm == AttentionNormalization::kNone) {
+    for (int64_t j = 0; j < t; ++j) w[j] = mask[j] != 0.0f ? scores[j] : 0.0f;
+    return;
+  }
+  float max_score = -INFINITY;
+  for (int64_t j = 0; j < t; ++j)
+    if (mask[j] != 0.0f && scores[j] > max_score) max_score = scores[j];
+  if (max_score == -INFINITY) {  // fully masked
+    for (int64_t j = 0; j < t; ++j) w[j] = 0.0f;
+    return;
+  }
+  float sum = 0.0f;
+  for (int64_t j = 0; j < t; ++j) {
+    w[j] = mask[j] != 0.0f ? FastExp(scores[j] - max_score) : 0.0f;
+    sum += w[j];
+  }
+  const float inv = 1.0f / sum;
+  for (int64_t j = 0; j < t; ++j) w[j] *= inv;
+}
+
+// Rows per block: small enough that a block's activations stay in L2.
+constexpr int64_t kBlockRows = 256;
+
+// Calls body(first_sample, end_sample, thread) for blocks of whole samples, in parallel.
+template <typename Body>
+void ForEachBlock(const Sizes& s, const Body& body) {
+  const int64_t per_block = std::max<int64_t>(1, kBlockRows / std::max<int64_t>(s.t, 1));
+  const int64_t blocks = (s.b + per_block - 1) / per_block;
+#pragma omp parallel for schedule(dynamic, 1) if (blocks > 1)
+  for (int64_t i = 0; i < blocks; ++i) {
+    body(i * per_block, std::min(s.b, (i + 1) * per_block), omp_get_thread_num());
+  }
+}
+
+}  // namespace
+
+DinAttentionParams DinAttentionParams::Zeros(int64_t d, int64_t h1, int64_t h2) {
+  return {Tensor::Zeros({4 * d, h1}), Tensor::Zeros({h1}),    Tensor::Zeros({h1, h2}),
+          Tensor::Zeros({h2}),        Tensor::Zeros({h2, 1}), Tensor::Zeros({1})};
+}
+
+DinAttentionWorkspace DinAttentionWorkspace::Allocate(int64_t b, int64_t t, int64_t d, int64_t h1,
+                                                      int64_t h2) {
+  const int64_t bt = b * t;
+  DinAttentionWorkspace ws;
+  ws.folded_q = Tensor::Empty({d, h1});
+  ws.folded_kp = Tensor::Empty({2 * d, h1});
+  ws.q_term = Tensor::Empty({b, h1});
+  ws.x = Tensor::Empty({bt, 2 * d});
+  ws.a1 = Tensor::Empty({bt, h1});
+  ws.a2 = Tensor::Empty({bt, h2});
+  ws.scores = Tensor::Empty({bt});
+  ws.d_a1 = Tensor::Empty({bt, h1});
+  ws.d_a2 = Tensor::Empty({bt, h2});
+  ws.d_x = Tensor::Empty({bt, 2 * d});
+  ws.d_scores = Tensor::Empty({bt});
+  ws.d_q_term = Tensor::Empty({b, h1});
+  ws.d_folded_q = Tensor::Empty({d, h1});
+  return ws;
+}
+
+void DinAttentionForward(const Tensor& q, const Tensor& k, const Tensor& mask,
+                         const DinAttentionParams& params, const DinAttentionOptions& options,
+                         DinAttentionWorkspace* ws, Tensor* weights, Tensor* pooled) {
+  const Sizes s = CheckArgs("din_attention_forward", q, k, mask, params, *ws, *weights);
+  {
+    Dim b("B", s.b), d("D", s.d);
+    ShapeCheck("din_attention_forward").Arg("pooled", *pooled, {&b, &d}).Done();
+  }
+  const int64_t d = s.d, d2 = 2 * s.d, h1 = s.h1, h2 = s.h2, t = s.t;
+  FoldFirstLayer(params.w1, s, ws);
+  LinearForward(q, ws->folded_q, params.b1, &ws->q_term);
+  ForEachBlock(s, [&](int64_t b0, int64_t b1, int) {
+    const int64_t r0 = b0 * t, n = (b1 - b0) * t;
+    float* x = ws->x.data() + r0 * d2;
+    for (int64_t r = 0; r < n; ++r) {
+      const float* kr = k.data() + (r0 + r) * d;
+      const float* qb = q.data() + ((r0 + r) / t) * d;
+      for (int64_t j = 0; j < d; ++j) {
+        x[r * d2 + j] = kr[j];
+        x[r * d2 + d + j] = qb[j] * kr[j];
+      }
+    }
+    float* a1 = ws->a1.data() + r0 * h1;
+    Gemm(false, false, n, h1, d2, 1.0f, x, d2, ws->folded_kp.data(), h1, 0.0f, a1, h1);
+    for (int64_t r = 0; r < n; ++r) {
+      BiasActivate(a1 + r * h1, ws->q_term.data() + ((r0 + r) / t) * h1, h1, options.activation);
+    }
+    float* a2 = ws->a2.data() + r0 * h2;
+    Gemm(false, false, n, h2, h1, 1.0f, a1, h1, params.w2.data(), h2, 0.0f, a2, h2);
+    for (int64_t r = 0; r < n; ++r)
+      BiasActivate(a2 + r * h2, params.b2.data(), h2, options.activation);
+    float* scores = ws->scores.data() + r0;
+    std::fill(scores, scores + n, params.b3[0]);
+    Gemm(false, false, n, 1, h2, 1.0f, a2, h2, params.w3.data(), 1, 1.0f, scores, 1);
+    for (int64_t b = b0; b < b1; ++b) {
+      float* w = weights->data() + b * t;
+      NormalizeRow(ws->scores.data() + b * t, mask.data() + b * t, t, options.normalization, w);
+      float* out = pooled->data() + b * d;
+      std::fill(out, out + d, 0.0f);
+      for (int64_t i = 0; i < t; ++i) {
+        const float* kr = k.data() + (b * t + i) * d;
+        for (int64_t j = 0; j < d; ++j) out[j] += w[i] * kr[j];
+      }
+    }
+  });
+}
+
+namespace {
+
+// d_scores of samples [b0, b1) from the weights' total gradient; adds the pooling's part of dk.
+void BackwardThroughPooling(const Tensor& k, const Tensor& mask, const Tensor& weights,
+                            const Tensor& d_weights, const Tensor& d_pooled,
+                            AttentionNormalization norm, const Sizes& s, int64_t b0, int64_t b1,
+                            Tensor* dk, float* d_scores) {
+  const int64_t t = s.t, d = s.d;
+  for (int64_t b = b0; b < b1; ++b) {
+    const float* w = weights.data() + b * t;
+    const float* m = mask.data() + b * t;
+    const float* dp = d_pooled.data() + b * d;
+    float* ds = d_scores + b * t;
+    for (int64_t i = 0; i < t; ++i) {
+      const float* kr = k.data() + (b * t + i) * d;
+      float g = d_weights.empty() ? 0.0f : d_weights[b * t + i];
+      for (int64_t j = 0; j < d; ++j) g += dp[j] * kr[j];
+      ds[i] = g;
+      if (dk) {
+        float* dkr = dk->data() + (b * t + i) * d;
+        for (int64_t j = 0; j < d; ++j) dkr[j] += w[i] * dp[j];
+      }
+    }
+    if (norm == AttentionNormalization::kNone) {
+      for (int64_t i = 0; i < t; ++i) ds[i] = m[i] != 0.0f ? ds[i] : 0.0f;
+    } else {
+      float dot = 0.0f;
+      for (int64_t i = 0; i < t; ++i) dot += ds[i] * w[i];
+      for (int64_t i = 0; i < t; ++i) ds[i] = w[i] * (ds[i] - dot);
+    }
+  }
+}
+
+// Adds column sums of m [rows, cols] to out [cols].
+void AddColumnSums(const float* m, int64_t rows, int64_t cols, float* out) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < cols; ++j) out[j] += m[r * cols + j];
+}
+
+// One thread's partial weight gradients, packed: [d folded_kp | d w2 | d b2 | d w3 | d b3].
+struct PartialGrads {
+  float* kp;
+  float* w2;
+  float* b2;
+  float* w3;
+  float* b3;
+  static int64_t Size(const Sizes& s) { return 2 * s.d * s.h1 + s.h1 * s.h2 + 2 * s.h2 + 1; }
+  static PartialGrads At(float* base, const Sizes& s) {
+    PartialGrads p;
+    p.kp = base;
+    p.w2 = p.kp + 2 * s.d * s.h1;
+    p.b2 = p.w2 + s.h1 * s.h2;
+    p.w3 = p.b2 + s.h2;
+    p.b3 = p.w3 + s.h2;
+    return p;
+  }
+};
+
+// Zeroed per-thread partial gradient slots (allocated on first use or when threads change).
+float* ZeroedThreadGrads(const Sizes& s, DinAttentionWorkspace* ws) {
+  const int64_t threads = omp_get_max_threads();
+  const int64_t size = PartialGrads::Size(s);
+  if (ws->thread_grads.numel() != threads * size) ws->thread_grads = Tensor::Empty({threads, size});
+  ws->thread_grads.SetZero();
+  return ws->thread_grads.data();
+}
+
+// Sums the thread slots into slot 0 and adds the MLP's weight gradients to *grads.
+PartialGrads ReduceThreadGrads(const Sizes& s, DinAttentionWorkspace* ws,
+                               DinAttentionParams* grads) {
+  const int64_t size = PartialGrads::Size(s);
+  float* base = ws->thread_grads.data();
+  for (int64_t th = 1; th < ws->thread_grads.dim(0); ++th)
+    for (int64_t i = 0; i < size; ++i) base[i] += base[th * size + i];
+  PartialGrads sum = PartialGrads::At(base, s);
+  auto add = [](const float* src, Tensor* dst) {
+    for (int64_t i = 0; i < dst->numel(); ++i) (*dst)[i] += src[i];
+  };
+  add(sum.w2, &grads->w2);
+  add(sum.b2, &grads->b2);
+  add(sum.w3, &grads->w3);
+  add(sum.b3, &grads->b3);
+  return sum;
+}
+
+void UnfoldFirstLayerGrad(const float* d_folded_q, const float* d_folded_kp, const Sizes& s,
+                          Tensor* dw1) {
+  const int64_t dh = s.d * s.h1;
+  float* out = dw1->data();
+  for (int64_t i = 0; i < dh; ++i) {
+    out[i] += d_folded_q[i];                            // Wq
+    out[dh + i] += d_folded_kp[i];                      // Wk
+    out[2 * dh + i] += d_folded_q[i] - d_folded_kp[i];  // Wd
+    out[3 * dh + i] += d_folded_kp[dh + i];             // Wp
+  }
+}
+
+}  // namespace
+
+void DinAttentionBackward(const Tensor& q, const Tensor& k, const Tensor& mask,
+                          const DinAttentionParams& params, const DinAttentionOptions& options,
+                          const Tensor& weights, const Tensor& d_weights, const Tensor& d_pooled,
+                          DinAttentionWorkspace* ws, Tensor* dq, Tensor* dk,
+                          DinAttentionParams* grads) {
+  const Sizes s = CheckArgs("din_attention_backward", q, k, mask, params, *ws, weights);
+  {
+    Dim b("B", s.b), t("T", s.t), d("D", s.d);
+    ShapeCheck check("din_attention_backward");
+    check.Optional("d_weights", d_weights, {&b, &t}).Arg("d_pooled", d_pooled, {&b, &d});
+    if (dq) check.Like("dq", *dq, q);
+    if (dk) check.Like("dk", *dk, k);
+    check.Like("grads.w1", grads->w1, params.w1).Like("grads.b1", grads->b1, params.b1);
+    check.Like("grads.w2", grads->w2, params.w2).Like("grads.b2", grads->b2, params.b2);
+    check.Like("grads.w3", grads->w3, params.w3).Like("grads.b3", grads->b3, params.b3);
+    check.Like("ws.d_a1", ws->d_a1, ws->a1).Like("ws.d_a2", ws->d_a2, ws->a2);
+    check.Like("ws.d_x", ws->d_x, ws->x).Like("ws.d_scores", ws->d_scores, ws->scores);
+    check.Like("ws.d_q_term", ws->d_q_term, ws->q_term);
+    check.Like("ws.d_folded_q", ws->d_folded_q, ws->folded_q).Done();
+  }
+  const int64_t d = s.d, d2 = 2 * s.d, h1 = s.h1, h2 = s.h2, t = s.t;
+  const DinActivation act = options.activation;
+  float* thread_grads = ZeroedThreadGrads(s, ws);
+  const int64_t slot = PartialGrads::Size(s);
+  ForEachBlock(s, [&](int64_t b0, int64_t b1, int thread) {
+    const PartialGrads part = PartialGrads::At(thread_grads + thread * slot, s);
+    const int64_t r0 = b0 * t, n = (b1 - b0) * t;
+    float* ds = ws->d_scores.data() + r0;
+    BackwardThroughPooling(k, mask, weights, d_weights, d_pooled, options.normalization, s, b0, b1,
+                           dk, ws->d_scores.data());
+    // Output layer: scores = a2 w3 + b3.
+    for (int64_t r = 0; r < n; ++r) part.b3[0] += ds[r];
+    const float* a2 = ws->a2.data() + r0 * h2;
+    Gemm(true, false, h2, 1, n, 1.0f, a2, h2, ds, 1, 1.0f, part.w3, 1);
+    float* dz2 = ws->d_a2.data() + r0 * h2;
+    for (int64_t r = 0; r < n; ++r) {
+      for (int64_t j = 0; j < h2; ++j) dz2[r * h2 + j] = ds[r] * params.w3[j];
+      TimesActivationGrad(dz2 + r * h2, a2 + r * h2, h2, act);
+    }
+    // Second layer: a2 = act(a1 w2 + b2).
+    const float* a1 = ws->a1.data() + r0 * h1;
+    Gemm(true, false, h1, h2, n, 1.0f, a1, h1, dz2, h2, 1.0f, part.w2, h2);
+    AddColumnSums(dz2, n, h2, part.b2);
+    float* dz1 = ws->d_a1.data() + r0 * h1;
+    Gemm(false, true, n, h1, h2, 1.0f, dz2, h2, params.w2.data(), h2, 0.0f, dz1, h1);
+    for (int64_t r = 0; r < n; ++r) TimesActivationGrad(dz1 + r * h1, a1 + r * h1, h1, act);
+    // First layer (folded): z1 = x folded_kp + q_term[b].
+    const float* x = ws->x.data() + r0 * d2;
+    Gemm(true, false, d2, h1, n, 1.0f, x, d2, dz1, h1, 1.0f, part.kp, h1);
+    float* dqt = ws->d_q_term.data();
+    for (int64_t b = b0; b < b1; ++b) {
+      std::fill(dqt + b * h1, dqt + (b + 1) * h1, 0.0f);
+      AddColumnSums(ws->d_a1.data() + b * t * h1, t, h1, dqt + b * h1);
+    }
+    if (!dq && !dk) return;
+    float* dx = ws->d_x.data() + r0 * d2;
+    Gemm(false, true, n, d2, h1, 1.0f, dz1, h1, ws->folded_kp.data(), h1, 0.0f, dx, d2);
+    for (int64_t r = 0; r < n; ++r) {
+      const float* g = dx + r * d2;
+      const float* qb = q.data() + ((r0 + r) / t) * d;
+      if (dk) {
+        float* dkr = dk->data() + (r0 + r) * d;
+        for (int64_t j = 0; j < d; ++j) dkr[j] += g[j] + g[d + j] * qb[j];
+      }
+      if (dq) {
+        const float* kr = k.data() + (r0 + r) * d;
+        float* dqb = dq->data() + ((r0 + r) / t) * d;
+        for (int64_t j = 0; j < d; ++j) dqb[j] += g[d + j] * kr[j];
+      }
+    }
+  });
+  const PartialGrads sum = ReduceThreadGrads(s, ws, grads);
+  const float* dqt = ws->d_q_term.data();
+  AddColumnSums(dqt, s.b, h1, grads->b1.data());
+  Gemm(true, false, d, h1, s.b, 1.0f, q.data(), d, dqt, h1, 0.0f, ws->d_folded_q.data(), h1);
+  UnfoldFirstLayerGrad(ws->d_folded_q.data(), sum.kp, s, &grads->w1);
+  if (dq)
+    Gemm(false, true, s.b, d, h1, 1.0f, dqt, h1, ws->folded_q.data(), h1, 1.0f, dq->data(), d);
+}
+
+}  // namespace attnps

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# attnps setup: installs the Debian packages it needs (idempotent), configures and builds, and runs
+# the main job or the test suite.
+#
+#   bash launch/setup.sh main    install, build, run the main job
+#   bash launch/setup.sh test    install, build, run every test (Release, then the ASan build)
+#   bash launch/setup.sh install | build | asan
+#
+# Environment: ATTNPS_BUILD_DIR (default build/), ATTNPS_CUDA=AUTO|ON|OFF (default AUTO),
+# JOBS (default: number of cores), ATTNPS_THREADS for the main job (default: number of cores).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD="${ATTNPS_BUILD_DIR:-$ROOT/build}"
+BUILD_ASAN="${BUILD}-asan"
+JOBS="${JOBS:-$(nproc)}"
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config git
+  openmpi-bin libopenmpi-dev
+  libprotobuf-dev protobuf-compiler
+  librocksdb-dev
+  libgoogle-glog-dev libgflags-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  libopenblas-openmp-dev
+  libabsl-dev
+)
+
+log() { printf '\n== attnps setup: %s\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "attnps setup: need root (or sudo) to run: $*" >&2; exit 1
+  fi
+}
+
+install_packages() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ "${#missing[@]}" -eq 0 ]; then
+    log "all ${#PACKAGES[@]} Debian packages present"
+    return
+  fi
+  log "installing ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+configure_and_build() {  # dir, extra cmake args..., then -- targets...
+  local dir="$1"; shift
+  local args=() targets=()
+  while [ $# -gt 0 ] && [ "$1" != "--" ]; do args+=("$1"); shift; done
+  [ $# -gt 0 ] && shift
+  targets=("$@")
+  log "configure $dir ${args[*]}"
+  cmake -S "$ROOT" -B "$dir" -G Ninja -DATTNPS_CUDA="${ATTNPS_CUDA:-AUTO}" "${args[@]}" >"$dir.configure.log" 2>&1 ||
+    { cat "$dir.configure.log"; exit 1; }
+  grep -E '^-- attnps:' "$dir.configure.log" || true
+  log "build $dir (${JOBS} jobs)"
+  local target_args=()
+  for t in "${targets[@]}"; do target_args+=(--target "$t"); done
+  cmake --build "$dir" -j "$JOBS" "${target_args[@]}"
+}
+
+build_release() { configure_and_build "$BUILD" -DCMAKE_BUILD_TYPE=Release; }
+
+build_asan() {
+  # CPU-only, sanitized: the ops and their tests.
+  ATTNPS_CUDA=OFF configure_and_build "$BUILD_ASAN" -DCMAKE_BUILD_TYPE=Debug -DATTNPS_ASAN=ON -- ops_test
+}
+
+run_tests() {
+  local dir="$1" label="$2"
+  log "ctest -L $label in $dir"
+  (cd "$dir" && ctest -L "$label" --output-on-failure -j "$JOBS" --timeout 600)
+}
+
+run_main() {
+  local threads="${ATTNPS_THREADS:-$(nproc)}"
+  log "main job: op benchmark on $threads threads (the training job replaces it when it lands)"
+  "$BUILD/ops_bench" --threads="$threads" --benchmark_color=false
+}
+
+cmd="${1:-main}"
+case "$cmd" in
+  install) install_packages ;;
+  build) install_packages; build_release ;;
+  main) install_packages; build_release; run_main ;;
+  asan) install_packages; build_asan; ASAN_OPTIONS=detect_leaks=1 run_tests "$BUILD_ASAN" unit ;;
+  test)
+    start=$(date +%s)
+    install_packages
+    build_release
+    run_tests "$BUILD" unit
+    build_asan
+    ASAN_OPTIONS=detect_leaks=1 run_tests "$BUILD_ASAN" unit
+    log "all tests passed in $(( $(date +%s) - start )) s"
+    ;;
+  *) echo "usage: bash launch/setup.sh [main|test|install|build|asan]" >&2; exit 2 ;;
+esac

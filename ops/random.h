@@ -1,0 +1,35 @@
+// Counter-based random numbers: value i of stream `key` is a pure function of (key, i), so results
+// do not depend on thread count, call order or which process draws them (dropout masks, embedding
+// initializers). Based on the splitmix64 finalizer.
+#ifndef ATTNPS_OPS_RANDOM_H_
+#define ATTNPS_OPS_RANDOM_H_
+
+#include <cstdint>
+
+namespace attnps {
+
+constexpr uint64_t kGoldenGamma = 0x9E3779B97F4A7C15ull;
+
+// The splitmix64 finalizer: a bijective 64-bit mix.
+inline uint64_t Mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// A stream key from several words (e.g. seed, table id, feature id).
+inline uint64_t StreamKey(uint64_t a, uint64_t b = 0, uint64_t c = 0) {
+  return Mix64(Mix64(Mix64(a + kGoldenGamma) ^ b) + kGoldenGamma ^ c);
+}
+
+// The i-th 64-bit value of stream `key`.
+inline uint64_t StreamBits(uint64_t key, uint64_t i) { return Mix64(key + (i + 1) * kGoldenGamma); }
+
+// The i-th value of stream `key`, uniform in [0, 1) with 24 random bits.
+inline float StreamUniform(uint64_t key, uint64_t i) {
+  return static_cast<float>(StreamBits(key, i) >> 40) * (1.0f / 16777216.0f);
+}
+
+}  // namespace attnps
+
+#endif  // ATTNPS_OPS_RANDOM_H_

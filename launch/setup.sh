@@ -23,7 +23,7 @@ PACKAGES=(
   libgoogle-glog-dev libgflags-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libopenblas-openmp-dev
-  libabsl-dev
+  libabsl-dev zlib1g-dev
 )
 
 log() { printf '\n== attnps setup: %s\n' "$*"; }

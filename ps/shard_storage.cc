@@ -1,5 +1,6 @@
 #include "ps/shard_storage.h"
 
+#include <glog/logging.h>
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 #include <zlib.h>
@@ -119,9 +120,12 @@ Status FromRocks(const rocksdb::Status& s, const std::string& context) {
 enum class Pass { kVerify, kInsert };
 
 // Reads one database. kVerify checks everything and inserts nothing; kInsert (after a successful
-// kVerify) inserts the rows that `keep` accepts into their tables.
-Status ReadDatabase(const std::string& dir, const std::function<bool(uint64_t)>& keep,
-                    const std::map<uint32_t, EmbeddingShard*>& by_id, Pass pass) {
+// kVerify) inserts each row into the shard `route` picks.
+// by_id: table id -> that table in every destination shard.
+using TablesById = std::map<uint32_t, std::vector<EmbeddingShard*>>;
+
+Status ReadDatabase(const std::string& dir, const std::function<int(uint64_t)>& route,
+                    const TablesById& by_id, Pass pass) {
   if (!std::filesystem::is_directory(dir))
     return Status::NotFound(dir + ": no such shard directory");
   rocksdb::Options options;
@@ -160,17 +164,19 @@ Status ReadDatabase(const std::string& dir, const std::function<bool(uint64_t)>&
     s.crc_sum += crc;
     auto table = by_id.find(id);
     if (table == by_id.end()) continue;
+    const EmbeddingShard& first = *table->second[0];
     const size_t width = (value.size() - 13) / sizeof(float);
-    if (width != static_cast<size_t>(table->second->value_width())) {
+    if (width != static_cast<size_t>(first.value_width())) {
       return Status::InvalidArgument(where + ": saved row has " + std::to_string(width) +
-                                     " floats, configured table " + table->second->config().name +
-                                     " (dim " + std::to_string(table->second->dim()) + ") has " +
-                                     std::to_string(table->second->value_width()));
+                                     " floats, configured table " + first.config().name + " (dim " +
+                                     std::to_string(first.dim()) + ") has " +
+                                     std::to_string(first.value_width()));
     }
-    if (pass == Pass::kInsert && (!keep || keep(k))) {
+    const int dest = route ? route(k) : 0;
+    if (pass == Pass::kInsert && dest >= 0) {
       row.resize(width);
       std::memcpy(row.data(), value.data() + 9, width * sizeof(float));
-      table->second->InsertRow(k, row.data(), GetRaw<uint64_t>(value.data() + 1));
+      table->second.at(dest)->InsertRow(k, row.data(), GetRaw<uint64_t>(value.data() + 1));
     }
   }
   ATTNPS_RETURN_IF_ERROR(FromRocks(it->status(), dir));
@@ -189,7 +195,7 @@ Status ReadDatabase(const std::string& dir, const std::function<bool(uint64_t)>&
     }
     auto table = by_id.find(id);
     if (table == by_id.end()) continue;
-    const EmbeddingShard& t = *table->second;
+    const EmbeddingShard& t = *table->second[0];
     if (s.dim != static_cast<uint32_t>(t.dim()) ||
         s.optimizer != static_cast<uint32_t>(t.config().optimizer.kind) ||
         s.state_width != static_cast<uint32_t>(t.state_width())) {
@@ -207,6 +213,9 @@ Status ReadDatabase(const std::string& dir, const std::function<bool(uint64_t)>&
 
 Status SaveShard(const std::string& dir, const std::vector<const EmbeddingShard*>& tables) {
   if (std::filesystem::exists(dir)) return Status::InvalidArgument(dir + ": already exists");
+  std::error_code error;
+  std::filesystem::create_directories(std::filesystem::path(dir).parent_path(), error);
+  if (error) return Status::IoError(dir + ": cannot create parent directory: " + error.message());
   rocksdb::Options options;
   options.create_if_missing = true;
   options.error_if_exists = true;
@@ -248,17 +257,22 @@ Status SaveShard(const std::string& dir, const std::vector<const EmbeddingShard*
   return FromRocks(db->Close(), dir);
 }
 
-Status LoadShards(const std::vector<std::string>& dirs, const std::function<bool(uint64_t)>& keep,
-                  const std::vector<EmbeddingShard*>& tables) {
-  std::map<uint32_t, EmbeddingShard*> by_id;
-  for (EmbeddingShard* t : tables) by_id[t->config().id] = t;
-  for (const std::string& dir : dirs) {
-    ATTNPS_RETURN_IF_ERROR(
-        ReadDatabase(dir, keep, by_id, Pass::kVerify).WithContext("loading shard"));
+Status LoadShards(const std::vector<std::string>& dirs, const std::function<int(uint64_t)>& route,
+                  const std::vector<std::vector<EmbeddingShard*>>& shards) {
+  TablesById by_id;
+  for (const auto& tables : shards) {
+    for (EmbeddingShard* t : tables) by_id[t->config().id].push_back(t);
+  }
+  for (const auto& [id, list] : by_id) {
+    CHECK_EQ(list.size(), shards.size()) << "LoadShards: table " << id << " missing in a shard";
   }
   for (const std::string& dir : dirs) {
     ATTNPS_RETURN_IF_ERROR(
-        ReadDatabase(dir, keep, by_id, Pass::kInsert).WithContext("loading shard"));
+        ReadDatabase(dir, route, by_id, Pass::kVerify).WithContext("loading shard"));
+  }
+  for (const std::string& dir : dirs) {
+    ATTNPS_RETURN_IF_ERROR(
+        ReadDatabase(dir, route, by_id, Pass::kInsert).WithContext("loading shard"));
   }
   return Status::Ok();
 }

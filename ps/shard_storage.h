@@ -29,12 +29,13 @@ constexpr uint8_t kShardFormatVersion = 1;
 // and closed on return.
 Status SaveShard(const std::string& dir, const std::vector<const EmbeddingShard*>& tables);
 
-// Reads the databases in `dirs` (all shards of a checkpoint, any count) and inserts each row whose
-// key `keep` accepts into the table of the same id in `tables`; rows of tables not in `tables`
-// are ignored. `keep` picks this shard's keys when the shard count changed; pass nullptr to keep
-// all. Table dims and optimizers must match the saved ones.
-Status LoadShards(const std::vector<std::string>& dirs, const std::function<bool(uint64_t)>& keep,
-                  const std::vector<EmbeddingShard*>& tables);
+// Reads the databases in `dirs` (all shards of a checkpoint, any count) into `shards`, where
+// shards[j] lists shard j's tables (the same table ids in every j). Each row goes to the table of
+// its id in shards[route(key)], or nowhere when route returns -1; a null route sends every row to
+// shards[0]. Rows of tables not listed are ignored. Table dims and optimizers must match the saved
+// ones. This is how a checkpoint loads into a different number of shards or servers.
+Status LoadShards(const std::vector<std::string>& dirs, const std::function<int(uint64_t)>& route,
+                  const std::vector<std::vector<EmbeddingShard*>>& shards);
 
 }  // namespace attnps::ps
 

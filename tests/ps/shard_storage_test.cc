@@ -88,7 +88,7 @@ TEST(ShardStorageTest, SaveThenLoadIsBitExact) {
   const auto dirs = SaveAll(table, root);
   std::vector<std::unique_ptr<EmbeddingShard>> loaded;
   loaded.push_back(std::make_unique<EmbeddingShard>(AdagradTable(1, 16)));
-  const Status st = LoadShards(dirs, nullptr, {loaded[0].get()});
+  const Status st = LoadShards(dirs, nullptr, {{loaded[0].get()}});
   ASSERT_TRUE(st.ok()) << st.ToString();
   ExpectSameRows(table, loaded);
 }
@@ -106,12 +106,14 @@ TEST_P(ShardStorageReshardTest, LoadIntoOtherShardCountEqualsOriginal) {
   auto table = TrainedTable(config, from, 600);
   const auto dirs = SaveAll(table, root);
   std::vector<std::unique_ptr<EmbeddingShard>> loaded;
+  std::vector<std::vector<EmbeddingShard*>> dest;
   for (int s = 0; s < to; ++s) {
     loaded.push_back(std::make_unique<EmbeddingShard>(config));
-    const Status st =
-        LoadShards(dirs, [&](uint64_t key) { return ShardOf(key, to) == s; }, {loaded[s].get()});
-    ASSERT_TRUE(st.ok()) << st.ToString();
+    dest.push_back({loaded.back().get()});
   }
+  const Status st = LoadShards(
+      dirs, [&](uint64_t key) { return ShardOf(key, to); }, dest);
+  ASSERT_TRUE(st.ok()) << st.ToString();
   ExpectSameRows(table, loaded);
 }
 
@@ -139,7 +141,7 @@ TEST(ShardStorageTest, CorruptedFileIsRefusedNamingIt) {
     f.write(junk, sizeof(junk));
   }
   EmbeddingShard loaded(AdagradTable(1, 16));
-  const Status st = LoadShards(dirs, nullptr, {&loaded});
+  const Status st = LoadShards(dirs, nullptr, {{&loaded}});
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.code(), Status::Code::kCorruption) << st.ToString();
   EXPECT_NE(st.message().find(fs::path(sst).filename().string()), std::string::npos)
@@ -154,7 +156,7 @@ TEST(ShardStorageTest, TruncatedFileIsRefusedNamingIt) {
   const std::string sst = OneSstFile(dirs[0]);
   fs::resize_file(sst, fs::file_size(sst) / 2);
   EmbeddingShard loaded(AdagradTable(1, 16));
-  const Status st = LoadShards(dirs, nullptr, {&loaded});
+  const Status st = LoadShards(dirs, nullptr, {{&loaded}});
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.message().find(fs::path(sst).filename().string()), std::string::npos)
       << st.ToString();
@@ -163,7 +165,7 @@ TEST(ShardStorageTest, TruncatedFileIsRefusedNamingIt) {
 
 TEST(ShardStorageTest, MissingShardDirectoryIsNamed) {
   EmbeddingShard loaded(AdagradTable(1, 16));
-  const Status st = LoadShards({"/nonexistent/shard-0"}, nullptr, {&loaded});
+  const Status st = LoadShards({"/nonexistent/shard-0"}, nullptr, {{&loaded}});
   EXPECT_EQ(st.code(), Status::Code::kNotFound);
   EXPECT_NE(st.message().find("/nonexistent/shard-0"), std::string::npos);
 }
@@ -173,7 +175,7 @@ TEST(ShardStorageTest, DimMismatchIsRefused) {
   auto table = TrainedTable(AdagradTable(1, 16), 1, 10);
   const auto dirs = SaveAll(table, root);
   EmbeddingShard loaded(AdagradTable(1, 8));
-  const Status st = LoadShards(dirs, nullptr, {&loaded});
+  const Status st = LoadShards(dirs, nullptr, {{&loaded}});
   EXPECT_EQ(st.code(), Status::Code::kInvalidArgument) << st.ToString();
   EXPECT_NE(st.message().find("table1"), std::string::npos) << st.ToString();
 }

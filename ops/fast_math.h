@@ -12,7 +12,8 @@ namespace attnps {
 inline float FastExp(float x) {
   x = x < -87.0f ? -87.0f : (x > 87.0f ? 87.0f : x);
   // x = n * ln2 + r, |r| <= ln2 / 2; exp(r) by a degree-6 polynomial.
-  const float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
+  // Round to nearest by the 1.5 * 2^23 trick (floorf would block vectorization).
+  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   const float r = x - n * 0.693145751953125f - n * 1.428606765330187e-06f;
   float p = 1.0f / 720.0f;
   p = p * r + 1.0f / 120.0f;

@@ -3,6 +3,7 @@
 #include <glog/logging.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <utility>
 
@@ -12,15 +13,30 @@
 namespace attnps::ps {
 namespace {
 
-constexpr int kMetaFloats = 2;    // last-update step as the bits of a uint64
-constexpr int64_t kPrefetch = 8;  // keys looked up ahead in batched loops
+constexpr int64_t kHashAhead = 16;  // keys whose hash slots are prefetched ahead
+constexpr int64_t kRowAhead = 8;    // keys whose rows are prefetched ahead of their use
+constexpr size_t kAlignment = 64;
+
+uint32_t StepToMeta(uint64_t step) {
+  CHECK_LT(step, uint64_t{1} << 32) << "global step beyond 2^32";
+  return static_cast<uint32_t>(step);
+}
+
+void PrefetchRange(const float* p, int floats, int write) {
+  const char* begin = reinterpret_cast<const char*>(p);
+  const char* end = reinterpret_cast<const char*>(p + floats);
+  for (const char* c = begin; c < end; c += kAlignment) __builtin_prefetch(c, write);
+  __builtin_prefetch(end - 1, write);
+}
 
 }  // namespace
+
+void EmbeddingShard::FreeDeleter::operator()(float* p) const { std::free(p); }
 
 EmbeddingShard::EmbeddingShard(TableConfig config)
     : config_(std::move(config)),
       state_width_(StateWidth(config_.optimizer.kind, config_.dim)),
-      stride_(config_.dim + state_width_ + kMetaFloats) {
+      stride_(config_.dim + state_width_) {
   CHECK_GT(config_.dim, 0) << "table " << config_.name << ": dim must be positive";
 }
 
@@ -33,75 +49,86 @@ uint32_t EmbeddingShard::AllocateSlot() {
   const uint32_t slot = next_slot_++;
   CHECK_NE(next_slot_, 0u) << "table " << config_.name << ": more than 2^32 rows in one shard";
   if ((slot >> kChunkBits) >= chunks_.size()) {
-    // Not value-initialized: pages become resident only as rows are written.
-    chunks_.emplace_back(new float[static_cast<size_t>(stride_) << kChunkBits]);
+    // Not zeroed: pages become resident only as rows are written.
+    const size_t bytes = (sizeof(float) * stride_ << kChunkBits);
+    float* rows = static_cast<float*>(std::aligned_alloc(kAlignment, bytes));
+    CHECK(rows != nullptr) << "table " << config_.name << ": out of memory for " << bytes
+                           << " bytes";
+    chunks_.push_back(Chunk{std::unique_ptr<float, FreeDeleter>(rows),
+                            std::unique_ptr<uint32_t[]>(new uint32_t[size_t{1} << kChunkBits])});
   }
   return slot;
-}
-
-void EmbeddingShard::SetLastUpdate(float* row, uint64_t step) const {
-  std::memcpy(row + config_.dim + state_width_, &step, sizeof(step));
-}
-
-uint64_t EmbeddingShard::GetLastUpdate(const float* row) const {
-  uint64_t step;
-  std::memcpy(&step, row + config_.dim + state_width_, sizeof(step));
-  return step;
 }
 
 void EmbeddingShard::WriteInitialValue(uint64_t key, float* out) const {
   InitializeEmbedding(config_.initializer, config_.seed, config_.id, key, config_.dim, out);
 }
 
-float* EmbeddingShard::CreateRow(uint64_t key, uint64_t step) {
+uint32_t EmbeddingShard::CreateRow(uint64_t key, uint64_t step) {
   const uint32_t slot = AllocateSlot();
   index_.emplace(key, slot);
   float* row = RowAt(slot);
   WriteInitialValue(key, row);
   InitOptimizerState(config_.optimizer, config_.dim, row + config_.dim);
-  SetLastUpdate(row, step);
-  return row;
+  LastUpdateAt(slot) = StepToMeta(step);
+  return slot;
+}
+
+const float* EmbeddingShard::RowForPull(uint64_t key, uint64_t step, float* out) {
+  auto it = index_.find(key);
+  if (it != index_.end()) return RowAt(it->second);
+  const uint32_t min_count = config_.admission.min_count;
+  if (min_count > 1) {
+    uint32_t& seen = pending_[key];
+    if (++seen < min_count) {
+      if (config_.admission.unadmitted_value == UnadmittedValue::kZeros) {
+        std::memset(out, 0, sizeof(float) * config_.dim);
+      } else {
+        WriteInitialValue(key, out);
+      }
+      return nullptr;
+    }
+    pending_.erase(key);
+  }
+  return RowAt(CreateRow(key, step));
 }
 
 void EmbeddingShard::Pull(const uint64_t* keys, int64_t n, uint64_t step, float* out) {
   const int dim = config_.dim;
-  const size_t bytes = sizeof(float) * dim;
-  for (int64_t i = 0; i < n; ++i) {
-    if (i + kPrefetch < n) index_.prefetch(keys[i + kPrefetch]);
-    float* dst = out + i * dim;
-    auto it = index_.find(keys[i]);
-    if (it != index_.end()) {
-      std::memcpy(dst, RowAt(it->second), bytes);
-      continue;
+  const float* ahead[kRowAhead];  // rows looked up, prefetched, copied kRowAhead keys later
+  for (int64_t i = 0; i < n + kRowAhead; ++i) {
+    const int64_t j = i - kRowAhead;  // consume slot j % kRowAhead before key i reuses it
+    if (j >= 0 && ahead[j % kRowAhead] != nullptr) {
+      std::memcpy(out + j * dim, ahead[j % kRowAhead], sizeof(float) * dim);
     }
-    const uint32_t min_count = config_.admission.min_count;
-    if (min_count > 1) {
-      uint32_t& seen = pending_[keys[i]];
-      if (++seen < min_count) {
-        if (config_.admission.unadmitted_value == UnadmittedValue::kZeros) {
-          std::memset(dst, 0, bytes);
-        } else {
-          WriteInitialValue(keys[i], dst);
-        }
-        continue;
-      }
-      pending_.erase(keys[i]);
-    }
-    std::memcpy(dst, CreateRow(keys[i], step), bytes);
+    if (i >= n) continue;
+    if (i + kHashAhead < n) index_.prefetch(keys[i + kHashAhead]);
+    const float* row = RowForPull(keys[i], step, out + i * dim);
+    if (row != nullptr) PrefetchRange(row, dim, 0);
+    ahead[i % kRowAhead] = row;
   }
 }
 
 int64_t EmbeddingShard::Push(const uint64_t* keys, int64_t n, const float* grads, uint64_t step) {
   const int dim = config_.dim;
+  const uint32_t meta = StepToMeta(step);
   int64_t updated = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    if (i + kPrefetch < n) index_.prefetch(keys[i + kPrefetch]);
+  uint32_t ahead[kRowAhead];
+  constexpr uint32_t kAbsent = ~0u;
+  for (int64_t i = 0; i < n + kRowAhead; ++i) {
+    const int64_t j = i - kRowAhead;  // update key j before key i reuses its slot
+    if (j >= 0 && ahead[j % kRowAhead] != kAbsent) {
+      const uint32_t slot = ahead[j % kRowAhead];
+      float* row = RowAt(slot);
+      ApplySparseUpdate(config_.optimizer, dim, grads + j * dim, row, row + dim);
+      LastUpdateAt(slot) = meta;
+      ++updated;
+    }
+    if (i >= n) continue;
+    if (i + kHashAhead < n) index_.prefetch(keys[i + kHashAhead]);
     auto it = index_.find(keys[i]);
-    if (it == index_.end()) continue;
-    float* row = RowAt(it->second);
-    ApplySparseUpdate(config_.optimizer, dim, grads + i * dim, row, row + dim);
-    SetLastUpdate(row, step);
-    ++updated;
+    ahead[i % kRowAhead] = it == index_.end() ? kAbsent : it->second;
+    if (it != index_.end()) PrefetchRange(RowAt(it->second), stride_, 1);
   }
   return updated;
 }
@@ -120,7 +147,7 @@ int64_t EmbeddingShard::Evict(uint64_t current_step) {
     const uint64_t oldest_kept = current_step - ttl;
     std::vector<uint64_t> expired;
     for (const auto& [key, slot] : index_) {
-      if (GetLastUpdate(RowAt(slot)) < oldest_kept) expired.push_back(key);
+      if (LastUpdateAt(slot) < oldest_kept) expired.push_back(key);
     }
     for (uint64_t key : expired) Remove(key);
   }
@@ -128,7 +155,7 @@ int64_t EmbeddingShard::Evict(uint64_t current_step) {
   if (max_rows > 0 && static_cast<uint64_t>(num_rows()) > max_rows) {
     std::vector<std::pair<uint64_t, uint64_t>> by_age;  // (last update, key)
     by_age.reserve(index_.size());
-    for (const auto& [key, slot] : index_) by_age.emplace_back(GetLastUpdate(RowAt(slot)), key);
+    for (const auto& [key, slot] : index_) by_age.emplace_back(LastUpdateAt(slot), key);
     const size_t excess = by_age.size() - max_rows;
     std::nth_element(by_age.begin(), by_age.begin() + excess, by_age.end());
     for (size_t i = 0; i < excess; ++i) Remove(by_age[i].second);
@@ -142,16 +169,13 @@ const float* EmbeddingShard::Find(uint64_t key) const {
 }
 
 uint64_t EmbeddingShard::LastUpdate(uint64_t key) const {
-  const float* row = Find(key);
-  return row ? GetLastUpdate(row) : 0;
+  auto it = index_.find(key);
+  return it == index_.end() ? 0 : LastUpdateAt(it->second);
 }
 
 void EmbeddingShard::ForEachRow(const std::function<void(uint64_t key, const float* value,
                                                          uint64_t last_update)>& visit) const {
-  for (const auto& [key, slot] : index_) {
-    const float* row = RowAt(slot);
-    visit(key, row, GetLastUpdate(row));
-  }
+  for (const auto& [key, slot] : index_) visit(key, RowAt(slot), LastUpdateAt(slot));
 }
 
 void EmbeddingShard::InsertRow(uint64_t key, const float* value, uint64_t last_update) {
@@ -159,9 +183,8 @@ void EmbeddingShard::InsertRow(uint64_t key, const float* value, uint64_t last_u
   const uint32_t slot = it != index_.end() ? it->second : AllocateSlot();
   if (it == index_.end()) index_.emplace(key, slot);
   pending_.erase(key);
-  float* row = RowAt(slot);
-  std::memcpy(row, value, sizeof(float) * value_width());
-  SetLastUpdate(row, last_update);
+  std::memcpy(RowAt(slot), value, sizeof(float) * value_width());
+  LastUpdateAt(slot) = StepToMeta(last_update);
 }
 
 }  // namespace attnps::ps

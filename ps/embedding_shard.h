@@ -1,9 +1,10 @@
 // EmbeddingShard: one shard's part of one embedding table.
 //
-// Rows live in a chunked slab of fixed-size rows [embedding (dim) | optimizer state | meta], meta
-// being the step of the row's last update; a hash map (absl::flat_hash_map) maps key -> slot.
-// Freed slots (eviction) are reused. Chunks are never moved, so row pointers stay valid until the
-// row is evicted.
+// Rows live in a chunked slab of fixed-size rows [embedding (dim) | optimizer state], 64-byte
+// aligned chunks, with each row's meta (the step of its last update, uint32) in a parallel array;
+// a hash map (absl::flat_hash_map) maps key -> slot. Freed slots (eviction) are reused. Chunks are
+// never moved, so row pointers stay valid until the row is evicted. Batched loops prefetch the
+// hash slots and rows of keys ahead.
 //
 // Thread-safety: none. A shard is owned by exactly one shard thread (see ShardServer), which is
 // what keeps locks off the hot path.
@@ -44,6 +45,7 @@ class EmbeddingShard {
   // with `step`. Keys without a row (not admitted) are skipped. Returns the rows updated.
   int64_t Push(const uint64_t* keys, int64_t n, const float* grads, uint64_t step);
 
+  // Steps are stored as uint32 per row: a step >= 2^32 CHECK-fails.
   // Evicts rows not updated for more than ttl_steps before current_step (if ttl_steps > 0), then
   // the least recently updated rows beyond max_rows (if max_rows > 0). Returns the rows evicted.
   int64_t Evict(uint64_t current_step);
@@ -59,22 +61,33 @@ class EmbeddingShard {
 
  private:
   static constexpr int kChunkBits = 16;  // rows per slab chunk: 65536
+  struct FreeDeleter {
+    void operator()(float* p) const;
+  };
+  struct Chunk {
+    std::unique_ptr<float, FreeDeleter> rows;  // [rows per chunk, stride], not zeroed
+    std::unique_ptr<uint32_t[]> last_update;   // [rows per chunk]
+  };
 
   float* RowAt(uint32_t slot) const {
-    return chunks_[slot >> kChunkBits].get() +
+    return chunks_[slot >> kChunkBits].rows.get() +
            static_cast<size_t>(slot & ((1u << kChunkBits) - 1)) * stride_;
   }
+  uint32_t& LastUpdateAt(uint32_t slot) const {
+    return chunks_[slot >> kChunkBits].last_update[slot & ((1u << kChunkBits) - 1)];
+  }
   uint32_t AllocateSlot();
-  float* CreateRow(uint64_t key, uint64_t step);
+  uint32_t CreateRow(uint64_t key, uint64_t step);
+  // The row of keys[i] for a pull: existing, created on admission, or null after writing the
+  // unadmitted value to `out`.
+  const float* RowForPull(uint64_t key, uint64_t step, float* out);
   void WriteInitialValue(uint64_t key, float* out) const;
-  void SetLastUpdate(float* row, uint64_t step) const;
-  uint64_t GetLastUpdate(const float* row) const;
   void Remove(uint64_t key);
 
   TableConfig config_;
   int state_width_;
-  int stride_;  // floats per slab row: dim + state + 2 (meta)
-  std::vector<std::unique_ptr<float[]>> chunks_;
+  int stride_;  // floats per slab row: dim + state
+  std::vector<Chunk> chunks_;
   uint32_t next_slot_ = 0;
   std::vector<uint32_t> free_slots_;
   absl::flat_hash_map<uint64_t, uint32_t> index_;

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "ops/parallel.h"
+#include "ops/random.h"
 #include "ops/shape_check.h"
 
 namespace attnps {
@@ -12,15 +13,6 @@ namespace {
 
 constexpr int64_t kChunk = 1 << 14;    // elements per parallel item of dropout
 constexpr int64_t kRowsPerBlock = 64;  // rows per parallel item of the LayerNorm backward
-
-// The splitmix64 finalizer of state z (after its increment).
-inline uint64_t Mix64(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ull;
 
 // sum_{j < n} f(j) over 8 independent lanes: float sums are not reassociated by the compiler, and
 // one serial chain of adds would bound the short-row kernels by the add latency.
@@ -71,7 +63,7 @@ void LayerNormGradRow(const float* __restrict x, const float* __restrict g,
 void DropoutRows(const float* __restrict x, uint64_t key, uint64_t threshold, float scale,
                  int64_t begin, int64_t end, float* __restrict mask, float* __restrict y) {
   for (int64_t e = begin; e < end; ++e) {
-    const uint64_t h = Mix64(key + (static_cast<uint64_t>(e) + 1) * kGolden);
+    const uint64_t h = StreamBits(key, static_cast<uint64_t>(e));
     const float m = (h >> 32) >= threshold ? scale : 0.0f;
     mask[e] = m;
     y[e] = x[e] * m;
@@ -169,7 +161,7 @@ void DropoutForward(const Tensor& x, float rate, uint64_t seed, Mode mode, Tenso
   // by Mix64(seed) are >= rate * 2^32.
   const uint64_t threshold = static_cast<uint64_t>(static_cast<double>(rate) * 4294967296.0);
   const float scale = 1.0f / (1.0f - rate);
-  const uint64_t key = Mix64(seed + kGolden);
+  const uint64_t key = Mix64(seed + kGoldenGamma);
   ParallelFor(chunks, 12 * kChunk, [&](int64_t i) {
     DropoutRows(xd, key, threshold, scale, i * kChunk, std::min(total, (i + 1) * kChunk), md, yd);
   });

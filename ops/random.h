@@ -19,7 +19,7 @@ inline uint64_t Mix64(uint64_t z) {
 
 // A stream key from several words (e.g. seed, table id, feature id).
 inline uint64_t StreamKey(uint64_t a, uint64_t b = 0, uint64_t c = 0) {
-  return Mix64(Mix64(Mix64(a + kGoldenGamma) ^ b) + kGoldenGamma ^ c);
+  return Mix64((Mix64(Mix64(a + kGoldenGamma) ^ b) + kGoldenGamma) ^ c);
 }
 
 // The i-th 64-bit value of stream `key`.

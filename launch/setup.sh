@@ -67,8 +67,8 @@ configure_and_build() {  # dir, extra cmake args..., then -- targets...
 build_release() { configure_and_build "$BUILD" -DCMAKE_BUILD_TYPE=Release; }
 
 build_asan() {
-  # CPU-only, sanitized: the ops and their tests.
-  ATTNPS_CUDA=OFF configure_and_build "$BUILD_ASAN" -DCMAKE_BUILD_TYPE=Debug -DATTNPS_ASAN=ON -- ops_test
+  # CPU-only, sanitized: the unit-tested libraries and their tests.
+  ATTNPS_CUDA=OFF configure_and_build "$BUILD_ASAN" -DCMAKE_BUILD_TYPE=Debug -DATTNPS_ASAN=ON -- ops_test ps_test
 }
 
 run_tests() {

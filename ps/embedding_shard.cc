@@ -1,6 +1,7 @@
 #include "ps/embedding_shard.h"
 
 #include <glog/logging.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -13,9 +14,10 @@
 namespace attnps::ps {
 namespace {
 
-constexpr int64_t kHashAhead = 16;  // keys whose hash slots are prefetched ahead
-constexpr int64_t kRowAhead = 8;    // keys whose rows are prefetched ahead of their use
+constexpr int64_t kHashAhead = 32;  // keys whose hash slots are prefetched ahead
+constexpr int64_t kRowAhead = 16;   // keys whose rows are prefetched ahead of their use
 constexpr size_t kAlignment = 64;
+constexpr size_t kHugePage = size_t{2} << 20;
 
 uint32_t StepToMeta(uint64_t step) {
   CHECK_LT(step, uint64_t{1} << 32) << "global step beyond 2^32";
@@ -49,11 +51,14 @@ uint32_t EmbeddingShard::AllocateSlot() {
   const uint32_t slot = next_slot_++;
   CHECK_NE(next_slot_, 0u) << "table " << config_.name << ": more than 2^32 rows in one shard";
   if ((slot >> kChunkBits) >= chunks_.size()) {
-    // Not zeroed: pages become resident only as rows are written.
-    const size_t bytes = (sizeof(float) * stride_ << kChunkBits);
-    float* rows = static_cast<float*>(std::aligned_alloc(kAlignment, bytes));
+    // Not zeroed: pages become resident only as rows are written. Huge pages where the kernel
+    // grants them on request: fewer TLB misses on random row access.
+    const size_t used = sizeof(float) * stride_ << kChunkBits;
+    const size_t bytes = (used + kHugePage - 1) / kHugePage * kHugePage;
+    float* rows = static_cast<float*>(std::aligned_alloc(kHugePage, bytes));
     CHECK(rows != nullptr) << "table " << config_.name << ": out of memory for " << bytes
                            << " bytes";
+    madvise(rows, bytes, MADV_HUGEPAGE);  // advisory: a refusal only costs speed
     chunks_.push_back(Chunk{std::unique_ptr<float, FreeDeleter>(rows),
                             std::unique_ptr<uint32_t[]>(new uint32_t[size_t{1} << kChunkBits])});
   }

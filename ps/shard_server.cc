@@ -197,11 +197,14 @@ int64_t ShardServer::Evict(uint64_t current_step) {
   return total;
 }
 
-Status ShardServer::Save(const std::string& dir) {
+Status ShardServer::Save(const std::string& dir, uint64_t current_step) {
   std::vector<Status> results(num_shards());
   RunOnShards(AllShards(), [&](int s) {
     std::vector<const EmbeddingShard*> tables;
-    for (const auto& [id, table] : shards_[s]->tables) tables.push_back(table.get());
+    for (const auto& [id, table] : shards_[s]->tables) {
+      table->Evict(current_step);
+      tables.push_back(table.get());
+    }
     results[s] = SaveShard(dir + "/shard-" + std::to_string(s), tables);
   });
   for (const Status& st : results) ATTNPS_RETURN_IF_ERROR(st);

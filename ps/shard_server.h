@@ -49,8 +49,9 @@ class ShardServer {
   // Runs each table's eviction on every shard; returns the rows evicted.
   int64_t Evict(uint64_t current_step);
 
-  // Writes shard j of every table to <dir>/shard-<j> (a RocksDB database each).
-  Status Save(const std::string& dir);
+  // Runs eviction at `current_step`, then writes shard j of every table to <dir>/shard-<j>
+  // (a RocksDB database each).
+  Status Save(const std::string& dir, uint64_t current_step);
   // Loads the rows that belong to this server (`keep`, or all when null) from shard databases
   // written by any number of servers and shards, re-hashing keys onto this server's shards.
   Status Load(const std::vector<std::string>& shard_dirs,

@@ -82,7 +82,7 @@ TEST(ShardServerTest, SaveThenLoadIntoOtherServerAndShardCounts) {
   Pull(&source, 2, keys);
   const std::vector<float> grads(keys.size() * 4, 0.5f);
   source.Push(2, keys.data(), static_cast<int64_t>(keys.size()), grads.data(), 3);
-  ASSERT_TRUE(source.Save(root.string()).ok());
+  ASSERT_TRUE(source.Save(root.string(), 3).ok());
   std::vector<std::string> dirs;
   for (int s = 0; s < 4; ++s) dirs.push_back((root / ("shard-" + std::to_string(s))).string());
 
@@ -104,6 +104,26 @@ TEST(ShardServerTest, SaveThenLoadIntoOtherServerAndShardCounts) {
       for (int j = 0; j < dim; ++j) ASSERT_EQ(got[j], want[i * dim + j]) << "key " << keys[i];
     }
   }
+  fs::remove_all(root);
+}
+
+TEST(ShardServerTest, SaveEvictsFirst) {
+  const fs::path root =
+      fs::path(::testing::TempDir()) / ("server_evict_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  std::vector<TableConfig> tables = Tables();
+  tables[0].eviction.ttl_steps = 5;
+  ShardServer server(tables, 2);
+  const auto old_keys = Keys(50, 1), new_keys = Keys(30, 2);
+  std::vector<float> out(50 * 8);
+  server.Pull(1, old_keys.data(), 50, 1, out.data());
+  server.Pull(1, new_keys.data(), 30, 20, out.data());
+  ASSERT_TRUE(server.Save(root.string(), 22).ok());
+  EXPECT_EQ(server.NumRows(1), 30);  // rows last touched at step 1 are older than 5 steps
+  ShardServer loaded(tables, 1);
+  ASSERT_TRUE(
+      loaded.Load({(root / "shard-0").string(), (root / "shard-1").string()}, nullptr).ok());
+  EXPECT_EQ(loaded.NumRows(1), 30);
   fs::remove_all(root);
 }
 

@@ -33,9 +33,7 @@ TEST_P(DinAttentionGradTest, MatchesFiniteDifferences) {
   Tensor q = RandomTensor({c.b, c.d}, &rng);
   Tensor k = RandomTensor({c.b, c.t, c.d}, &rng);
   Tensor mask = testing::RandomPrefixMask(c.b, c.t, &rng, 1);
-  if (c.fully_masked_row) {
-    for (int64_t j = 0; j < c.t; ++j) mask[j] = 0.0f;
-  }
+  if (c.fully_masked_row) testing::MaskOutRow(&mask, 0);
   DinAttentionParams p = RandomParams(c.d, c.h1, c.h2, &rng);
   const DinAttentionOptions options{c.norm, c.act};
   DinAttentionWorkspace ws = DinAttentionWorkspace::Allocate(c.b, c.t, c.d, c.h1, c.h2);

@@ -96,6 +96,11 @@ Tensor RandomPrefixMask(int64_t b, int64_t t, std::mt19937* rng, int64_t min_len
   return m;
 }
 
+void MaskOutRow(Tensor* mask, int64_t row) {
+  const int64_t t = mask->dim(1);
+  for (int64_t j = 0; j < t; ++j) (*mask)[row * t + j] = 0.0f;
+}
+
 ::testing::AssertionResult AllClose(const Tensor& got, const Tensor& want, float atol, float rtol) {
   if (got.shape() != want.shape()) {
     return ::testing::AssertionFailure()

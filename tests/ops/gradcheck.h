@@ -49,6 +49,8 @@ Tensor RandomTensor(const Shape& shape, std::mt19937* rng, float lo = -1.0f, flo
 Tensor RandomAwayFromZero(const Shape& shape, std::mt19937* rng, float gap = 0.1f, float hi = 1.0f);
 // A [B, T] 0/1 mask with random lengths in [min_len, T] per row (a prefix of ones).
 Tensor RandomPrefixMask(int64_t b, int64_t t, std::mt19937* rng, int64_t min_len = 0);
+// Zeroes row `row` of a [B, T] mask: the fully masked case every masked op must handle.
+void MaskOutRow(Tensor* mask, int64_t row);
 
 // Elementwise comparison with atol + |ref| * rtol, reporting the first bad index.
 ::testing::AssertionResult AllClose(const Tensor& got, const Tensor& want, float atol = 1e-5f,

@@ -27,9 +27,7 @@ TEST_P(ComiRecSaGradTest, MatchesFiniteDifferences) {
   std::mt19937 rng(static_cast<uint32_t>(c.b * 1000 + c.t * 100 + c.d * 10 + c.k));
   Tensor h = RandomTensor({c.b, c.t, c.d}, &rng);
   Tensor mask = testing::RandomPrefixMask(c.b, c.t, &rng, 1);
-  if (c.fully_masked_row) {
-    for (int64_t j = 0; j < c.t; ++j) mask[j] = 0.0f;
-  }
+  if (c.fully_masked_row) testing::MaskOutRow(&mask, 0);
   ComiRecSaParams p{RandomTensor({c.t, c.d}, &rng), RandomTensor({c.d, c.da}, &rng),
                     RandomTensor({c.da, c.k}, &rng)};
   ComiRecSaWorkspace ws = ComiRecSaWorkspace::Allocate(c.b, c.t, c.d, c.da, c.k);

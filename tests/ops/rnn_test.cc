@@ -30,9 +30,7 @@ TEST_P(GruGradTest, MatchesFiniteDifferences) {
   std::mt19937 rng(static_cast<uint32_t>(c.b * 1000 + c.t * 100 + c.in * 10 + c.h));
   Tensor x = RandomTensor({c.b, c.t, c.in}, &rng);
   Tensor mask = testing::RandomPrefixMask(c.b, c.t, &rng, 1);
-  if (c.fully_masked_row) {
-    for (int64_t j = 0; j < c.t; ++j) mask[(c.b - 1) * c.t + j] = 0.0f;
-  }
+  if (c.fully_masked_row) testing::MaskOutRow(&mask, c.b - 1);
   Tensor h0 = c.with_h0 ? RandomTensor({c.b, c.h}, &rng) : Tensor();
   Tensor att = c.augru ? RandomTensor({c.b, c.t}, &rng, 0.0f, 1.0f) : Tensor();
   GruParams p = RandomGruParams(c.in, c.h, &rng);

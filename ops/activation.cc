@@ -74,59 +74,51 @@ void TanhGradKernel(const float* __restrict y, const float* __restrict g, float*
 
 }  // namespace
 
-void ReluForward(const Tensor& x, Tensor* y) {
-  CheckUnaryForward("relu_forward", x, *y);
+namespace {
+
+// y = kernel(x) elementwise, in parallel chunks; `cost` is the kernel's work per element.
+template <typename Kernel>
+void UnaryForward(const char* op, const Tensor& x, Tensor* y, int64_t cost, Kernel kernel) {
+  CheckUnaryForward(op, x, *y);
   const float* xd = x.data();
   float* yd = y->data();
-  ForChunks(x.numel(), 1,
-            [&](int64_t begin, int64_t end) { ReluKernel(xd + begin, yd + begin, end - begin); });
+  ForChunks(x.numel(), cost,
+            [&](int64_t begin, int64_t end) { kernel(xd + begin, yd + begin, end - begin); });
 }
 
-void ReluBackward(const Tensor& y, const Tensor& dy, Tensor* dx) {
-  CheckUnaryBackward("relu_backward", y, dy, dx);
+// dx += kernel(y, dy) elementwise, from the forward output y.
+template <typename Kernel>
+void UnaryBackward(const char* op, const Tensor& y, const Tensor& dy, Tensor* dx, int64_t cost,
+                   Kernel kernel) {
+  CheckUnaryBackward(op, y, dy, dx);
   if (!dx) return;
   const float *yd = y.data(), *g = dy.data();
   float* gx = dx->data();
-  ForChunks(y.numel(), 2, [&](int64_t begin, int64_t end) {
-    ReluGradKernel(yd + begin, g + begin, gx + begin, end - begin);
+  ForChunks(y.numel(), cost, [&](int64_t begin, int64_t end) {
+    kernel(yd + begin, g + begin, gx + begin, end - begin);
   });
+}
+
+}  // namespace
+
+void ReluForward(const Tensor& x, Tensor* y) { UnaryForward("relu_forward", x, y, 1, ReluKernel); }
+
+void ReluBackward(const Tensor& y, const Tensor& dy, Tensor* dx) {
+  UnaryBackward("relu_backward", y, dy, dx, 2, ReluGradKernel);
 }
 
 void SigmoidForward(const Tensor& x, Tensor* y) {
-  CheckUnaryForward("sigmoid_forward", x, *y);
-  const float* xd = x.data();
-  float* yd = y->data();
-  ForChunks(x.numel(), 20, [&](int64_t begin, int64_t end) {
-    SigmoidKernel(xd + begin, yd + begin, end - begin);
-  });
+  UnaryForward("sigmoid_forward", x, y, 20, SigmoidKernel);
 }
 
 void SigmoidBackward(const Tensor& y, const Tensor& dy, Tensor* dx) {
-  CheckUnaryBackward("sigmoid_backward", y, dy, dx);
-  if (!dx) return;
-  const float *yd = y.data(), *g = dy.data();
-  float* gx = dx->data();
-  ForChunks(y.numel(), 4, [&](int64_t begin, int64_t end) {
-    SigmoidGradKernel(yd + begin, g + begin, gx + begin, end - begin);
-  });
+  UnaryBackward("sigmoid_backward", y, dy, dx, 4, SigmoidGradKernel);
 }
 
-void TanhForward(const Tensor& x, Tensor* y) {
-  CheckUnaryForward("tanh_forward", x, *y);
-  const float* xd = x.data();
-  float* yd = y->data();
-  ForChunks(x.numel(), 20,
-            [&](int64_t begin, int64_t end) { TanhKernel(xd + begin, yd + begin, end - begin); });
-}
+void TanhForward(const Tensor& x, Tensor* y) { UnaryForward("tanh_forward", x, y, 20, TanhKernel); }
 
 void TanhBackward(const Tensor& y, const Tensor& dy, Tensor* dx) {
-  CheckUnaryBackward("tanh_backward", y, dy, dx);
-  if (!dx) return;
-  const float *yd = y.data(), *g = dy.data();
-  float* gx = dx->data();
-  ForChunks(y.numel(), 4, [&](int64_t begin, int64_t end) {
-    TanhGradKernel(yd + begin, g + begin, gx + begin, end - begin);
-  });
+  UnaryBackward("tanh_backward", y, dy, dx, 4, TanhGradKernel);
 }
 
 namespace {

@@ -10,6 +10,7 @@
 #include "ops/linear.h"
 #include "ops/parallel.h"
 #include "ops/shape_check.h"
+#include "ops/softmax_row.h"
 
 namespace attnps {
 namespace {
@@ -81,20 +82,7 @@ void NormalizeRow(const float* scores, const float* mask, int64_t t, AttentionNo
     for (int64_t j = 0; j < t; ++j) w[j] = mask[j] != 0.0f ? scores[j] : 0.0f;
     return;
   }
-  float max_score = -INFINITY;
-  for (int64_t j = 0; j < t; ++j)
-    if (mask[j] != 0.0f && scores[j] > max_score) max_score = scores[j];
-  if (max_score == -INFINITY) {  // fully masked
-    for (int64_t j = 0; j < t; ++j) w[j] = 0.0f;
-    return;
-  }
-  float sum = 0.0f;
-  for (int64_t j = 0; j < t; ++j) {
-    w[j] = mask[j] != 0.0f ? FastExp(scores[j] - max_score) : 0.0f;
-    sum += w[j];
-  }
-  const float inv = 1.0f / sum;
-  for (int64_t j = 0; j < t; ++j) w[j] *= inv;
+  SoftmaxRow(scores, mask, t, t, 1.0f, w);
 }
 
 // Rows per block: small enough that a block's activations stay in L2.
@@ -211,9 +199,7 @@ void BackwardThroughPooling(const Tensor& k, const Tensor& mask, const Tensor& w
     if (norm == AttentionNormalization::kNone) {
       for (int64_t i = 0; i < t; ++i) ds[i] = m[i] != 0.0f ? ds[i] : 0.0f;
     } else {
-      float dot = 0.0f;
-      for (int64_t i = 0; i < t; ++i) dot += ds[i] * w[i];
-      for (int64_t i = 0; i < t; ++i) ds[i] = w[i] * (ds[i] - dot);
+      SoftmaxGradRow<GradMode::kAssign>(w, ds, t, 1.0f, ds);
     }
   }
 }

@@ -58,7 +58,7 @@ class Tensor {
   bool owns_memory() const { return storage_ != nullptr; }
   std::string ShapeString() const { return ShapeToString(shape_); }
 
-  // CPU element access (flat index); CHECKs the device in debug builds.
+  // CPU element access (flat index), unchecked: for CPU tensors only.
   float& operator[](int64_t i) const { return data_[i]; }
   std::vector<float> ToVector() const;  // any device
 

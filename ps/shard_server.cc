@@ -95,17 +95,15 @@ void ShardServer::RunOnShards(const std::vector<int>& shards,
   done_cv.wait(lock, [&] { return pending == 0; });
 }
 
-void ShardServer::Partition(const uint64_t* keys, int64_t n) {
+const uint64_t* ShardServer::Partition(const uint64_t* keys, int64_t n) {
   const int num = num_shards();
   std::fill(offsets_.begin(), offsets_.end(), 0);
+  if (num == 1) {  // already grouped: no copy, order_ unused
+    offsets_[1] = n;
+    return keys;
+  }
   order_.resize(n);
   shard_keys_.resize(n);
-  if (num == 1) {
-    offsets_[1] = n;
-    for (int64_t i = 0; i < n; ++i) order_[i] = i;
-    std::memcpy(shard_keys_.data(), keys, sizeof(uint64_t) * n);
-    return;
-  }
   std::vector<int>& owner = partition_owner_;
   owner.resize(n);
   for (int64_t i = 0; i < n; ++i) {
@@ -119,6 +117,7 @@ void ShardServer::Partition(const uint64_t* keys, int64_t n) {
     order_[at] = i;
     shard_keys_[at] = keys[i];
   }
+  return shard_keys_.data();
 }
 
 std::vector<int> ShardServer::NonEmptyShards() const {
@@ -133,13 +132,13 @@ void ShardServer::Pull(uint32_t table_id, const uint64_t* keys, int64_t n, uint6
                        float* out) {
   const int dim = Dim(table_id);
   std::lock_guard<std::mutex> lock(call_mu_);
-  Partition(keys, n);
+  const uint64_t* grouped = Partition(keys, n);
   const bool direct = num_shards() == 1;  // one shard: rows land in place
   if (!direct) shard_values_.resize(static_cast<size_t>(n) * dim);
   RunOnShards(NonEmptyShards(), [&](int s) {
     const int64_t begin = offsets_[s], count = offsets_[s + 1] - begin;
     float* dst = direct ? out : shard_values_.data() + begin * dim;
-    shards_[s]->Table(table_id).Pull(shard_keys_.data() + begin, count, step, dst);
+    shards_[s]->Table(table_id).Pull(grouped + begin, count, step, dst);
     if (direct) return;
     for (int64_t i = 0; i < count; ++i) {
       std::memcpy(out + order_[begin + i] * dim, dst + i * dim, sizeof(float) * dim);
@@ -151,7 +150,7 @@ int64_t ShardServer::Push(uint32_t table_id, const uint64_t* keys, int64_t n, co
                           uint64_t step) {
   const int dim = Dim(table_id);
   std::lock_guard<std::mutex> lock(call_mu_);
-  Partition(keys, n);
+  const uint64_t* grouped = Partition(keys, n);
   const bool direct = num_shards() == 1;
   if (!direct) shard_values_.resize(static_cast<size_t>(n) * dim);
   std::vector<int64_t> updated(num_shards(), 0);
@@ -165,7 +164,7 @@ int64_t ShardServer::Push(uint32_t table_id, const uint64_t* keys, int64_t n, co
       }
       src = staged;
     }
-    updated[s] = shards_[s]->Table(table_id).Push(shard_keys_.data() + begin, count, src, step);
+    updated[s] = shards_[s]->Table(table_id).Push(grouped + begin, count, src, step);
   });
   int64_t total = 0;
   for (int64_t u : updated) total += u;

@@ -61,8 +61,8 @@ class ShardServer {
   struct Shard;
   // Runs task(shard) on every shard thread with a non-empty part and waits for all.
   void RunOnShards(const std::vector<int>& shards, const std::function<void(int shard)>& task);
-  // Groups keys by shard into order_/shard_keys_/offsets_.
-  void Partition(const uint64_t* keys, int64_t n);
+  // Groups keys by shard (offsets_, order_) and returns them grouped (`keys` itself for one shard).
+  const uint64_t* Partition(const uint64_t* keys, int64_t n);
   std::vector<int> NonEmptyShards() const;
   std::vector<int> AllShards() const;
 

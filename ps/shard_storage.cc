@@ -224,7 +224,7 @@ Status SaveShard(const std::string& dir, const std::vector<const EmbeddingShard*
   ATTNPS_RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(options, dir, &raw), dir));
   std::unique_ptr<rocksdb::DB> db(raw);
   rocksdb::WriteOptions write;
-  write.disableWAL = true;  // flushed below; a crash before the manifest makes the step invalid
+  write.disableWAL = true;  // the memtable is flushed to SST files below, before Close
   for (const EmbeddingShard* table : tables) {
     TableSummary summary{static_cast<uint32_t>(table->dim()),
                          static_cast<uint32_t>(table->state_width()),
@@ -253,7 +253,6 @@ Status SaveShard(const std::string& dir, const std::vector<const EmbeddingShard*
     ATTNPS_RETURN_IF_ERROR(FromRocks(db->Write(write, &batch), dir));
   }
   ATTNPS_RETURN_IF_ERROR(FromRocks(db->Flush(rocksdb::FlushOptions()), dir));
-  ATTNPS_RETURN_IF_ERROR(FromRocks(db->SyncWAL(), dir));
   return FromRocks(db->Close(), dir);
 }
 

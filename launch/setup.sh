@@ -3,8 +3,8 @@
 # the main job or the test suite.
 #
 #   bash launch/setup.sh main    install, build, run the main job
-#   bash launch/setup.sh test    install, build, run every test (Release, then the ASan build)
-#   bash launch/setup.sh install | build | asan
+#   bash launch/setup.sh test    install, build, run every test (Release, ASan build, 60 s fuzzing)
+#   bash launch/setup.sh install | build | asan | fuzz
 #
 # Environment: ATTNPS_BUILD_DIR (default build/), ATTNPS_CUDA=AUTO|ON|OFF (default AUTO),
 # JOBS (default: number of cores), ATTNPS_THREADS for the main job (default: number of cores).
@@ -13,6 +13,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${ATTNPS_BUILD_DIR:-$ROOT/build}"
 BUILD_ASAN="${BUILD}-asan"
+BUILD_FUZZ="${BUILD}-fuzz"
 JOBS="${JOBS:-$(nproc)}"
 
 PACKAGES=(
@@ -24,6 +25,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libopenblas-openmp-dev
   libabsl-dev zlib1g-dev
+  clang libclang-rt-14-dev
 )
 
 log() { printf '\n== attnps setup: %s\n' "$*"; }
@@ -71,6 +73,12 @@ build_asan() {
   ATTNPS_CUDA=OFF configure_and_build "$BUILD_ASAN" -DCMAKE_BUILD_TYPE=Debug -DATTNPS_ASAN=ON -- ops_test ps_test
 }
 
+build_fuzz() {
+  # clang + libFuzzer: the wire decoder's fuzz target.
+  CC=clang CXX=clang++ ATTNPS_CUDA=OFF configure_and_build "$BUILD_FUZZ" -DCMAKE_BUILD_TYPE=Release \
+    -DATTNPS_FUZZ=ON -DATTNPS_FUZZ_SECONDS="${ATTNPS_FUZZ_SECONDS:-60}" -- wire_fuzz
+}
+
 run_tests() {
   local dir="$1" label="$2"
   log "ctest -L $label in $dir"
@@ -89,6 +97,7 @@ case "$cmd" in
   build) install_packages; build_release ;;
   main) install_packages; build_release; run_main ;;
   asan) install_packages; build_asan; ASAN_OPTIONS=detect_leaks=1 run_tests "$BUILD_ASAN" unit ;;
+  fuzz) install_packages; build_fuzz; run_tests "$BUILD_FUZZ" fuzz ;;
   test)
     start=$(date +%s)
     install_packages
@@ -96,7 +105,9 @@ case "$cmd" in
     run_tests "$BUILD" unit
     build_asan
     ASAN_OPTIONS=detect_leaks=1 run_tests "$BUILD_ASAN" unit
+    build_fuzz
+    run_tests "$BUILD_FUZZ" fuzz
     log "all tests passed in $(( $(date +%s) - start )) s"
     ;;
-  *) echo "usage: bash launch/setup.sh [main|test|install|build|asan]" >&2; exit 2 ;;
+  *) echo "usage: bash launch/setup.sh [main|test|install|build|asan|fuzz]" >&2; exit 2 ;;
 esac

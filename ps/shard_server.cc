@@ -79,6 +79,12 @@ int ShardServer::Dim(uint32_t table_id) const {
   return it->second;
 }
 
+std::vector<uint32_t> ShardServer::TableIds() const {
+  std::vector<uint32_t> ids;
+  for (const auto& [id, dim] : dims_) ids.push_back(id);
+  return ids;
+}
+
 void ShardServer::RunOnShards(const std::vector<int>& shards,
                               const std::function<void(int shard)>& task) {
   std::mutex done_mu;

@@ -39,6 +39,7 @@ class ShardServer {
   int num_shards() const { return static_cast<int>(shards_.size()); }
   bool HasTable(uint32_t table_id) const { return dims_.count(table_id) > 0; }
   int Dim(uint32_t table_id) const;  // CHECKs the id
+  std::vector<uint32_t> TableIds() const;
   int64_t NumRows(uint32_t table_id);
 
   // Gathers the rows of keys[0, n) into out[n * dim] (see EmbeddingShard::Pull).

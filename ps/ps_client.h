@@ -1,0 +1,78 @@
+// PsClient: a worker's asynchronous access to the parameter servers.
+//
+// Pull and Push split the keys by owning server (ServerOf), send one request per server and return
+// a handle at once; Wait(handle) blocks until every part has been answered (rows scattered back
+// into `out` in the caller's key order) and returns the first error. Many operations may be in
+// flight. A pull issued after a push's Wait sees that push.
+//
+// Ownership: `keys`, `out` and `grads` must stay valid until Wait returns. The transport must
+// outlive the client. Thread-safety: all methods may be called concurrently.
+#ifndef ATTNPS_PS_PS_CLIENT_H_
+#define ATTNPS_PS_PS_CLIENT_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "ops/status.h"
+#include "ps/transport.h"
+#include "ps/wire.h"
+
+namespace attnps::ps {
+
+class PsClient {
+ public:
+  using Handle = uint64_t;
+
+  // Servers are ranks [0, num_servers) of the transport.
+  PsClient(Transport* transport, int num_servers);
+  ~PsClient();
+  PsClient(const PsClient&) = delete;
+  PsClient& operator=(const PsClient&) = delete;
+
+  Handle Pull(uint32_t table, const uint64_t* keys, int64_t n, int dim, uint64_t step, float* out);
+  Handle Push(uint32_t table, const uint64_t* keys, int64_t n, int dim, const float* grads,
+              uint64_t step);
+  Status Wait(Handle handle);
+
+  // Collective or per-server commands, each sent to every server and waited for.
+  Status Barrier();
+  Status Save(const std::string& step_dir, uint64_t step);
+  Status Load(const std::string& step_dir);
+  Status Stats(std::map<uint32_t, uint64_t>* rows_per_table);
+  Status Shutdown();
+
+ private:
+  struct Operation;
+  struct Part {
+    Handle op;
+    std::vector<int64_t> positions;  // indices into the caller's keys (pull scatter)
+  };
+
+  Handle Start(int parts, float* out, int dim, std::map<uint32_t, uint64_t>* stats);
+  void SendPart(int server, Request request, Handle op, std::vector<int64_t> positions);
+  Status Broadcast(Request request, std::map<uint32_t, uint64_t>* stats = nullptr);
+  void ReceiveLoop();
+  void Complete(const Reply& reply);
+
+  Transport* transport_;
+  int num_servers_;
+  std::atomic<uint64_t> next_id_{1};
+  std::mutex mu_;
+  std::condition_variable done_cv_;
+  std::unordered_map<Handle, std::unique_ptr<Operation>> ops_;
+  std::unordered_map<uint64_t, Part> parts_;  // request id -> part
+  std::atomic<bool> stopping_{false};
+  std::thread receiver_;
+};
+
+}  // namespace attnps::ps
+
+#endif  // ATTNPS_PS_PS_CLIENT_H_

@@ -1,0 +1,128 @@
+#include "ps/ps_server.h"
+
+#include <glog/logging.h>
+
+#include <filesystem>
+#include <vector>
+
+#include "ps/sharding.h"
+#include "ps/wire.h"
+
+namespace attnps::ps {
+namespace {
+
+namespace fs = std::filesystem;
+
+Status ValidateAgainstTables(const Request& r, const ShardServer& server) {
+  if (r.type != RequestType::kPull && r.type != RequestType::kPush) return Status::Ok();
+  if (!server.HasTable(r.table_id)) {
+    return Status::InvalidArgument("table " + std::to_string(r.table_id) + " is unknown");
+  }
+  if (static_cast<int>(r.dim) != server.Dim(r.table_id)) {
+    return Status::InvalidArgument("table " + std::to_string(r.table_id) + " has dim " +
+                                   std::to_string(server.Dim(r.table_id)) + ", request says " +
+                                   std::to_string(r.dim));
+  }
+  return Status::Ok();
+}
+
+// Every shard database of a checkpoint step directory: <path>/server-*/shard-*.
+std::vector<std::string> ShardDirs(const std::string& path) {
+  std::vector<std::string> dirs;
+  std::error_code error;
+  for (const auto& server : fs::directory_iterator(path, error)) {
+    if (server.path().filename().string().rfind("server-", 0) != 0) continue;
+    for (const auto& shard : fs::directory_iterator(server.path(), error)) {
+      if (shard.path().filename().string().rfind("shard-", 0) == 0) dirs.push_back(shard.path());
+    }
+  }
+  return dirs;
+}
+
+class Loop {
+ public:
+  Loop(Transport* t, ShardServer* s, const ServeOptions& o) : t_(t), server_(s), options_(o) {}
+
+  Status Run() {
+    while (shut_down_ < options_.num_workers) {
+      int source = -1;
+      std::string message;
+      ATTNPS_RETURN_IF_ERROR(t_->Recv(Tag::kRequest, -1, &source, &message));
+      ATTNPS_RETURN_IF_ERROR(Handle(source, message));
+    }
+    return Status::Ok();
+  }
+
+ private:
+  Status Handle(int source, const std::string& message) {
+    Request r;
+    Reply reply;
+    Status st = DecodeRequest(message.data(), message.size(), &r);
+    if (st.ok()) st = ValidateAgainstTables(r, *server_);
+    reply.request_id = r.request_id;
+    if (!st.ok()) {
+      LOG(WARNING) << "server " << t_->rank() << ": refused a request from rank " << source << ": "
+                   << st.ToString();
+      reply.status = st;
+      return t_->Send(source, Tag::kReply, EncodeReply(reply));
+    }
+    VLOG(2) << "server " << t_->rank() << ": " << RequestTypeName(r.type) << " from " << source;
+    switch (r.type) {
+      case RequestType::kPull:
+        reply.values.resize(r.keys.size() * r.dim);
+        server_->Pull(r.table_id, r.keys.data(), static_cast<int64_t>(r.keys.size()), r.step,
+                      reply.values.data());
+        break;
+      case RequestType::kPush:
+        server_->Push(r.table_id, r.keys.data(), static_cast<int64_t>(r.keys.size()),
+                      r.values.data(), r.step);
+        break;
+      case RequestType::kBarrier:
+        return Barrier(source, r.request_id);
+      case RequestType::kSave:
+        reply.status = server_->Save(r.path + "/server-" + std::to_string(t_->rank()), r.step);
+        break;
+      case RequestType::kLoad: {
+        const int rank = t_->rank(), servers = options_.num_servers;
+        reply.status = server_->Load(ShardDirs(r.path), [rank, servers](uint64_t key) {
+          return ServerOf(key, servers) == rank;
+        });
+        break;
+      }
+      case RequestType::kStats:
+        for (uint32_t id : server_->TableIds()) reply.stats.emplace_back(id, server_->NumRows(id));
+        break;
+      case RequestType::kShutdown:
+        ++shut_down_;
+        break;
+    }
+    return t_->Send(source, Tag::kReply, EncodeReply(reply));
+  }
+
+  // Replies to every worker's barrier once all have arrived.
+  Status Barrier(int source, uint64_t request_id) {
+    waiting_.emplace_back(source, request_id);
+    if (static_cast<int>(waiting_.size()) < options_.num_workers) return Status::Ok();
+    for (const auto& [worker, id] : waiting_) {
+      Reply reply;
+      reply.request_id = id;
+      ATTNPS_RETURN_IF_ERROR(t_->Send(worker, Tag::kReply, EncodeReply(reply)));
+    }
+    waiting_.clear();
+    return Status::Ok();
+  }
+
+  Transport* t_;
+  ShardServer* server_;
+  ServeOptions options_;
+  int shut_down_ = 0;
+  std::vector<std::pair<int, uint64_t>> waiting_;
+};
+
+}  // namespace
+
+Status ServeRequests(Transport* transport, ShardServer* server, const ServeOptions& options) {
+  return Loop(transport, server, options).Run();
+}
+
+}  // namespace attnps::ps

@@ -1,0 +1,56 @@
+// Transport: tagged point-to-point messages between the ranks of a job. Implementations: the
+// in-process hub below (local mode and unit tests) and MPI (mpirun jobs).
+//
+// Thread-safety: Send and Recv may be called from several threads; messages between one pair of
+// ranks with one tag arrive in the order sent.
+#ifndef ATTNPS_PS_TRANSPORT_H_
+#define ATTNPS_PS_TRANSPORT_H_
+
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ops/status.h"
+
+namespace attnps::ps {
+
+enum class Tag { kRequest = 0, kReply = 1 };
+constexpr int kNumTags = 2;
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual Status Send(int dst, Tag tag, std::string message) = 0;
+  // The next message with `tag` addressed to this rank, from any source. Waits at most
+  // timeout_ms (Unavailable when nothing came); timeout_ms < 0 waits forever.
+  virtual Status Recv(Tag tag, int timeout_ms, int* source, std::string* message) = 0;
+};
+
+// Mailboxes of `size` ranks in one process; Endpoint(r) is rank r's Transport.
+class InProcessHub {
+ public:
+  explicit InProcessHub(int size);
+  std::unique_ptr<Transport> Endpoint(int rank);
+  int size() const { return static_cast<int>(boxes_.size()); }
+
+  void Post(int dst, Tag tag, int source, std::string message);
+  Status Take(int rank, Tag tag, int timeout_ms, int* source, std::string* message);
+
+ private:
+  struct Mailbox {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<std::pair<int, std::string>> queue;
+  };
+  std::vector<std::unique_ptr<Mailbox[]>> boxes_;  // [rank][tag]
+};
+
+}  // namespace attnps::ps
+
+#endif  // ATTNPS_PS_TRANSPORT_H_

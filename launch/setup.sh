@@ -3,7 +3,7 @@
 # the main job or the test suite.
 #
 #   bash launch/setup.sh main    install, build, run the main job
-#   bash launch/setup.sh test    install, build, run every test (Release, ASan build, 60 s fuzzing)
+#   bash launch/setup.sh test    install, build, run every test (unit, mpirun, ASan build, 60 s fuzzing)
 #   bash launch/setup.sh install | build | asan | fuzz
 #
 # Environment: ATTNPS_BUILD_DIR (default build/), ATTNPS_CUDA=AUTO|ON|OFF (default AUTO),
@@ -103,6 +103,7 @@ case "$cmd" in
     install_packages
     build_release
     run_tests "$BUILD" unit
+    run_tests "$BUILD" mpi
     build_asan
     ASAN_OPTIONS=detect_leaks=1 run_tests "$BUILD_ASAN" unit
     build_fuzz

@@ -87,22 +87,6 @@ Status MpiTransport::Recv(Tag tag, int timeout_ms, int* source, std::string* mes
   }
 }
 
-MpiDenseAllreduce::MpiDenseAllreduce(MPI_Comm workers) : comm_(workers) {
-  CHECK(workers != MPI_COMM_NULL) << "MpiDenseAllreduce on a rank that is not a worker";
-  ATTNPS_MPI_CHECK(MPI_Comm_size(comm_, &size_));
-}
-
-Status MpiDenseAllreduce::Average(float* data, size_t count) {
-  constexpr size_t kBucket = size_t{1} << 28;  // floats per MPI call (int count)
-  for (size_t begin = 0; begin < count; begin += kBucket) {
-    const int n = static_cast<int>(std::min(kBucket, count - begin));
-    ATTNPS_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, data + begin, n, MPI_FLOAT, MPI_SUM, comm_));
-  }
-  const float inv = 1.0f / static_cast<float>(size_);
-  for (size_t i = 0; i < count; ++i) data[i] *= inv;
-  return Status::Ok();
-}
-
 MPI_Comm WorkerCommunicator(const Roles& roles) {
   int rank = 0;
   ATTNPS_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));

@@ -1,6 +1,6 @@
 // MPI for attnps jobs: process-wide initialization (MPI_THREAD_MULTIPLE), the role split of the
 // world into servers and workers, a Transport over MPI point-to-point messages, and the workers'
-// sub-communicator for dense allreduce.
+// sub-communicator for dense allreduce (ps/dense_allreduce.h).
 //
 // Every MPI call goes through ATTNPS_MPI_CHECK, which CHECK-fails naming the call and MPI's error
 // string; MPI's default error handler aborts the whole job when a peer dies, so a dead rank makes
@@ -59,25 +59,6 @@ class MpiTransport : public Transport {
  private:
   MPI_Comm comm_;
   int rank_ = 0, size_ = 1;
-};
-
-// Dense gradients averaged over the workers (sum / workers), in place. One interface for CPU
-// (MPI_Allreduce on the workers' sub-communicator) and, later, NCCL.
-class DenseAllreduce {
- public:
-  virtual ~DenseAllreduce() = default;
-  virtual Status Average(float* data, size_t count) = 0;
-};
-
-class MpiDenseAllreduce : public DenseAllreduce {
- public:
-  // `workers` is the sub-communicator of the worker ranks (WorkerCommunicator).
-  explicit MpiDenseAllreduce(MPI_Comm workers);
-  Status Average(float* data, size_t count) override;
-
- private:
-  MPI_Comm comm_;
-  int size_ = 1;
 };
 
 // MPI_Comm_split of the world: the workers' communicator on workers, MPI_COMM_NULL on servers.

@@ -1,8 +1,9 @@
-// An mpirun job that checks the distributed runtime end to end: roles, PS protocol over MPI,
-// concurrent SGD pushes from every worker, a malformed request, dense allreduce over the workers,
-// orderly shutdown. Exits non-zero (on the failing rank, so mpirun does too) on any mismatch.
+// A job that checks the distributed runtime end to end: roles, PS protocol over MPI, concurrent
+// SGD pushes from every worker, a malformed request, dense allreduce over the workers, orderly
+// shutdown. Exits non-zero (on the failing rank, so mpirun does too) on any mismatch.
 //
 //   mpirun -np 4 ps_mpi_check --servers=2 [--kill_rank=R]   (R dies by SIGKILL mid-run)
+//   ps_mpi_check --servers=2                                 (local mode: one process)
 #include <glog/logging.h>
 
 #include <cmath>
@@ -13,9 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "ps/mpi_transport.h"
-#include "ps/ps_client.h"
-#include "ps/ps_server.h"
+#include "ps/job_runtime.h"
 
 namespace attnps::ps {
 namespace {
@@ -47,8 +46,9 @@ void MaybeDie(int rank, int kill_rank) {
   }
 }
 
-int RunWorker(Transport* transport, const Roles& roles, MPI_Comm workers, int kill_rank) {
-  PsClient client(transport, roles.servers);
+int RunWorker(JobRuntime* runtime, int rank, int kill_rank) {
+  const Roles& roles = runtime->roles();
+  PsClient& client = *runtime->client();
   std::vector<uint64_t> keys;
   for (int i = 0; i < 1000; ++i) keys.push_back(i * 104729ull + 11);
   const int64_t n = static_cast<int64_t>(keys.size());
@@ -56,7 +56,7 @@ int RunWorker(Transport* transport, const Roles& roles, MPI_Comm workers, int ki
   Status st = client.Wait(client.Pull(1, keys.data(), n, kDim, 0, initial.data()));
   if (!st.ok()) return Fail(roles, st.ToString());
   if (!(st = client.Barrier()).ok()) return Fail(roles, st.ToString());
-  MaybeDie(transport->rank(), kill_rank);
+  MaybeDie(rank, kill_rank);
   for (int r = 0; r < kRounds; ++r) {
     if (!(st = client.Wait(client.Push(1, keys.data(), n, kDim, grads.data(), r + 1))).ok()) {
       return Fail(roles, st.ToString());
@@ -74,7 +74,7 @@ int RunWorker(Transport* transport, const Roles& roles, MPI_Comm workers, int ki
   }
   // A malformed request is answered with an error and the server keeps serving.
   if (roles.worker_index == 0) {
-    transport->Send(0, Tag::kRequest, "not an attnps frame");
+    runtime->transport()->Send(0, Tag::kRequest, "not an attnps frame");
     std::vector<float> wrong(n * 3);
     st = client.Wait(client.Pull(1, keys.data(), n, 3, 0, wrong.data()));
     if (st.ok()) return Fail(roles, "a pull with the wrong dim succeeded");
@@ -82,7 +82,7 @@ int RunWorker(Transport* transport, const Roles& roles, MPI_Comm workers, int ki
     if (!st.ok()) return Fail(roles, "server stopped serving: " + st.ToString());
   }
   // Dense allreduce over the workers only.
-  MpiDenseAllreduce allreduce(workers);
+  DenseAllreduce& allreduce = *runtime->allreduce();
   std::vector<float> dense(100003);
   for (size_t i = 0; i < dense.size(); ++i) dense[i] = (roles.worker_index + 1) * 0.001f * (i % 97);
   allreduce.Average(dense.data(), dense.size());
@@ -94,10 +94,10 @@ int RunWorker(Transport* transport, const Roles& roles, MPI_Comm workers, int ki
                              std::to_string(dense[i]) + " != " + std::to_string(want));
     }
   }
-  if (!(st = client.Shutdown()).ok()) return Fail(roles, st.ToString());
+  if (!(st = runtime->Finish()).ok()) return Fail(roles, st.ToString());
   if (roles.worker_index == 0) {
-    std::printf("ps_mpi_check: OK (%d servers, %d workers, %d rounds of SGD pushes summed)\n",
-                roles.servers, roles.workers, kRounds);
+    std::printf("ps_mpi_check: OK (%s%d servers, %d workers, %d rounds of SGD pushes summed)\n",
+                runtime->local() ? "local mode, " : "", roles.servers, roles.workers, kRounds);
   }
   return 0;
 }
@@ -111,18 +111,19 @@ int Main(int argc, char** argv) {
     if (std::strncmp(argv[i], "--servers=", 10) == 0) servers = std::atoi(argv[i] + 10);
     if (std::strncmp(argv[i], "--kill_rank=", 12) == 0) kill_rank = std::atoi(argv[i] + 12);
   }
-  Roles roles;
-  const Status split = SplitRoles(mpi.size(), mpi.rank(), servers, &roles);
-  if (!split.ok()) {
-    if (mpi.rank() == 0) std::fprintf(stderr, "ps_mpi_check: %s\n", split.ToString().c_str());
+  RuntimeOptions options;
+  options.servers = servers;
+  options.shard_threads = 2;
+  options.tables = Tables();
+  std::unique_ptr<JobRuntime> runtime;
+  const Status created = JobRuntime::Create(mpi, options, &runtime);
+  if (!created.ok()) {
+    if (mpi.rank() == 0) std::fprintf(stderr, "ps_mpi_check: %s\n", created.ToString().c_str());
     return 2;
   }
-  MpiTransport transport(MPI_COMM_WORLD);
-  MPI_Comm workers = WorkerCommunicator(roles);  // collective over the world: before any serving
-  if (!roles.is_server) return RunWorker(&transport, roles, workers, kill_rank);
-  ShardServer tables(Tables(), 2);
+  if (!runtime->is_server()) return RunWorker(runtime.get(), mpi.rank(), kill_rank);
   MaybeDie(mpi.rank(), kill_rank);
-  const Status st = ServeRequests(&transport, &tables, {roles.servers, roles.workers});
+  const Status st = runtime->Serve();
   if (!st.ok()) {
     std::fprintf(stderr, "server %d: %s\n", mpi.rank(), st.ToString().c_str());
     return 1;

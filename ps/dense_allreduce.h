@@ -1,0 +1,69 @@
+// Dense gradient averaging across the workers of a job: one interface, three implementations.
+//
+//   MpiDenseAllreduce   CPU workers: MPI_Allreduce on the workers' sub-communicator
+//   NcclDenseAllreduce  GPU workers: NCCL, its communicator bootstrapped over the same
+//                       sub-communicator (ncclUniqueId broadcast over MPI); CUDA builds only
+//   SingleWorkerAllreduce  one worker (local mode): nothing to exchange
+//
+// A step's gradients are one flat buffer; Average reduces it in buckets of `bucket_bytes` and
+// scales each bucket by 1/workers right after it arrives, while it is still in cache.
+// Averaging is deterministic: every worker ends with bit-identical values.
+//
+// Thread-safety: one caller at a time per instance (collective calls must be issued in the same
+// order on every worker). Errors: MPI/NCCL failures CHECK-fail through their checking macros
+// (a dead peer ends the job); misuse returns InvalidArgument.
+#ifndef ATTNPS_PS_DENSE_ALLREDUCE_H_
+#define ATTNPS_PS_DENSE_ALLREDUCE_H_
+
+#include <mpi.h>
+
+#include <cstddef>
+#include <memory>
+
+#include "ops/status.h"
+
+namespace attnps::ps {
+
+struct AllreduceOptions {
+  size_t bucket_bytes = size_t{4} << 20;
+};
+
+class DenseAllreduce {
+ public:
+  virtual ~DenseAllreduce() = default;
+  virtual int num_workers() const = 0;
+  // Replaces data[0, count) with its mean over the workers. Host memory for MPI, device memory
+  // (of the device given at construction) for NCCL.
+  virtual Status Average(float* data, size_t count) = 0;
+};
+
+class SingleWorkerAllreduce : public DenseAllreduce {
+ public:
+  int num_workers() const override { return 1; }
+  Status Average(float*, size_t) override { return Status::Ok(); }
+};
+
+class MpiDenseAllreduce : public DenseAllreduce {
+ public:
+  // `workers` is the sub-communicator of the worker ranks (WorkerCommunicator); not owned.
+  explicit MpiDenseAllreduce(MPI_Comm workers, AllreduceOptions options = {});
+  int num_workers() const override { return size_; }
+  Status Average(float* data, size_t count) override;
+
+ private:
+  MPI_Comm comm_;
+  int size_ = 1;
+  AllreduceOptions options_;
+};
+
+// True when this build has NCCL (CUDA builds).
+bool NcclAvailable();
+
+// An NCCL allreduce over the ranks of `workers` (collective: every worker calls it together),
+// on CUDA device `device`. InvalidArgument in builds without CUDA.
+Status MakeNcclDenseAllreduce(MPI_Comm workers, int device, AllreduceOptions options,
+                              std::unique_ptr<DenseAllreduce>* out);
+
+}  // namespace attnps::ps
+
+#endif  // ATTNPS_PS_DENSE_ALLREDUCE_H_

@@ -1,6 +1,7 @@
 #include "ps/mpi_transport.h"
 
 #include <glog/logging.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <chrono>
@@ -44,26 +45,64 @@ Status SplitRoles(int world_size, int rank, int servers, Roles* roles) {
   return Status::Ok();
 }
 
-MpiTransport::MpiTransport(MPI_Comm comm) : comm_(comm) {
+MpiTransport::MpiTransport(MPI_Comm comm, int spin_us) : comm_(comm), spin_us_(spin_us) {
   ATTNPS_MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
   ATTNPS_MPI_CHECK(MPI_Comm_size(comm_, &size_));
 }
 
-Status MpiTransport::Send(int dst, Tag tag, std::string message) {
+Status MpiTransport::Send(int dst, Tag tag, Buffer message) {
   if (dst < 0 || dst >= size_)
     return Status::InvalidArgument("send to rank " + std::to_string(dst));
   if (message.size() > static_cast<size_t>(INT_MAX)) {
     return Status::InvalidArgument("message of " + std::to_string(message.size()) +
                                    " bytes exceeds MPI's int count");
   }
-  ATTNPS_MPI_CHECK(MPI_Send(message.data(), static_cast<int>(message.size()), MPI_BYTE, dst,
-                            static_cast<int>(tag), comm_));
+  last_send_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                      std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lock(send_mu_);
+  MPI_Request request;
+  ATTNPS_MPI_CHECK(MPI_Isend(message.data(), static_cast<int>(message.size()), MPI_BYTE, dst,
+                             static_cast<int>(tag), comm_, &request));
+  sends_.push_back(request);
+  send_buffers_.push_back(std::move(message));
+  ReapSends(false);
   return Status::Ok();
 }
 
-Status MpiTransport::Recv(Tag tag, int timeout_ms, int* source, std::string* message) {
+void MpiTransport::ReapSends(bool wait) {
+  if (sends_.empty()) return;
+  if (wait) {
+    ATTNPS_MPI_CHECK(
+        MPI_Waitall(static_cast<int>(sends_.size()), sends_.data(), MPI_STATUSES_IGNORE));
+  } else {
+    int done = 0;
+    std::vector<int> indices(sends_.size());
+    ATTNPS_MPI_CHECK(MPI_Testsome(static_cast<int>(sends_.size()), sends_.data(), &done,
+                                  indices.data(), MPI_STATUSES_IGNORE));
+    if (done == MPI_UNDEFINED || done == 0) return;
+  }
+  size_t kept = 0;  // completed requests are MPI_REQUEST_NULL now
+  for (size_t i = 0; i < sends_.size(); ++i) {
+    if (sends_[i] == MPI_REQUEST_NULL) continue;
+    sends_[kept] = sends_[i];
+    send_buffers_[kept] = std::move(send_buffers_[i]);
+    ++kept;
+  }
+  sends_.resize(kept);
+  send_buffers_.resize(kept);
+}
+
+MpiTransport::~MpiTransport() {
+  std::lock_guard<std::mutex> lock(send_mu_);
+  ReapSends(true);
+}
+
+Status MpiTransport::Recv(Tag tag, int timeout_ms, int* source, Buffer* message) {
   // Matched probe: safe with several receiving threads (the probed message is ours).
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  const auto spin = std::chrono::microseconds(spin_us_);
+  const auto deadline = start + std::chrono::milliseconds(timeout_ms);
   int wait_us = 1;
   for (;;) {
     int found = 0;
@@ -74,16 +113,24 @@ Status MpiTransport::Recv(Tag tag, int timeout_ms, int* source, std::string* mes
     if (found) {
       int bytes = 0;
       ATTNPS_MPI_CHECK(MPI_Get_count(&status, MPI_BYTE, &bytes));
-      message->resize(bytes);
+      *message = Buffer(bytes);
       ATTNPS_MPI_CHECK(MPI_Mrecv(message->data(), bytes, MPI_BYTE, &handle, MPI_STATUS_IGNORE));
       *source = status.MPI_SOURCE;
       return Status::Ok();
     }
-    if (timeout_ms >= 0 && std::chrono::steady_clock::now() >= deadline) {
+    if (std::unique_lock<std::mutex> lock(send_mu_, std::try_to_lock); lock) ReapSends(false);
+    const auto now = Clock::now();
+    if (timeout_ms >= 0 && now >= deadline) {
       return Status::Unavailable("no message within " + std::to_string(timeout_ms) + " ms");
     }
+    const Clock::time_point last_send{
+        Clock::duration(last_send_ns_.load(std::memory_order_relaxed))};
+    if (now < std::max(start, last_send) + spin) {
+      sched_yield();
+      continue;
+    }
     std::this_thread::sleep_for(std::chrono::microseconds(wait_us));
-    wait_us = std::min(wait_us * 2, 200);  // back off: an idle rank should not spin a core
+    wait_us = std::min(wait_us * 2, 200);  // back off: an idle rank should not hold a core
   }
 }
 

@@ -10,7 +10,10 @@
 
 #include <mpi.h>
 
+#include <atomic>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "ops/status.h"
 #include "ps/transport.h"
@@ -48,17 +51,33 @@ struct Roles {
 // InvalidArgument for an impossible split (no server, no worker, more servers than ranks).
 Status SplitRoles(int world_size, int rank, int servers, Roles* roles);
 
+// Recv polls with MPI_Improbe: it spins (yielding the core) while less than `spin_us` have passed
+// since it started waiting or since this rank last sent (a reply is then due), and otherwise
+// sleeps between probes with a backoff up to 200 us: a busy rank answers within microseconds and
+// an idle one does not hold a core.
+// Send is non-blocking (MPI_Isend): it owns the message until MPI has delivered it, so a server
+// goes on to its next request while a reply is being copied. The destructor waits for every
+// send in flight.
 class MpiTransport : public Transport {
  public:
-  explicit MpiTransport(MPI_Comm comm);
+  explicit MpiTransport(MPI_Comm comm, int spin_us = 1000);
+  ~MpiTransport() override;
   int rank() const override { return rank_; }
   int size() const override { return size_; }
-  Status Send(int dst, Tag tag, std::string message) override;
-  Status Recv(Tag tag, int timeout_ms, int* source, std::string* message) override;
+  Status Send(int dst, Tag tag, Buffer message) override;
+  Status Recv(Tag tag, int timeout_ms, int* source, Buffer* message) override;
 
  private:
   MPI_Comm comm_;
   int rank_ = 0, size_ = 1;
+  // Completes finished sends (all of them, waiting, when `wait`); caller holds send_mu_.
+  void ReapSends(bool wait);
+
+  int spin_us_;
+  std::atomic<int64_t> last_send_ns_{0};  // steady clock
+  std::mutex send_mu_;
+  std::vector<MPI_Request> sends_;  // in flight, with their messages
+  std::vector<Buffer> send_buffers_;
 };
 
 // MPI_Comm_split of the world: the workers' communicator on workers, MPI_COMM_NULL on servers.

@@ -2,6 +2,7 @@
 
 #include <glog/logging.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "ps/sharding.h"
@@ -14,12 +15,15 @@ struct PsClient::Operation {
   float* out = nullptr;  // pull destination
   int dim = 0;
   std::map<uint32_t, uint64_t>* stats = nullptr;
+  // Keyed operations over several servers: positions of each server's keys in the caller's list.
+  std::vector<std::vector<int64_t>> positions;
 };
 
-PsClient::PsClient(Transport* transport, int num_servers)
-    : transport_(transport), num_servers_(num_servers) {
+PsClient::PsClient(Transport* transport, int num_servers, PsClientOptions options)
+    : transport_(transport), num_servers_(num_servers), options_(options) {
   CHECK(num_servers > 0 && num_servers < transport->size())
       << "PsClient: " << num_servers << " servers in a job of " << transport->size() << " ranks";
+  CHECK_GT(options_.max_keys_per_request, 0);
   receiver_ = std::thread([this] { ReceiveLoop(); });
 }
 
@@ -28,80 +32,84 @@ PsClient::~PsClient() {
   receiver_.join();
 }
 
-PsClient::Handle PsClient::Start(int parts, float* out, int dim,
-                                 std::map<uint32_t, uint64_t>* stats) {
-  auto op = std::make_unique<Operation>();
-  op->remaining = parts;
-  op->out = out;
-  op->dim = dim;
-  op->stats = stats;
+PsClient::Handle PsClient::Start(std::unique_ptr<Operation> op) {
   const Handle h = next_id_++;
   std::lock_guard<std::mutex> lock(mu_);
   ops_[h] = std::move(op);
   return h;
 }
 
-void PsClient::SendPart(int server, Request request, Handle op, std::vector<int64_t> positions) {
-  request.request_id = next_id_++;
-  request.sender = transport_->rank();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    parts_[request.request_id] = Part{op, std::move(positions)};
-  }
-  const Status st = transport_->Send(server, Tag::kRequest, EncodeRequest(request));
+void PsClient::SendPart(const Part& part, Buffer frame, uint64_t request_id) {
+  const Status st = transport_->Send(part.server, Tag::kRequest, std::move(frame));
   if (!st.ok()) {
     Reply failed;
-    failed.request_id = request.request_id;
-    failed.status = st.WithContext("sending to server " + std::to_string(server));
+    failed.request_id = request_id;
+    failed.status = st.WithContext("sending to server " + std::to_string(part.server));
     Complete(failed);
   }
 }
 
-PsClient::Handle PsClient::Pull(uint32_t table, const uint64_t* keys, int64_t n, int dim,
-                                uint64_t step, float* out) {
-  std::vector<std::vector<int64_t>> positions(num_servers_);
-  for (int64_t i = 0; i < n; ++i) positions[ServerOf(keys[i], num_servers_)].push_back(i);
-  int parts = 0;
-  for (const auto& p : positions) parts += p.empty() ? 0 : 1;
-  const Handle h = Start(parts, out, dim, nullptr);
+PsClient::Handle PsClient::StartKeyed(const Request& header, const uint64_t* keys, int64_t n,
+                                      float* out, const float* grads) {
+  auto owned = std::make_unique<Operation>();
+  Operation& op = *owned;  // stays put inside ops_
+  op.out = out;
+  op.dim = static_cast<int>(header.dim);
+  if (num_servers_ > 1) {
+    op.positions.resize(num_servers_);
+    for (int64_t i = 0; i < n; ++i) op.positions[ServerOf(keys[i], num_servers_)].push_back(i);
+  }
+  auto share = [&](int s) -> int64_t {
+    return num_servers_ == 1 ? n : static_cast<int64_t>(op.positions[s].size());
+  };
+  const int64_t chunk = options_.max_keys_per_request;
   for (int s = 0; s < num_servers_; ++s) {
-    if (positions[s].empty()) continue;
-    Request r;
-    r.type = RequestType::kPull;
-    r.table_id = table;
-    r.dim = static_cast<uint32_t>(dim);
-    r.step = step;
-    r.keys.reserve(positions[s].size());
-    for (int64_t i : positions[s]) r.keys.push_back(keys[i]);
-    SendPart(s, std::move(r), h, std::move(positions[s]));
+    op.remaining += static_cast<int>((share(s) + chunk - 1) / chunk);
+  }
+  const Handle h = Start(std::move(owned));
+  const size_t dim = header.dim;
+  for (int s = 0; s < num_servers_; ++s) {
+    const int64_t* pos = num_servers_ == 1 ? nullptr : op.positions[s].data();
+    for (int64_t first = 0; first < share(s); first += chunk) {
+      Part part{h, s, first, std::min(chunk, share(s) - first)};
+      Request r = header;
+      r.request_id = next_id_++;
+      r.sender = transport_->rank();
+      r.num_keys = static_cast<uint64_t>(part.count);
+      RequestFrame frame = NewRequestFrame(r);
+      for (int64_t j = 0; j < part.count; ++j) {
+        const int64_t i = pos == nullptr ? first + j : pos[first + j];
+        frame.keys[j] = keys[i];
+        if (grads != nullptr) std::memcpy(frame.values + j * dim, grads + i * dim, 4 * dim);
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        parts_[r.request_id] = part;
+      }
+      SendPart(part, std::move(frame.buffer), r.request_id);
+    }
   }
   return h;
 }
 
+PsClient::Handle PsClient::Pull(uint32_t table, const uint64_t* keys, int64_t n, int dim,
+                                uint64_t step, float* out) {
+  Request r;
+  r.type = RequestType::kPull;
+  r.table_id = table;
+  r.dim = static_cast<uint32_t>(dim);
+  r.step = step;
+  return StartKeyed(r, keys, n, out, nullptr);
+}
+
 PsClient::Handle PsClient::Push(uint32_t table, const uint64_t* keys, int64_t n, int dim,
                                 const float* grads, uint64_t step) {
-  std::vector<std::vector<int64_t>> positions(num_servers_);
-  for (int64_t i = 0; i < n; ++i) positions[ServerOf(keys[i], num_servers_)].push_back(i);
-  int parts = 0;
-  for (const auto& p : positions) parts += p.empty() ? 0 : 1;
-  const Handle h = Start(parts, nullptr, dim, nullptr);
-  for (int s = 0; s < num_servers_; ++s) {
-    if (positions[s].empty()) continue;
-    Request r;
-    r.type = RequestType::kPush;
-    r.table_id = table;
-    r.dim = static_cast<uint32_t>(dim);
-    r.step = step;
-    r.keys.reserve(positions[s].size());
-    r.values.resize(positions[s].size() * dim);
-    for (size_t j = 0; j < positions[s].size(); ++j) {
-      const int64_t i = positions[s][j];
-      r.keys.push_back(keys[i]);
-      std::memcpy(&r.values[j * dim], grads + i * dim, sizeof(float) * dim);
-    }
-    SendPart(s, std::move(r), h, {});
-  }
-  return h;
+  Request r;
+  r.type = RequestType::kPush;
+  r.table_id = table;
+  r.dim = static_cast<uint32_t>(dim);
+  r.step = step;
+  return StartKeyed(r, keys, n, nullptr, grads);
 }
 
 Status PsClient::Wait(Handle handle) {
@@ -115,39 +123,54 @@ Status PsClient::Wait(Handle handle) {
   return st;
 }
 
-void PsClient::Complete(const Reply& reply) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto part = parts_.find(reply.request_id);
-  if (part == parts_.end()) {
-    LOG(WARNING) << "rank " << transport_->rank() << ": reply to unknown request "
-                 << reply.request_id << ": " << reply.status.ToString();
+void PsClient::Scatter(const Operation& op, const Part& part, const float* values) {
+  const size_t row = sizeof(float) * op.dim;
+  if (op.positions.empty()) {  // one server: the part is a contiguous range
+    std::memcpy(op.out + part.first * op.dim, values, row * part.count);
     return;
   }
-  Operation* op = ops_.at(part->second.op).get();
-  if (!reply.status.ok() && op->status.ok()) op->status = reply.status;
-  const std::vector<int64_t>& positions = part->second.positions;
-  if (reply.status.ok() && op->out != nullptr) {
-    if (reply.values.size() != positions.size() * op->dim) {
-      op->status = Status::Corruption("pull reply with " + std::to_string(reply.values.size()) +
-                                      " floats for " + std::to_string(positions.size()) + " keys");
+  const int64_t* pos = op.positions[part.server].data() + part.first;
+  for (int64_t j = 0; j < part.count; ++j) {
+    std::memcpy(op.out + pos[j] * op.dim, values + j * op.dim, row);
+  }
+}
+
+void PsClient::Complete(const Reply& reply) {
+  Operation* op = nullptr;
+  Part part;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = parts_.find(reply.request_id);
+    if (it == parts_.end()) {
+      LOG(WARNING) << "rank " << transport_->rank() << ": reply to unknown request "
+                   << reply.request_id << ": " << reply.status.ToString();
+      return;
+    }
+    part = it->second;
+    parts_.erase(it);
+    op = ops_.at(part.op).get();
+  }
+  Status st = reply.status;
+  if (st.ok() && op->out != nullptr) {
+    if (reply.num_values != static_cast<uint64_t>(part.count) * op->dim) {
+      st = Status::Corruption("pull reply with " + std::to_string(reply.num_values) +
+                              " floats for " + std::to_string(part.count) + " keys");
     } else {
-      for (size_t j = 0; j < positions.size(); ++j) {
-        std::memcpy(op->out + positions[j] * op->dim, &reply.values[j * op->dim],
-                    sizeof(float) * op->dim);
-      }
+      Scatter(*op, part, reply.values);  // unlocked: parts write disjoint rows
     }
   }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!st.ok() && op->status.ok()) op->status = st;
   if (op->stats != nullptr) {
     for (const auto& [table, rows] : reply.stats) (*op->stats)[table] += rows;
   }
-  parts_.erase(part);
   if (--op->remaining == 0) done_cv_.notify_all();
 }
 
 void PsClient::ReceiveLoop() {
   while (!stopping_) {
     int source = -1;
-    std::string message;
+    Buffer message;
     const Status st = transport_->Recv(Tag::kReply, 50, &source, &message);
     if (st.code() == Status::Code::kUnavailable) continue;
     CHECK(st.ok()) << "rank " << transport_->rank() << ": receiving replies: " << st.ToString();
@@ -163,8 +186,20 @@ void PsClient::ReceiveLoop() {
 }
 
 Status PsClient::Broadcast(Request request, std::map<uint32_t, uint64_t>* stats) {
-  const Handle h = Start(num_servers_, nullptr, 0, stats);
-  for (int s = 0; s < num_servers_; ++s) SendPart(s, request, h, {});
+  auto op = std::make_unique<Operation>();
+  op->remaining = num_servers_;
+  op->stats = stats;
+  const Handle h = Start(std::move(op));
+  for (int s = 0; s < num_servers_; ++s) {
+    request.request_id = next_id_++;
+    request.sender = transport_->rank();
+    const Part part{h, s, 0, 0};
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      parts_[request.request_id] = part;
+    }
+    SendPart(part, EncodeRequest(request), request.request_id);
+  }
   return Wait(h);
 }
 

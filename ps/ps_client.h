@@ -1,9 +1,10 @@
 // PsClient: a worker's asynchronous access to the parameter servers.
 //
-// Pull and Push split the keys by owning server (ServerOf), send one request per server and return
-// a handle at once; Wait(handle) blocks until every part has been answered (rows scattered back
-// into `out` in the caller's key order) and returns the first error. Many operations may be in
-// flight. A pull issued after a push's Wait sees that push.
+// Pull and Push split the keys by owning server (ServerOf) and each server's share into requests
+// of at most `max_keys_per_request` keys (so the server works on one part while the next is on
+// the wire), send them and return a handle at once; Wait(handle) blocks until every part has
+// been answered (rows scattered back into `out` in the caller's key order) and returns the first
+// error. Many operations may be in flight. A pull issued after a push's Wait sees that push.
 //
 // Ownership: `keys`, `out` and `grads` must stay valid until Wait returns. The transport must
 // outlive the client. Thread-safety: all methods may be called concurrently.
@@ -27,12 +28,16 @@
 
 namespace attnps::ps {
 
+struct PsClientOptions {
+  int64_t max_keys_per_request = 16384;
+};
+
 class PsClient {
  public:
   using Handle = uint64_t;
 
   // Servers are ranks [0, num_servers) of the transport.
-  PsClient(Transport* transport, int num_servers);
+  PsClient(Transport* transport, int num_servers, PsClientOptions options = {});
   ~PsClient();
   PsClient(const PsClient&) = delete;
   PsClient& operator=(const PsClient&) = delete;
@@ -51,19 +56,27 @@ class PsClient {
 
  private:
   struct Operation;
+  // One request: keys positions[first, first + count) of the operation's key list for `server`
+  // (identity positions when that list is empty).
   struct Part {
     Handle op;
-    std::vector<int64_t> positions;  // indices into the caller's keys (pull scatter)
+    int server;
+    int64_t first;
+    int64_t count;
   };
 
-  Handle Start(int parts, float* out, int dim, std::map<uint32_t, uint64_t>* stats);
-  void SendPart(int server, Request request, Handle op, std::vector<int64_t> positions);
+  Handle StartKeyed(const Request& header, const uint64_t* keys, int64_t n, float* out,
+                    const float* grads);
+  Handle Start(std::unique_ptr<Operation> op);
+  void SendPart(const Part& part, Buffer frame, uint64_t request_id);
   Status Broadcast(Request request, std::map<uint32_t, uint64_t>* stats = nullptr);
   void ReceiveLoop();
   void Complete(const Reply& reply);
+  void Scatter(const Operation& op, const Part& part, const float* values);
 
   Transport* transport_;
   int num_servers_;
+  PsClientOptions options_;
   std::atomic<uint64_t> next_id_{1};
   std::mutex mu_;
   std::condition_variable done_cv_;

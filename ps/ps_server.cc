@@ -46,7 +46,7 @@ class Loop {
   Status Run() {
     while (shut_down_ < options_.num_workers) {
       int source = -1;
-      std::string message;
+      Buffer message;
       ATTNPS_RETURN_IF_ERROR(t_->Recv(Tag::kRequest, -1, &source, &message));
       ATTNPS_RETURN_IF_ERROR(Handle(source, message));
     }
@@ -54,7 +54,7 @@ class Loop {
   }
 
  private:
-  Status Handle(int source, const std::string& message) {
+  Status Handle(int source, const Buffer& message) {
     Request r;
     Reply reply;
     Status st = DecodeRequest(message.data(), message.size(), &r);
@@ -69,13 +69,9 @@ class Loop {
     VLOG(2) << "server " << t_->rank() << ": " << RequestTypeName(r.type) << " from " << source;
     switch (r.type) {
       case RequestType::kPull:
-        reply.values.resize(r.keys.size() * r.dim);
-        server_->Pull(r.table_id, r.keys.data(), static_cast<int64_t>(r.keys.size()), r.step,
-                      reply.values.data());
-        break;
+        return Pull(source, r);
       case RequestType::kPush:
-        server_->Push(r.table_id, r.keys.data(), static_cast<int64_t>(r.keys.size()),
-                      r.values.data(), r.step);
+        server_->Push(r.table_id, r.keys, static_cast<int64_t>(r.num_keys), r.values, r.step);
         break;
       case RequestType::kBarrier:
         return Barrier(source, r.request_id);
@@ -97,6 +93,16 @@ class Loop {
         break;
     }
     return t_->Send(source, Tag::kReply, EncodeReply(reply));
+  }
+
+  // Gathers the rows straight into the reply frame.
+  Status Pull(int source, const Request& r) {
+    Reply reply;
+    reply.request_id = r.request_id;
+    reply.num_values = r.num_keys * r.dim;
+    ReplyFrame frame = NewReplyFrame(reply);
+    server_->Pull(r.table_id, r.keys, static_cast<int64_t>(r.num_keys), r.step, frame.values);
+    return t_->Send(source, Tag::kReply, std::move(frame.buffer));
   }
 
   // Replies to every worker's barrier once all have arrived.

@@ -1,9 +1,9 @@
 // ShardServer: one server process's part of every embedding table, split over S shard threads.
 //
-// Key -> shard thread by ShardOf (independent of the key -> server hash). Each shard thread owns
-// its EmbeddingShards exclusively, so rows are read and written without locks; callers hand it
-// work through a queue. A batched call splits its keys by shard, runs the parts on the shard
-// threads in parallel and returns when all are done.
+// Key -> shard by ShardOf (independent of the key -> server hash). Calls are serialized; a call
+// splits its keys by shard and runs the parts in parallel, one on the calling thread and the
+// others on the shards' threads, and returns when all are done. A shard is touched by one thread
+// at a time, so rows are read and written without locks.
 //
 // Thread-safety: all public methods may be called from several threads at once; calls touching
 // the same keys are applied in the order the shard threads receive them.
@@ -60,7 +60,8 @@ class ShardServer {
 
  private:
   struct Shard;
-  // Runs task(shard) on every shard thread with a non-empty part and waits for all.
+  // Runs task(shard) for every listed shard (the last on the caller) and waits for all.
+  // The caller holds call_mu_.
   void RunOnShards(const std::vector<int>& shards, const std::function<void(int shard)>& task);
   // Groups keys by shard (offsets_, order_) and returns them grouped (`keys` itself for one shard).
   const uint64_t* Partition(const uint64_t* keys, int64_t n);
@@ -69,7 +70,7 @@ class ShardServer {
 
   std::map<uint32_t, int> dims_;
   std::vector<std::unique_ptr<Shard>> shards_;
-  // One batched call at a time; its partition scratch lives here.
+  // One call at a time; a batched call's partition scratch lives here.
   std::mutex call_mu_;
   std::vector<int64_t> offsets_;      // [S + 1] start of each shard's part in order_
   std::vector<int64_t> order_;        // positions of the keys, grouped by shard

@@ -12,7 +12,7 @@ class InProcessTransport : public Transport {
   InProcessTransport(InProcessHub* hub, int rank) : hub_(hub), rank_(rank) {}
   int rank() const override { return rank_; }
   int size() const override { return hub_->size(); }
-  Status Send(int dst, Tag tag, std::string message) override {
+  Status Send(int dst, Tag tag, Buffer message) override {
     if (dst < 0 || dst >= hub_->size()) {
       return Status::InvalidArgument("send to rank " + std::to_string(dst) + " of " +
                                      std::to_string(hub_->size()));
@@ -20,7 +20,7 @@ class InProcessTransport : public Transport {
     hub_->Post(dst, tag, rank_, std::move(message));
     return Status::Ok();
   }
-  Status Recv(Tag tag, int timeout_ms, int* source, std::string* message) override {
+  Status Recv(Tag tag, int timeout_ms, int* source, Buffer* message) override {
     return hub_->Take(rank_, tag, timeout_ms, source, message);
   }
 
@@ -41,7 +41,7 @@ std::unique_ptr<Transport> InProcessHub::Endpoint(int rank) {
   return std::make_unique<InProcessTransport>(this, rank);
 }
 
-void InProcessHub::Post(int dst, Tag tag, int source, std::string message) {
+void InProcessHub::Post(int dst, Tag tag, int source, Buffer message) {
   Mailbox& box = boxes_[dst][static_cast<int>(tag)];
   {
     std::lock_guard<std::mutex> lock(box.mu);
@@ -50,7 +50,7 @@ void InProcessHub::Post(int dst, Tag tag, int source, std::string message) {
   box.cv.notify_one();
 }
 
-Status InProcessHub::Take(int rank, Tag tag, int timeout_ms, int* source, std::string* message) {
+Status InProcessHub::Take(int rank, Tag tag, int timeout_ms, int* source, Buffer* message) {
   Mailbox& box = boxes_[rank][static_cast<int>(tag)];
   std::unique_lock<std::mutex> lock(box.mu);
   auto ready = [&] { return !box.queue.empty(); };

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "ops/status.h"
+#include "ps/buffer.h"
 
 namespace attnps::ps {
 
@@ -26,10 +27,10 @@ class Transport {
   virtual ~Transport() = default;
   virtual int rank() const = 0;
   virtual int size() const = 0;
-  virtual Status Send(int dst, Tag tag, std::string message) = 0;
+  virtual Status Send(int dst, Tag tag, Buffer message) = 0;
   // The next message with `tag` addressed to this rank, from any source. Waits at most
   // timeout_ms (Unavailable when nothing came); timeout_ms < 0 waits forever.
-  virtual Status Recv(Tag tag, int timeout_ms, int* source, std::string* message) = 0;
+  virtual Status Recv(Tag tag, int timeout_ms, int* source, Buffer* message) = 0;
 };
 
 // Mailboxes of `size` ranks in one process; Endpoint(r) is rank r's Transport.
@@ -39,14 +40,14 @@ class InProcessHub {
   std::unique_ptr<Transport> Endpoint(int rank);
   int size() const { return static_cast<int>(boxes_.size()); }
 
-  void Post(int dst, Tag tag, int source, std::string message);
-  Status Take(int rank, Tag tag, int timeout_ms, int* source, std::string* message);
+  void Post(int dst, Tag tag, int source, Buffer message);
+  Status Take(int rank, Tag tag, int timeout_ms, int* source, Buffer* message);
 
  private:
   struct Mailbox {
     std::mutex mu;
     std::condition_variable cv;
-    std::deque<std::pair<int, std::string>> queue;
+    std::deque<std::pair<int, Buffer>> queue;
   };
   std::vector<std::unique_ptr<Mailbox[]>> boxes_;  // [rank][tag]
 };

@@ -13,22 +13,17 @@ constexpr uint32_t kMaxHeaderBytes = 1 << 20;
 
 size_t PaddedHeaderEnd(size_t header_len) { return (kPrefix + header_len + 7) / 8 * 8; }
 
-// magic | L | header | padding | payload pieces.
-std::string Frame(const google::protobuf::MessageLite& header,
-                  std::initializer_list<std::pair<const void*, size_t>> payload) {
+// magic | L | header | padding | room for payload_bytes; returns the frame and its payload start.
+Buffer Frame(const google::protobuf::MessageLite& header, size_t payload_bytes, char** payload) {
   const std::string h = header.SerializeAsString();
   const uint32_t len = static_cast<uint32_t>(h.size());
-  size_t total = PaddedHeaderEnd(len);
-  for (const auto& [ptr, bytes] : payload) total += bytes;
-  std::string out(total, '\0');
-  std::memcpy(&out[0], kMagic, 4);
-  std::memcpy(&out[4], &len, 4);
-  std::memcpy(&out[kPrefix], h.data(), len);
-  size_t at = PaddedHeaderEnd(len);
-  for (const auto& [ptr, bytes] : payload) {
-    if (bytes > 0) std::memcpy(&out[at], ptr, bytes);
-    at += bytes;
-  }
+  const size_t start = PaddedHeaderEnd(len);
+  Buffer out(start + payload_bytes);
+  std::memcpy(out.data(), kMagic, 4);
+  std::memcpy(out.data() + 4, &len, 4);
+  std::memcpy(out.data() + kPrefix, h.data(), len);
+  std::memset(out.data() + kPrefix + len, 0, start - kPrefix - len);
+  *payload = out.data() + start;
   return out;
 }
 
@@ -51,6 +46,9 @@ Status Unframe(const char* data, size_t size, google::protobuf::MessageLite* hea
   }
   *payload = data + PaddedHeaderEnd(len);
   *payload_size = size - PaddedHeaderEnd(len);
+  if (*payload_size > 0 && reinterpret_cast<uintptr_t>(*payload) % 8 != 0) {
+    return Status::InvalidArgument("payload is not 8-byte aligned in memory");
+  }
   return Status::Ok();
 }
 
@@ -101,18 +99,34 @@ const char* RequestTypeName(RequestType type) {
   return "UNKNOWN";
 }
 
-std::string EncodeRequest(const Request& r) {
+RequestFrame NewRequestFrame(const Request& r) {
   wire::RequestHeader h;
   h.set_type(static_cast<wire::RequestType>(r.type));
   h.set_request_id(r.request_id);
   h.set_table_id(r.table_id);
-  h.set_num_keys(r.keys.size());
+  h.set_num_keys(r.num_keys);
   h.set_dim(r.dim);
   h.set_step(r.step);
   h.set_path(r.path);
   h.set_sender(r.sender);
-  return Frame(h, {{r.keys.data(), r.keys.size() * sizeof(uint64_t)},
-                   {r.values.data(), r.values.size() * sizeof(float)}});
+  const size_t key_bytes = r.num_keys * sizeof(uint64_t);
+  const size_t value_bytes =
+      r.type == RequestType::kPush ? r.num_keys * r.dim * sizeof(float) : size_t{0};
+  RequestFrame f;
+  char* payload = nullptr;
+  f.buffer = Frame(h, key_bytes + value_bytes, &payload);
+  f.keys = reinterpret_cast<uint64_t*>(payload);
+  if (r.type == RequestType::kPush) f.values = reinterpret_cast<float*>(payload + key_bytes);
+  return f;
+}
+
+Buffer EncodeRequest(const Request& r) {
+  RequestFrame f = NewRequestFrame(r);
+  if (r.num_keys > 0) std::memcpy(f.keys, r.keys, r.num_keys * sizeof(uint64_t));
+  if (f.values != nullptr && r.num_keys > 0) {
+    std::memcpy(f.values, r.values, r.num_keys * r.dim * sizeof(float));
+  }
+  return std::move(f.buffer);
 }
 
 Status DecodeRequest(const char* data, size_t size, Request* r) {
@@ -131,31 +145,36 @@ Status DecodeRequest(const char* data, size_t size, Request* r) {
   r->path = h.path();
   ATTNPS_RETURN_IF_ERROR(CheckPayload(*r, h.num_keys(), payload_size)
                              .WithContext("request " + std::to_string(h.request_id())));
-  const size_t n = h.num_keys();
-  r->keys.resize(n);
-  if (n > 0) std::memcpy(r->keys.data(), payload, n * sizeof(uint64_t));
-  r->values.clear();
-  if (r->type == RequestType::kPush) {
-    r->values.resize(n * r->dim);
-    if (n > 0)
-      std::memcpy(r->values.data(), payload + n * sizeof(uint64_t),
-                  r->values.size() * sizeof(float));
-  }
+  r->num_keys = h.num_keys();
+  r->keys = reinterpret_cast<const uint64_t*>(payload);
+  r->values = r->type == RequestType::kPush
+                  ? reinterpret_cast<const float*>(payload + r->num_keys * sizeof(uint64_t))
+                  : nullptr;
   return Status::Ok();
 }
 
-std::string EncodeReply(const Reply& r) {
+ReplyFrame NewReplyFrame(const Reply& r) {
   wire::ReplyHeader h;
   h.set_request_id(r.request_id);
   h.set_status_code(static_cast<int>(r.status.code()));
   h.set_message(r.status.message());
-  h.set_num_values(r.values.size());
+  h.set_num_values(r.num_values);
   for (const auto& [table, rows] : r.stats) {
     wire::TableStats* s = h.add_stats();
     s->set_table_id(table);
     s->set_rows(rows);
   }
-  return Frame(h, {{r.values.data(), r.values.size() * sizeof(float)}});
+  ReplyFrame f;
+  char* payload = nullptr;
+  f.buffer = Frame(h, r.num_values * sizeof(float), &payload);
+  f.values = reinterpret_cast<float*>(payload);
+  return f;
+}
+
+Buffer EncodeReply(const Reply& r) {
+  ReplyFrame f = NewReplyFrame(r);
+  if (r.num_values > 0) std::memcpy(f.values, r.values, r.num_values * sizeof(float));
+  return std::move(f.buffer);
 }
 
 Status DecodeReply(const char* data, size_t size, Reply* r) {
@@ -175,8 +194,8 @@ Status DecodeReply(const char* data, size_t size, Reply* r) {
   }
   r->request_id = h.request_id();
   r->status = Status::FromCode(static_cast<Status::Code>(h.status_code()), h.message());
-  r->values.resize(h.num_values());
-  if (!r->values.empty()) std::memcpy(r->values.data(), payload, payload_size);
+  r->num_values = h.num_values();
+  r->values = reinterpret_cast<const float*>(payload);
   r->stats.clear();
   for (const wire::TableStats& s : h.stats()) r->stats.emplace_back(s.table_id(), s.rows());
   return Status::Ok();

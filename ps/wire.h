@@ -1,11 +1,13 @@
 // The PS wire format: requests and replies as plain structs, and their frames (proto/ps_wire.proto
 // describes the layout). Protobuf stays inside wire.cc.
 //
-// Decoding never trusts the sender: the magic, header length, header, type, counts and payload
-// size are all checked before anything is allocated or copied, and a malformed message yields an
-// InvalidArgument/Corruption Status naming the field, never a crash. Checks that need the server's
-// tables (table id, dim) are the server's (ValidateAgainstTables in the server loop).
-// Thread-safety: pure functions.
+// Decoding never trusts the sender: the magic, header length, header, type, counts, payload size
+// and alignment are all checked before anything is read, and a malformed message yields an
+// InvalidArgument Status naming the field, never a crash. Decoded keys and values are views into
+// the message (no copy): valid while its bytes live. Encoding writes header and payload into one
+// Buffer; New*Frame lets the producer write the payload in place (gather keys, pull rows). Checks
+// that need the server's tables (table id, dim) are the server's (ValidateAgainstTables in the
+// server loop). Thread-safety: pure functions.
 #ifndef ATTNPS_PS_WIRE_H_
 #define ATTNPS_PS_WIRE_H_
 
@@ -16,6 +18,7 @@
 #include <vector>
 
 #include "ops/status.h"
+#include "ps/buffer.h"
 
 namespace attnps::ps {
 
@@ -34,22 +37,38 @@ struct Request {
   uint64_t step = 0;
   int32_t sender = 0;
   std::string path;
-  std::vector<uint64_t> keys;  // kPull, kPush
-  std::vector<float> values;   // kPush: keys.size() * dim gradients
+  uint64_t num_keys = 0;           // kPull, kPush
+  const uint64_t* keys = nullptr;  // [num_keys]
+  const float* values = nullptr;   // kPush: [num_keys * dim] gradients
 };
 
 struct Reply {
   uint64_t request_id = 0;
   Status status;
-  std::vector<float> values;                         // kPull: rows
+  uint64_t num_values = 0;
+  const float* values = nullptr;                     // kPull: [num_values] rows
   std::vector<std::pair<uint32_t, uint64_t>> stats;  // kStats: (table id, rows)
 };
 
-std::string EncodeRequest(const Request& request);
-Status DecodeRequest(const char* data, size_t size, Request* request);
+// A frame with the header of `r` and room for its payload, which the caller fills: keys
+// [r.num_keys], and for kPush values [r.num_keys * r.dim]. r.keys/r.values are not read.
+struct RequestFrame {
+  Buffer buffer;
+  uint64_t* keys = nullptr;
+  float* values = nullptr;
+};
+RequestFrame NewRequestFrame(const Request& r);
+// The same, with the payload copied from r.keys/r.values.
+Buffer EncodeRequest(const Request& r);
+Status DecodeRequest(const char* data, size_t size, Request* r);
 
-std::string EncodeReply(const Reply& reply);
-Status DecodeReply(const char* data, size_t size, Reply* reply);
+struct ReplyFrame {
+  Buffer buffer;
+  float* values = nullptr;  // [r.num_values], to fill
+};
+ReplyFrame NewReplyFrame(const Reply& r);
+Buffer EncodeReply(const Reply& r);
+Status DecodeReply(const char* data, size_t size, Reply* r);
 
 const char* RequestTypeName(RequestType type);
 

@@ -4,6 +4,7 @@
 //   run longer: build-fuzz/wire_fuzz -max_total_time=3600 build-fuzz/fuzz_corpus tests/fuzz/corpus
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "ps/wire.h"
@@ -11,10 +12,14 @@
 namespace {
 
 void CheckRequestRoundTrip(const attnps::ps::Request& r) {
-  const std::string again = attnps::ps::EncodeRequest(r);
+  const attnps::ps::Buffer again = attnps::ps::EncodeRequest(r);
   attnps::ps::Request back;
-  if (!attnps::ps::DecodeRequest(again.data(), again.size(), &back).ok() || back.keys != r.keys ||
-      back.values.size() != r.values.size() || back.path != r.path || back.type != r.type) {
+  const size_t value_bytes =
+      r.type == attnps::ps::RequestType::kPush ? r.num_keys * r.dim * sizeof(float) : 0;
+  if (!attnps::ps::DecodeRequest(again.data(), again.size(), &back).ok() ||
+      back.num_keys != r.num_keys || back.path != r.path || back.type != r.type ||
+      std::memcmp(back.keys, r.keys, r.num_keys * sizeof(uint64_t)) != 0 ||
+      (value_bytes > 0 && std::memcmp(back.values, r.values, value_bytes) != 0)) {
     std::abort();
   }
 }

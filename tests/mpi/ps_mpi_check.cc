@@ -74,7 +74,7 @@ int RunWorker(JobRuntime* runtime, int rank, int kill_rank) {
   }
   // A malformed request is answered with an error and the server keeps serving.
   if (roles.worker_index == 0) {
-    runtime->transport()->Send(0, Tag::kRequest, "not an attnps frame");
+    runtime->transport()->Send(0, Tag::kRequest, Buffer::Copy("not an attnps frame"));
     std::vector<float> wrong(n * 3);
     st = client.Wait(client.Pull(1, keys.data(), n, 3, 0, wrong.data()));
     if (st.ok()) return Fail(roles, "a pull with the wrong dim succeeded");

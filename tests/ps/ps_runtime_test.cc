@@ -136,7 +136,8 @@ TEST(PsRuntimeTest, MalformedRequestsGetErrorsAndTheServerKeepsServing) {
   st = c.Wait(c.Pull(1, keys.data(), 8, 3, 1, out.data()));
   EXPECT_NE(st.message().find("has dim 4, request says 3"), std::string::npos) << st.ToString();
   // Raw garbage straight to the server: refused (logged and answered), not a crash.
-  ASSERT_TRUE(job.worker_endpoint(0).Send(0, Tag::kRequest, "garbage that is no frame").ok());
+  ASSERT_TRUE(
+      job.worker_endpoint(0).Send(0, Tag::kRequest, Buffer::Copy("garbage that is no frame")).ok());
   EXPECT_EQ(Pull(c, keys).size(), 32u);
 }
 

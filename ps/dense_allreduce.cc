@@ -20,16 +20,17 @@ MpiDenseAllreduce::MpiDenseAllreduce(MPI_Comm workers, AllreduceOptions options)
   ATTNPS_MPI_CHECK(MPI_Comm_size(comm_, &size_));
 }
 
-Status MpiDenseAllreduce::Average(float* data, size_t count) {
+Status MpiDenseAllreduce::Reduce(float* data, size_t count, float scale) {
   if (size_ == 1) return Status::Ok();
   const size_t bucket = BucketFloats(options_.bucket_bytes);
-  const float inv = 1.0f / static_cast<float>(size_);
   for (size_t begin = 0; begin < count; begin += bucket) {
     const size_t n = std::min(bucket, count - begin);
     float* part = data + begin;
     ATTNPS_MPI_CHECK(
         MPI_Allreduce(MPI_IN_PLACE, part, static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm_));
-    for (size_t i = 0; i < n; ++i) part[i] *= inv;
+    if (scale != 1.0f) {
+      for (size_t i = 0; i < n; ++i) part[i] *= scale;
+    }
   }
   return Status::Ok();
 }

@@ -5,9 +5,10 @@
 //                       sub-communicator (ncclUniqueId broadcast over MPI); CUDA builds only
 //   SingleWorkerAllreduce  one worker (local mode): nothing to exchange
 //
-// A step's gradients are one flat buffer; Average reduces it in buckets of `bucket_bytes` and
-// scales each bucket by 1/workers right after it arrives, while it is still in cache.
-// Averaging is deterministic: every worker ends with bit-identical values.
+// A step's gradients are one flat buffer, reduced in buckets of `bucket_bytes`. The trainer
+// scales its loss by 1/workers, so that Sum of the gradients is their average at no extra pass
+// over memory; Average (sum, then scale each bucket while it is in cache) is for callers that
+// did not. Both are deterministic: every worker ends with bit-identical values.
 //
 // Thread-safety: one caller at a time per instance (collective calls must be issued in the same
 // order on every worker). Errors: MPI/NCCL failures CHECK-fail through their checking macros
@@ -32,14 +33,16 @@ class DenseAllreduce {
  public:
   virtual ~DenseAllreduce() = default;
   virtual int num_workers() const = 0;
-  // Replaces data[0, count) with its mean over the workers. Host memory for MPI, device memory
-  // (of the device given at construction) for NCCL.
+  // Replaces data[0, count) with its sum (Sum) or mean (Average) over the workers. Host memory
+  // for MPI, device memory (of the device given at construction) for NCCL.
+  virtual Status Sum(float* data, size_t count) = 0;
   virtual Status Average(float* data, size_t count) = 0;
 };
 
 class SingleWorkerAllreduce : public DenseAllreduce {
  public:
   int num_workers() const override { return 1; }
+  Status Sum(float*, size_t) override { return Status::Ok(); }
   Status Average(float*, size_t) override { return Status::Ok(); }
 };
 
@@ -48,9 +51,14 @@ class MpiDenseAllreduce : public DenseAllreduce {
   // `workers` is the sub-communicator of the worker ranks (WorkerCommunicator); not owned.
   explicit MpiDenseAllreduce(MPI_Comm workers, AllreduceOptions options = {});
   int num_workers() const override { return size_; }
-  Status Average(float* data, size_t count) override;
+  Status Sum(float* data, size_t count) override { return Reduce(data, count, 1.0f); }
+  Status Average(float* data, size_t count) override {
+    return Reduce(data, count, 1.0f / static_cast<float>(size_));
+  }
 
  private:
+  Status Reduce(float* data, size_t count, float scale);
+
   MPI_Comm comm_;
   int size_ = 1;
   AllreduceOptions options_;

@@ -98,19 +98,38 @@ const float* EmbeddingShard::RowForPull(uint64_t key, uint64_t step, float* out)
   return RowAt(CreateRow(key, step));
 }
 
-void EmbeddingShard::Pull(const uint64_t* keys, int64_t n, uint64_t step, float* out) {
-  const int dim = config_.dim;
+template <int kDim>
+void EmbeddingShard::PullRows(const uint64_t* keys, int64_t n, uint64_t step, float* out) {
+  const int dim = kDim > 0 ? kDim : config_.dim;
+  const size_t row_bytes = sizeof(float) * dim;
   const float* ahead[kRowAhead];  // rows looked up, prefetched, copied kRowAhead keys later
   for (int64_t i = 0; i < n + kRowAhead; ++i) {
     const int64_t j = i - kRowAhead;  // consume slot j % kRowAhead before key i reuses it
     if (j >= 0 && ahead[j % kRowAhead] != nullptr) {
-      std::memcpy(out + j * dim, ahead[j % kRowAhead], sizeof(float) * dim);
+      std::memcpy(out + j * dim, ahead[j % kRowAhead], row_bytes);
     }
     if (i >= n) continue;
     if (i + kHashAhead < n) index_.prefetch(keys[i + kHashAhead]);
-    const float* row = RowForPull(keys[i], step, out + i * dim);
+    const auto it = index_.find(keys[i]);
+    const float* row =
+        it != index_.end() ? RowAt(it->second) : RowForPull(keys[i], step, out + i * dim);
     if (row != nullptr) PrefetchRange(row, dim, 0);
     ahead[i % kRowAhead] = row;
+  }
+}
+
+void EmbeddingShard::Pull(const uint64_t* keys, int64_t n, uint64_t step, float* out) {
+  switch (config_.dim) {  // the common widths get fixed-size row copies
+    case 8:
+      return PullRows<8>(keys, n, step, out);
+    case 16:
+      return PullRows<16>(keys, n, step, out);
+    case 32:
+      return PullRows<32>(keys, n, step, out);
+    case 64:
+      return PullRows<64>(keys, n, step, out);
+    default:
+      return PullRows<0>(keys, n, step, out);
   }
 }
 

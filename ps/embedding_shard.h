@@ -81,6 +81,9 @@ class EmbeddingShard {
   // The row of keys[i] for a pull: existing, created on admission, or null after writing the
   // unadmitted value to `out`.
   const float* RowForPull(uint64_t key, uint64_t step, float* out);
+  // Pull with the row width fixed at compile time (kDim > 0) or read from the config (0).
+  template <int kDim>
+  void PullRows(const uint64_t* keys, int64_t n, uint64_t step, float* out);
   void WriteInitialValue(uint64_t key, float* out) const;
   void Remove(uint64_t key);
 

@@ -39,21 +39,24 @@ class NcclDenseAllreduce : public DenseAllreduce {
   }
   int num_workers() const override { return size_; }
 
-  Status Average(float* data, size_t count) override {
+  Status Sum(float* data, size_t count) override { return Reduce(data, count, ncclSum); }
+  Status Average(float* data, size_t count) override { return Reduce(data, count, ncclAvg); }
+
+ private:
+  Status Reduce(float* data, size_t count, ncclRedOp_t op) {
     ATTNPS_CUDA_CHECK(cudaSetDevice(device_));
     const size_t bucket = BucketFloats(options_.bucket_bytes);
     ATTNPS_NCCL_CHECK(ncclGroupStart());
     for (size_t begin = 0; begin < count; begin += bucket) {
       const size_t n = std::min(bucket, count - begin);
       ATTNPS_NCCL_CHECK(
-          ncclAllReduce(data + begin, data + begin, n, ncclFloat, ncclAvg, comm_, stream_));
+          ncclAllReduce(data + begin, data + begin, n, ncclFloat, op, comm_, stream_));
     }
     ATTNPS_NCCL_CHECK(ncclGroupEnd());
     ATTNPS_CUDA_CHECK(cudaStreamSynchronize(stream_));
     return Status::Ok();
   }
 
- private:
   int device_ = 0;
   int size_ = 1;
   AllreduceOptions options_;

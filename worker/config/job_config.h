@@ -1,0 +1,72 @@
+// Loading, validating and overriding the job configuration (proto/job_config.proto, text format).
+//
+// Flow of the CLI: LoadJobConfig(path, overrides, &config) = parse the file, apply the
+// `--set=path=value` overrides, validate. Every function here is a pure function of its inputs and
+// thread-compatible (no shared state).
+//
+// Error contract: malformed text fails with InvalidArgument whose message starts with
+// `<name>:<line>:<column>: ` (1-based; a tab advances the column to the next multiple of 8, as
+// protobuf counts); a semantically invalid config fails with InvalidArgument naming every offending
+// field path, e.g. `tables[1].dim: must be > 0, got 0`; a missing file is NotFound naming the path.
+#ifndef ATTNPS_WORKER_CONFIG_JOB_CONFIG_H_
+#define ATTNPS_WORKER_CONFIG_JOB_CONFIG_H_
+
+#include <string>
+#include <vector>
+
+#include "ops/status.h"
+#include "proto/job_config.pb.h"
+#include "ps/table_config.h"
+
+namespace attnps::config {
+
+// Default layer sizes used when the repeated field is left empty.
+inline constexpr int kDefaultMlpHidden[] = {200, 80};
+inline constexpr int kDefaultAttentionHidden[] = {80, 40};
+
+// Reads `path`, parses it and validates the result. `*out` is overwritten (also on error).
+Status LoadJobConfig(const std::string& path, JobConfig* out);
+// As above, with `overrides` (see ApplyOverrides) applied between parsing and validation.
+Status LoadJobConfig(const std::string& path, const std::vector<std::string>& overrides,
+                     JobConfig* out);
+
+// Parses `text` (errors name `name_for_errors`, e.g. the file or "manifest") and validates it.
+Status ParseJobConfig(const std::string& text, const std::string& name_for_errors, JobConfig* out);
+// Parses only, without validation (for callers that apply overrides first).
+Status ParseJobConfigText(const std::string& text, const std::string& name_for_errors,
+                          JobConfig* out);
+
+// Semantic checks (ranges, references between tables and features, model shapes). Reports every
+// problem found, separated by "; ", each naming its field path.
+Status ValidateJobConfig(const JobConfig& config);
+
+// Applies overrides of the form `field.path=value`, in order. Paths follow the message structure:
+// `train.batch_size=256`, `data.train_path=/x`, `tables[1].dim=32` or `tables[item].dim=32` (by
+// name), `model.din.attention_normalization=SOFTMAX` (enums by name). A repeated scalar takes a
+// comma-separated list (`model.mlp.hidden=256,128`; empty clears it); a message field takes a
+// text-format body that replaces it (`model.base=` selects the base model). Does not validate.
+// Errors: InvalidArgument naming the override and the unknown field or bad value; on error
+// `*config` may hold the overrides before the failing one.
+Status ApplyOverrides(const std::vector<std::string>& overrides, JobConfig* config);
+
+// Table structs for the parameter server, ids 1..n in order of appearance.
+// Precondition: ValidateJobConfig(config) is OK.
+std::vector<ps::TableConfig> ToPsTables(const JobConfig& config);
+
+// The config in text format; ParseJobConfig(ToText(c)) == c.
+std::string ToText(const JobConfig& config);
+
+// ---- Accessors with defaults applied --------------------------------------------------------
+
+// The table named `name`, or nullptr.
+const TableConfig* FindTable(const JobConfig& config, const std::string& name);
+// mlp.hidden, or kDefaultMlpHidden when empty.
+std::vector<int> MlpHidden(const MlpConfig& mlp);
+// din.attention_hidden, or kDefaultAttentionHidden when empty.
+std::vector<int> AttentionHidden(const DinModel& din);
+// D: the dim of an item's embedding (item table dim + category table dim). Precondition: valid.
+int ItemDim(const JobConfig& config);
+
+}  // namespace attnps::config
+
+#endif  // ATTNPS_WORKER_CONFIG_JOB_CONFIG_H_

@@ -6,8 +6,7 @@
 
 namespace attnps::ps {
 
-Status JobRuntime::Create(const MpiSession& mpi, const RuntimeOptions& options,
-                          std::unique_ptr<JobRuntime>* out) {
+Status JobRuntime::CheckOptions(const RuntimeOptions& options) {
   if (options.servers < 1) {
     return Status::InvalidArgument("--servers=" + std::to_string(options.servers) +
                                    ": need at least one server");
@@ -16,9 +15,23 @@ Status JobRuntime::Create(const MpiSession& mpi, const RuntimeOptions& options,
     return Status::InvalidArgument("shard_threads=" + std::to_string(options.shard_threads) +
                                    ": need at least one");
   }
+  return Status::Ok();
+}
+
+Status JobRuntime::Create(const MpiSession& mpi, const RuntimeOptions& options,
+                          std::unique_ptr<JobRuntime>* out) {
+  if (mpi.size() == 1) return CreateLocal(options, out);
+  ATTNPS_RETURN_IF_ERROR(CheckOptions(options));
   std::unique_ptr<JobRuntime> runtime(new JobRuntime());
-  ATTNPS_RETURN_IF_ERROR(mpi.size() == 1 ? runtime->StartLocal(options)
-                                         : runtime->StartMpi(mpi, options));
+  ATTNPS_RETURN_IF_ERROR(runtime->StartMpi(mpi, options));
+  *out = std::move(runtime);
+  return Status::Ok();
+}
+
+Status JobRuntime::CreateLocal(const RuntimeOptions& options, std::unique_ptr<JobRuntime>* out) {
+  ATTNPS_RETURN_IF_ERROR(CheckOptions(options));
+  std::unique_ptr<JobRuntime> runtime(new JobRuntime());
+  ATTNPS_RETURN_IF_ERROR(runtime->StartLocal(options));
   *out = std::move(runtime);
   return Status::Ok();
 }

@@ -44,6 +44,8 @@ class JobRuntime {
   // (e.g. --servers=2 with 2 processes) or an unavailable allreduce backend.
   static Status Create(const MpiSession& mpi, const RuntimeOptions& options,
                        std::unique_ptr<JobRuntime>* out);
+  // Local mode without MPI (tests, tools): `servers` in-process servers, this thread's worker.
+  static Status CreateLocal(const RuntimeOptions& options, std::unique_ptr<JobRuntime>* out);
   ~JobRuntime();
   JobRuntime(const JobRuntime&) = delete;
   JobRuntime& operator=(const JobRuntime&) = delete;
@@ -67,6 +69,7 @@ class JobRuntime {
 
  private:
   JobRuntime() = default;
+  static Status CheckOptions(const RuntimeOptions& options);
   Status StartLocal(const RuntimeOptions& options);
   Status StartMpi(const MpiSession& mpi, const RuntimeOptions& options);
 

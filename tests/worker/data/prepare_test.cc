@@ -1,0 +1,413 @@
+#include "worker/data/prepare.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "tests/worker/data/test_util.h"
+#include "worker/data/output.h"
+#include "worker/data/sample.h"
+
+namespace attnps::data {
+namespace {
+
+using testing_util::FreshDir;
+using testing_util::ReadFile;
+using testing_util::ReadLines;
+using testing_util::WriteFile;
+
+std::vector<CtrSample> ReadCtr(const std::string& path) {
+  std::vector<CtrSample> out;
+  for (const std::string& line : ReadLines(path)) {
+    CtrSample s;
+    Status st = ParseCtrLine(line, &s);
+    EXPECT_TRUE(st.ok()) << path << ": " << st.ToString();
+    out.push_back(s);
+  }
+  return out;
+}
+
+std::vector<RetrievalSample> ReadSequences(const std::string& path) {
+  std::vector<RetrievalSample> out;
+  for (const std::string& line : ReadLines(path)) {
+    RetrievalSample s;
+    EXPECT_TRUE(ParseRetrievalLine(line, &s).ok()) << line;
+    out.push_back(s);
+  }
+  return out;
+}
+
+std::map<std::string, std::string> ReadDatasetTxt(const std::string& dir) {
+  std::map<std::string, std::string> kv;
+  for (const std::string& line : ReadLines(dir + "/dataset.txt")) {
+    size_t eq = line.find('=');
+    kv[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return kv;
+}
+
+CtrSample Row(float label, uint64_t user, uint64_t item, uint64_t cate,
+              std::vector<uint64_t> hist_items, std::vector<uint64_t> hist_cates) {
+  CtrSample s;
+  s.label = label;
+  s.user = user;
+  s.item = item;
+  s.cate = cate;
+  s.hist_items = std::move(hist_items);
+  s.hist_cates = std::move(hist_cates);
+  return s;
+}
+
+bool InSet(const RetrievalSample& seq, uint64_t item) {
+  return std::find(seq.items.begin(), seq.items.end(), item) != seq.items.end();
+}
+
+// A tiny MovieLens atomic log. Raw items 20, 100, 200, 300, 1000 -> dense 1..5 (numeric order,
+// not lexicographic); users 10, 20, 30 -> 1, 2, 3. User 10's events sorted by (time, file order):
+// 100@1, 200@2, 1000@2, 300@3 -> 2, 3, 5, 4. User 20 has 2 events (skipped). User 30: 1, 1, 2.
+// Categories: Action=1, Drama=2, none=3; item 20 -> Drama, 100 -> Action, 200 -> none (empty),
+// 300 -> Drama, 1000 -> none (absent from the items file).
+constexpr char kTinyInter[] =
+    "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+    "10\t300\t5\t3\n"
+    "10\t100\t4\t1\n"
+    "20\t100\t1\t5\n"
+    "10\t200\t3\t2\n"
+    "30\t20\t1\t1\n"
+    "10\t1000\t3\t2\n"
+    "20\t20\t1\t6\n"
+    "30\t100\t1\t3\n"
+    "30\t20\t1\t2\n";
+constexpr char kTinyItems[] =
+    "item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n"
+    "20\tTwenty\t1990\tDrama Comedy\n"
+    "100\tHundred\t1991\tAction\n"
+    "200\tTwo Hundred\t1992\t\n"
+    "300\tThree Hundred\t1993\tDrama\n"
+    "999\tUnused\t1994\tZzz\n";
+
+PrepareOptions TinyOptions(const std::string& dir, int max_history = 50) {
+  WriteFile(dir + "/tiny.inter", kTinyInter);
+  WriteFile(dir + "/tiny.item", kTinyItems);
+  PrepareOptions o;
+  o.format = "movielens";
+  o.input = dir + "/tiny.inter";
+  o.items = dir + "/tiny.item";
+  o.out = dir + "/out";
+  o.max_history = max_history;
+  return o;
+}
+
+TEST(PrepareRecipeTest, TinyLogGivesTheExactDinRows) {
+  std::string dir = FreshDir("d");
+  PrepareOptions o = TinyOptions(dir);
+  PrepareReport r;
+  ASSERT_TRUE(Prepare(o, &r).ok());
+  EXPECT_EQ(r.users, 3u);
+  EXPECT_EQ(r.items, 5u);
+  EXPECT_EQ(r.cates, 3u);
+  EXPECT_EQ(r.events, 9u);
+  EXPECT_EQ(r.train_rows, 6u);
+  EXPECT_EQ(r.test_rows, 4u);
+  EXPECT_EQ(r.skipped_users, 1u);
+  EXPECT_EQ(r.bad_lines, 0u);
+
+  EXPECT_EQ(ReadLines(o.out + "/item_cates.tsv"),
+            (std::vector<std::string>{"1\t2", "2\t1", "3\t3", "4\t2", "5\t3"}));
+  std::vector<RetrievalSample> seqs = ReadSequences(o.out + "/sequences.tsv");
+  ASSERT_EQ(seqs.size(), 2u);
+  EXPECT_EQ(seqs[0], (RetrievalSample{1, {2, 3, 5, 4}, {1, 3, 3, 2}}));
+  EXPECT_EQ(seqs[1], (RetrievalSample{3, {1, 1, 2}, {2, 2, 1}}));
+
+  // User 1's set is {2,3,4,5}: its only possible negative is item 1 (cate 2).
+  std::vector<CtrSample> train = ReadCtr(o.out + "/train.tsv");
+  std::vector<CtrSample> expected_user1 = {Row(1, 1, 3, 3, {2}, {1}), Row(0, 1, 1, 2, {2}, {1}),
+                                           Row(1, 1, 5, 3, {2, 3}, {1, 3}),
+                                           Row(0, 1, 1, 2, {2, 3}, {1, 3})};
+  std::vector<CtrSample> got_user1, got_user3;
+  for (const CtrSample& s : train) (s.user == 1 ? got_user1 : got_user3).push_back(s);
+  auto key = [](const CtrSample& s) { return std::make_pair(s.hist_items.size(), s.label); };
+  auto by_key = [&](const CtrSample& a, const CtrSample& b) { return key(a) < key(b); };
+  std::sort(got_user1.begin(), got_user1.end(), by_key);
+  std::sort(expected_user1.begin(), expected_user1.end(), by_key);
+  EXPECT_EQ(got_user1, expected_user1);
+  ASSERT_EQ(got_user3.size(), 2u);
+  std::sort(got_user3.begin(), got_user3.end(), by_key);
+  EXPECT_EQ(got_user3[1], Row(1, 3, 1, 2, {1}, {2}));
+  EXPECT_EQ(got_user3[0].label, 0.0f);
+  EXPECT_FALSE(InSet(seqs[1], got_user3[0].item));
+  EXPECT_GE(got_user3[0].item, 1u);
+  EXPECT_LE(got_user3[0].item, 5u);
+
+  std::vector<CtrSample> test = ReadCtr(o.out + "/test.tsv");
+  ASSERT_EQ(test.size(), 4u);
+  EXPECT_EQ(test[0], Row(1, 1, 4, 2, {2, 3, 5}, {1, 3, 3}));
+  EXPECT_EQ(test[1], Row(0, 1, 1, 2, {2, 3, 5}, {1, 3, 3}));
+  EXPECT_EQ(test[2], Row(1, 3, 2, 1, {1, 1}, {2, 2}));
+  EXPECT_FALSE(InSet(seqs[1], test[3].item));
+
+  auto kv = ReadDatasetTxt(o.out);
+  EXPECT_EQ(kv["users"], "3");
+  EXPECT_EQ(kv["items"], "5");
+  EXPECT_EQ(kv["cates"], "3");
+  EXPECT_EQ(kv["train_rows"], "6");
+  EXPECT_EQ(kv["test_rows"], "4");
+  EXPECT_EQ(kv["bad_lines"], "0");
+  EXPECT_EQ(kv["format"], "movielens");
+  EXPECT_EQ(kv["seed"], "1");
+  // No temp files are left behind.
+  for (const auto& e : std::filesystem::directory_iterator(o.out)) {
+    EXPECT_EQ(e.path().string().find(".tmp"), std::string::npos) << e.path();
+  }
+}
+
+TEST(PrepareRecipeTest, TruncatesHistoryToMaxHistory) {
+  std::string dir = FreshDir("d");
+  PrepareOptions o = TinyOptions(dir, /*max_history=*/2);
+  PrepareReport r;
+  ASSERT_TRUE(Prepare(o, &r).ok());
+  std::vector<CtrSample> test = ReadCtr(o.out + "/test.tsv");
+  ASSERT_EQ(test.size(), 4u);
+  EXPECT_EQ(test[0], Row(1, 1, 4, 2, {3, 5}, {3, 3}));
+  for (const CtrSample& s : ReadCtr(o.out + "/train.tsv")) EXPECT_LE(s.hist_items.size(), 2u);
+}
+
+TEST(PrepareRecipeTest, SameSeedGivesIdenticalFilesAndOtherSeedsShuffleDifferently) {
+  std::string dir = FreshDir("d");
+  // Enough users that the shuffled order and the negatives depend on the seed.
+  std::string inter;
+  for (int u = 1; u <= 60; ++u) {
+    for (int e = 0; e < 8; ++e) {
+      inter += std::to_string(u) + " " + std::to_string((u * 7 + e * 13) % 97 + 1) + " 1 " +
+               std::to_string(e) + "\n";
+    }
+  }
+  WriteFile(dir + "/log.txt", inter);
+  auto run = [&](uint64_t seed, const std::string& out) {
+    PrepareOptions o;
+    o.format = "movielens";
+    o.input = dir + "/log.txt";
+    o.out = out;
+    o.seed = seed;
+    PrepareReport r;
+    EXPECT_TRUE(Prepare(o, &r).ok());
+    EXPECT_EQ(r.train_rows, 60u * 2 * 6);
+  };
+  run(7, dir + "/a");
+  run(7, dir + "/b");
+  run(8, dir + "/c");
+  for (const char* f :
+       {"train.tsv", "test.tsv", "sequences.tsv", "item_cates.tsv", "dataset.txt"}) {
+    EXPECT_EQ(ReadFile(dir + "/a/" + f), ReadFile(dir + "/b/" + f)) << f;
+  }
+  EXPECT_NE(ReadFile(dir + "/a/train.tsv"), ReadFile(dir + "/c/train.tsv"));
+}
+
+TEST(PrepareBadLinesTest, CountsMalformedLinesAndStopsPastTheFraction) {
+  std::string dir = FreshDir("d");
+  WriteFile(dir + "/log.inter",
+            std::string(kTinyInter) + "10\tabc\t1\t1\n30\t20\n30\t20\t1\tnot_a_time\n");
+  PrepareOptions o = TinyOptions(dir);
+  o.input = dir + "/log.inter";
+  o.max_bad_fraction = 0.5;
+  PrepareReport r;
+  ASSERT_TRUE(Prepare(o, &r).ok());
+  EXPECT_EQ(r.bad_lines, 3u);
+  EXPECT_EQ(r.train_rows, 6u);
+  EXPECT_EQ(ReadDatasetTxt(o.out)["bad_lines"], "3");
+
+  o.max_bad_fraction = 0.001;
+  o.out = dir + "/out2";
+  Status st = Prepare(o, &r);
+  EXPECT_EQ(st.code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(st.message().find(o.input + ":13: 3 of 13 lines"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find(o.input + ":11: item \"abc\" is not an unsigned integer"),
+            std::string::npos)
+      << st.message();
+  EXPECT_FALSE(std::filesystem::exists(o.out + "/train.tsv"));
+}
+
+TEST(PrepareFormatsTest, MovieLensRatingsDatAndMoviesDat) {
+  std::string dir = FreshDir("d");
+  WriteFile(dir + "/ratings.dat",
+            "1::10::5::100\n1::20::3::50\n1::30::4::200\n2::10::1::1\n2::40::1::1\n");
+  WriteFile(dir + "/movies.dat",
+            "10::Ten (1990)::Comedy|Drama\n20::Twenty (1991)::Action\n30::Thirty::Comedy\n");
+  PrepareOptions o;
+  o.format = "movielens";
+  o.input = dir + "/ratings.dat";
+  o.items = dir + "/movies.dat";
+  o.out = dir + "/out";
+  PrepareReport r;
+  ASSERT_TRUE(Prepare(o, &r).ok());
+  EXPECT_EQ(r.users, 2u);
+  EXPECT_EQ(r.cates, 3u);  // Action, Comedy, none (item 40)
+  EXPECT_EQ(ReadLines(o.out + "/sequences.tsv"), (std::vector<std::string>{"1\t2,1,3\t1,2,2"}));
+}
+
+TEST(PrepareFormatsTest, SasRecKeepsFileOrder) {
+  std::string dir = FreshDir("d");
+  WriteFile(dir + "/log.txt", "5 9\n5 3\n6 3\n5 7\n5 3\n6 11\n");
+  PrepareOptions o;
+  o.format = "sasrec";
+  o.input = dir + "/log.txt";
+  o.out = dir + "/out";
+  PrepareReport r;
+  ASSERT_TRUE(Prepare(o, &r).ok());
+  EXPECT_EQ(r.items, 4u);
+  EXPECT_EQ(r.cates, 1u);  // none
+  EXPECT_EQ(ReadLines(o.out + "/sequences.tsv"), (std::vector<std::string>{"1\t3,1,2,1\t1,1,1,1"}));
+  EXPECT_EQ(r.train_rows, 4u);
+  EXPECT_EQ(r.test_rows, 2u);
+}
+
+TEST(PrepareFormatsTest, AmazonReviewsWithPythonLiteralMeta) {
+  std::string dir = FreshDir("d");
+  WriteFile(
+      dir + "/reviews.json",
+      "{\"reviewerID\": \"AX\", \"asin\": \"B02\", \"reviewText\": \"a \\\"b\\\" c\", "
+      "\"helpful\": [0, 1], \"unixReviewTime\": 300}\n"
+      "{\"reviewerID\": \"AX\", \"asin\": \"B01\", \"unixReviewTime\": 100, \"overall\": 5.0}\n"
+      "{\"reviewerID\": \"AX\", \"asin\": \"B03\", \"unixReviewTime\": 200}\n"
+      "{\"reviewerID\": \"AY\", \"asin\": \"B01\", \"unixReviewTime\": 1}\n"
+      "{\"reviewerID\": \"AY\", \"asin\": \"B04\", \"unixReviewTime\": 2}\n");
+  WriteFile(dir + "/meta.json",
+            "{'asin': 'B01', 'title': \"Kid's book\", 'categories': [['Books', 'Fiction'], "
+            "['Books', 'Kids']], 'salesRank': {'Books': 5}}\n"
+            "{'asin': 'B02', 'categories': [['Books', 'Fiction']], 'related': {'x': ['B01']}}\n"
+            "{\"asin\": \"B03\", \"category\": [\"Books\", \"Art\"], \"price\": 3.5}\n");
+  PrepareOptions o;
+  o.format = "amazon";
+  o.input = dir + "/reviews.json";
+  o.items = dir + "/meta.json";
+  o.out = dir + "/out";
+  PrepareReport r;
+  Status st = Prepare(o, &r);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(r.bad_lines, 0u);
+  EXPECT_EQ(r.users, 2u);
+  // Items B01..B04 -> 1..4; categories Art=1, Fiction=2, Kids=3, none=4 (B04 has no meta).
+  EXPECT_EQ(ReadLines(o.out + "/item_cates.tsv"),
+            (std::vector<std::string>{"1\t3", "2\t2", "3\t1", "4\t4"}));
+  EXPECT_EQ(ReadLines(o.out + "/sequences.tsv"), (std::vector<std::string>{"1\t1,3,2\t3,1,2"}));
+}
+
+TEST(PrepareFormatsTest, TaobaoKeepsTheChosenBehaviorsWithInlineCategories) {
+  std::string dir = FreshDir("d");
+  WriteFile(dir + "/UserBehavior.csv",
+            "1,100,7,pv,30\n1,200,8,buy,10\n1,300,9,pv,20\n1,100,7,pv,40\n2,100,7,cart,5\n"
+            "1,400,7,fav,50\n3,500,9,pv,1\n");
+  PrepareOptions o;
+  o.format = "taobao";
+  o.input = dir + "/UserBehavior.csv";
+  o.out = dir + "/out";
+  PrepareReport r;
+  ASSERT_TRUE(Prepare(o, &r).ok());
+  EXPECT_EQ(r.events, 4u);
+  EXPECT_EQ(ReadLines(o.out + "/sequences.tsv"), (std::vector<std::string>{"1\t2,1,1\t2,1,1"}));
+
+  o.taobao_behaviors = {"pv", "buy", "fav"};
+  o.out = dir + "/out2";
+  ASSERT_TRUE(Prepare(o, &r).ok());
+  EXPECT_EQ(r.events, 6u);
+  EXPECT_EQ(ReadLines(o.out + "/sequences.tsv"),
+            (std::vector<std::string>{"1\t2,3,1,1,4\t2,3,1,1,1"}));
+}
+
+TEST(PrepareFlagsTest, ParsesFlagsAndRejectsUnknownOnesListingTheValidFlags) {
+  PrepareOptions o;
+  bool help = false;
+  ASSERT_TRUE(
+      ParsePrepareFlags({"prepare", "--format=synthetic", "--out=/x", "--items=500", "--users=7",
+                         "--negatives=popularity", "--max_history=20", "--zipf=0.9", "--seed=3"},
+                        &o, &help)
+          .ok());
+  EXPECT_EQ(o.synthetic.items, 500u);
+  EXPECT_EQ(o.synthetic.users, 7u);
+  EXPECT_TRUE(o.synthetic.popularity_negatives);
+  EXPECT_EQ(o.max_history, 20);
+  EXPECT_DOUBLE_EQ(o.synthetic.zipf, 0.9);
+  EXPECT_EQ(o.seed, 3u);
+
+  PrepareOptions o2;
+  ASSERT_TRUE(ParsePrepareFlags(
+                  {"--items=meta.json", "--format=amazon", "--taobao_behaviors=pv,buy"}, &o2, &help)
+                  .ok());
+  EXPECT_EQ(o2.items, "meta.json");
+  EXPECT_EQ(o2.taobao_behaviors, (std::vector<std::string>{"pv", "buy"}));
+
+  Status st = ParsePrepareFlags({"--fromat=x"}, &o, &help);
+  EXPECT_EQ(st.code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(st.message().find("unknown flag --fromat"), std::string::npos);
+  EXPECT_NE(st.message().find("--max_bad_fraction"), std::string::npos);
+  EXPECT_FALSE(ParsePrepareFlags({"--max_history=abc"}, &o, &help).ok());
+  EXPECT_FALSE(ParsePrepareFlags({"--negatives=zipf"}, &o, &help).ok());
+  ASSERT_TRUE(ParsePrepareFlags({"--help"}, &o, &help).ok());
+  EXPECT_TRUE(help);
+  EXPECT_NE(PrepareUsage().find("--events_per_user"), std::string::npos);
+}
+
+TEST(PrepareFlagsTest, MainReturnsNonZeroOnBadFlagsAndMissingInput) {
+  EXPECT_EQ(PrepareMain({"--bogus=1"}), 2);
+  EXPECT_EQ(PrepareMain({"--format=movielens", "--out=/tmp/x"}), 2);  // no --input
+  std::string dir = FreshDir("d");
+  EXPECT_EQ(PrepareMain({"--format=sasrec", "--input=" + dir + "/missing", "--out=" + dir}), 1);
+  EXPECT_EQ(PrepareMain({"--help"}), 0);
+}
+
+TEST(ShuffledWriterTest, OutputIsAPermutationIndependentOfTheMemoryLimit) {
+  std::string dir = FreshDir("d");
+  auto write = [&](const std::string& path, uint64_t memory) {
+    ShuffledWriter w(/*seed=*/5, memory);
+    EXPECT_TRUE(w.Open(path).ok());
+    for (int i = 0; i < 5000; ++i) EXPECT_TRUE(w.Add(std::to_string(i) + "\n").ok());
+    EXPECT_TRUE(w.Commit().ok());
+  };
+  write(dir + "/mem.txt", 1 << 30);
+  write(dir + "/spill.txt", 1000);  // spills to bucket files many times
+  std::string a = ReadFile(dir + "/mem.txt");
+  EXPECT_EQ(a, ReadFile(dir + "/spill.txt"));
+  std::vector<std::string> lines = ReadLines(dir + "/mem.txt");
+  ASSERT_EQ(lines.size(), 5000u);
+  std::vector<std::string> sorted = lines;
+  std::sort(sorted.begin(), sorted.end(),
+            [](const std::string& x, const std::string& y) { return std::stoi(x) < std::stoi(y); });
+  for (int i = 0; i < 5000; ++i) EXPECT_EQ(sorted[i], std::to_string(i));
+  EXPECT_NE(lines, sorted);
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir), {}), 2);  // no bucket files
+}
+
+TEST(PrepareMovieLensTest, Ml100kGivesTheReferenceRowCounts) {
+  // $ATTNPS_ML100K_DIR overrides the shared location.
+  const char* env = std::getenv("ATTNPS_ML100K_DIR");
+  const std::string data = env != nullptr ? env : "/work/shared/data/ml-100k";
+  if (!std::filesystem::exists(data + "/ml-100k.inter")) {
+    GTEST_SKIP() << data << " is absent; the ml-100k count check needs MovieLens-100K there";
+  }
+  std::string dir = FreshDir("d");
+  PrepareOptions o;
+  o.format = "movielens";
+  o.input = data + "/ml-100k.inter";
+  o.items = data + "/ml-100k.item";
+  o.out = dir;
+  o.progress = false;
+  PrepareReport r;
+  Status st = Prepare(o, &r);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(r.train_rows, 196228u);
+  EXPECT_EQ(r.test_rows, 1886u);
+  EXPECT_EQ(r.users, 943u);
+  EXPECT_EQ(r.items, 1682u);
+  EXPECT_EQ(r.bad_lines, 0u);
+  EXPECT_EQ(r.events, 100000u);
+  EXPECT_EQ(ReadLines(dir + "/item_cates.tsv").size(), 1682u);
+}
+
+}  // namespace
+}  // namespace attnps::data

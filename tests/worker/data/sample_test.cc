@@ -1,0 +1,315 @@
+#include "worker/data/sample.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "tests/worker/data/test_util.h"
+
+namespace attnps::data {
+namespace {
+
+using testing_util::FreshDir;
+using testing_util::WriteFile;
+
+CtrSample MakeSample(float label, uint64_t user, uint64_t item, std::vector<uint64_t> hist) {
+  CtrSample s;
+  s.label = label;
+  s.user = user;
+  s.item = item;
+  s.cate = item % 7 + 1;
+  s.hist_items = hist;
+  for (uint64_t h : hist) s.hist_cates.push_back(h % 7 + 1);
+  return s;
+}
+
+std::string ErrorOf(std::string_view line) {
+  CtrSample s;
+  Status st = ParseCtrLine(line, &s);
+  EXPECT_FALSE(st.ok()) << line;
+  EXPECT_EQ(st.code(), Status::Code::kInvalidArgument);
+  return st.message();
+}
+
+TEST(CtrLineTest, FormatsTheDocumentedLayout) {
+  std::string line;
+  AppendCtrLine(MakeSample(1, 5, 12, {3, 4}), &line);
+  EXPECT_EQ(line, "1\t5\t12\t6\t3,4\t4,5\n");
+  line.clear();
+  AppendCtrLine(MakeSample(0, 5, 12, {}), &line);
+  EXPECT_EQ(line, "0\t5\t12\t6\t\t\n");
+}
+
+TEST(CtrLineTest, RoundTripsThroughParse) {
+  for (const CtrSample& s :
+       {MakeSample(1, 1, 2, {}), MakeSample(0, 18446744073709551615ull, 9, {1, 2, 3, 4, 5}),
+        MakeSample(0.25f, 7, 0, {0, 100000000000ull})}) {
+    std::string line;
+    AppendCtrLine(s, &line);
+    ASSERT_EQ(line.back(), '\n');
+    line.pop_back();
+    CtrSample parsed;
+    ASSERT_TRUE(ParseCtrLine(line, &parsed).ok()) << line;
+    EXPECT_EQ(parsed, s) << line;
+  }
+}
+
+TEST(CtrLineTest, RejectsNonNumericHistoryNamingTheField) {
+  EXPECT_EQ(ErrorOf("1\t5\t12\t6\t12,x\t4,5"),
+            "field 5 (hist_items): \"12,x\" is not an unsigned integer");
+  EXPECT_EQ(ErrorOf("1\t5\t12\t6\t12,3\t4,-5"),
+            "field 6 (hist_cates): \"4,-5\" is not an unsigned integer");
+}
+
+TEST(CtrLineTest, RejectsEveryMalformedFieldNamingIt) {
+  EXPECT_EQ(ErrorOf("x\t5\t12\t6\t\t"), "field 1 (label): \"x\" is not a number in [0, 1]");
+  EXPECT_EQ(ErrorOf("2\t5\t12\t6\t\t"), "field 1 (label): \"2\" is not a number in [0, 1]");
+  EXPECT_EQ(ErrorOf("1\tu5\t12\t6\t\t"), "field 2 (user): \"u5\" is not an unsigned integer");
+  EXPECT_EQ(ErrorOf("1\t5\t\t6\t\t"), "field 3 (target_item): \"\" is not an unsigned integer");
+  EXPECT_EQ(ErrorOf("1\t5\t12\t6.5\t\t"),
+            "field 4 (target_cate): \"6.5\" is not an unsigned integer");
+  EXPECT_EQ(ErrorOf("1\t5\t12\t99999999999999999999\t\t"),
+            "field 4 (target_cate): \"99999999999999999999\" is not an unsigned integer");
+  EXPECT_EQ(ErrorOf("1\t5\t12\t6\t1,\t1,"),
+            "field 5 (hist_items): \"1,\" is not an unsigned integer");
+  EXPECT_EQ(ErrorOf("1\t5\t12\t6\t1,,2\t1,1,2"),
+            "field 5 (hist_items): \"1,,2\" is not an unsigned integer");
+  EXPECT_EQ(ErrorOf("1\t5\t12\t6\t1, 2\t1,2"),
+            "field 5 (hist_items): \"1, 2\" is not an unsigned integer");
+}
+
+TEST(CtrLineTest, RejectsWrongFieldCountAndUnequalHistories) {
+  EXPECT_EQ(ErrorOf("1\t5\t12\t6\t1"), "expected 6 tab-separated fields, got 5");
+  EXPECT_EQ(ErrorOf("1\t5\t12\t6\t1\t1\t9"), "expected 6 tab-separated fields, got 7");
+  EXPECT_EQ(ErrorOf(""), "expected 6 tab-separated fields, got 1");
+  EXPECT_EQ(ErrorOf("1\t5\t12\t6\t1,2,3\t4,5"), "hist_items has 3 ids but hist_cates has 2");
+}
+
+TEST(RetrievalLineTest, RoundTripsAndRejectsMalformedFields) {
+  RetrievalSample s{42, {3, 1, 2}, {1, 1, 2}};
+  std::string line;
+  AppendRetrievalLine(s, &line);
+  EXPECT_EQ(line, "42\t3,1,2\t1,1,2\n");
+  line.pop_back();
+  RetrievalSample parsed;
+  ASSERT_TRUE(ParseRetrievalLine(line, &parsed).ok());
+  EXPECT_EQ(parsed, s);
+  EXPECT_EQ(ParseRetrievalLine("x\t1\t1", &parsed).message(),
+            "field 1 (user): \"x\" is not an unsigned integer");
+  EXPECT_EQ(ParseRetrievalLine("1\t1,a\t1,1", &parsed).message(),
+            "field 2 (items): \"1,a\" is not an unsigned integer");
+  EXPECT_EQ(ParseRetrievalLine("1\t1,2\t1;1", &parsed).message(),
+            "field 3 (cates): \"1;1\" is not an unsigned integer");
+  EXPECT_EQ(ParseRetrievalLine("1\t1,2\t1", &parsed).message(), "items has 2 ids but cates has 1");
+  EXPECT_EQ(ParseRetrievalLine("1\t1,2", &parsed).message(),
+            "expected 3 tab-separated fields, got 2");
+}
+
+// A CTR file whose sample i has user i + 1 (so samples identify their line).
+std::string WriteCtrFile(const std::string& dir, int n, int history = 3) {
+  std::string content;
+  for (int i = 0; i < n; ++i) {
+    std::vector<uint64_t> hist;
+    for (int h = 0; h < history; ++h) hist.push_back(i + h + 1);
+    AppendCtrLine(MakeSample(i % 2, i + 1, i + 2, hist), &content);
+  }
+  std::string path = dir + "/ctr.tsv";
+  WriteFile(path, content);
+  return path;
+}
+
+std::vector<uint64_t> ReadUsers(const std::string& path, const CtrReaderOptions& options) {
+  CtrFileReader reader;
+  EXPECT_TRUE(reader.Open(path, options).ok());
+  std::vector<uint64_t> users;
+  CtrSample s;
+  bool eof = false;
+  while (true) {
+    Status st = reader.Next(&s, &eof);
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    if (eof || !st.ok()) break;
+    users.push_back(s.user);
+  }
+  return users;
+}
+
+TEST(CtrFileReaderTest, ReadsEverySampleInOrder) {
+  std::string path = WriteCtrFile(FreshDir("d"), 50);
+  std::vector<uint64_t> users = ReadUsers(path, {});
+  ASSERT_EQ(users.size(), 50u);
+  for (size_t i = 0; i < users.size(); ++i) EXPECT_EQ(users[i], i + 1);
+}
+
+TEST(CtrFileReaderTest, WorkersReadDisjointLinesCoveringTheFile) {
+  std::string path = WriteCtrFile(FreshDir("d"), 100);
+  for (int workers : {2, 3}) {
+    std::set<uint64_t> seen;
+    size_t total = 0;
+    for (int w = 0; w < workers; ++w) {
+      CtrReaderOptions options;
+      options.worker_index = w;
+      options.num_workers = workers;
+      for (uint64_t u : ReadUsers(path, options)) {
+        EXPECT_EQ((u - 1) % workers, static_cast<uint64_t>(w));
+        seen.insert(u);
+        ++total;
+      }
+    }
+    EXPECT_EQ(total, 100u) << workers << " workers";
+    EXPECT_EQ(seen.size(), 100u) << workers << " workers";
+  }
+}
+
+TEST(CtrFileReaderTest, RejectsBadWorkerOptions) {
+  std::string path = WriteCtrFile(FreshDir("d"), 3);
+  CtrFileReader reader;
+  CtrReaderOptions options;
+  options.worker_index = 2;
+  options.num_workers = 2;
+  EXPECT_EQ(reader.Open(path, options).code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(reader.Open(path + ".missing", {}).code(), Status::Code::kNotFound);
+}
+
+TEST(CtrFileReaderTest, TruncatesHistoryToTheLastMaxHistoryItems) {
+  std::string path = WriteCtrFile(FreshDir("d"), 2, /*history=*/5);
+  CtrFileReader reader;
+  CtrReaderOptions options;
+  options.max_history = 2;
+  ASSERT_TRUE(reader.Open(path, options).ok());
+  CtrSample s;
+  bool eof;
+  ASSERT_TRUE(reader.Next(&s, &eof).ok());
+  EXPECT_EQ(s.hist_items, (std::vector<uint64_t>{4, 5}));
+  EXPECT_EQ(s.hist_cates, (std::vector<uint64_t>{5, 6}));
+}
+
+TEST(CtrFileReaderTest, SeekToASavedPositionResumesWithTheSameSamples) {
+  std::string path = WriteCtrFile(FreshDir("d"), 40);
+  CtrReaderOptions options;
+  options.worker_index = 1;
+  options.num_workers = 3;
+  CtrFileReader reader;
+  ASSERT_TRUE(reader.Open(path, options).ok());
+  CtrSample s;
+  bool eof;
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(reader.Next(&s, &eof).ok());
+  CtrFileReader::Position saved = reader.position();
+  std::vector<CtrSample> rest;
+  while (reader.Next(&s, &eof).ok() && !eof) rest.push_back(s);
+  ASSERT_FALSE(rest.empty());
+
+  CtrFileReader resumed;
+  ASSERT_TRUE(resumed.Open(path, options).ok());
+  ASSERT_TRUE(resumed.Seek(saved).ok());
+  std::vector<CtrSample> again;
+  while (resumed.Next(&s, &eof).ok() && !eof) again.push_back(s);
+  EXPECT_EQ(again, rest);
+  // Seeking back in the same reader works too.
+  ASSERT_TRUE(reader.Seek(saved).ok());
+  ASSERT_TRUE(reader.Next(&s, &eof).ok());
+  EXPECT_EQ(s, rest[0]);
+}
+
+TEST(CtrFileReaderTest, ReadsALastLineWithoutNewlineAndCrLf) {
+  std::string dir = FreshDir("d");
+  WriteFile(dir + "/f.tsv", "1\t1\t2\t3\t\t\r\n0\t2\t3\t4\t5\t6");
+  CtrReaderOptions options;
+  std::vector<uint64_t> users = ReadUsers(dir + "/f.tsv", options);
+  EXPECT_EQ(users, (std::vector<uint64_t>{1, 2}));
+}
+
+TEST(CtrFileReaderTest, ReadsLinesLongerThanTheReadChunk) {
+  std::string dir = FreshDir("d");
+  std::vector<uint64_t> hist(400000);
+  for (size_t i = 0; i < hist.size(); ++i) hist[i] = 1000000 + i;
+  std::string content;
+  AppendCtrLine(MakeSample(1, 1, 2, {}), &content);
+  AppendCtrLine(MakeSample(1, 2, 2, hist), &content);  // about 6 MB
+  AppendCtrLine(MakeSample(0, 3, 2, {}), &content);
+  WriteFile(dir + "/long.tsv", content);
+  CtrFileReader reader;
+  ASSERT_TRUE(reader.Open(dir + "/long.tsv", {}).ok());
+  CtrSample s;
+  bool eof;
+  ASSERT_TRUE(reader.Next(&s, &eof).ok());
+  ASSERT_TRUE(reader.Next(&s, &eof).ok());
+  EXPECT_EQ(s.hist_items, hist);
+  ASSERT_TRUE(reader.Next(&s, &eof).ok());
+  EXPECT_EQ(s.user, 3u);
+  ASSERT_TRUE(reader.Next(&s, &eof).ok());
+  EXPECT_TRUE(eof);
+}
+
+// 2000 lines of which `bad` are malformed (spread out).
+std::string WriteFileWithBadLines(const std::string& dir, int bad) {
+  std::string content;
+  for (int i = 0; i < 2000; ++i) {
+    if (i % 200 == 7 && bad-- > 0) {
+      content += "1\t2\tx\t3\t\t\n";
+    } else {
+      AppendCtrLine(MakeSample(1, i + 1, 3, {1}), &content);
+    }
+  }
+  WriteFile(dir + "/bad.tsv", content);
+  return dir + "/bad.tsv";
+}
+
+TEST(CtrFileReaderTest, SkipsAndCountsMalformedLinesBelowTheLimit) {
+  std::string path = WriteFileWithBadLines(FreshDir("d"), 3);
+  CtrReaderOptions options;
+  options.max_bad_fraction = 0.01;
+  CtrFileReader reader;
+  ASSERT_TRUE(reader.Open(path, options).ok());
+  CtrSample s;
+  bool eof = false;
+  int n = 0;
+  while (true) {
+    Status st = reader.Next(&s, &eof);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    if (eof) break;
+    ++n;
+  }
+  EXPECT_EQ(n, 1997);
+  EXPECT_EQ(reader.bad_lines(), 3u);
+  EXPECT_EQ(reader.lines_considered(), 2000u);
+}
+
+TEST(CtrFileReaderTest, StopsPastMaxBadFractionNamingFileLineAndCounts) {
+  std::string path = WriteFileWithBadLines(FreshDir("d"), 5);
+  CtrReaderOptions options;
+  options.max_bad_fraction = 0.001;
+  CtrFileReader reader;
+  ASSERT_TRUE(reader.Open(path, options).ok());
+  CtrSample s;
+  bool eof = false;
+  Status st;
+  int n = 0;
+  while ((st = reader.Next(&s, &eof)).ok() && !eof) ++n;
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.code(), Status::Code::kInvalidArgument);
+  // The check starts at 1000 lines: 5 bad lines in the first 1000 exceed 0.1%.
+  EXPECT_EQ(n, 995);
+  EXPECT_NE(st.message().find(path + ":1000: 5 of 1000 lines"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find(path + ":8: field 3 (target_item)"), std::string::npos)
+      << st.message();
+  // The error is sticky.
+  EXPECT_FALSE(reader.Next(&s, &eof).ok());
+}
+
+TEST(CtrFileReaderTest, ChecksTheBadFractionAtEndOfASmallFile) {
+  std::string dir = FreshDir("d");
+  WriteFile(dir + "/f.tsv", "1\t1\t2\t3\t\t\nbroken\n");
+  CtrFileReader reader;
+  ASSERT_TRUE(reader.Open(dir + "/f.tsv", {}).ok());
+  CtrSample s;
+  bool eof;
+  ASSERT_TRUE(reader.Next(&s, &eof).ok());
+  Status st = reader.Next(&s, &eof);
+  EXPECT_EQ(st.code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(st.message().find("1 of 2 lines"), std::string::npos) << st.message();
+}
+
+}  // namespace
+}  // namespace attnps::data

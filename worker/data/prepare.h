@@ -1,0 +1,57 @@
+// `attnps prepare`: turns a raw public data set (or the synthetic generator) into the canonical
+// sample files in --out: train.tsv and test.tsv (CTR lines, train in a seeded shuffled order),
+// sequences.tsv (retrieval lines), item_cates.tsv (item \t cate) and dataset.txt (key=value).
+// See docs/data.md.
+#ifndef ATTNPS_WORKER_DATA_PREPARE_H_
+#define ATTNPS_WORKER_DATA_PREPARE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ops/status.h"
+#include "worker/data/synthetic.h"
+
+namespace attnps::data {
+
+struct PrepareOptions {
+  std::string format;  // movielens | sasrec | amazon | taobao | synthetic
+  std::string input;   // interactions file (not for synthetic)
+  std::string items;   // optional items/meta file with categories
+  std::string out;     // output directory (created if missing)
+  int max_history = 50;
+  uint64_t seed = 1;
+  double max_bad_fraction = 0.001;
+  int min_user_events = 3;
+  std::vector<std::string> taobao_behaviors = {"pv"};
+  SyntheticOptions synthetic;
+  bool progress = true;                         // progress lines on stderr every few seconds
+  uint64_t shuffle_memory_bytes = 64ull << 20;  // train shuffle buffer before spilling to buckets
+};
+
+struct PrepareReport {
+  uint64_t lines_read = 0;  // non-blank input lines (interactions + items)
+  uint64_t bad_lines = 0;
+  uint64_t events = 0;  // interactions kept
+  uint64_t users = 0;   // distinct users (user ids are 1..users)
+  uint64_t users_with_samples = 0;
+  uint64_t skipped_users = 0;  // fewer than min_user_events events
+  uint64_t items = 0;          // item ids are 1..items
+  uint64_t cates = 0;          // category ids are 1..cates
+  uint64_t train_rows = 0;
+  uint64_t test_rows = 0;
+};
+
+Status Prepare(const PrepareOptions& options, PrepareReport* report);
+
+// Entry point of `attnps prepare --name=value ...` (a leading "prepare" is ignored). Prints a
+// summary to stdout and errors to stderr; returns 0 on success, 2 on bad flags, 1 on failure.
+int PrepareMain(const std::vector<std::string>& args);
+
+// Parses the flags into *options; *help is set for --help. Exposed for tests.
+Status ParsePrepareFlags(const std::vector<std::string>& args, PrepareOptions* options, bool* help);
+std::string PrepareUsage();
+
+}  // namespace attnps::data
+
+#endif  // ATTNPS_WORKER_DATA_PREPARE_H_

@@ -1,0 +1,112 @@
+// The canonical sample files written by `attnps prepare` and read by trainers.
+//
+// CTR line (TSV, 6 fields):
+//   label \t user \t target_item \t target_cate \t hist_items \t hist_cates
+// where hist_* are comma-separated id lists of equal length (empty field = empty history), ids are
+// dense 1-based uint64 (0 = padding/unknown) and the label is a float (0 or 1).
+//
+// Retrieval line (TSV, 3 fields): user \t items \t cates, the user's time-ordered sequence.
+#ifndef ATTNPS_WORKER_DATA_SAMPLE_H_
+#define ATTNPS_WORKER_DATA_SAMPLE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ops/status.h"
+#include "worker/data/line_reader.h"
+
+namespace attnps::data {
+
+struct CtrSample {
+  float label = 0;
+  uint64_t user = 0;
+  uint64_t item = 0;
+  uint64_t cate = 0;
+  std::vector<uint64_t> hist_items;
+  std::vector<uint64_t> hist_cates;
+
+  bool operator==(const CtrSample& o) const {
+    return label == o.label && user == o.user && item == o.item && cate == o.cate &&
+           hist_items == o.hist_items && hist_cates == o.hist_cates;
+  }
+};
+
+struct RetrievalSample {
+  uint64_t user = 0;
+  std::vector<uint64_t> items;
+  std::vector<uint64_t> cates;
+
+  bool operator==(const RetrievalSample& o) const {
+    return user == o.user && items == o.items && cates == o.cates;
+  }
+};
+
+// Parses one CTR line (without '\n'). On error *sample is unspecified and the message names the
+// field, e.g. `field 5 (hist_items): "12,x" is not an unsigned integer`.
+Status ParseCtrLine(std::string_view line, CtrSample* sample);
+// Appends the sample as one line, '\n' included.
+void AppendCtrLine(const CtrSample& sample, std::string* out);
+
+Status ParseRetrievalLine(std::string_view line, RetrievalSample* sample);
+void AppendRetrievalLine(const RetrievalSample& sample, std::string* out);
+
+// Parses a comma-separated id list ("" = empty) into *ids; false on a malformed id.
+bool ParseIdList(std::string_view field, std::vector<uint64_t>* ids);
+void AppendIdList(const std::vector<uint64_t>& ids, std::string* out);
+
+struct CtrReaderOptions {
+  // Worker i of n reads the lines with (0-based line index) % n == i.
+  int worker_index = 0;
+  int num_workers = 1;
+  // Keep only the last max_history history items (0 = keep all).
+  int max_history = 0;
+  // Next fails once malformed/considered lines exceeds this (checked from 1000 lines and at EOF).
+  double max_bad_fraction = 0.001;
+};
+
+// Reads a CTR file sequentially, skipping (and counting) malformed lines. Not thread-safe.
+class CtrFileReader {
+ public:
+  // A resumable read position: the byte offset of the next line and the number of lines before it.
+  struct Position {
+    uint64_t offset = 0;
+    uint64_t line = 0;
+    bool operator==(const Position& o) const { return offset == o.offset && line == o.line; }
+  };
+
+  static constexpr int kReportedBadLines = 10;
+  static constexpr uint64_t kMinLinesForBadCheck = 1000;
+
+  CtrFileReader() = default;
+  // InvalidArgument on bad options, NotFound when the file cannot be opened.
+  Status Open(const std::string& path, const CtrReaderOptions& options);
+  // The next sample of this worker, or *eof = true at the end. Fails (and keeps failing) once the
+  // malformed-line fraction exceeds options.max_bad_fraction.
+  Status Next(CtrSample* sample, bool* eof);
+
+  Position position() const { return {lines_.offset(), lines_.line_number()}; }
+  // Continues at a position from position(); bad-line counters are kept.
+  Status Seek(Position position);
+
+  uint64_t lines_considered() const { return considered_; }  // this worker's lines, blank excluded
+  uint64_t bad_lines() const { return bad_; }
+  const std::string& path() const { return lines_.path(); }
+
+ private:
+  Status CheckBadFraction(bool at_eof);
+
+  CtrReaderOptions options_;
+  LineReader lines_;
+  uint64_t considered_ = 0;
+  uint64_t bad_ = 0;
+  bool summary_logged_ = false;
+  std::string first_bad_;  // "file:line: reason" of the first malformed line
+  Status failed_;
+};
+
+}  // namespace attnps::data
+
+#endif  // ATTNPS_WORKER_DATA_SAMPLE_H_

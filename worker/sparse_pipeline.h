@@ -33,6 +33,8 @@ struct SparseTable {
 // One step's embedding traffic, per table: the unique keys, their pulled rows [keys x dim] and
 // the gradients to push [keys x dim].
 struct SparseBatch {
+  virtual ~SparseBatch() = default;  // trainers carry their own data in a derived batch
+
   uint64_t step = 0;
   std::vector<std::vector<uint64_t>> keys;
   std::vector<std::vector<float>> rows;

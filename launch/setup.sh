@@ -70,7 +70,8 @@ build_release() { configure_and_build "$BUILD" -DCMAKE_BUILD_TYPE=Release; }
 
 build_asan() {
   # CPU-only, sanitized: the unit-tested libraries and their tests.
-  ATTNPS_CUDA=OFF configure_and_build "$BUILD_ASAN" -DCMAKE_BUILD_TYPE=Debug -DATTNPS_ASAN=ON -- ops_test ps_test
+  ATTNPS_CUDA=OFF configure_and_build "$BUILD_ASAN" -DCMAKE_BUILD_TYPE=Debug -DATTNPS_ASAN=ON -- ops_test ps_test \
+    data_test config_test models_test worker_test
 }
 
 build_fuzz() {
@@ -86,9 +87,21 @@ run_tests() {
 }
 
 run_main() {
-  local threads="${ATTNPS_THREADS:-$(nproc)}"
-  log "main job: op benchmark on $threads threads (the training job replaces it when it lands)"
-  "$BUILD/ops_bench" --threads="$threads" --benchmark_color=false
+  # A synthetic data set, then DIN under mpirun (2 servers + 2 workers) with checkpoints, then the
+  # test AUC evaluated from the last checkpoint.
+  local bin="$BUILD/attnps"
+  local mpirun=(mpirun --oversubscribe --allow-run-as-root --bind-to none)
+  cd "$ROOT"
+  log "main job 1/3: synthetic data set (data/synthetic)"
+  "$bin" prepare --format=synthetic --users="${ATTNPS_SYNTHETIC_USERS:-4000}" --out=data/synthetic
+  log "main job 2/3: DIN training, mpirun -np 4 (2 servers + 2 workers)"
+  rm -rf ckpt/main
+  "${mpirun[@]}" -np 4 "$bin" train --config=launch/din_synthetic.pbtxt --servers=2 \
+    --set=checkpoint.dir=ckpt/main --set=checkpoint.every_steps=200 --set=train.epochs=1 \
+    --set=train.eval_every_steps=0 --metrics_out=runs/main.jsonl
+  log "main job 3/3: test AUC from the last checkpoint ($(cat ckpt/main/LATEST))"
+  "${mpirun[@]}" -np 3 "$bin" eval --config=launch/din_synthetic.pbtxt --servers=1 \
+    --set=checkpoint.dir=ckpt/main
 }
 
 cmd="${1:-main}"

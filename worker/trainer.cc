@@ -292,6 +292,7 @@ Status Trainer::Train() {
   bool epoch_done = false;
   Status st;
   while (st.ok() && epoch_ < config_.train().epochs() && (max_steps == 0 || step_ < max_steps)) {
+    const double step_start = Now();
     if (!(st = FillPipeline(&epoch_done)).ok()) break;
     const bool want_checkpoint =
         !ckpt.dir().empty() &&
@@ -315,6 +316,7 @@ Status Trainer::Train() {
       if (!st.ok()) break;
     }
     if (!(st = DenseUpdate()).ok()) break;
+    train_seconds_ += Now() - step_start;
     ++step_;
     Progress(result.loss, false);
     if (flags[1] > 0) st = SaveCheckpoint();
@@ -324,6 +326,13 @@ Status Trainer::Train() {
   reader_.reset();
   if (st.ok()) st = pipeline_->Drain();
   if (st.ok()) Progress(loss_ema_ < 0 ? 0 : loss_ema_, true);
+  if (st.ok() && IsChief()) {  // all workers' samples over this worker's time in steps
+    std::printf("[attnps] trained %llu samples in %.2f s of steps: train_samples_per_s=%.0f\n",
+                static_cast<unsigned long long>(samples_run_ * runtime_->num_workers()),
+                train_seconds_,
+                samples_run_ * runtime_->num_workers() / std::max(1e-9, train_seconds_));
+    std::fflush(stdout);
+  }
   if (st.ok() && !ckpt.dir().empty() && ckpt.save_at_end()) st = SaveCheckpoint();
   return st;
 }

@@ -91,6 +91,7 @@ class Trainer {
   uint64_t samples_per_epoch_ = 0;  // all workers', from the file's line count
   double start_time_ = 0, last_progress_ = 0, last_checkpoint_time_ = 0;
   double loss_ema_ = -1;
+  double train_seconds_ = 0;  // in training steps (no evaluation, no checkpoints)
   models::CtrInputs inputs_;
   models::CtrInputGrads input_grads_;
   Tensor logits_, dlogits_, labels_;

@@ -1,0 +1,97 @@
+#include "worker/checkpoint.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace attnps::worker {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string FreshDir(const std::string& name) {
+  const std::string dir = testing::TempDir() + "/ckpt_" + name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+TEST(CheckpointTest, DenseStateRoundTripsExactly) {
+  const std::string dir = FreshDir("dense");
+  Tensor params = Tensor::FromVector({3}, {1.5f, -2.25f, 3e-7f});
+  Tensor buffers = Tensor::FromVector({2}, {0.5f, 9.0f});
+  ASSERT_TRUE(WriteDense(dir + "/dense.bin", {{"params", params}, {"buffers", buffers}}, 42).ok());
+  Tensor p2 = Tensor::Zeros({3}), b2 = Tensor::Zeros({2});
+  int64_t steps = 0;
+  ASSERT_TRUE(ReadDense(dir + "/dense.bin", {{"params", p2}, {"buffers", b2}}, &steps).ok());
+  EXPECT_EQ(p2.ToVector(), params.ToVector());
+  EXPECT_EQ(b2.ToVector(), buffers.ToVector());
+  EXPECT_EQ(steps, 42);
+}
+
+TEST(CheckpointTest, CorruptedOrMismatchedDenseStateIsRefusedNamingTheFile) {
+  const std::string dir = FreshDir("corrupt");
+  const std::string path = dir + "/dense.bin";
+  Tensor params = Tensor::Filled({100}, 1.0f);
+  ASSERT_TRUE(WriteDense(path, {{"params", params}}, 1).ok());
+  Tensor wrong = Tensor::Zeros({99});
+  int64_t steps = 0;
+  Status st = ReadDense(path, {{"params", wrong}}, &steps);
+  EXPECT_EQ(st.code(), Status::Code::kCorruption);
+  EXPECT_NE(st.message().find("expects params of 99"), std::string::npos) << st.ToString();
+  {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(100);
+    f.put('\x7f');
+  }
+  Tensor same = Tensor::Zeros({100});
+  st = ReadDense(path, {{"params", same}}, &steps);
+  EXPECT_NE(st.message().find(path), std::string::npos);
+  EXPECT_NE(st.message().find("checksum"), std::string::npos) << st.ToString();
+}
+
+TEST(CheckpointTest, ManifestVerifiesEveryFileAndLatestPointsAtTheStep) {
+  const std::string dir = FreshDir("manifest");
+  const std::string step = dir + "/" + StepDirName(7);
+  fs::create_directories(step);
+  ASSERT_TRUE(WritePosition(step + "/worker-0.pos", {1, 100, 5, 3}).ok());
+  config::CheckpointManifest m;
+  m.set_step(7);
+  ASSERT_TRUE(WriteManifest(step, {"worker-0.pos"}, m).ok());
+  ASSERT_TRUE(PublishLatest(dir, StepDirName(7)).ok());
+  std::string latest;
+  ASSERT_TRUE(ReadLatest(dir, &latest).ok());
+  EXPECT_EQ(latest, step);
+  config::CheckpointManifest back;
+  ASSERT_TRUE(ReadManifest(step, &back).ok());
+  EXPECT_EQ(back.step(), 7);
+  StreamPosition p;
+  ASSERT_TRUE(ReadPosition(step + "/worker-0.pos", &p).ok());
+  EXPECT_EQ(p.block_offset, 100u);
+  std::ofstream(step + "/worker-0.pos", std::ios::app) << "x";
+  const Status st = ReadManifest(step, &back);
+  EXPECT_EQ(st.code(), Status::Code::kCorruption);
+  EXPECT_NE(st.message().find("worker-0.pos"), std::string::npos);
+}
+
+TEST(CheckpointTest, AStepWithoutManifestIsIncompleteAndPruneKeepsTheNewest) {
+  const std::string dir = FreshDir("prune");
+  for (int s : {10, 20, 30, 40}) fs::create_directories(dir + "/" + StepDirName(s));
+  config::CheckpointManifest manifest;
+  EXPECT_EQ(ReadManifest(dir + "/step-40", &manifest).code(), Status::Code::kNotFound);
+  ASSERT_TRUE(PublishLatest(dir, StepDirName(30)).ok());
+  ASSERT_TRUE(PruneCheckpoints(dir, 2).ok());
+  EXPECT_FALSE(fs::exists(dir + "/step-10"));
+  EXPECT_FALSE(fs::exists(dir + "/step-20"));
+  EXPECT_TRUE(fs::exists(dir + "/step-30"));
+  EXPECT_TRUE(fs::exists(dir + "/step-40"));
+}
+
+TEST(CheckpointTest, NoLatestIsNotFound) {
+  std::string latest;
+  EXPECT_EQ(ReadLatest(FreshDir("empty"), &latest).code(), Status::Code::kNotFound);
+}
+
+}  // namespace
+}  // namespace attnps::worker

@@ -120,6 +120,7 @@ case "$cmd" in
     build_release
     run_tests "$BUILD" unit
     run_tests "$BUILD" mpi
+    run_tests "$BUILD" integration
     build_asan
     ASAN_OPTIONS=detect_leaks=1 run_tests "$BUILD_ASAN" unit
     build_fuzz

@@ -3,6 +3,8 @@
 #include <glog/logging.h>
 
 #include <chrono>
+#include <csignal>
+#include <cstdlib>
 #include <condition_variable>
 #include <cstdio>
 #include <filesystem>
@@ -77,6 +79,14 @@ void ResizeLike(const Tensor& like, Tensor* t) {
     *t = Tensor::Empty(like.shape());
   }
   if (!t->empty()) t->SetZero();
+}
+
+// Fault injection for tests/integration/kill_resume.sh: ATTNPS_CRASH_IN_CHECKPOINT=<step> kills
+// the process with SIGKILL after the shards and dense state of that step are written, before the
+// manifest.
+void MaybeCrashForTest(int64_t step) {
+  const char* at = std::getenv("ATTNPS_CRASH_IN_CHECKPOINT");
+  if (at != nullptr && std::atoll(at) == step) std::raise(SIGKILL);
 }
 
 }  // namespace
@@ -441,6 +451,7 @@ Status Trainer::SaveCheckpoint() {
         WriteDense(step_dir + "/dense.bin", DenseBlocks(), optimizer_->step_count()));
   }
   ATTNPS_RETURN_IF_ERROR(client->Barrier());  // every worker's files are written
+  MaybeCrashForTest(step_);
   if (IsChief()) {
     config::CheckpointManifest manifest;
     manifest.set_step(step_);

@@ -163,6 +163,9 @@ int RunJob(int argc, char** argv, const std::vector<std::string>& args) {
 }
 
 int Main(int argc, char** argv) {
+  // Servers and workers share the cores: OpenMP threads that spin while waiting would starve
+  // them. Must be set before OpenMP starts.
+  setenv("OMP_WAIT_POLICY", "passive", /*overwrite=*/0);
   google::InitGoogleLogging(argv[0]);
   FLAGS_logtostderr = true;
   std::vector<std::string> args(argv + 1, argv + argc);

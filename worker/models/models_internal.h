@@ -1,0 +1,34 @@
+// Shared internals of the CTR models: input checks and the per-kind constructors behind
+// MakeCtrModel. Private to worker/models.
+#ifndef ATTNPS_WORKER_MODELS_MODELS_INTERNAL_H_
+#define ATTNPS_WORKER_MODELS_MODELS_INTERNAL_H_
+
+#include <cstdint>
+#include <memory>
+
+#include "ops/tensor.h"
+#include "worker/models/ctr_model.h"
+
+namespace attnps::models {
+
+struct BatchSizes {
+  int64_t b = 0;
+  int64_t t = 0;
+};
+
+// CHECK-fails (a caller bug) unless target [B, D], history [B, T, D], mask [B, T] and user is
+// [B, U] (or empty when U = 0), with D = item_dim + cate_dim; returns B and T.
+BatchSizes CheckCtrInputs(const CtrInputs& in, const CtrModelDims& dims);
+
+// Resizes *t to `shape` (uninitialized) unless it already has it.
+void EnsureShape(const Shape& shape, Tensor* t);
+
+// Preconditions: the config was accepted by MakeCtrModel's checks.
+std::unique_ptr<CtrModel> NewBaseModel(const config::ModelConfig& config, const CtrModelDims& dims,
+                                       uint64_t seed);
+std::unique_ptr<CtrModel> NewDinModel(const config::ModelConfig& config, const CtrModelDims& dims,
+                                      uint64_t seed);
+
+}  // namespace attnps::models
+
+#endif  // ATTNPS_WORKER_MODELS_MODELS_INTERNAL_H_

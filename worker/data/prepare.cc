@@ -289,7 +289,7 @@ const std::vector<Flag>& Flags() {
                     &SyntheticOptions::drift),
       SynDoubleFlag("noise", "synthetic: probability of a random popular item (0.1)",
                     &SyntheticOptions::noise),
-      {"negatives", "synthetic: uniform|popularity (default uniform)",
+      {"negatives", "synthetic: popularity|uniform (default popularity)",
        [](std::string_view v, PrepareOptions* o) {
          if (v != "uniform" && v != "popularity") {
            return BadValue("negatives", v, "expected uniform or popularity");

@@ -21,7 +21,7 @@ struct SyntheticOptions {
   double zipf = 1.1;    // exponent of cluster popularity and of item popularity in a cluster
   double drift = 0.05;  // per-event probability that one interest is replaced
   double noise = 0.1;   // probability that an event is a globally popular item instead
-  bool popularity_negatives = false;  // negatives from global popularity instead of uniform
+  bool popularity_negatives = true;  // negatives from global popularity (false: uniform)
 };
 
 Status ValidateSyntheticOptions(const SyntheticOptions& options);

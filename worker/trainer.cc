@@ -439,10 +439,16 @@ Status Trainer::SaveCheckpoint() {
   const double t0 = Now();
   ps::PsClient* client = runtime_->client();
   ATTNPS_RETURN_IF_ERROR(pipeline_->Drain());
+  std::string latest;
+  if (ReadLatest(dir, &latest).ok() && latest == step_dir) {
+    return client->Barrier();  // this step is the latest complete checkpoint already (resumed)
+  }
   std::error_code error;
+  // A step directory that LATEST does not name is left over from a crash (or an older run).
+  if (IsChief()) fs::remove_all(step_dir, error);
+  ATTNPS_RETURN_IF_ERROR(client->Barrier());  // every worker's pushes are in; stale files gone
   fs::create_directories(step_dir, error);
   if (error) return Status::IoError("cannot create " + step_dir + ": " + error.message());
-  ATTNPS_RETURN_IF_ERROR(client->Barrier());  // every worker's pushes are in
   const std::string pos_file = "worker-" + std::to_string(runtime_->worker_index()) + ".pos";
   ATTNPS_RETURN_IF_ERROR(WritePosition(step_dir + "/" + pos_file, consumed_));
   if (IsChief()) {

@@ -64,4 +64,4 @@ set -e
 "$BIN" eval --config=job.pbtxt --set=checkpoint.dir=d >d.eval 2>&1 ||
   { cat d.eval; echo "FAIL: the previous checkpoint does not load"; exit 1; }
 grep -q "step=40" d.eval || { cat d.eval; echo "FAIL: eval did not use step 40"; exit 1; }
-echo "killed inside a checkpoint write: LATEST stayed on step-40, which loads ($(grep -o 'auc=[0-9.]*' d.eval))"
+echo "killed inside a checkpoint write: LATEST stayed on step-40, which loads ($(grep -o 'test auc=[0-9.]*' d.eval))"

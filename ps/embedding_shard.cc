@@ -24,11 +24,12 @@ uint32_t StepToMeta(uint64_t step) {
   return static_cast<uint32_t>(step);
 }
 
-void PrefetchRange(const float* p, int floats, int write) {
+template <int kWrite>  // a constant, as __builtin_prefetch needs, whatever gets inlined
+void PrefetchRange(const float* p, int floats) {
   const char* begin = reinterpret_cast<const char*>(p);
   const char* end = reinterpret_cast<const char*>(p + floats);
-  for (const char* c = begin; c < end; c += kAlignment) __builtin_prefetch(c, write);
-  __builtin_prefetch(end - 1, write);
+  for (const char* c = begin; c < end; c += kAlignment) __builtin_prefetch(c, kWrite);
+  __builtin_prefetch(end - 1, kWrite);
 }
 
 }  // namespace
@@ -113,7 +114,7 @@ void EmbeddingShard::PullRows(const uint64_t* keys, int64_t n, uint64_t step, fl
     const auto it = index_.find(keys[i]);
     const float* row =
         it != index_.end() ? RowAt(it->second) : RowForPull(keys[i], step, out + i * dim);
-    if (row != nullptr) PrefetchRange(row, dim, 0);
+    if (row != nullptr) PrefetchRange<0>(row, dim);
     ahead[i % kRowAhead] = row;
   }
 }
@@ -152,7 +153,7 @@ int64_t EmbeddingShard::Push(const uint64_t* keys, int64_t n, const float* grads
     if (i + kHashAhead < n) index_.prefetch(keys[i + kHashAhead]);
     auto it = index_.find(keys[i]);
     ahead[i % kRowAhead] = it == index_.end() ? kAbsent : it->second;
-    if (it != index_.end()) PrefetchRange(RowAt(it->second), stride_, 1);
+    if (it != index_.end()) PrefetchRange<1>(RowAt(it->second), stride_);
   }
   return updated;
 }

@@ -9,7 +9,6 @@
 
 namespace attnps::ps {
 
-// Floats per bucket: at least one, at most what an int count can address.
 size_t BucketFloats(size_t bucket_bytes) {
   return std::clamp<size_t>(bucket_bytes / sizeof(float), 1, INT_MAX);
 }

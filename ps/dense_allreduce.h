@@ -64,6 +64,9 @@ class MpiDenseAllreduce : public DenseAllreduce {
   AllreduceOptions options_;
 };
 
+// Floats per allreduce bucket: bucket_bytes / 4, at least one, at most an int count.
+size_t BucketFloats(size_t bucket_bytes);
+
 // True when this build has NCCL (CUDA builds).
 bool NcclAvailable();
 

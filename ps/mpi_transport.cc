@@ -76,9 +76,9 @@ void MpiTransport::ReapSends(bool wait) {
         MPI_Waitall(static_cast<int>(sends_.size()), sends_.data(), MPI_STATUSES_IGNORE));
   } else {
     int done = 0;
-    std::vector<int> indices(sends_.size());
+    send_indices_.resize(sends_.size());
     ATTNPS_MPI_CHECK(MPI_Testsome(static_cast<int>(sends_.size()), sends_.data(), &done,
-                                  indices.data(), MPI_STATUSES_IGNORE));
+                                  send_indices_.data(), MPI_STATUSES_IGNORE));
     if (done == MPI_UNDEFINED || done == 0) return;
   }
   size_t kept = 0;  // completed requests are MPI_REQUEST_NULL now

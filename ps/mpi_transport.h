@@ -78,6 +78,7 @@ class MpiTransport : public Transport {
   std::mutex send_mu_;
   std::vector<MPI_Request> sends_;  // in flight, with their messages
   std::vector<Buffer> send_buffers_;
+  std::vector<int> send_indices_;  // MPI_Testsome scratch
 };
 
 // MPI_Comm_split of the world: the workers' communicator on workers, MPI_COMM_NULL on servers.

@@ -14,8 +14,6 @@
 
 namespace attnps::ps {
 
-size_t BucketFloats(size_t bucket_bytes);  // dense_allreduce.cc
-
 #if ATTNPS_WITH_CUDA
 namespace {
 

@@ -123,6 +123,15 @@ Status PsClient::Wait(Handle handle) {
   return st;
 }
 
+Status PsClient::WaitAll(const std::vector<Handle>& handles) {
+  Status first;
+  for (Handle h : handles) {
+    const Status st = Wait(h);
+    if (first.ok() && !st.ok()) first = st;
+  }
+  return first;
+}
+
 void PsClient::Scatter(const Operation& op, const Part& part, const float* values) {
   const size_t row = sizeof(float) * op.dim;
   if (op.positions.empty()) {  // one server: the part is a contiguous range

@@ -46,6 +46,8 @@ class PsClient {
   Handle Push(uint32_t table, const uint64_t* keys, int64_t n, int dim, const float* grads,
               uint64_t step);
   Status Wait(Handle handle);
+  // Waits for every handle; returns the first error.
+  Status WaitAll(const std::vector<Handle>& handles);
 
   // Collective or per-server commands, each sent to every server and waited for.
   Status Barrier();

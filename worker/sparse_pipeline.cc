@@ -14,7 +14,7 @@ SparsePipeline::SparsePipeline(ps::PsClient* client, std::vector<SparseTable> ta
 SparsePipeline::~SparsePipeline() {
   // Handles in flight reference the batches' buffers: finish them before those go away.
   for (auto* queue : {&pulling_, &pushing_}) {
-    for (InFlight& f : *queue) WaitAll(f.handles);
+    for (InFlight& f : *queue) client_->WaitAll(f.handles);
   }
 }
 
@@ -40,21 +40,12 @@ void SparsePipeline::IssuePulls() {
   }
 }
 
-Status SparsePipeline::WaitAll(const std::vector<ps::PsClient::Handle>& handles) {
-  Status first;
-  for (ps::PsClient::Handle h : handles) {
-    const Status st = client_->Wait(h);
-    if (first.ok() && !st.ok()) first = st;
-  }
-  return first;
-}
-
 Status SparsePipeline::AckOldestPush() {
   CHECK(!pushing_.empty());
   InFlight f = std::move(pushing_.front());
   pushing_.pop_front();
   ATTNPS_RETURN_IF_ERROR(
-      WaitAll(f.handles).WithContext("push of step " + std::to_string(f.batch->step)));
+      client_->WaitAll(f.handles).WithContext("push of step " + std::to_string(f.batch->step)));
   ++acked_;
   IssuePulls();
   return Status::Ok();
@@ -66,7 +57,7 @@ Status SparsePipeline::Next(std::unique_ptr<SparseBatch>* batch) {
   InFlight f = std::move(pulling_.front());
   pulling_.pop_front();
   ATTNPS_RETURN_IF_ERROR(
-      WaitAll(f.handles).WithContext("pull of step " + std::to_string(f.batch->step)));
+      client_->WaitAll(f.handles).WithContext("pull of step " + std::to_string(f.batch->step)));
   *batch = std::move(f.batch);
   return Status::Ok();
 }

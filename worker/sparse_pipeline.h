@@ -69,7 +69,6 @@ class SparsePipeline {
   void IssuePulls();
   // Waits for the oldest push in flight.
   Status AckOldestPush();
-  Status WaitAll(const std::vector<ps::PsClient::Handle>& handles);
 
   ps::PsClient* client_;
   std::vector<SparseTable> tables_;

@@ -3,10 +3,10 @@
 #include <glog/logging.h>
 
 #include <chrono>
-#include <csignal>
-#include <cstdlib>
 #include <condition_variable>
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -293,7 +293,7 @@ Status Trainer::Train() {
       std::printf("[attnps] resumed from %s at step %lld\n", step_dir.c_str(),
                   static_cast<long long>(step_));
   }
-  samples_per_epoch_ = CountLines(data.train_path());
+  if (IsChief()) samples_per_epoch_ = CountLines(data.train_path());  // for progress and ETA
   reader_ =
       std::make_unique<Reader>(&stream, config_.train().batch_size(), data.prefetch_batches());
   start_time_ = last_progress_ = last_checkpoint_time_ = Now();
@@ -402,13 +402,15 @@ Status Trainer::Predict(const std::string& in_path, const std::string& out_path,
     CtrBatch batch;
     batcher.Index(std::move(samples), step_, &batch);
     batch.rows.resize(tables_.size());
-    for (size_t t = 0; t < tables_.size(); ++t) {
+    ps::PsClient* c = runtime_->client();
+    std::vector<ps::PsClient::Handle> pulls;
+    for (size_t t = 0; t < tables_.size(); ++t) {  // every table's pull in flight at once
       const int64_t n = static_cast<int64_t>(batch.keys[t].size());
       batch.rows[t].resize(n * tables_[t].dim);
-      ps::PsClient* c = runtime_->client();
-      ATTNPS_RETURN_IF_ERROR(c->Wait(c->Pull(tables_[t].id, batch.keys[t].data(), n, tables_[t].dim,
-                                             step_, batch.rows[t].data())));
+      pulls.push_back(c->Pull(tables_[t].id, batch.keys[t].data(), n, tables_[t].dim, step_,
+                              batch.rows[t].data()));
     }
+    ATTNPS_RETURN_IF_ERROR(c->WaitAll(pulls));
     batcher.Gather(batch, &inputs);
     model_->Forward(inputs, /*training=*/false, &logits);
     total += batch.batch;

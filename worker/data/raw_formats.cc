@@ -35,6 +35,7 @@ Status ForEachLine(const std::string& path, const LoadOptions& options, Interact
                    const LineFn& fn) {
   LineReader reader;
   ATTNPS_RETURN_IF_ERROR(reader.Open(path));
+  const std::string printable_path = EscapeForMessage(path);
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
   auto last_report = start;
@@ -52,7 +53,7 @@ Status ForEachLine(const std::string& path, const LoadOptions& options, Interact
       ++bad;
       std::string where = path + ":" + std::to_string(reader.line_number()) + ": " + s.message();
       if (bad == 1) first_bad = where;
-      if (bad <= kReportedBadLines) LOG(WARNING) << where;
+      if (bad <= kReportedBadLines) LOG(WARNING) << EscapeForMessage(where);
     }
     if (bad > 0 && total >= kMinLinesForBadCheck &&
         static_cast<double>(bad) > options.max_bad_fraction * static_cast<double>(total)) {
@@ -64,14 +65,16 @@ Status ForEachLine(const std::string& path, const LoadOptions& options, Interact
       if (std::chrono::duration<double>(now - last_report).count() >= kProgressSeconds) {
         last_report = now;
         double secs = std::chrono::duration<double>(now - start).count();
-        std::fprintf(stderr, "prepare: %s: %llu lines, %.0f lines/s\n", path.c_str(),
+        std::fprintf(stderr, "prepare: %s: %llu lines, %.0f lines/s\n", printable_path.c_str(),
                      static_cast<unsigned long long>(total), total / secs);
       }
     }
   }
   log->lines_read += total;
   log->bad_lines += bad;
-  if (bad > 0) LOG(WARNING) << path << ": skipped " << bad << " malformed of " << total << " lines";
+  if (bad > 0) {
+    LOG(WARNING) << printable_path << ": skipped " << bad << " malformed of " << total << " lines";
+  }
   if (static_cast<double>(bad) > options.max_bad_fraction * static_cast<double>(total)) {
     return TooManyBad(path, reader.line_number(), bad, total, options.max_bad_fraction, first_bad);
   }
@@ -91,8 +94,16 @@ Status NotUint(const char* what, std::string_view v) {
                                  " is not an unsigned integer");
 }
 
-Status NotNumber(const char* what, std::string_view v) {
-  return Status::InvalidArgument(std::string(what) + " " + Quote(v) + " is not a number");
+// A timestamp must be finite; where the format stores integer seconds it must also be a plain
+// decimal number (no exponent).
+Status NotTimestamp(const char* what, std::string_view v, bool plain) {
+  return Status::InvalidArgument(std::string(what) + " " + Quote(v) + " is not a " +
+                                 (plain ? "plain decimal number" : "finite number"));
+}
+
+// Parses a timestamp field: ParsePlainDecimal where `plain`, else any finite ParseDouble number.
+bool ParseTimestamp(std::string_view v, bool plain, double* ts) {
+  return plain ? ParsePlainDecimal(v, ts) : ParseDouble(v, ts);
 }
 
 // True for an atomic-file header line such as "user_id:token\titem_id:token".
@@ -148,7 +159,11 @@ LineFn MovieLensInteractions(InteractionLog* log) {
     if (!ParseUint64(user, &id)) return NotUint("user", user);
     if (!ParseUint64(item, &id)) return NotUint("item", item);
     double ts = 0;
-    if (has_ts && !ParseDouble(Trim(f[cols->ts]), &ts)) return NotNumber("timestamp", f[cols->ts]);
+    // ratings.dat and headerless logs hold integer seconds; `.inter` declares timestamp:float.
+    const bool plain = !cols->atomic;
+    if (has_ts && !ParseTimestamp(Trim(f[cols->ts]), plain, &ts)) {
+      return NotTimestamp("timestamp", Trim(f[cols->ts]), plain);
+    }
     AddEvent(log, user, item, ts);
     return Status::Ok();
   };
@@ -182,8 +197,9 @@ LineFn AmazonInteractions(InteractionLog* log) {
       }
     }
     double ts = 0;
-    if (time == nullptr || !ParseDouble(time->text, &ts)) {
-      return Status::InvalidArgument("missing or non-numeric unixReviewTime");
+    if (time == nullptr) return Status::InvalidArgument("missing field unixReviewTime");
+    if (!ParseTimestamp(time->text, /*plain=*/true, &ts)) {
+      return NotTimestamp("unixReviewTime", time->text, /*plain=*/true);
     }
     AddEvent(log, user->text, item->text, ts);
     return Status::Ok();
@@ -204,7 +220,7 @@ LineFn TaobaoInteractions(InteractionLog* log, std::vector<std::string> behavior
     if (!ParseUint64(f[1], &id)) return NotUint("item", f[1]);
     if (f[2].empty()) return Status::InvalidArgument("empty category");
     double ts = 0;
-    if (!ParseDouble(f[4], &ts)) return NotNumber("timestamp", f[4]);
+    if (!ParseTimestamp(f[4], /*plain=*/true, &ts)) return NotTimestamp("timestamp", f[4], true);
     if (std::find(behaviors.begin(), behaviors.end(), f[3]) == behaviors.end()) {
       if (f[3].empty()) return Status::InvalidArgument("empty behavior");
       return Status::Ok();  // a behavior type not selected

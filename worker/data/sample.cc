@@ -161,43 +161,68 @@ Status CtrFileReader::CheckBadFraction(bool at_eof) {
   return failed_;
 }
 
+Status CtrFileReader::AtEof() {
+  if (bad_ > 0 && !summary_logged_) {
+    summary_logged_ = true;
+    LOG(WARNING) << EscapeForMessage(path()) << ": skipped " << bad_ << " malformed of "
+                 << considered_ << " lines";
+  }
+  return CheckBadFraction(/*at_eof=*/true);
+}
+
+Status CtrFileReader::ConsiderLine(std::string_view line, CtrSample* sample, bool* parsed,
+                                   std::string* why) {
+  ++considered_;
+  Status s = ParseCtrLine(line, sample);
+  *parsed = s.ok();
+  if (s.ok()) {
+    if (options_.max_history > 0) {
+      size_t keep = static_cast<size_t>(options_.max_history);
+      if (sample->hist_items.size() > keep) {
+        size_t drop = sample->hist_items.size() - keep;
+        sample->hist_items.erase(sample->hist_items.begin(), sample->hist_items.begin() + drop);
+        sample->hist_cates.erase(sample->hist_cates.begin(), sample->hist_cates.begin() + drop);
+      }
+    }
+    (void)CheckBadFraction(/*at_eof=*/false);  // sets failed_, returned by the next call
+    return Status::Ok();
+  }
+  ++bad_;
+  *why = path() + ":" + std::to_string(lines_.line_number()) + ": " + s.message();
+  if (bad_ == 1) first_bad_ = *why;
+  if (bad_ <= kReportedBadLines) LOG(WARNING) << EscapeForMessage(*why);
+  return CheckBadFraction(/*at_eof=*/false);
+}
+
 Status CtrFileReader::Next(CtrSample* sample, bool* eof) {
   if (!failed_.ok()) return failed_;
   const uint64_t n = static_cast<uint64_t>(options_.num_workers);
   const uint64_t me = static_cast<uint64_t>(options_.worker_index);
   std::string_view line;
+  std::string why;
   while (true) {
     uint64_t index = lines_.line_number();  // 0-based index of the line about to be read
     ATTNPS_RETURN_IF_ERROR(lines_.Next(&line, eof));
-    if (*eof) {
-      if (bad_ > 0 && !summary_logged_) {
-        summary_logged_ = true;
-        LOG(WARNING) << path() << ": skipped " << bad_ << " malformed of " << considered_
-                     << " lines";
-      }
-      return CheckBadFraction(/*at_eof=*/true);
-    }
+    if (*eof) return AtEof();
     if (index % n != me || line.empty()) continue;
-    ++considered_;
-    Status s = ParseCtrLine(line, sample);
-    if (s.ok()) {
-      if (options_.max_history > 0) {
-        size_t keep = static_cast<size_t>(options_.max_history);
-        if (sample->hist_items.size() > keep) {
-          size_t drop = sample->hist_items.size() - keep;
-          sample->hist_items.erase(sample->hist_items.begin(), sample->hist_items.begin() + drop);
-          sample->hist_cates.erase(sample->hist_cates.begin(), sample->hist_cates.begin() + drop);
-        }
-      }
-      (void)CheckBadFraction(/*at_eof=*/false);  // sets failed_, returned by the next call
-      return Status::Ok();
-    }
-    ++bad_;
-    std::string where = path() + ":" + std::to_string(lines_.line_number()) + ": " + s.message();
-    if (bad_ == 1) first_bad_ = where;
-    if (bad_ <= kReportedBadLines) LOG(WARNING) << where;
-    ATTNPS_RETURN_IF_ERROR(CheckBadFraction(/*at_eof=*/false));
+    bool parsed = false;
+    ATTNPS_RETURN_IF_ERROR(ConsiderLine(line, sample, &parsed, &why));
+    if (parsed) return Status::Ok();
   }
+}
+
+Status CtrFileReader::NextLine(CtrSample* sample, bool* parsed, std::string* why, bool* eof) {
+  *parsed = false;
+  why->clear();
+  if (!failed_.ok()) return failed_;
+  std::string_view line;
+  ATTNPS_RETURN_IF_ERROR(lines_.Next(&line, eof));
+  if (*eof) return AtEof();
+  if (line.empty()) {
+    *why = path() + ":" + std::to_string(lines_.line_number()) + ": blank line";
+    return Status::Ok();
+  }
+  return ConsiderLine(line, sample, parsed, why);
 }
 
 Status CtrFileReader::Seek(Position position) {

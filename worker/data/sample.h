@@ -67,7 +67,8 @@ struct CtrReaderOptions {
   double max_bad_fraction = 0.001;
 };
 
-// Reads a CTR file sequentially, skipping (and counting) malformed lines. Not thread-safe.
+// Reads a CTR file sequentially: Next skips (and counts) malformed and blank lines; NextLine
+// returns every physical line, parsed or not. Not thread-safe.
 class CtrFileReader {
  public:
   // A resumable read position: the byte offset of the next line and the number of lines before it.
@@ -86,6 +87,22 @@ class CtrFileReader {
   // The next sample of this worker, or *eof = true at the end. Fails (and keeps failing) once the
   // malformed-line fraction exceeds options.max_bad_fraction.
   Status Next(CtrSample* sample, bool* eof);
+  // The next physical line of the file, whatever its content, for single-reader uses that must
+  // keep output line i aligned with input line i (attnps predict). Ignores the worker split
+  // (worker_index/num_workers): every line is returned, in file order; max_history applies.
+  // On OK, either *eof = true (end of file; nothing consumed), or one line was consumed and
+  //   - *parsed = true: *sample holds it, *why is empty;
+  //   - *parsed = false: *sample is unspecified and *why = "file:line: reason", with line the
+  //     1-based line number, e.g. "t.tsv:3: field 3 (target_item): \"x\" is not an unsigned
+  //     integer", or "t.tsv:2: blank line" for an empty line.
+  // Malformed lines are counted (bad_lines, lines_considered), logged and checked against
+  // options.max_bad_fraction exactly as Next does; blank lines are reported but not counted. Once
+  // the fraction is exceeded (checked from 1000 lines, and at end of file) it returns
+  // InvalidArgument and keeps failing: a malformed line that crosses the limit gives the error
+  // itself, a parsed line that does (at the first check) is returned and the next call fails.
+  // *why holds raw input bytes: print it through EscapeForMessage (ops/status.h). position() and
+  // Seek work as with Next. Meant to be used instead of Next, not mixed with it.
+  Status NextLine(CtrSample* sample, bool* parsed, std::string* why, bool* eof);
 
   Position position() const { return {lines_.offset(), lines_.line_number()}; }
   // Continues at a position from position(); bad-line counters are kept.
@@ -97,6 +114,12 @@ class CtrFileReader {
 
  private:
   Status CheckBadFraction(bool at_eof);
+  // Logs the bad-line summary once and runs the end-of-file check.
+  Status AtEof();
+  // Parses a non-blank line just read: counts it, applies max_history; a malformed line is counted
+  // as bad, logged (the first kReportedBadLines) and described in *why. Returns the bad-fraction
+  // failure, if any.
+  Status ConsiderLine(std::string_view line, CtrSample* sample, bool* parsed, std::string* why);
 
   CtrReaderOptions options_;
   LineReader lines_;

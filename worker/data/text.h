@@ -3,6 +3,7 @@
 #define ATTNPS_WORKER_DATA_TEXT_H_
 
 #include <charconv>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -17,11 +18,31 @@ inline bool ParseUint64(std::string_view s, uint64_t* out) {
   return ec == std::errc() && ptr == s.data() + s.size();
 }
 
-// True when all of `s` is a finite-format floating-point number.
+// True when all of `s` is a floating-point number (decimal or exponent form, no leading '+' or
+// spaces) whose value is finite: "nan", "inf", "-inf" and out-of-range values such as "1e400" are
+// rejected. *out is unspecified on false.
 inline bool ParseDouble(std::string_view s, double* out) {
   if (s.empty()) return false;
   auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
-  return ec == std::errc() && ptr == s.data() + s.size();
+  return ec == std::errc() && ptr == s.data() + s.size() && std::isfinite(*out);
+}
+
+// True when all of `s` is a plain decimal number: an optional '-', one or more digits, optionally
+// '.' and one or more digits; no exponent, no "nan"/"inf", and a finite value. For fields that hold
+// integer seconds (e.g. Unix timestamps), where anything else is a malformed line.
+inline bool ParsePlainDecimal(std::string_view s, double* out) {
+  size_t i = !s.empty() && s[0] == '-' ? 1 : 0;
+  const auto digits = [&s, &i] {
+    size_t from = i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+    return i > from;
+  };
+  if (!digits()) return false;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    if (!digits()) return false;
+  }
+  return i == s.size() && ParseDouble(s, out);
 }
 
 inline std::string_view Trim(std::string_view s) {
@@ -69,11 +90,17 @@ inline void AppendUint(uint64_t v, std::string* out) {
   out->append(buf, ptr);
 }
 
-// `s` quoted for error messages, shortened to at most 60 characters.
+// `s` quoted for error messages, shortened to at most 60 bytes (cut before a UTF-8 continuation
+// byte, so a multibyte character is not split). The bytes are kept raw: Status::ToString() escapes
+// them; text logged outside a Status goes through EscapeForMessage (ops/status.h).
 inline std::string Quote(std::string_view s) {
   constexpr size_t kMax = 60;
   if (s.size() <= kMax) return "\"" + std::string(s) + "\"";
-  return "\"" + std::string(s.substr(0, kMax)) + "...\"";
+  size_t cut = kMax;
+  for (int k = 0; k < 3 && cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80; ++k) {
+    --cut;
+  }
+  return "\"" + std::string(s.substr(0, cut)) + "...\"";
 }
 
 }  // namespace attnps::data

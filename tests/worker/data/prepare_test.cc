@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -231,6 +232,154 @@ TEST(PrepareBadLinesTest, CountsMalformedLinesAndStopsPastTheFraction) {
             std::string::npos)
       << st.message();
   EXPECT_FALSE(std::filesystem::exists(o.out + "/train.tsv"));
+}
+
+// Prepares `good` followed by one line built from `bad_line_of(ts)` for every non-finite or
+// out-of-range timestamp: the line is malformed (bad_lines = 1 under a loose limit, its events
+// dropped) and, under a zero limit, reported as `file:<bad_line_number>: <reason>`.
+void ExpectBadTimestampsAreMalformed(const std::string& format, const std::string& file_name,
+                                     const std::string& good, int bad_line_number,
+                                     const std::function<std::string(const std::string&)>& line_of,
+                                     const std::vector<std::string>& timestamps,
+                                     const std::function<std::string(const std::string&)>& reason) {
+  std::string dir = FreshDir("d");
+  int run = 0;
+  for (const std::string& ts : timestamps) {
+    SCOPED_TRACE(format + " " + file_name + " timestamp " + ts);
+    PrepareOptions o;
+    o.format = format;
+    o.input = dir + "/" + std::to_string(run) + file_name;
+    o.progress = false;
+    WriteFile(o.input, good + line_of(ts) + "\n");
+    o.out = dir + "/out" + std::to_string(run++);
+    o.max_bad_fraction = 0.5;
+    PrepareReport r;
+    Status st = Prepare(o, &r);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    EXPECT_EQ(r.bad_lines, 1u);
+    EXPECT_EQ(r.events, 3u);
+    EXPECT_EQ(ReadDatasetTxt(o.out)["bad_lines"], "1");
+
+    o.max_bad_fraction = 0;
+    o.out += "_strict";
+    st = Prepare(o, &r);
+    EXPECT_EQ(st.code(), Status::Code::kInvalidArgument);
+    const std::string where = o.input + ":" + std::to_string(bad_line_number) + ": ";
+    EXPECT_NE(st.message().find("first: " + where + reason(ts)), std::string::npos) << st.message();
+  }
+}
+
+const std::vector<std::string> kNonFiniteTimestamps = {"nan",   "inf", "-inf",
+                                                       "1e400", "NaN", "infinity"};
+
+TEST(PrepareBadLinesTest, NonFiniteTimestampsInRatingsDatAreMalformed) {
+  std::vector<std::string> bad = kNonFiniteTimestamps;
+  bad.push_back("1e9");  // integer seconds: a plain decimal number only
+  bad.push_back("0x10");
+  ExpectBadTimestampsAreMalformed(
+      "movielens", "ratings.dat", "1::10::5::100\n1::20::3::50\n", 3,
+      [](const std::string& ts) { return "1::30::4::" + ts + "\n1::40::2::7"; }, bad,
+      [](const std::string& ts) {
+        return "timestamp \"" + ts + "\" is not a plain decimal number";
+      });
+}
+
+TEST(PrepareBadLinesTest, NonFiniteTimestampsInAUserItemRatingTimestampLogAreMalformed) {
+  // Headerless `user item rating ts` (MovieLens u.data).
+  ExpectBadTimestampsAreMalformed(
+      "movielens", "u.data", "1\t10\t5\t100\n1\t20\t3\t50\n", 3,
+      [](const std::string& ts) { return "1\t30\t4\t" + ts + "\n1\t40\t2\t7"; },
+      kNonFiniteTimestamps,
+      [](const std::string& ts) {
+        return "timestamp \"" + ts + "\" is not a plain decimal number";
+      });
+}
+
+TEST(PrepareBadLinesTest, NonFiniteTimestampsInAnAtomicInterFileAreMalformed) {
+  ExpectBadTimestampsAreMalformed(
+      "movielens", "log.inter",
+      "user_id:token\titem_id:token\trating:float\ttimestamp:float\n1\t10\t5\t100\n1\t20\t3\t50\n",
+      4, [](const std::string& ts) { return "1\t30\t4\t" + ts + "\n1\t40\t2\t7"; },
+      kNonFiniteTimestamps,
+      [](const std::string& ts) { return "timestamp \"" + ts + "\" is not a finite number"; });
+}
+
+TEST(PrepareBadLinesTest, NonFiniteTimestampsInTaobaoAreMalformed) {
+  ExpectBadTimestampsAreMalformed(
+      "taobao", "UserBehavior.csv", "1,100,7,pv,30\n1,300,9,pv,20\n", 3,
+      [](const std::string& ts) { return "1,500,9,pv," + ts + "\n1,600,9,pv,50"; },
+      kNonFiniteTimestamps,
+      [](const std::string& ts) {
+        return "timestamp \"" + ts + "\" is not a plain decimal number";
+      });
+}
+
+TEST(PrepareBadLinesTest, NonFiniteTimestampsInAmazonReviewsAreMalformed) {
+  auto review = [](const std::string& asin, const std::string& time) {
+    return "{\"reviewerID\": \"AX\", \"asin\": \"" + asin + "\", \"unixReviewTime\": " + time + "}";
+  };
+  const std::string good = review("B01", "100") + "\n" + review("B02", "200") + "\n";
+  auto line_of = [&](const std::string& time) {
+    return review("B03", time) + "\n" + review("B04", "300");
+  };
+  // As JSON strings and, for 1e400, as a JSON number.
+  ExpectBadTimestampsAreMalformed(
+      "amazon", "reviews.json", good, 3, line_of,
+      {"\"nan\"", "\"inf\"", "\"-inf\"", "\"1e400\"", "1e400", "1e9"}, [](std::string ts) {
+        if (ts[0] == '"') ts = ts.substr(1, ts.size() - 2);
+        return "unixReviewTime \"" + ts + "\" is not a plain decimal number";
+      });
+  // Bare NaN / Infinity (Python's json.dumps) are not JSON: still one malformed line.
+  ExpectBadTimestampsAreMalformed("amazon", "reviews.json", good, 3, line_of,
+                                  {"NaN", "Infinity", "-Infinity"},
+                                  [](const std::string&) { return ""; });
+}
+
+TEST(PrepareBadLinesTest, FiniteTimestampsStillParse) {
+  std::string dir = FreshDir("d");
+  PrepareOptions o;
+  o.format = "movielens";
+  o.progress = false;
+  o.input = dir + "/log.inter";
+  // `.inter` declares timestamp:float: fractions and exponents are fine there. (User 2 is too
+  // short to keep; item 40 gives user 1 a negative.)
+  WriteFile(o.input,
+            "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+            "1\t10\t5\t9.7e8\n1\t20\t3\t978300760.5\n1\t30\t4\t-1\n2\t40\t1\t5\n");
+  o.out = dir + "/a";
+  PrepareReport r;
+  Status st = Prepare(o, &r);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(r.bad_lines, 0u);
+  EXPECT_EQ(ReadLines(o.out + "/sequences.tsv"), (std::vector<std::string>{"1\t3,1,2\t1,1,1"}));
+  o.input = dir + "/ratings.dat";
+  WriteFile(o.input, "1::10::5::978300760\n1::20::3::0\n1::30::4::978300760.25\n2::40::1::5\n");
+  o.out = dir + "/b";
+  st = Prepare(o, &r);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(r.bad_lines, 0u);
+  EXPECT_EQ(ReadLines(o.out + "/sequences.tsv"), (std::vector<std::string>{"1\t2,1,3\t1,1,1"}));
+}
+
+TEST(PrepareBadLinesTest, ErrorsEscapeControlBytesAndInvalidUtf8OfTheLine) {
+  std::string dir = FreshDir("d");
+  PrepareOptions o;
+  o.format = "movielens";
+  o.progress = false;
+  o.input = dir + "/ratings.dat";
+  o.out = dir + "/out";
+  o.max_bad_fraction = 0;
+  WriteFile(o.input, "1::10::5::1\n1::2\r0\x1B[2J\xFF::5::2\n1::30::5::3\n");
+  PrepareReport r;
+  Status st = Prepare(o, &r);
+  ASSERT_EQ(st.code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(st.message().find("item \"2\r0\x1B[2J\xFF\""), std::string::npos);  // raw
+  const std::string printed = st.ToString();
+  EXPECT_NE(printed.find(":2: item \"2\\x0D0\\x1B[2J\\xFF\" is not an unsigned integer"),
+            std::string::npos)
+      << printed;
+  EXPECT_EQ(printed.find('\r'), std::string::npos);
+  EXPECT_EQ(printed.find('\x1B'), std::string::npos);
 }
 
 TEST(PrepareFormatsTest, MovieLensRatingsDatAndMoviesDat) {

@@ -2,6 +2,8 @@
 // overrides.cc.
 #include "worker/config/job_config.h"
 
+#include <sys/stat.h>
+
 #include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
 
@@ -130,7 +132,25 @@ class PrefixingErrorCollector : public google::protobuf::io::ErrorCollector {
   std::vector<std::string> errors_;
 };
 
+// OK when `path` names a regular file (or a link to one).
+Status CheckRegularFile(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    const int err = errno;
+    if (err == ENOENT) return Status::NotFound("job config " + path + ": no such file");
+    return Status::IoError("job config " + path + ": cannot open: " + std::strerror(err));
+  }
+  if (S_ISDIR(st.st_mode)) {
+    return Status::InvalidArgument("job config " + path + ": is a directory, not a config file");
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return Status::InvalidArgument("job config " + path + ": not a regular file");
+  }
+  return Status::Ok();
+}
+
 Status ReadFile(const std::string& path, std::string* contents) {
+  ATTNPS_RETURN_IF_ERROR(CheckRegularFile(path));
   errno = 0;
   std::ifstream in(path, std::ios::binary);
   if (!in) {
@@ -140,7 +160,11 @@ Status ReadFile(const std::string& path, std::string* contents) {
   }
   std::ostringstream buffer;
   buffer << in.rdbuf();
-  if (in.bad()) return Status::IoError("job config " + path + ": read failed");
+  if (in.bad()) {
+    const int err = errno;
+    return Status::IoError("job config " + path + ": read failed" +
+                           (err != 0 ? std::string(": ") + std::strerror(err) : ""));
+  }
   *contents = buffer.str();
   return Status::Ok();
 }

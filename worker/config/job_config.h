@@ -7,7 +7,9 @@
 // Error contract: malformed text fails with InvalidArgument whose message starts with
 // `<name>:<line>:<column>: ` (1-based; a tab advances the column to the next multiple of 8, as
 // protobuf counts); a semantically invalid config fails with InvalidArgument naming every offending
-// field path, e.g. `tables[1].dim: must be > 0, got 0`; a missing file is NotFound naming the path.
+// field path, e.g. `tables[1].dim: must be > 0, got 0`; a missing file is NotFound naming the path,
+// a path that is not a regular file (a directory) InvalidArgument naming it, an unreadable file
+// IoError naming it with the system's reason (strerror).
 #ifndef ATTNPS_WORKER_CONFIG_JOB_CONFIG_H_
 #define ATTNPS_WORKER_CONFIG_JOB_CONFIG_H_
 
@@ -37,8 +39,24 @@ Status ParseJobConfigText(const std::string& text, const std::string& name_for_e
                           JobConfig* out);
 
 // Semantic checks (ranges, references between tables and features, model shapes). Reports every
-// problem found, separated by "; ", each naming its field path.
+// problem found, separated by "; ", each naming its field path. Sizes, counts and rates have upper
+// bounds, every float must be finite, and products that size one allocation (batch x history x
+// width, a weight matrix, all dense parameters) must stay within 2^31 floats (docs/config.md).
 Status ValidateJobConfig(const JobConfig& config);
+
+// Whether a checkpoint written by a job with config `saved` may be loaded (eval, predict, resume)
+// by a job with config `now`. The settings that define the saved state must be equal: `tables`
+// (count, order and every field except optimizer.learning_rate and optimizer.ftrl_alpha),
+// `features`, `model` and `dense_optimizer.kind`. Everything else may change (data, train, ps,
+// checkpoint, metrics, the learning rates, the rest of dense_optimizer); each such difference is
+// appended to `*changed_settings` (when not null, whatever the result) as
+// `train.epochs: 1 -> 2`. Fields compare with their defaults applied: unset equals set to the
+// default, an empty mlp.hidden or attention_hidden equals the default layer list.
+// Errors: InvalidArgument listing every differing state field, "; "-separated, as
+// `tables[0].dim: 8 in the checkpoint, 16 now` (the model kind as `model.kind: din in the
+// checkpoint, base now`).
+Status CompareStateConfig(const JobConfig& saved, const JobConfig& now,
+                          std::vector<std::string>* changed_settings);
 
 // Applies overrides of the form `field.path=value`, in order. Paths follow the message structure:
 // `train.batch_size=256`, `data.train_path=/x`, `tables[1].dim=32` or `tables[item].dim=32` (by

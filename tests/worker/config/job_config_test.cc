@@ -2,10 +2,13 @@
 
 #include <dirent.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <string>
@@ -212,6 +215,32 @@ TEST(JobConfigTest, LoadReportsMissingFileAndPrefixesErrorsWithThePath) {
   std::remove(invalid.c_str());
 }
 
+TEST(JobConfigTest, LoadRefusesADirectoryNamingIt) {
+  const std::string dir = ::testing::TempDir() + std::to_string(::getpid()) + "_config_dir";
+  ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0) << dir;
+  JobConfig c;
+  const Status s = LoadJobConfig(dir, &c);
+  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(s.message().find(dir + ": is a directory, not a config file"), std::string::npos)
+      << s.message();
+  ::rmdir(dir.c_str());
+}
+
+TEST(JobConfigTest, LoadReportsAnUnreadableFileWithTheReason) {
+  const std::string path = WriteTemp("unreadable.pbtxt", kValid);
+  ASSERT_EQ(::chmod(path.c_str(), 0), 0);
+  if (std::ifstream(path).good()) {  // root reads it anyway
+    std::remove(path.c_str());
+    GTEST_SKIP() << "running with permission to read a mode-000 file";
+  }
+  JobConfig c;
+  const Status s = LoadJobConfig(path, &c);
+  EXPECT_EQ(s.code(), Status::Code::kIoError);
+  EXPECT_NE(s.message().find(path + ": cannot open: " + std::strerror(EACCES)), std::string::npos)
+      << s.message();
+  std::remove(path.c_str());
+}
+
 TEST(JobConfigTest, LoadAppliesOverridesBeforeValidating) {
   std::string text = kValid;
   const std::string train_path = "train_path: \"train.tsv\"";
@@ -366,6 +395,103 @@ TEST(ValidateJobConfigTest, EachRuleNamesItsFieldPath) {
        "checkpoint.dir: must be set when checkpoint.every_steps or every_minutes is"},
       {"keep_last", [](JobConfig* c) { c->mutable_checkpoint()->set_keep_last(-1); },
        "checkpoint.keep_last: must be >= 0, got -1"},
+      // Upper bounds.
+      {"max_history_big", [](JobConfig* c) { c->mutable_data()->set_max_history(20000); },
+       "data.max_history: must be <= 16384, got 20000"},
+      {"prefetch_big", [](JobConfig* c) { c->mutable_data()->set_prefetch_batches(5000); },
+       "data.prefetch_batches: must be <= 1024, got 5000"},
+      {"attention_hidden_big",
+       [](JobConfig* c) { c->mutable_model()->mutable_din()->add_attention_hidden(20000); },
+       "model.din.attention_hidden[0]: must be <= 16384, got 20000"},
+      {"heads_big",
+       [](JobConfig* c) {
+         c->mutable_model()->mutable_din()->mutable_multi_head_target_attention()->set_heads(512);
+       },
+       "model.din.multi_head_target_attention.heads: must be <= 256, got 512"},
+      {"senet_big",
+       [](JobConfig* c) {
+         c->mutable_model()->mutable_din()->mutable_senet()->set_reduction_ratio(5000);
+       },
+       "model.din.senet.reduction_ratio: must be <= 1024, got 5000"},
+      {"batch_big", [](JobConfig* c) { c->mutable_train()->set_batch_size(2000000); },
+       "train.batch_size: must be <= 1048576, got 2000000"},
+      {"eval_batch_big", [](JobConfig* c) { c->mutable_train()->set_eval_batch_size(2000000); },
+       "train.eval_batch_size: must be <= 1048576, got 2000000"},
+      {"threads_big", [](JobConfig* c) { c->mutable_train()->set_threads(5000); },
+       "train.threads: must be <= 1024, got 5000"},
+      {"servers_big", [](JobConfig* c) { c->mutable_ps()->set_servers(10000); },
+       "ps.servers: must be <= 4096, got 10000"},
+      {"shard_threads_big", [](JobConfig* c) { c->mutable_ps()->set_shard_threads(1000); },
+       "ps.shard_threads: must be <= 256, got 1000"},
+      {"ftrl_alpha_big",
+       [](JobConfig* c) {
+         auto* opt = c->mutable_tables(0)->mutable_optimizer();
+         opt->set_kind(SparseOptimizerConfig::FTRL);
+         opt->set_ftrl_alpha(100);
+       },
+       "tables[0].optimizer.ftrl_alpha: must be <= 10, got 100"},
+      {"sparse_epsilon_big",
+       [](JobConfig* c) { c->mutable_tables(0)->mutable_optimizer()->set_epsilon(5); },
+       "tables[0].optimizer.epsilon: must be <= 1, got 5"},
+      {"stddev_big",
+       [](JobConfig* c) { c->mutable_tables(0)->mutable_initializer()->set_stddev(1e6f); },
+       "tables[0].initializer.stddev: must be <= 10, got 1000000"},
+      {"uniform_high_inf",
+       [](JobConfig* c) {
+         auto* init = c->mutable_tables(0)->mutable_initializer();
+         init->set_kind(InitializerConfig::UNIFORM);
+         init->set_high(INFINITY);
+       },
+       "tables[0].initializer.high: must be in [-10, 10], got inf"},
+      {"weight_decay_big", [](JobConfig* c) { c->mutable_dense_optimizer()->set_weight_decay(2); },
+       "dense_optimizer.weight_decay: must be <= 1, got 2"},
+      {"dense_epsilon_nan",
+       [](JobConfig* c) { c->mutable_dense_optimizer()->set_epsilon(std::nanf("")); },
+       "dense_optimizer.epsilon: must be > 0, got nan"},
+      {"dice_epsilon_inf",
+       [](JobConfig* c) { c->mutable_model()->mutable_mlp()->set_dice_epsilon(INFINITY); },
+       "model.mlp.dice_epsilon: must be <= 1, got inf"},
+      {"softmax_scale_big",
+       [](JobConfig* c) {
+         auto* din = c->mutable_model()->mutable_din();
+         din->set_attention_normalization(DinModel::SOFTMAX);
+         din->set_softmax_scale(1e6f);
+       },
+       "model.din.softmax_scale: must be <= 1000, got 1000000"},
+      // Finiteness of every float, also where no range applies or the kind does not use it.
+      {"clip_inf",
+       [](JobConfig* c) { c->mutable_dense_optimizer()->set_clip_global_norm(INFINITY); },
+       "dense_optimizer.clip_global_norm: must be finite, got inf"},
+      {"unused_ftrl_l2_inf",
+       [](JobConfig* c) { c->mutable_tables(1)->mutable_optimizer()->set_ftrl_l2(INFINITY); },
+       "tables[1].optimizer.ftrl_l2: must be finite, got inf"},
+      {"progress_inf", [](JobConfig* c) { c->mutable_train()->set_progress_seconds(INFINITY); },
+       "train.progress_seconds: must be finite, got inf"},
+      // Products that size one allocation.
+      {"batch_times_history",
+       [](JobConfig* c) {
+         c->mutable_train()->set_batch_size(1 << 20);
+         c->mutable_data()->set_max_history(16384);
+       },
+       "train.batch_size * data.max_history * row width: 1048576 * 16384 * 80 = "},
+      {"eval_batch_times_history",
+       [](JobConfig* c) {
+         c->mutable_train()->set_eval_batch_size(1 << 20);
+         c->mutable_data()->set_max_history(1000);
+       },
+       "train.eval_batch_size * data.max_history * row width: 1048576 * 1000 * 80 = "},
+      {"batch_times_layer",
+       [](JobConfig* c) {
+         c->mutable_data()->set_max_history(1);
+         c->mutable_train()->set_batch_size(1 << 20);
+         c->mutable_model()->mutable_mlp()->add_hidden(16384);
+       },
+       "train.batch_size * layer width: 1048576 * 16384 = 17179869184 floats, more than 2^31"},
+      {"dense_parameters",
+       [](JobConfig* c) {
+         for (int i = 0; i < 10; ++i) c->mutable_model()->mutable_mlp()->add_hidden(16384);
+       },
+       "model: the dense parameters (layer sizes in model.mlp.hidden and model.din) total ~"},
   };
   for (const BrokenCase& bc : cases) {
     JobConfig c = ValidConfig();
@@ -385,6 +511,77 @@ TEST(ValidateJobConfigTest, NaNFailsRangeChecks) {
   EXPECT_NE(s.message().find("dense_optimizer.learning_rate: must be > 0, got nan"),
             std::string::npos)
       << s.message();
+}
+
+// One broken field; the error must name it (and nothing else need be wrong).
+std::string ErrorWith(const std::function<void(JobConfig*)>& breaker) {
+  JobConfig c = ValidConfig();
+  breaker(&c);
+  const Status s = ValidateJobConfig(c);
+  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
+  return s.message();
+}
+
+TEST(ValidateJobConfigTest, HugeTableDimIsAnErrorNamingTheField) {
+  const std::string msg = ErrorWith([](JobConfig* c) { c->mutable_tables(0)->set_dim(100000000); });
+  EXPECT_NE(msg.find("tables[0].dim: must be <= 4096, got 100000000"), std::string::npos) << msg;
+}
+
+TEST(ValidateJobConfigTest, HugeMlpLayerIsAnErrorNamingTheField) {
+  const std::string msg =
+      ErrorWith([](JobConfig* c) { c->mutable_model()->mutable_mlp()->add_hidden(100000000); });
+  EXPECT_NE(msg.find("model.mlp.hidden[0]: must be <= 16384, got 100000000"), std::string::npos)
+      << msg;
+}
+
+TEST(ValidateJobConfigTest, InfiniteDenseLearningRateIsAnError) {
+  const std::string msg =
+      ErrorWith([](JobConfig* c) { c->mutable_dense_optimizer()->set_learning_rate(INFINITY); });
+  EXPECT_EQ(msg, "dense_optimizer.learning_rate: must be <= 10, got inf");
+}
+
+TEST(ValidateJobConfigTest, AbsurdDenseLearningRateIsAnError) {
+  const std::string msg =
+      ErrorWith([](JobConfig* c) { c->mutable_dense_optimizer()->set_learning_rate(1e30f); });
+  EXPECT_EQ(msg, "dense_optimizer.learning_rate: must be <= 10, got 1e+30");
+}
+
+TEST(ValidateJobConfigTest, NaNSparseLearningRateIsAnError) {
+  const std::string msg = ErrorWith([](JobConfig* c) {
+    c->mutable_tables(0)->mutable_optimizer()->set_learning_rate(std::nanf(""));
+  });
+  EXPECT_EQ(msg, "tables[0].optimizer.learning_rate: must be > 0, got nan");
+}
+
+TEST(ValidateJobConfigTest, ValuesAtTheLimitsPass) {
+  JobConfig c = ValidConfig();
+  c.mutable_tables(0)->set_dim(4096);
+  c.mutable_tables(1)->set_dim(4096);
+  c.mutable_model()->mutable_mlp()->add_hidden(16384);
+  c.mutable_model()->mutable_din()->add_attention_hidden(16384);
+  c.mutable_model()->mutable_din()->add_attention_hidden(16384);
+  c.mutable_model()->mutable_din()->mutable_multi_head_target_attention()->set_heads(256);
+  c.mutable_model()->mutable_din()->mutable_senet()->set_reduction_ratio(1024);
+  c.mutable_tables(0)->mutable_optimizer()->set_learning_rate(10);
+  c.mutable_dense_optimizer()->set_learning_rate(10);
+  c.mutable_dense_optimizer()->set_weight_decay(1);
+  c.mutable_data()->set_max_history(16384);
+  c.mutable_data()->set_prefetch_batches(1024);
+  c.mutable_train()->set_batch_size(1);
+  c.mutable_train()->set_eval_batch_size(1);
+  c.mutable_train()->set_threads(1024);
+  c.mutable_ps()->set_servers(4096);
+  c.mutable_ps()->set_shard_threads(256);
+  const Status s = ValidateJobConfig(c);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+}
+
+TEST(ValidateJobConfigTest, AnOutOfRangeFactorIsReportedOnceNotAsAProduct) {
+  const std::string msg = ErrorWith([](JobConfig* c) {
+    c->mutable_tables(0)->set_dim(100000000);
+    c->mutable_train()->set_batch_size(1 << 20);
+  });
+  EXPECT_EQ(msg, "tables[0].dim: must be <= 4096, got 100000000");
 }
 
 TEST(ValidateJobConfigTest, ReportsEveryProblemAtOnce) {

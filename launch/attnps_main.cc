@@ -1,15 +1,19 @@
 // attnps: the command-line entry point.
 //
 //   attnps prepare --format=... --out=DIR ...             data preparation (no MPI)
-//   attnps train   --config=FILE [--resume] [--metrics_out=FILE] [--servers=S] [--set=a.b=v]...
+//   attnps train   --config=FILE [--resume [--checkpoint=STEP_DIR]] [--overwrite] [--metrics_out=F]
+//                  [--servers=S] [--set=a.b=v]...
 //   attnps eval    --config=FILE [--checkpoint=STEP_DIR] [--servers=S] [--set=...]
 //   attnps predict --config=FILE --input=CTR_FILE --output=FILE [--checkpoint=STEP_DIR]
 //
 // train/eval/predict run under mpirun (ranks 0..S-1 serve, the rest work) or, without mpirun,
-// in local mode (servers in-process). Exit codes: 0 success, 1 failure, 2 bad usage.
+// in local mode (servers in-process). Exit codes: 0 success, 1 failure, 2 bad usage or config.
+// Failures: a config or start-check error stops every rank cleanly (the ranks agree on it); any
+// later error on any rank ends the whole job at once (MPI_Abort), naming the rank.
 #include <glog/logging.h>
 #include <omp.h>
 
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -26,19 +30,46 @@ namespace attnps {
 namespace {
 
 constexpr char kUsage[] =
-    "usage: attnps <command> [flags]\n"
-    "  prepare --format=movielens|sasrec|amazon|taobao|synthetic --out=DIR ...  (--help)\n"
-    "  train   --config=FILE [--resume] [--metrics_out=FILE] [--servers=S] [--set=path=value]\n"
-    "  eval    --config=FILE [--checkpoint=STEP_DIR] [--servers=S] [--set=path=value]\n"
-    "  predict --config=FILE --input=CTR_FILE --output=FILE [--checkpoint=STEP_DIR]\n"
+    "usage: attnps <command> [flags]   (attnps <command> --help for its flags)\n"
+    "  prepare --format=movielens|sasrec|amazon|taobao|synthetic --out=DIR ...\n"
+    "  train   --config=FILE [--resume [--checkpoint=STEP_DIR]] [--overwrite] [--metrics_out=FILE]\n"
+    "          [--servers=S] [--set=path=value]...\n"
+    "  eval    --config=FILE [--checkpoint=STEP_DIR] [--servers=S] [--set=path=value]...\n"
+    "  predict --config=FILE --input=CTR_FILE --output=FILE [--checkpoint=STEP_DIR] [--set=...]\n"
     "Run train/eval/predict under mpirun -np N (ranks 0..S-1 are servers) or alone (local mode).\n";
+
+constexpr char kJobFlags[] =
+    "flags:\n"
+    "  --config=FILE         job config (text protobuf, docs/config.md); required\n"
+    "  --set=path=value      override a config field, e.g. --set=train.batch_size=256 (repeatable)\n"
+    "  --servers=S           server ranks under mpirun (default: ps.servers of the config)\n"
+    "  --checkpoint=DIR      a step directory (ckpt/step-N) instead of <checkpoint.dir>/LATEST\n"
+    "train only:\n"
+    "  --resume              continue from the checkpoint (LATEST, or --checkpoint)\n"
+    "  --overwrite           delete the checkpoints already in checkpoint.dir and start anew\n"
+    "  --metrics_out=FILE    JSON lines of the evaluations (default: metrics.out_path)\n"
+    "predict only:\n"
+    "  --input=CTR_FILE      samples to score; --output=FILE gets one score per input line\n"
+    "                        (nan for a blank or malformed line)\n"
+    "exit codes: 0 success, 1 failure (any rank's error ends the whole job), 2 bad usage or "
+    "config\n";
 
 struct Flags {
   std::string command, config, metrics_out, checkpoint, input, output;
-  bool resume = false;
+  bool resume = false, overwrite = false, help = false;
   int servers = 0;  // 0: from the config
   std::vector<std::string> overrides;
 };
+
+// A whole positive decimal number, e.g. "2" (not "2x", " 2" or "99999999999").
+bool ParsePositiveInt(const std::string& text, int* out) {
+  if (text.empty() || text.size() > 9) return false;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+  }
+  *out = std::atoi(text.c_str());
+  return *out > 0;
+}
 
 bool ParseFlags(const std::vector<std::string>& args, Flags* f, std::string* error) {
   f->command = args.empty() ? "" : args[0];
@@ -56,20 +87,33 @@ bool ParseFlags(const std::vector<std::string>& args, Flags* f, std::string* err
         take("output", &f->output)) {
       continue;
     }
-    if (a == "--resume") {
+    if (a == "--help" || a == "-h") {
+      f->help = true;
+    } else if (a == "--resume") {
       f->resume = true;
+    } else if (a == "--overwrite") {
+      f->overwrite = true;
     } else if (take("servers", &v)) {
-      f->servers = std::atoi(v.c_str());
-      if (f->servers < 1) return *error = "--servers must be >= 1, got " + v, false;
+      if (!ParsePositiveInt(v, &f->servers)) {
+        return *error = "--servers must be a whole number >= 1, got \"" + v + "\"", false;
+      }
     } else if (take("set", &v)) {
       f->overrides.push_back(v);
     } else {
       return *error = "unknown flag " + a, false;
     }
   }
+  if (f->help) return true;
   if (f->config.empty()) return *error = "--config=FILE is required", false;
   if (f->command == "predict" && (f->input.empty() || f->output.empty())) {
     return *error = "predict needs --input=CTR_FILE and --output=FILE", false;
+  }
+  if (f->command != "train" && (f->resume || f->overwrite || !f->metrics_out.empty())) {
+    return *error = "--resume, --overwrite and --metrics_out are train flags", false;
+  }
+  if (f->resume && f->overwrite) return *error = "--resume and --overwrite exclude each other", false;
+  if (f->command == "train" && !f->checkpoint.empty() && !f->resume) {
+    return *error = "train takes --checkpoint=STEP_DIR only with --resume", false;
   }
   return true;
 }
@@ -86,40 +130,91 @@ void SetThreads(int configured) {
   SetNumThreads(threads);
 }
 
-int Fail(const Status& st, int rank) {
-  std::fprintf(stderr, "attnps (rank %d): %s\n", rank, st.ToString().c_str());
-  return 1;
+// How a rank reports a failure: its role in the message, and under mpirun the job ended at once
+// (MPI_Abort), since the other ranks may be waiting for this one in a collective call.
+class JobEnd {
+ public:
+  explicit JobEnd(const ps::MpiSession& mpi) : mpi_(mpi) {}
+  void set_role(std::string role) { role_ = std::move(role); }
+
+  void Report(const Status& st) const {
+    std::fprintf(stderr, "attnps (%s): %s\n", Who().c_str(), st.ToString().c_str());
+  }
+  // Prints the error and, under mpirun, aborts the job; in one process returns `code`.
+  int Fail(const Status& st, int code = 1) const {
+    Report(st);
+    if (mpi_.size() > 1) {
+      std::fprintf(stderr, "attnps (%s): ending the whole job\n", Who().c_str());
+      mpi_.Abort(code);
+    }
+    return code;
+  }
+
+ private:
+  std::string Who() const {
+    return "rank " + std::to_string(mpi_.rank()) + (role_.empty() ? "" : ", " + role_);
+  }
+  const ps::MpiSession& mpi_;
+  std::string role_;
+};
+
+// Whether every worker's start checks passed (collective over the workers). A worker that passed
+// learns that another did not, so all of them stop together and cleanly.
+Status AgreeOnStart(ps::JobRuntime* runtime, const Status& mine) {
+  float failed = mine.ok() ? 0.0f : 1.0f;
+  ATTNPS_RETURN_IF_ERROR(runtime->allreduce()->Sum(&failed, 1));
+  if (!mine.ok() || failed == 0) return mine;
+  return Status::Unavailable("stopping: another worker failed its start checks (see above)");
 }
 
-int RunWorker(ps::JobRuntime* runtime, const config::JobConfig& config, const Flags& f, int rank) {
+worker::JobKind KindOf(const std::string& command) {
+  if (command == "eval") return worker::JobKind::kEval;
+  if (command == "predict") return worker::JobKind::kPredict;
+  return worker::JobKind::kTrain;
+}
+
+// The worker's job after the start checks; any error here ends the job (JobEnd::Fail).
+Status RunStarted(worker::Trainer* trainer, ps::JobRuntime* runtime, const Flags& f) {
+  if (f.command == "train") return trainer->Train();
+  ATTNPS_RETURN_IF_ERROR(trainer->LoadForInference());
+  if (runtime->worker_index() != 0) return Status::Ok();
+  if (f.command == "eval") {
+    metrics::CtrResult r;
+    ATTNPS_RETURN_IF_ERROR(trainer->Evaluate(&r));
+    std::printf("test auc=%.4f gauc=%.4f logloss=%.4f samples=%lld step=%lld\n", r.auc, r.gauc,
+                r.logloss, static_cast<long long>(r.samples),
+                static_cast<long long>(trainer->step()));
+    return Status::Ok();
+  }
+  int64_t rows = 0;
+  ATTNPS_RETURN_IF_ERROR(trainer->Predict(f.input, f.output, &rows));
+  std::printf("wrote %lld scores to %s\n", static_cast<long long>(rows), f.output.c_str());
+  return Status::Ok();
+}
+
+int RunWorker(ps::JobRuntime* runtime, const config::JobConfig& config, const Flags& f,
+              const JobEnd& end) {
   worker::TrainerOptions options;
+  options.kind = KindOf(f.command);
   options.resume = f.resume;
+  options.overwrite = f.overwrite;
   options.metrics_out = f.metrics_out;
   options.checkpoint_step = f.checkpoint;
+  options.predict_input = f.input;
+  options.predict_output = f.output;
   worker::Trainer trainer(runtime, config, options);
-  Status st = trainer.Init();
-  if (st.ok() && f.command == "train") {
-    st = trainer.Train();
-  } else if (st.ok()) {
-    st = trainer.LoadForInference();
-    if (st.ok() && runtime->worker_index() == 0 && f.command == "eval") {
-      metrics::CtrResult r;
-      st = trainer.Evaluate(&r);
-      if (st.ok()) {
-        std::printf("test auc=%.4f gauc=%.4f logloss=%.4f samples=%lld step=%lld\n", r.auc, r.gauc,
-                    r.logloss, static_cast<long long>(r.samples),
-                    static_cast<long long>(trainer.step()));
-      }
-    } else if (st.ok() && runtime->worker_index() == 0) {
-      int64_t rows = 0;
-      st = trainer.Predict(f.input, f.output, &rows);
-      if (st.ok())
-        std::printf("wrote %lld scores to %s\n", static_cast<long long>(rows), f.output.c_str());
-    }
+  // Start checks touch no other rank: on failure every worker stops and the servers shut down.
+  const Status started = AgreeOnStart(runtime, trainer.Init());
+  if (!started.ok()) {
+    const Status finished = runtime->Finish();
+    end.Report(started);
+    if (!finished.ok()) return end.Fail(finished);
+    return 1;
   }
+  const Status st = RunStarted(&trainer, runtime, f);
+  if (!st.ok()) return end.Fail(st);
   const Status finished = runtime->Finish();
-  if (!st.ok()) return Fail(st, rank);
-  if (!finished.ok()) return Fail(finished, rank);
+  if (!finished.ok()) return end.Fail(finished);
   return 0;
 }
 
@@ -127,14 +222,23 @@ int RunJob(int argc, char** argv, const std::vector<std::string>& args) {
   Flags f;
   std::string error;
   if (!ParseFlags(args, &f, &error)) {
-    std::fprintf(stderr, "attnps %s: %s\n%s", args[0].c_str(), error.c_str(), kUsage);
+    std::fprintf(stderr, "attnps %s: %s\n%s", args[0].c_str(), EscapeForMessage(error).c_str(),
+                 kUsage);
     return 2;
   }
+  if (f.help) {
+    std::printf("usage: attnps %s --config=FILE [flags]\n%s", f.command.c_str(), kJobFlags);
+    return 0;
+  }
   ps::MpiSession mpi(&argc, &argv);
+  JobEnd end(mpi);
   config::JobConfig config;
   Status st = config::LoadJobConfig(f.config, f.overrides, &config);
-  if (!st.ok()) {
-    if (mpi.rank() == 0) std::fprintf(stderr, "attnps: %s\n", st.ToString().c_str());
+  // Every rank reads the config: they agree on the outcome, so all stop cleanly together, and the
+  // first failing rank prints its error.
+  const int first_failed = -mpi.MaxOverRanks(st.ok() ? INT_MIN + 1 : -mpi.rank());
+  if (first_failed != INT_MAX) {
+    if (mpi.rank() == first_failed) std::fprintf(stderr, "attnps: %s\n", st.ToString().c_str());
     return 2;
   }
   ps::RuntimeOptions options;
@@ -143,15 +247,17 @@ int RunJob(int argc, char** argv, const std::vector<std::string>& args) {
   options.tables = config::ToPsTables(config);
   std::unique_ptr<ps::JobRuntime> runtime;
   st = ps::JobRuntime::Create(mpi, options, &runtime);
-  if (!st.ok()) {
+  if (!st.ok()) {  // the same on every rank (the split is a function of the flags)
     if (mpi.rank() == 0) std::fprintf(stderr, "attnps: %s\n", st.ToString().c_str());
     return 2;
   }
   SetThreads(config.train().threads());
   if (runtime->is_server()) {
+    end.set_role("server " + std::to_string(mpi.rank()));
     st = runtime->Serve();
-    return st.ok() ? 0 : Fail(st, mpi.rank());
+    return st.ok() ? 0 : end.Fail(st);
   }
+  end.set_role("worker " + std::to_string(runtime->worker_index()));
   if (runtime->worker_index() == 0) {
     std::printf("[attnps] %s: %s, %d server(s) x %d shard thread(s), %d worker(s)%s\n",
                 f.command.c_str(), f.config.c_str(), runtime->roles().servers,
@@ -159,7 +265,7 @@ int RunJob(int argc, char** argv, const std::vector<std::string>& args) {
                 runtime->local() ? " (local mode)" : "");
     std::fflush(stdout);
   }
-  return RunWorker(runtime.get(), config, f, mpi.rank());
+  return RunWorker(runtime.get(), config, f, end);
 }
 
 int Main(int argc, char** argv) {

@@ -24,7 +24,7 @@ PACKAGES=(
   libgoogle-glog-dev libgflags-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libopenblas-openmp-dev
-  libabsl-dev zlib1g-dev
+  libabsl-dev zlib1g-dev libxxhash-dev
   clang libclang-rt-14-dev
 )
 

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <chrono>
 #include <climits>
+#include <cstdio>
+#include <cstdlib>
 #include <thread>
 
 namespace attnps::ps {
@@ -30,6 +32,19 @@ MpiSession::MpiSession(int* argc, char*** argv) {
 }
 
 MpiSession::~MpiSession() { MPI_Finalize(); }
+
+void MpiSession::Abort(int code) const {
+  std::fflush(stdout);
+  std::fflush(stderr);
+  MPI_Abort(MPI_COMM_WORLD, code);
+  std::_Exit(code);  // MPI_Abort does not return; in case it does
+}
+
+int MpiSession::MaxOverRanks(int value) const {
+  int max = value;
+  ATTNPS_MPI_CHECK(MPI_Allreduce(&value, &max, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
+  return max;
+}
 
 Status SplitRoles(int world_size, int rank, int servers, Roles* roles) {
   if (servers < 1 || servers >= world_size) {

@@ -35,6 +35,11 @@ class MpiSession {
   ~MpiSession();
   int rank() const { return rank_; }
   int size() const { return size_; }
+  // Ends every process of the job with `code` (MPI_Abort on MPI_COMM_WORLD) after flushing this
+  // one's output: for an error on one rank while the others may wait for it in a collective.
+  [[noreturn]] void Abort(int code) const;
+  // The largest `value` over all ranks (collective: every rank must call it).
+  int MaxOverRanks(int value) const;
 
  private:
   int rank_ = 0, size_ = 1;

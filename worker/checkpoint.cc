@@ -1,13 +1,17 @@
 #include "worker/checkpoint.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
+#include <xxhash.h>
 #include <zlib.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 
 namespace attnps::worker {
@@ -16,13 +20,40 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr char kDenseMagic[8] = {'A', 'P', 'S', 'D', 'N', 'S', '0', '1'};
+constexpr char kManifestMagic[8] = {'A', 'P', 'S', 'M', 'N', 'F', '0', '2'};
+constexpr char kManifestName[] = "MANIFEST";
+constexpr size_t kManifestFraming = 8 + 8 + 4;  // magic, payload length, CRC32
+
+std::string Errno() { return std::strerror(errno); }
 
 Status SyncPath(const std::string& path, int flags) {
   const int fd = ::open(path.c_str(), flags);
-  if (fd < 0) return Status::IoError("open " + path + ": " + std::strerror(errno));
+  if (fd < 0) return Status::IoError("open " + path + ": " + Errno());
   const int rc = ::fsync(fd);
+  const std::string cause = rc != 0 ? Errno() : "";
   ::close(fd);
-  if (rc != 0) return Status::IoError("fsync " + path + ": " + std::strerror(errno));
+  if (rc != 0) return Status::IoError("fsync " + path + ": " + cause);
+  return Status::Ok();
+}
+
+Status WriteAll(const std::string& path, const std::string& bytes) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::IoError("cannot write " + path + ": " + Errno());
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const std::string cause = n < 0 ? Errno() : "short write";
+      ::close(fd);
+      return Status::IoError("writing " + path + " failed: " + cause);
+    }
+    done += static_cast<size_t>(n);
+  }
+  const bool synced = ::fsync(fd) == 0;
+  const std::string cause = synced ? "" : Errno();
+  if (::close(fd) != 0 && synced) return Status::IoError("closing " + path + ": " + Errno());
+  if (!synced) return Status::IoError("fsync " + path + ": " + cause);
   return Status::Ok();
 }
 
@@ -33,6 +64,59 @@ bool TakeU64(const std::string& in, size_t* at, uint64_t* v) {
   std::memcpy(v, in.data() + *at, 8);
   *at += 8;
   return true;
+}
+
+// Streams the file: its size and XXH64, without holding it in memory.
+Status FileHash(const std::string& path, uint64_t* size, uint64_t* hash) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::IoError("cannot read " + path + ": " + Errno());
+  std::unique_ptr<XXH64_state_t, decltype(&XXH64_freeState)> state(XXH64_createState(),
+                                                                    &XXH64_freeState);
+  XXH64_reset(state.get(), 0);
+  std::vector<char> buf(1 << 20);
+  uint64_t total = 0;
+  for (;;) {
+    const ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const std::string cause = Errno();
+      ::close(fd);
+      return Status::IoError("reading " + path + ": " + cause);
+    }
+    if (n == 0) break;
+    XXH64_update(state.get(), buf.data(), static_cast<size_t>(n));
+    total += static_cast<uint64_t>(n);
+  }
+  ::close(fd);
+  *size = total;
+  *hash = XXH64_digest(state.get());
+  return Status::Ok();
+}
+
+// Files (relative paths, sorted) and directories under root, MANIFEST and its .tmp excepted.
+Status ListTree(const std::string& root, std::vector<std::string>* files,
+                std::set<std::string>* dirs) {
+  std::error_code error;
+  fs::recursive_directory_iterator it(root, error), end;
+  for (; !error && it != end; it.increment(error)) {
+    const std::string rel = fs::relative(it->path(), root).generic_string();
+    if (it->is_directory(error)) {
+      if (dirs != nullptr) dirs->insert(rel);
+    } else if (rel != kManifestName && rel != std::string(kManifestName) + ".tmp") {
+      files->push_back(rel);
+    }
+  }
+  if (error) return Status::IoError("listing " + root + ": " + error.message());
+  std::sort(files->begin(), files->end());
+  return Status::Ok();
+}
+
+int64_t StepOfDirName(const std::string& name) {  // -1 unless "step-<digits>"
+  if (name.rfind("step-", 0) != 0 || name.size() == 5 || name.size() > 5 + 18) return -1;
+  for (size_t i = 5; i < name.size(); ++i) {
+    if (name[i] < '0' || name[i] > '9') return -1;
+  }
+  return std::atoll(name.c_str() + 5);
 }
 
 }  // namespace
@@ -51,27 +135,44 @@ uint32_t Crc32(const std::string& bytes) {
 
 Status WriteFileAtomically(const std::string& path, const std::string& bytes) {
   const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return Status::IoError("cannot write " + tmp);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out) return Status::IoError("writing " + tmp + " failed (disk full?)");
-  }
-  ATTNPS_RETURN_IF_ERROR(SyncPath(tmp, O_RDONLY));
   std::error_code error;
+  if (Status st = WriteAll(tmp, bytes); !st.ok()) {
+    fs::remove(tmp, error);
+    return st;
+  }
   fs::rename(tmp, path, error);
-  if (error) return Status::IoError("rename " + tmp + " -> " + path + ": " + error.message());
+  if (error) {
+    fs::remove(tmp, error);
+    return Status::IoError("rename " + tmp + " -> " + path + ": " + error.message());
+  }
   const std::string parent = fs::path(path).parent_path().string();
   return SyncPath(parent.empty() ? "." : parent, O_RDONLY | O_DIRECTORY);
 }
 
 Status ReadFile(const std::string& path, std::string* bytes) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::NotFound("cannot read " + path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  *bytes = s.str();
+  std::error_code error;
+  const fs::file_status status = fs::status(path, error);
+  if (!fs::exists(status)) return Status::NotFound(path + ": no such file");
+  if (!fs::is_regular_file(status)) {
+    return Status::InvalidArgument(path + ": " +
+                                   (fs::is_directory(status) ? "is a directory" : "not a file"));
+  }
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::IoError("cannot read " + path + ": " + Errno());
+  bytes->clear();
+  char buf[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const std::string cause = Errno();
+      ::close(fd);
+      return Status::IoError("reading " + path + ": " + cause);
+    }
+    if (n == 0) break;
+    bytes->append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
   return Status::Ok();
 }
 
@@ -145,35 +246,111 @@ Status ReadPosition(const std::string& path, StreamPosition* p) {
   return Status::Ok();
 }
 
-Status WriteManifest(const std::string& step_dir, const std::vector<std::string>& files,
-                     config::CheckpointManifest manifest) {
+Status WriteManifest(const std::string& step_dir, config::CheckpointManifest manifest) {
+  std::vector<std::string> files;
+  ATTNPS_RETURN_IF_ERROR(ListTree(step_dir, &files, nullptr));
+  manifest.clear_files();
+  manifest.set_format_version(2);
   for (const std::string& f : files) {
-    std::string bytes;
-    ATTNPS_RETURN_IF_ERROR(ReadFile(step_dir + "/" + f, &bytes));
+    uint64_t size = 0, hash = 0;
+    ATTNPS_RETURN_IF_ERROR(FileHash(step_dir + "/" + f, &size, &hash));
     auto* entry = manifest.add_files();
     entry->set_path(f);
-    entry->set_size(bytes.size());
-    entry->set_crc32(Crc32(bytes));
+    entry->set_size(size);
+    entry->set_xxh64(hash);
   }
-  return WriteFileAtomically(step_dir + "/MANIFEST", manifest.SerializeAsString());
+  const std::string payload = manifest.SerializeAsString();
+  std::string out(kManifestMagic, 8);
+  AppendU64(payload.size(), &out);
+  out += payload;
+  const uint32_t crc = Crc32(out);
+  out.append(reinterpret_cast<const char*>(&crc), 4);
+  return WriteFileAtomically(step_dir + "/" + kManifestName, out);
 }
 
 Status ReadManifest(const std::string& step_dir, config::CheckpointManifest* manifest) {
+  const std::string path = step_dir + "/" + kManifestName;
   std::string bytes;
-  const std::string path = step_dir + "/MANIFEST";
-  if (!ReadFile(path, &bytes).ok()) {
-    return Status::NotFound(path + " is missing: the checkpoint is incomplete");
+  const Status read = ReadFile(path, &bytes);
+  if (read.code() == Status::Code::kNotFound) {
+    return Status::NotFound(path + " is missing: the checkpoint is incomplete (or " + step_dir +
+                            " is not a checkpoint step directory)");
   }
-  if (!manifest->ParseFromString(bytes)) return Status::Corruption(path + " does not parse");
-  for (const auto& f : manifest->files()) {
-    std::string content;
-    const std::string file = step_dir + "/" + f.path();
-    ATTNPS_RETURN_IF_ERROR(ReadFile(file, &content));
-    if (content.size() != f.size() || Crc32(content) != f.crc32()) {
-      return Status::Corruption(file + ": size or checksum differs from the manifest");
+  ATTNPS_RETURN_IF_ERROR(read);
+  auto corrupt = [&](const std::string& why) { return Status::Corruption(path + ": " + why); };
+  if (bytes.size() < kManifestFraming || std::memcmp(bytes.data(), kManifestMagic, 8) != 0) {
+    return corrupt("not an attnps manifest (" + std::to_string(bytes.size()) +
+                   " bytes, bad magic or truncated)");
+  }
+  uint64_t length = 0;
+  std::memcpy(&length, bytes.data() + 8, 8);
+  if (length != bytes.size() - kManifestFraming) {
+    return corrupt("truncated or extended: " + std::to_string(bytes.size()) +
+                   " bytes, the header says " + std::to_string(length + kManifestFraming));
+  }
+  uint32_t crc = 0;
+  std::memcpy(&crc, bytes.data() + bytes.size() - 4, 4);
+  if (Crc32(bytes.substr(0, bytes.size() - 4)) != crc) return corrupt("checksum mismatch");
+  if (!manifest->ParseFromArray(bytes.data() + 16, static_cast<int>(length))) {
+    return corrupt("does not parse");
+  }
+  if (manifest->format_version() != 2 || !manifest->has_step() || manifest->files_size() == 0) {
+    return corrupt("unsupported format version or missing fields");
+  }
+  const std::string name = fs::path(step_dir).filename().string();
+  if (StepOfDirName(name) != manifest->step()) {
+    return corrupt("written for step " + std::to_string(manifest->step()) + ", but it is in " +
+                   name + " (copied from another step?)");
+  }
+  return Status::Ok();
+}
+
+Status VerifyStepFiles(const std::string& step_dir, const config::CheckpointManifest& manifest) {
+  std::vector<std::string> files;
+  std::set<std::string> dirs;
+  ATTNPS_RETURN_IF_ERROR(ListTree(step_dir, &files, &dirs));
+  std::map<std::string, const config::CheckpointManifest::FileChecksum*> listed;
+  std::set<std::string> listed_dirs;
+  for (const auto& f : manifest.files()) {
+    listed[f.path()] = &f;
+    for (fs::path p = fs::path(f.path()).parent_path(); !p.empty(); p = p.parent_path()) {
+      listed_dirs.insert(p.generic_string());
+    }
+  }
+  for (const std::string& f : files) {
+    if (listed.count(f) == 0) {
+      return Status::Corruption(step_dir + "/" + f +
+                                ": extra file, not in the manifest (copied in from elsewhere?)");
+    }
+  }
+  for (const std::string& d : dirs) {
+    if (listed_dirs.count(d) == 0) {
+      return Status::Corruption(step_dir + "/" + d + ": extra directory, not in the manifest");
+    }
+  }
+  for (const auto& [rel, entry] : listed) {
+    const std::string file = step_dir + "/" + rel;
+    if (!std::binary_search(files.begin(), files.end(), rel)) {
+      return Status::Corruption(file + ": missing (the manifest lists it)");
+    }
+    uint64_t size = 0, hash = 0;
+    ATTNPS_RETURN_IF_ERROR(FileHash(file, &size, &hash));
+    if (size != entry->size()) {
+      return Status::Corruption(file + ": " + std::to_string(size) + " bytes, the manifest says " +
+                                std::to_string(entry->size()) + " (truncated or replaced)");
+    }
+    if (hash != entry->xxh64()) {
+      return Status::Corruption(file +
+                                ": checksum differs from the manifest (corrupted, or copied from "
+                                "another checkpoint)");
     }
   }
   return Status::Ok();
+}
+
+Status VerifyCheckpoint(const std::string& step_dir, config::CheckpointManifest* manifest) {
+  ATTNPS_RETURN_IF_ERROR(ReadManifest(step_dir, manifest));
+  return VerifyStepFiles(step_dir, *manifest);
 }
 
 Status PublishLatest(const std::string& dir, const std::string& step_dir_name) {
@@ -181,12 +358,20 @@ Status PublishLatest(const std::string& dir, const std::string& step_dir_name) {
 }
 
 Status ReadLatest(const std::string& dir, std::string* step_dir) {
+  const std::string path = dir + "/LATEST";
   std::string text;
-  if (!ReadFile(dir + "/LATEST", &text).ok()) {
-    return Status::NotFound("no checkpoint to resume in " + dir + " (no LATEST file)");
+  const Status read = ReadFile(path, &text);
+  if (read.code() == Status::Code::kNotFound) {
+    return Status::NotFound("no checkpoint in " + dir + " (no LATEST file)");
   }
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-  if (text.rfind("step-", 0) != 0) return Status::Corruption(dir + "/LATEST: \"" + text + "\"");
+  ATTNPS_RETURN_IF_ERROR(read);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) {
+    text.pop_back();
+  }
+  if (StepOfDirName(text) < 0) {
+    return Status::Corruption(path + ": must hold step-<N>, holds \"" + text.substr(0, 80) +
+                              "\"");
+  }
   *step_dir = dir + "/" + text;
   return Status::Ok();
 }
@@ -198,9 +383,8 @@ Status PruneCheckpoints(const std::string& dir, int keep_last) {
   std::vector<std::pair<int64_t, fs::path>> steps;
   std::error_code error;
   for (const auto& e : fs::directory_iterator(dir, error)) {
-    const std::string name = e.path().filename().string();
-    if (name.rfind("step-", 0) != 0 || !e.is_directory()) continue;
-    steps.emplace_back(std::atoll(name.c_str() + 5), e.path());
+    const int64_t step = StepOfDirName(e.path().filename().string());
+    if (step >= 0 && e.is_directory()) steps.emplace_back(step, e.path());
   }
   std::sort(steps.rbegin(), steps.rend());
   for (size_t i = keep_last; i < steps.size(); ++i) {
@@ -209,5 +393,70 @@ Status PruneCheckpoints(const std::string& dir, int keep_last) {
   }
   return Status::Ok();
 }
+
+bool HoldsCheckpoints(const std::string& dir, std::string* what) {
+  std::error_code error;
+  if (fs::exists(dir + "/LATEST", error)) {
+    std::string latest;
+    *what = ReadLatest(dir, &latest).ok() ? "LATEST -> " + fs::path(latest).filename().string()
+                                          : "a LATEST file";
+    return true;
+  }
+  for (const auto& e : fs::directory_iterator(dir, error)) {
+    const std::string name = e.path().filename().string();
+    if (StepOfDirName(name) >= 0 && fs::exists(e.path() / kManifestName, error)) {
+      *what = name;
+      return true;
+    }
+  }
+  return false;
+}
+
+Status RemoveCheckpoints(const std::string& dir) {
+  std::error_code error;
+  fs::remove(dir + "/LATEST", error);
+  if (error) return Status::IoError("removing " + dir + "/LATEST: " + error.message());
+  for (const auto& e : fs::directory_iterator(dir, error)) {
+    if (StepOfDirName(e.path().filename().string()) < 0) continue;
+    fs::remove_all(e.path(), error);
+    if (error) return Status::IoError("removing " + e.path().string() + ": " + error.message());
+  }
+  return Status::Ok();
+}
+
+Status DirectoryLock::Acquire(const std::string& dir, std::unique_ptr<DirectoryLock>* out) {
+  std::error_code error;
+  fs::create_directories(dir, error);
+  if (error) return Status::IoError("cannot create checkpoint directory " + dir + ": " +
+                                    error.message());
+  const std::string path = dir + "/LOCK";
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::IoError("cannot write in checkpoint directory " + dir + ": " + Errno());
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    char holder[256] = {0};
+    const ssize_t n = ::pread(fd, holder, sizeof(holder) - 1, 0);
+    ::close(fd);
+    std::string who = n > 0 ? std::string(holder, static_cast<size_t>(n)) : "unknown";
+    while (!who.empty() && (who.back() == '\n' || who.back() == ' ')) who.pop_back();
+    if (err != EWOULDBLOCK) return Status::IoError("cannot lock " + path + ": " + std::strerror(err));
+    return Status::InvalidArgument("checkpoint directory " + dir +
+                                   " is in use by another training job (" + who +
+                                   "); wait for it to end or use another checkpoint.dir");
+  }
+  char host[256] = {0};
+  ::gethostname(host, sizeof(host) - 1);
+  const std::string me = "pid " + std::to_string(::getpid()) + " host " + host + "\n";
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, me.data(), me.size(), 0) !=
+                                     static_cast<ssize_t>(me.size())) {
+    const std::string cause = Errno();
+    ::close(fd);
+    return Status::IoError("cannot write " + path + ": " + cause);
+  }
+  out->reset(new DirectoryLock(fd));
+  return Status::Ok();
+}
+
+DirectoryLock::~DirectoryLock() { ::close(fd_); }
 
 }  // namespace attnps::worker

@@ -6,7 +6,10 @@
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <cerrno>
+#include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -51,6 +54,64 @@ DenseOptimizerOptions ToOptimizerOptions(const config::DenseOptimizerConfig& c) 
                                      : WeightDecayKind::kL2;
   }
   return o;
+}
+
+int64_t FileSize(const std::string& path) {
+  std::error_code error;
+  const auto size = fs::file_size(path, error);
+  return error ? -1 : static_cast<int64_t>(size);
+}
+
+// A regular file this process can open for reading; errors name the setting and the path.
+Status CheckReadable(const std::string& field, const std::string& path) {
+  if (path.empty()) return Status::InvalidArgument(field + ": must be set");
+  std::error_code error;
+  const fs::file_status status = fs::status(path, error);
+  if (!fs::exists(status)) return Status::NotFound(field + ": " + path + ": no such file");
+  if (!fs::is_regular_file(status)) {
+    return Status::InvalidArgument(field + ": " + path + ": not a regular file");
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::IoError(field + ": " + path + ": cannot be read: " + std::strerror(errno));
+  return Status::Ok();
+}
+
+// The file can be created or appended to (its directory is created if needed); a probe file is
+// written and removed when the file does not exist yet.
+Status CheckWritable(const std::string& field, const std::string& path, bool append) {
+  std::error_code error;
+  const fs::path parent = fs::path(path).parent_path();
+  if (!parent.empty()) fs::create_directories(parent, error);
+  if (error) {
+    return Status::IoError(field + ": cannot create the directory of " + path + ": " +
+                           error.message());
+  }
+  if (fs::is_directory(path, error)) {
+    return Status::InvalidArgument(field + ": " + path + " is a directory");
+  }
+  const bool existed = fs::exists(path, error);
+  const std::string probe = existed && append ? path : path + ".tmp";
+  {
+    std::ofstream out(probe, std::ios::binary | std::ios::app);
+    if (!out) {
+      return Status::IoError(field + ": " + path + " cannot be written: " + std::strerror(errno));
+    }
+  }
+  if (probe != path) fs::remove(probe, error);
+  return Status::Ok();
+}
+
+std::string Num(double v) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%g", v);
+  return text;
+}
+
+bool AllFinite(const Tensor& t) {
+  const float* p = t.data();
+  float acc = 0;
+  for (int64_t i = 0; i < t.numel(); ++i) acc += p[i] * 0.0f;  // NaN or inf poisons the sum
+  return acc == 0;
 }
 
 // Lines of a file (a quick scan), for progress and ETA.
@@ -189,6 +250,95 @@ Status Trainer::Init() {
   batcher_ = std::make_unique<CtrBatcher>(layout_);
   pipeline_ =
       std::make_unique<SparsePipeline>(runtime_->client(), tables_, config_.train().staleness());
+  ATTNPS_RETURN_IF_ERROR(CheckPaths());
+  if (options_.kind == JobKind::kTrain) ATTNPS_RETURN_IF_ERROR(PrepareCheckpointDir());
+  if (options_.kind != JobKind::kTrain || options_.resume) {
+    ATTNPS_RETURN_IF_ERROR(VerifyCheckpointToLoad());
+  }
+  return Status::Ok();
+}
+
+Status Trainer::CheckPaths() {
+  const auto& data = config_.data();
+  if (options_.kind == JobKind::kTrain) {
+    ATTNPS_RETURN_IF_ERROR(CheckReadable("data.train_path", data.train_path()));
+    if (FileSize(data.train_path()) == 0) {
+      return Status::InvalidArgument("data.train_path: " + data.train_path() +
+                                     " is empty: no samples to train on");
+    }
+  }
+  if (!IsChief()) return Status::Ok();  // worker 0 evaluates, predicts and writes
+  if (!data.test_path().empty() || options_.kind == JobKind::kEval) {
+    ATTNPS_RETURN_IF_ERROR(CheckReadable("data.test_path", data.test_path()));
+  }
+  if (!data.item_cates_path().empty()) {
+    ATTNPS_RETURN_IF_ERROR(CheckReadable("data.item_cates_path", data.item_cates_path()));
+  }
+  if (options_.kind == JobKind::kPredict) {
+    ATTNPS_RETURN_IF_ERROR(CheckReadable("--input", options_.predict_input));
+    ATTNPS_RETURN_IF_ERROR(CheckWritable("--output", options_.predict_output, /*append=*/false));
+  }
+  if (options_.kind == JobKind::kTrain && !options_.metrics_out.empty()) {
+    ATTNPS_RETURN_IF_ERROR(CheckWritable("metrics.out_path", options_.metrics_out, true));
+  }
+  return Status::Ok();
+}
+
+// Train: locks checkpoint.dir; a new run refuses a directory that holds another run's checkpoints.
+Status Trainer::PrepareCheckpointDir() {
+  const std::string& dir = config_.checkpoint().dir();
+  if (dir.empty() || !IsChief()) return Status::Ok();
+  ATTNPS_RETURN_IF_ERROR(DirectoryLock::Acquire(dir, &lock_));
+  std::string what;
+  if (options_.resume || !HoldsCheckpoints(dir, &what)) return Status::Ok();
+  if (!options_.overwrite) {
+    return Status::InvalidArgument(
+        "checkpoint.dir " + dir + " already holds checkpoints (" + what +
+        "): pass --resume to continue that run, choose a new checkpoint.dir, or pass "
+        "--overwrite to delete them");
+  }
+  std::printf("[attnps] --overwrite: deleting the checkpoints in %s (%s)\n", dir.c_str(),
+              what.c_str());
+  return RemoveCheckpoints(dir);
+}
+
+// Finds the step directory to load and verifies it before anything is loaded: worker 0 every file,
+// the others the manifest; every worker compares the checkpoint's config with this job's.
+Status Trainer::VerifyCheckpointToLoad() {
+  load_dir_ = options_.checkpoint_step;
+  while (load_dir_.size() > 1 && load_dir_.back() == '/') load_dir_.pop_back();
+  if (load_dir_.empty()) {
+    if (config_.checkpoint().dir().empty()) {
+      return Status::InvalidArgument(
+          "checkpoint.dir: must be set to load a checkpoint (or pass --checkpoint=STEP_DIR)");
+    }
+    ATTNPS_RETURN_IF_ERROR(ReadLatest(config_.checkpoint().dir(), &load_dir_));
+  }
+  ATTNPS_RETURN_IF_ERROR(IsChief() ? VerifyCheckpoint(load_dir_, &load_manifest_)
+                                   : ReadManifest(load_dir_, &load_manifest_));
+  const bool with_reader = options_.kind == JobKind::kTrain;
+  if (with_reader && load_manifest_.reader_positions_size() != runtime_->num_workers()) {
+    return Status::InvalidArgument(
+        load_dir_ + " was written by " + std::to_string(load_manifest_.reader_positions_size()) +
+        " workers; resume it with the same number of workers (servers may differ)");
+  }
+  config::JobConfig saved;
+  ATTNPS_RETURN_IF_ERROR(
+      config::ParseJobConfigText(load_manifest_.config_text(), load_dir_ + "/MANIFEST", &saved));
+  std::vector<std::string> changed;
+  ATTNPS_RETURN_IF_ERROR(config::CompareStateConfig(saved, config_, &changed)
+                             .WithContext(load_dir_ + " was written with another model or "
+                                                      "tables; use the config it was trained with"));
+  if (load_manifest_.num_servers() != runtime_->roles().servers) {
+    changed.push_back("servers: " + std::to_string(load_manifest_.num_servers()) + " -> " +
+                      std::to_string(runtime_->roles().servers) + " (rows re-sharded)");
+  }
+  if (IsChief() && !changed.empty()) {
+    std::string list;
+    for (const std::string& c : changed) list += (list.empty() ? "" : "; ") + c;
+    std::printf("[attnps] %s: settings changed since the checkpoint: %s\n", load_dir_.c_str(),
+                list.c_str());
+  }
   return Status::Ok();
 }
 
@@ -227,6 +377,7 @@ Status Trainer::RunStep(std::unique_ptr<CtrBatch> batch, StepResult* result) {
   BatchLabels(*batch, &labels_);
   result->loss = BceWithLogitsForward(logits_, labels_, Tensor());
   result->samples = batch->batch;
+  if (!std::isfinite(result->loss)) return Diverged("the training loss is " + Num(result->loss));
   if (dlogits_.shape() != logits_.shape()) dlogits_ = Tensor::Empty(logits_.shape());
   dlogits_.SetZero();
   // The loss is the mean over all workers' batches: the dense gradients summed by the allreduce
@@ -236,6 +387,10 @@ Status Trainer::RunStep(std::unique_ptr<CtrBatch> batch, StepResult* result) {
   ResizeLike(inputs_.history, &input_grads_.history);
   ResizeLike(inputs_.user, &input_grads_.user);
   model_->Backward(inputs_, dlogits_, &input_grads_);
+  if (!AllFinite(input_grads_.target) || !AllFinite(input_grads_.history) ||
+      !AllFinite(input_grads_.user)) {
+    return Diverged("the embedding gradients are not finite");
+  }
   batcher_->Scatter(input_grads_, workers, batch.get());
   consumed_ = positions_.front();
   positions_.pop_front();
@@ -251,8 +406,18 @@ Status Trainer::DenseUpdate() {
   if (config_.dense_optimizer().clip_global_norm() > 0) {
     ClipByGlobalNorm(&grads, config_.dense_optimizer().clip_global_norm());
   }
+  if (!AllFinite(grads)) return Diverged("the dense gradients are not finite");
   optimizer_->Step(grads, &model_->params());
   return Status::Ok();
+}
+
+Status Trainer::Diverged(const std::string& what) const {
+  return Status::InvalidArgument(
+      "training diverged at step " + std::to_string(step_ + 1) + " (worker " +
+      std::to_string(runtime_->worker_index()) + "): " + what +
+      "; stopped before writing a checkpoint of this state. Lower the learning rates "
+      "(dense_optimizer.learning_rate, tables[].optimizer.learning_rate) or set "
+      "dense_optimizer.clip_global_norm, and resume from the last checkpoint");
 }
 
 void Trainer::Progress(double loss, bool force) {
@@ -285,12 +450,10 @@ Status Trainer::Train() {
   ATTNPS_RETURN_IF_ERROR(stream.Open(data.train_path(), reader_options, block,
                                      data.shuffle_buffer() > 0, config_.train().seed()));
   if (options_.resume) {
-    std::string step_dir;
-    ATTNPS_RETURN_IF_ERROR(ReadLatest(config_.checkpoint().dir(), &step_dir));
-    ATTNPS_RETURN_IF_ERROR(LoadCheckpoint(step_dir, /*with_reader=*/true));
+    ATTNPS_RETURN_IF_ERROR(LoadCheckpoint(/*with_reader=*/true));
     ATTNPS_RETURN_IF_ERROR(stream.Seek(consumed_));
     if (IsChief())
-      std::printf("[attnps] resumed from %s at step %lld\n", step_dir.c_str(),
+      std::printf("[attnps] resumed from %s at step %lld\n", load_dir_.c_str(),
                   static_cast<long long>(step_));
   }
   if (IsChief()) samples_per_epoch_ = CountLines(data.train_path());  // for progress and ETA
@@ -300,6 +463,7 @@ Status Trainer::Train() {
   const auto& ckpt = config_.checkpoint();
   const int64_t max_steps = config_.train().max_steps();
   bool epoch_done = false;
+  int64_t epoch_first_step = step_;
   Status st;
   while (st.ok() && epoch_ < config_.train().epochs() && (max_steps == 0 || step_ < max_steps)) {
     const double step_start = Now();
@@ -311,6 +475,12 @@ Status Trainer::Train() {
     float flags[2] = {pipeline_->submitted() > 0 ? 1.0f : 0.0f, want_checkpoint ? 1.0f : 0.0f};
     if (!(st = runtime_->allreduce()->Sum(flags, 2)).ok()) break;
     if (flags[0] == 0) {  // every worker's epoch is over
+      if (step_ == epoch_first_step && epoch_samples_ == 0 && samples_seen_ == 0) {
+        st = Status::InvalidArgument("data.train_path: " + data.train_path() +
+                                     " holds no valid sample (blank or malformed lines only)");
+        break;
+      }
+      epoch_first_step = step_;
       ++epoch_;
       epoch_done = false;
       epoch_samples_ = 0;
@@ -389,66 +559,113 @@ Status Trainer::Predict(const std::string& in_path, const std::string& out_path,
   models::CtrInputs inputs;
   Tensor logits, probs;
   const int batch_size = config_.train().eval_batch_size();
-  int64_t total = 0;
+  int64_t total = 0, unscored = 0;
   for (bool eof = false; !eof;) {
+    // slots[i]: the batch row of the chunk's i-th line, or -1 for a line that has no score.
     std::vector<data::CtrSample> samples;
+    std::vector<int> slots;
     data::CtrSample s;
     while (static_cast<int>(samples.size()) < batch_size) {
-      ATTNPS_RETURN_IF_ERROR(reader.Next(&s, &eof));
+      bool parsed = false;
+      std::string why;
+      ATTNPS_RETURN_IF_ERROR(reader.NextLine(&s, &parsed, &why, &eof));
       if (eof) break;
-      samples.push_back(std::move(s));
+      if (!parsed && !out_path.empty() && ++unscored <= data::CtrFileReader::kReportedBadLines) {
+        LOG(WARNING) << EscapeForMessage(why) << " (written as nan)";
+      }
+      slots.push_back(parsed ? static_cast<int>(samples.size()) : -1);
+      if (parsed) samples.push_back(std::move(s));
     }
-    if (samples.empty()) break;
-    CtrBatch batch;
-    batcher.Index(std::move(samples), step_, &batch);
-    batch.rows.resize(tables_.size());
-    ps::PsClient* c = runtime_->client();
-    std::vector<ps::PsClient::Handle> pulls;
-    for (size_t t = 0; t < tables_.size(); ++t) {  // every table's pull in flight at once
-      const int64_t n = static_cast<int64_t>(batch.keys[t].size());
-      batch.rows[t].resize(n * tables_[t].dim);
-      pulls.push_back(c->Pull(tables_[t].id, batch.keys[t].data(), n, tables_[t].dim, step_,
-                              batch.rows[t].data()));
+    if (slots.empty()) break;
+    if (!samples.empty()) {
+      const int n = static_cast<int>(samples.size());
+      ATTNPS_RETURN_IF_ERROR(ScoreBatch(&batcher, std::move(samples), &inputs, &logits, evaluator));
+      total += n;
     }
-    ATTNPS_RETURN_IF_ERROR(c->WaitAll(pulls));
-    batcher.Gather(batch, &inputs);
-    model_->Forward(inputs, /*training=*/false, &logits);
-    total += batch.batch;
-    if (evaluator != nullptr) {
-      Tensor labels;
-      BatchLabels(batch, &labels);
-      std::vector<uint64_t> users(batch.batch);
-      for (int b = 0; b < batch.batch; ++b) users[b] = batch.samples[b].user;
-      evaluator->Add(labels.data(), logits.data(), users.data(), batch.batch);
-    }
-    if (!out_path.empty()) {
-      if (probs.shape() != logits.shape()) probs = Tensor::Empty(logits.shape());
-      SigmoidProbabilities(logits, &probs);
-      char line[32];
-      for (int b = 0; b < batch.batch; ++b) {
-        out.append(line, std::snprintf(line, sizeof(line), "%.6g\n", probs.data()[b]));
+    if (out_path.empty()) continue;
+    if (probs.shape() != logits.shape()) probs = Tensor::Empty(logits.shape());
+    if (!logits.empty()) SigmoidProbabilities(logits, &probs);
+    char line[32];
+    for (int slot : slots) {
+      if (slot < 0) {
+        out += "nan\n";
+      } else {
+        out.append(line, std::snprintf(line, sizeof(line), "%.6g\n", probs.data()[slot]));
       }
     }
+  }
+  if (unscored > 0) {
+    std::printf("[attnps] %s: %lld blank or malformed line(s) written as nan\n", in_path.c_str(),
+                static_cast<long long>(unscored));
   }
   if (rows != nullptr) *rows = total;
   return out_path.empty() ? Status::Ok() : WriteFileAtomically(out_path, out);
 }
 
-Status Trainer::SaveCheckpoint() {
-  const std::string dir = config_.checkpoint().dir();
-  const std::string name = StepDirName(step_);
-  const std::string step_dir = dir + "/" + name;
-  const double t0 = Now();
-  ps::PsClient* client = runtime_->client();
-  ATTNPS_RETURN_IF_ERROR(pipeline_->Drain());
-  std::string latest;
-  if (ReadLatest(dir, &latest).ok() && latest == step_dir) {
-    return client->Barrier();  // this step is the latest complete checkpoint already (resumed)
+// Pulls the rows of a batch, runs the model in inference mode, and feeds the evaluator.
+Status Trainer::ScoreBatch(CtrBatcher* batcher, std::vector<data::CtrSample> samples,
+                           models::CtrInputs* inputs, Tensor* logits,
+                           metrics::CtrEvaluator* evaluator) {
+  CtrBatch batch;
+  batcher->Index(std::move(samples), step_, &batch);
+  batch.rows.resize(tables_.size());
+  ps::PsClient* c = runtime_->client();
+  std::vector<ps::PsClient::Handle> pulls;
+  for (size_t t = 0; t < tables_.size(); ++t) {  // every table's pull in flight at once
+    const int64_t n = static_cast<int64_t>(batch.keys[t].size());
+    batch.rows[t].resize(n * tables_[t].dim);
+    pulls.push_back(c->Pull(tables_[t].id, batch.keys[t].data(), n, tables_[t].dim, step_,
+                            batch.rows[t].data()));
   }
+  ATTNPS_RETURN_IF_ERROR(c->WaitAll(pulls));
+  batcher->Gather(batch, inputs);
+  model_->Forward(*inputs, /*training=*/false, logits);
+  if (evaluator != nullptr) {
+    Tensor labels;
+    BatchLabels(batch, &labels);
+    std::vector<uint64_t> users(batch.batch);
+    for (int b = 0; b < batch.batch; ++b) users[b] = batch.samples[b].user;
+    evaluator->Add(labels.data(), logits->data(), users.data(), batch.batch);
+  }
+  return Status::Ok();
+}
+
+Status Trainer::SaveCheckpoint() {
+  // Every worker decides from the same state (no file is read here), so all take the same path.
+  if (last_saved_step_ == step_) return Status::Ok();  // written already, or resumed from it
+  const std::string step_dir = config_.checkpoint().dir() + "/" + StepDirName(step_);
+  const double t0 = Now();
+  ATTNPS_RETURN_IF_ERROR(pipeline_->Drain());
+  if (!AllFinite(model_->params())) return Diverged("the dense weights are not finite");
   std::error_code error;
   // A step directory that LATEST does not name is left over from a crash (or an older run).
   if (IsChief()) fs::remove_all(step_dir, error);
-  ATTNPS_RETURN_IF_ERROR(client->Barrier());  // every worker's pushes are in; stale files gone
+  ATTNPS_RETURN_IF_ERROR(runtime_->client()->Barrier());  // every push is in; stale files gone
+  const Status st = WriteCheckpointFiles(step_dir);
+  std::string latest;
+  if (!st.ok() && IsChief() && !(ReadLatest(config_.checkpoint().dir(), &latest).ok() &&
+                                 latest == step_dir)) {
+    fs::remove_all(step_dir, error);  // never published: frees the space it took
+  }
+  ATTNPS_RETURN_IF_ERROR(st.WithContext("writing checkpoint " + step_dir));
+  if (IsChief()) {
+    ATTNPS_RETURN_IF_ERROR(
+        PruneCheckpoints(config_.checkpoint().dir(), config_.checkpoint().keep_last()));
+  }
+  last_saved_step_ = step_;
+  last_checkpoint_time_ = Now();
+  if (IsChief()) {
+    std::printf("[attnps] checkpoint %s written in %.2f s\n", step_dir.c_str(), Now() - t0);
+    std::fflush(stdout);
+  }
+  return Status::Ok();
+}
+
+// Shards (servers), dense state (worker 0) and reader positions (each worker), then worker 0
+// lists them all in the manifest and publishes LATEST.
+Status Trainer::WriteCheckpointFiles(const std::string& step_dir) {
+  ps::PsClient* client = runtime_->client();
+  std::error_code error;
   fs::create_directories(step_dir, error);
   if (error) return Status::IoError("cannot create " + step_dir + ": " + error.message());
   const std::string pos_file = "worker-" + std::to_string(runtime_->worker_index()) + ".pos";
@@ -460,57 +677,39 @@ Status Trainer::SaveCheckpoint() {
   }
   ATTNPS_RETURN_IF_ERROR(client->Barrier());  // every worker's files are written
   MaybeCrashForTest(step_);
-  if (IsChief()) {
-    config::CheckpointManifest manifest;
-    manifest.set_step(step_);
-    manifest.set_epoch(epoch_);
-    manifest.set_samples_seen(samples_seen_);
-    manifest.set_num_servers(runtime_->roles().servers);
-    manifest.set_shard_threads(config_.ps().shard_threads());
-    manifest.set_config_text(config::ToText(config_));
-    manifest.set_dense_blob_path("dense.bin");
-    std::vector<std::string> files = {"dense.bin"};
-    for (int w = 0; w < runtime_->num_workers(); ++w) {
-      files.push_back("worker-" + std::to_string(w) + ".pos");
-      manifest.add_reader_positions()->set_worker(w);
-    }
-    ATTNPS_RETURN_IF_ERROR(WriteManifest(step_dir, files, manifest));
-    ATTNPS_RETURN_IF_ERROR(PublishLatest(dir, name));
-    ATTNPS_RETURN_IF_ERROR(PruneCheckpoints(dir, config_.checkpoint().keep_last()));
-    std::printf("[attnps] checkpoint %s written in %.2f s\n", step_dir.c_str(), Now() - t0);
-    std::fflush(stdout);
-  }
-  last_checkpoint_time_ = Now();
-  return Status::Ok();
+  if (!IsChief()) return Status::Ok();
+  config::CheckpointManifest manifest;
+  manifest.set_step(step_);
+  manifest.set_epoch(epoch_);
+  manifest.set_samples_seen(samples_seen_);
+  manifest.set_num_servers(runtime_->roles().servers);
+  manifest.set_shard_threads(config_.ps().shard_threads());
+  manifest.set_config_text(config::ToText(config_));
+  manifest.set_dense_blob_path("dense.bin");
+  for (int w = 0; w < runtime_->num_workers(); ++w) manifest.add_reader_positions()->set_worker(w);
+  ATTNPS_RETURN_IF_ERROR(WriteManifest(step_dir, manifest));
+  return PublishLatest(config_.checkpoint().dir(), StepDirName(step_));
 }
 
-Status Trainer::LoadCheckpoint(const std::string& step_dir, bool with_reader) {
-  config::CheckpointManifest manifest;
-  ATTNPS_RETURN_IF_ERROR(ReadManifest(step_dir, &manifest));
-  if (with_reader && manifest.reader_positions_size() != runtime_->num_workers()) {
-    return Status::InvalidArgument(
-        step_dir + " was written by " + std::to_string(manifest.reader_positions_size()) +
-        " workers; resume it with the same number of workers (servers may differ)");
-  }
-  if (IsChief()) ATTNPS_RETURN_IF_ERROR(runtime_->client()->Load(step_dir));
+// Loads the step directory that Init verified: the servers' rows, the dense state, the reader.
+Status Trainer::LoadCheckpoint(bool with_reader) {
+  CHECK(!load_dir_.empty()) << "LoadCheckpoint before Init verified a checkpoint";
+  if (IsChief()) ATTNPS_RETURN_IF_ERROR(runtime_->client()->Load(load_dir_));
   int64_t optimizer_steps = 0;
-  ATTNPS_RETURN_IF_ERROR(ReadDense(step_dir + "/dense.bin", DenseBlocks(), &optimizer_steps));
+  ATTNPS_RETURN_IF_ERROR(ReadDense(load_dir_ + "/dense.bin", DenseBlocks(), &optimizer_steps));
   optimizer_->set_step_count(optimizer_steps);
-  step_ = manifest.step();
-  epoch_ = manifest.epoch();
-  samples_seen_ = manifest.samples_seen();
+  step_ = load_manifest_.step();
+  epoch_ = load_manifest_.epoch();
+  samples_seen_ = load_manifest_.samples_seen();
+  last_saved_step_ = step_;
   if (with_reader) {
     const std::string pos =
-        step_dir + "/worker-" + std::to_string(runtime_->worker_index()) + ".pos";
+        load_dir_ + "/worker-" + std::to_string(runtime_->worker_index()) + ".pos";
     ATTNPS_RETURN_IF_ERROR(ReadPosition(pos, &consumed_));
   }
   return runtime_->client()->Barrier();  // the tables are loaded before anyone pulls
 }
 
-Status Trainer::LoadForInference() {
-  std::string step_dir = options_.checkpoint_step;
-  if (step_dir.empty()) ATTNPS_RETURN_IF_ERROR(ReadLatest(config_.checkpoint().dir(), &step_dir));
-  return LoadCheckpoint(step_dir, /*with_reader=*/false);
-}
+Status Trainer::LoadForInference() { return LoadCheckpoint(/*with_reader=*/false); }
 
 }  // namespace attnps::worker

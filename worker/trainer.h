@@ -6,7 +6,8 @@
 // gradients) until every worker's epoch is over, so the collective calls stay matched. Worker 0
 // prints progress, evaluates the test split (AUC, GAUC, logloss) and writes checkpoints'
 // dense state and manifest; metrics are appended as JSON lines to metrics_out.
-// Errors: bad data, I/O and checkpoint problems return Status with the file named.
+// Errors: bad data, I/O and checkpoint problems return Status with the file named. Init touches no
+// other rank, so the workers can agree on its outcome before any collective call (attnps_main).
 #ifndef ATTNPS_WORKER_TRAINER_H_
 #define ATTNPS_WORKER_TRAINER_H_
 
@@ -27,10 +28,15 @@
 
 namespace attnps::worker {
 
+enum class JobKind { kTrain, kEval, kPredict };
+
 struct TrainerOptions {
-  bool resume = false;          // continue from <checkpoint.dir>/LATEST
+  JobKind kind = JobKind::kTrain;
+  bool resume = false;     // train: continue from <checkpoint.dir>/LATEST (or checkpoint_step)
+  bool overwrite = false;  // train: delete the checkpoints already in checkpoint.dir
   std::string metrics_out;      // overrides metrics.out_path when non-empty
-  std::string checkpoint_step;  // eval/predict: a step directory instead of LATEST
+  std::string checkpoint_step;  // a step directory instead of LATEST (eval, predict, resume)
+  std::string predict_input, predict_output;  // predict: checked at Init
 };
 
 class Trainer {
@@ -38,14 +44,21 @@ class Trainer {
   Trainer(ps::JobRuntime* runtime, config::JobConfig config, TrainerOptions options);
   ~Trainer();
 
-  // Builds the model and optimizer; loads the checkpoint when resuming.
+  // Builds the model and optimizer and checks everything the job will need before it starts:
+  // every path it reads or writes, the checkpoint directory (train: locked for the life of the
+  // trainer, and refused when it already holds checkpoints unless resuming or overwriting), and
+  // the checkpoint to load (resume, eval, predict): verified file by file (worker 0) and its
+  // config compared with this job's. Makes no call to other ranks.
   Status Init();
+  // Trains (after loading the checkpoint verified by Init when resuming).
   Status Train();
-  // Loads the checkpoint (LATEST or options.checkpoint_step) for eval/predict.
+  // Loads the checkpoint verified by Init, for eval/predict.
   Status LoadForInference();
   // Worker 0: scores the test split.
   Status Evaluate(metrics::CtrResult* result);
-  // Worker 0: writes sigmoid(logit) of every line of a CTR file to out_path, one per line.
+  // Worker 0: writes sigmoid(logit) of every line of a CTR file to out_path, output line i for
+  // input line i: "nan" for a blank or malformed line (reported with file:line). Fails, writing
+  // nothing, past data.max_bad_fraction malformed lines. *rows: the lines scored.
   Status Predict(const std::string& in_path, const std::string& out_path, int64_t* rows);
 
   int64_t step() const { return step_; }
@@ -60,13 +73,21 @@ class Trainer {
 
   Status RunStep(std::unique_ptr<CtrBatch> batch, StepResult* result);
   Status DenseUpdate();
+  // The error that stops a run whose loss or gradients became NaN or infinite.
+  Status Diverged(const std::string& what) const;
   Status FillPipeline(bool* epoch_over);
   Status EvaluateAndLog(const std::string& split);
   // Scores a CTR file: probabilities to out_path (unless empty), logits to the evaluator (if any).
   Status Predict(const std::string& in_path, const std::string& out_path, int64_t* rows,
                  metrics::CtrEvaluator* evaluator);
+  Status ScoreBatch(CtrBatcher* batcher, std::vector<data::CtrSample> samples,
+                    models::CtrInputs* inputs, Tensor* logits, metrics::CtrEvaluator* evaluator);
+  Status CheckPaths();
+  Status PrepareCheckpointDir();
+  Status VerifyCheckpointToLoad();
   Status SaveCheckpoint();
-  Status LoadCheckpoint(const std::string& step_dir, bool with_reader);
+  Status WriteCheckpointFiles(const std::string& step_dir);
+  Status LoadCheckpoint(bool with_reader);
   std::vector<DenseBlock> DenseBlocks();
   void Progress(double loss, bool force);
   bool IsChief() const { return runtime_->worker_index() == 0; }
@@ -81,6 +102,10 @@ class Trainer {
   std::unique_ptr<CtrBatcher> batcher_;
   std::unique_ptr<SparsePipeline> pipeline_;
   std::unique_ptr<Reader> reader_;
+  std::unique_ptr<DirectoryLock> lock_;    // train with checkpoints: held for the whole job
+  std::string load_dir_;                   // the verified step directory to load, or ""
+  config::CheckpointManifest load_manifest_;
+  int64_t last_saved_step_ = -1;           // the step of the checkpoint written or loaded last
   std::deque<StreamPosition> positions_;  // after each submitted batch, in order
   StreamPosition consumed_;               // after the last batch pushed
   int64_t step_ = 0;

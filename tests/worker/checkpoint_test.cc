@@ -58,7 +58,7 @@ TEST(CheckpointTest, ManifestVerifiesEveryFileAndLatestPointsAtTheStep) {
   ASSERT_TRUE(WritePosition(step + "/worker-0.pos", {1, 100, 5, 3}).ok());
   config::CheckpointManifest m;
   m.set_step(7);
-  ASSERT_TRUE(WriteManifest(step, {"worker-0.pos"}, m).ok());
+  ASSERT_TRUE(WriteManifest(step, m).ok());
   ASSERT_TRUE(PublishLatest(dir, StepDirName(7)).ok());
   std::string latest;
   ASSERT_TRUE(ReadLatest(dir, &latest).ok());
@@ -69,8 +69,9 @@ TEST(CheckpointTest, ManifestVerifiesEveryFileAndLatestPointsAtTheStep) {
   StreamPosition p;
   ASSERT_TRUE(ReadPosition(step + "/worker-0.pos", &p).ok());
   EXPECT_EQ(p.block_offset, 100u);
+  ASSERT_TRUE(VerifyCheckpoint(step, &back).ok());
   std::ofstream(step + "/worker-0.pos", std::ios::app) << "x";
-  const Status st = ReadManifest(step, &back);
+  const Status st = VerifyCheckpoint(step, &back);
   EXPECT_EQ(st.code(), Status::Code::kCorruption);
   EXPECT_NE(st.message().find("worker-0.pos"), std::string::npos);
 }

@@ -5,8 +5,8 @@
 
 #include <filesystem>
 #include <fstream>
-#include <random>
 
+#include "tests/worker/local_job.h"
 #include "worker/config/job_config.h"
 
 namespace attnps::worker {
@@ -14,48 +14,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Users like items of their own cluster (item % 5 == user % 5): history carries the signal.
-std::string WriteData(const std::string& dir, int rows, uint64_t seed) {
-  fs::create_directories(dir);
-  const std::string path = dir + "/train.tsv";
-  std::ofstream out(path);
-  std::mt19937_64 rng(seed);
-  for (int r = 0; r < rows; ++r) {
-    const uint64_t user = 1 + rng() % 50, item = 1 + rng() % 100;
-    const bool label = item % 5 == user % 5;
-    out << (label ? 1 : 0) << '\t' << user << '\t' << item << '\t' << 1 + item % 5 << '\t';
-    const int len = static_cast<int>(rng() % 6);
-    std::string items, cates;
-    for (int t = 0; t < len; ++t) {
-      const uint64_t h = 5 * (rng() % 20) + user % 5;
-      items += (t ? "," : "") + std::to_string(h);
-      cates += (t ? "," : "") + std::to_string(1 + h % 5);
-    }
-    out << items << '\t' << cates << '\n';
-  }
-  return path;
-}
-
-config::JobConfig Config(const std::string& dir, const std::string& model) {
-  const std::string text = R"(
-    data { train_path: ")" +
-                           dir + R"(/train.tsv" test_path: ")" + dir + R"(/train.tsv"
-           max_history: 5 shuffle_buffer: 64 }
-    tables { name: "item" dim: 4 optimizer { kind: ADAGRAD learning_rate: 0.05 } }
-    tables { name: "cate" dim: 4 optimizer { kind: ADAM learning_rate: 0.01 } }
-    features { item_table: "item" cate_table: "cate" }
-    model { mlp { hidden: [8] activation: PRELU } )" +
-                           model + R"( }
-    dense_optimizer { kind: ADAM learning_rate: 0.01 }
-    train { batch_size: 16 epochs: 2 seed: 5 progress_seconds: 1000 threads: 1 }
-    checkpoint { dir: ")" + dir +
-                           R"(/ckpt" keep_last: 0 save_at_end: true }
-  )";
-  config::JobConfig c;
-  const Status st = config::ParseJobConfig(text, "test", &c);
-  EXPECT_TRUE(st.ok()) << st.ToString();
-  return c;
-}
+using testing_local::Config;
+using testing_local::WriteData;
 
 struct RunResult {
   std::vector<float> params;
@@ -120,19 +80,15 @@ TEST(TrainerTest, ResumedRunEndsWithTheUninterruptedWeights) {
   EXPECT_EQ(resumed.rows, whole.rows);
 }
 
-TEST(TrainerTest, ResumeWithoutCheckpointSaysSo) {
+TEST(TrainerTest, ResumeWithoutCheckpointSaysSoAtInit) {
   const std::string dir = FreshDir("nockpt");
   WriteData(dir, 50, 3);
   config::JobConfig c = Config(dir, "base {}");
-  ps::RuntimeOptions o;
-  o.tables = config::ToPsTables(c);
-  std::unique_ptr<ps::JobRuntime> job;
-  ASSERT_TRUE(ps::JobRuntime::CreateLocal(o, &job).ok());
+  std::unique_ptr<ps::JobRuntime> job = testing_local::LocalRuntime(c, 1);
   TrainerOptions options;
   options.resume = true;
   Trainer trainer(job.get(), c, options);
-  ASSERT_TRUE(trainer.Init().ok());
-  const Status st = trainer.Train();
+  const Status st = trainer.Init();
   EXPECT_EQ(st.code(), Status::Code::kNotFound);
   EXPECT_NE(st.message().find("no LATEST"), std::string::npos) << st.ToString();
 }

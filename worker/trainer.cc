@@ -570,9 +570,7 @@ Status Trainer::Predict(const std::string& in_path, const std::string& out_path,
       std::string why;
       ATTNPS_RETURN_IF_ERROR(reader.NextLine(&s, &parsed, &why, &eof));
       if (eof) break;
-      if (!parsed && !out_path.empty() && ++unscored <= data::CtrFileReader::kReportedBadLines) {
-        LOG(WARNING) << EscapeForMessage(why) << " (written as nan)";
-      }
+      unscored += parsed ? 0 : 1;  // the reader reports the malformed ones with file:line
       slots.push_back(parsed ? static_cast<int>(samples.size()) : -1);
       if (parsed) samples.push_back(std::move(s));
     }

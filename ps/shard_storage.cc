@@ -1,10 +1,15 @@
 #include "ps/shard_storage.h"
 
+#include <fcntl.h>
 #include <glog/logging.h>
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <rocksdb/write_batch.h>
+#include <unistd.h>
 #include <zlib.h>
 
+#include <cerrno>
+#include <cstdarg>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -117,6 +122,26 @@ Status FromRocks(const rocksdb::Status& s, const std::string& context) {
   return Status::IoError(context + ": " + s.ToString());
 }
 
+// Discards RocksDB's info log. The default one writes LOG (LOG.old on reopen) into the shard
+// directory and, once a write to LOG has failed (a full disk), aborts on the next log line: an
+// assertion in RocksDB's WritableFileWriter::Append, e.g. while ~DBImpl logs after a failed Open.
+class NullLogger : public rocksdb::Logger {
+ public:
+  NullLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::HEADER_LEVEL) {}
+  void Logv(const char* /*format*/, va_list /*ap*/) override {}
+  void Logv(const rocksdb::InfoLogLevel /*level*/, const char* /*format*/,
+            va_list /*ap*/) override {}
+};
+
+rocksdb::Options QuietOptions() {
+  rocksdb::Options options;
+  options.paranoid_checks = true;
+  options.info_log = std::make_shared<NullLogger>();
+  options.info_log_level = rocksdb::InfoLogLevel::HEADER_LEVEL;
+  options.max_bgerror_resume_count = 0;  // no retries in the background
+  return options;
+}
+
 enum class Pass { kVerify, kInsert };
 
 // Reads one database. kVerify checks everything and inserts nothing; kInsert (after a successful
@@ -128,11 +153,9 @@ Status ReadDatabase(const std::string& dir, const std::function<int(uint64_t)>& 
                     const TablesById& by_id, Pass pass) {
   if (!std::filesystem::is_directory(dir))
     return Status::NotFound(dir + ": no such shard directory");
-  rocksdb::Options options;
-  options.paranoid_checks = true;
   std::unique_ptr<rocksdb::DB> db;
   rocksdb::DB* raw = nullptr;
-  ATTNPS_RETURN_IF_ERROR(FromRocks(rocksdb::DB::OpenForReadOnly(options, dir, &raw), dir));
+  ATTNPS_RETURN_IF_ERROR(FromRocks(rocksdb::DB::OpenForReadOnly(QuietOptions(), dir, &raw), dir));
   db.reset(raw);
   if (pass == Pass::kVerify) ATTNPS_RETURN_IF_ERROR(FromRocks(db->VerifyChecksum(), dir));
 
@@ -209,51 +232,102 @@ Status ReadDatabase(const std::string& dir, const std::function<int(uint64_t)>& 
   return Status::Ok();
 }
 
-}  // namespace
+// Writes one table's rows and its table record.
+Status WriteTable(rocksdb::DB* db, const std::string& dir, const EmbeddingShard& table) {
+  rocksdb::WriteOptions write;
+  write.disableWAL = true;  // the memtable is flushed to SST files before Close
+  TableSummary summary{static_cast<uint32_t>(table.dim()),
+                       static_cast<uint32_t>(table.state_width()),
+                       static_cast<uint32_t>(table.config().optimizer.kind),
+                       0,
+                       0,
+                       table.config().name};
+  const uint32_t id = table.config().id;
+  rocksdb::WriteBatch batch;
+  Status status;
+  table.ForEachRow([&](uint64_t key, const float* value, uint64_t last_update) {
+    if (!status.ok()) return;
+    const std::string k = RowKey(id, key);
+    uint32_t crc = 0;
+    batch.Put(k, EncodeRow(k, value, table.value_width(), last_update, &crc));
+    summary.rows += 1;
+    summary.crc_sum += crc;
+    if (batch.GetDataSize() > (8 << 20)) {
+      status = FromRocks(db->Write(write, &batch), dir);
+      batch.Clear();
+    }
+  });
+  ATTNPS_RETURN_IF_ERROR(status);
+  const std::string meta_key = TableKey(kMetaTag, id);
+  batch.Put(meta_key, EncodeMeta(meta_key, summary));
+  return FromRocks(db->Write(write, &batch), dir);
+}
 
-Status SaveShard(const std::string& dir, const std::vector<const EmbeddingShard*>& tables) {
-  if (std::filesystem::exists(dir)) return Status::InvalidArgument(dir + ": already exists");
-  std::error_code error;
-  std::filesystem::create_directories(std::filesystem::path(dir).parent_path(), error);
-  if (error) return Status::IoError(dir + ": cannot create parent directory: " + error.message());
-  rocksdb::Options options;
+// Creates the database, writes, flushes and closes it. On an error the DB is still deleted (which
+// closes it and joins its background work) before returning.
+Status WriteDatabase(const std::string& dir, const std::vector<const EmbeddingShard*>& tables) {
+  rocksdb::Options options = QuietOptions();
   options.create_if_missing = true;
   options.error_if_exists = true;
-  options.paranoid_checks = true;
   rocksdb::DB* raw = nullptr;
   ATTNPS_RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(options, dir, &raw), dir));
   std::unique_ptr<rocksdb::DB> db(raw);
-  rocksdb::WriteOptions write;
-  write.disableWAL = true;  // the memtable is flushed to SST files below, before Close
   for (const EmbeddingShard* table : tables) {
-    TableSummary summary{static_cast<uint32_t>(table->dim()),
-                         static_cast<uint32_t>(table->state_width()),
-                         static_cast<uint32_t>(table->config().optimizer.kind),
-                         0,
-                         0,
-                         table->config().name};
-    const uint32_t id = table->config().id;
-    rocksdb::WriteBatch batch;
-    Status status;
-    table->ForEachRow([&](uint64_t key, const float* value, uint64_t last_update) {
-      if (!status.ok()) return;
-      const std::string k = RowKey(id, key);
-      uint32_t crc = 0;
-      batch.Put(k, EncodeRow(k, value, table->value_width(), last_update, &crc));
-      summary.rows += 1;
-      summary.crc_sum += crc;
-      if (batch.GetDataSize() > (8 << 20)) {
-        status = FromRocks(db->Write(write, &batch), dir);
-        batch.Clear();
-      }
-    });
-    ATTNPS_RETURN_IF_ERROR(status);
-    const std::string meta_key = TableKey(kMetaTag, id);
-    batch.Put(meta_key, EncodeMeta(meta_key, summary));
-    ATTNPS_RETURN_IF_ERROR(FromRocks(db->Write(write, &batch), dir));
+    ATTNPS_RETURN_IF_ERROR(WriteTable(db.get(), dir, *table));
   }
   ATTNPS_RETURN_IF_ERROR(FromRocks(db->Flush(rocksdb::FlushOptions()), dir));
   return FromRocks(db->Close(), dir);
+}
+
+// True for what a closed database no longer needs: the LOCK file and empty WAL files (the WAL is
+// off and the memtable flushed).
+bool IsLockOrEmptyWal(const std::filesystem::directory_entry& entry) {
+  std::error_code error;
+  if (entry.path().filename() == "LOCK") return true;
+  return entry.path().extension() == ".log" && entry.file_size(error) == 0 && !error;
+}
+
+Status SyncDirectory(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0 || ::fsync(fd) != 0) {
+    const std::string cause = std::strerror(errno);
+    if (fd >= 0) ::close(fd);
+    return Status::IoError(dir + ": cannot sync the directory: " + cause);
+  }
+  ::close(fd);
+  return Status::Ok();
+}
+
+// Removes the LOCK file and empty WAL files, then syncs the directory so that they stay removed.
+Status RemoveLockAndEmptyWal(const std::string& dir) {
+  std::error_code error;
+  std::vector<std::filesystem::path> remove;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, error)) {
+    if (IsLockOrEmptyWal(entry)) remove.push_back(entry.path());
+  }
+  if (error) return Status::IoError(dir + ": cannot list: " + error.message());
+  for (const auto& path : remove) {
+    std::filesystem::remove(path, error);
+    if (error) return Status::IoError(path.string() + ": cannot remove: " + error.message());
+  }
+  return SyncDirectory(dir);
+}
+
+}  // namespace
+
+Status SaveShard(const std::string& dir, const std::vector<const EmbeddingShard*>& tables) {
+  std::error_code error;
+  std::filesystem::create_directories(std::filesystem::path(dir).parent_path(), error);
+  if (error) return Status::IoError(dir + ": cannot create parent directory: " + error.message());
+  // Created here, atomically, so that a failed save removes only its own directory.
+  if (!std::filesystem::create_directory(dir, error)) {
+    if (error) return Status::IoError(dir + ": cannot create: " + error.message());
+    return Status::InvalidArgument(dir + ": already exists");
+  }
+  Status status = WriteDatabase(dir, tables);
+  if (status.ok()) status = RemoveLockAndEmptyWal(dir);
+  if (!status.ok()) std::filesystem::remove_all(dir, error);  // best effort: frees the space
+  return status;
 }
 
 Status LoadShards(const std::vector<std::string>& dirs, const std::function<int(uint64_t)>& route,

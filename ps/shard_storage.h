@@ -9,6 +9,12 @@
 // its path), then every record's CRC, and the per-table row counts and CRC sums (a lost or
 // altered row is refused). Nothing is loaded into the tables unless the whole database verifies.
 //
+// A saved shard directory holds only files whose bytes are fixed once SaveShard returns:
+//   CURRENT, IDENTITY, MANIFEST-<n>, OPTIONS-<n> and <n>.sst (the rows).
+// No info LOG (RocksDB's logging is discarded), no LOCK and no WAL (the WAL is off; the LOCK and
+// the empty WAL files are removed after Close). Loading opens the database read-only and creates,
+// changes or removes no file in it.
+//
 // Thread-safety: the functions touch only their arguments; a table must not be used concurrently.
 #ifndef ATTNPS_PS_SHARD_STORAGE_H_
 #define ATTNPS_PS_SHARD_STORAGE_H_
@@ -25,8 +31,10 @@ namespace attnps::ps {
 
 constexpr uint8_t kShardFormatVersion = 1;
 
-// Writes every row of `tables` into a new database at `dir` (which must not exist yet), flushed
-// and closed on return.
+// Writes every row of `tables` into a new database at `dir` (which must not exist yet), flushed,
+// synced and closed on return. Errors: InvalidArgument when `dir` exists; IoError naming `dir` and
+// the cause (e.g. RocksDB's "No space left on device") on any write failure, a full disk included,
+// after which `dir` is removed and no work of its database is left running.
 Status SaveShard(const std::string& dir, const std::vector<const EmbeddingShard*>& tables);
 
 // Reads the databases in `dirs` (all shards of a checkpoint, any count) into `shards`, where

@@ -5,8 +5,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <map>
 #include <memory>
 #include <random>
+#include <regex>
 
 #include "ps/sharding.h"
 
@@ -178,6 +181,59 @@ TEST(ShardStorageTest, DimMismatchIsRefused) {
   const Status st = LoadShards(dirs, nullptr, {{&loaded}});
   EXPECT_EQ(st.code(), Status::Code::kInvalidArgument) << st.ToString();
   EXPECT_NE(st.message().find("table1"), std::string::npos) << st.ToString();
+}
+
+// name -> (size, mtime, bytes) of every file in `dir`, and "." -> the directory's mtime.
+using Snapshot = std::map<std::string, std::string>;
+
+Snapshot FilesOf(const std::string& dir) {
+  Snapshot files;
+  const auto stamp = [](const fs::path& p) {
+    return std::to_string(fs::last_write_time(p).time_since_epoch().count());
+  };
+  files["."] = stamp(dir);
+  for (const auto& e : fs::directory_iterator(dir)) {
+    std::ifstream f(e.path(), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    files[e.path().filename().string()] =
+        std::to_string(e.file_size()) + " " + stamp(e.path()) + " " + bytes;
+  }
+  return files;
+}
+
+TEST(ShardStorageTest, SavedShardHoldsOnlyTheDocumentedFiles) {
+  const std::string root = FreshDir("files");
+  auto table = TrainedTable(AdagradTable(1, 16), 1, 300);
+  const auto dirs = SaveAll(table, root);
+  const std::regex allowed("CURRENT|IDENTITY|MANIFEST-[0-9]+|OPTIONS-[0-9]+|[0-9]+\\.sst");
+  int sst = 0;
+  for (const auto& e : fs::directory_iterator(dirs[0])) {
+    const std::string name = e.path().filename().string();
+    EXPECT_TRUE(std::regex_match(name, allowed)) << "unexpected file " << name;
+    EXPECT_TRUE(e.is_regular_file()) << name;
+    sst += e.path().extension() == ".sst" ? 1 : 0;
+  }
+  EXPECT_GE(sst, 1);
+}
+
+TEST(ShardStorageTest, LoadingTwiceCreatesOrChangesNoFile) {
+  const std::string root = FreshDir("readonly");
+  auto table = TrainedTable(AdagradTable(1, 16), 1, 300);
+  const auto dirs = SaveAll(table, root);
+  const Snapshot before = FilesOf(dirs[0]);
+  for (int i = 0; i < 2; ++i) {
+    EmbeddingShard loaded(AdagradTable(1, 16));
+    const Status st = LoadShards(dirs, nullptr, {{&loaded}});
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    EXPECT_EQ(loaded.num_rows(), table[0]->num_rows());
+  }
+  const Snapshot after = FilesOf(dirs[0]);
+  EXPECT_EQ(after.size(), before.size());
+  for (const auto& [name, entry] : before) {
+    ASSERT_EQ(after.count(name), 1u) << name << " disappeared";
+    EXPECT_TRUE(after.at(name) == entry) << name << " changed";
+  }
+  for (const auto& [name, entry] : after) EXPECT_EQ(before.count(name), 1u) << name << " appeared";
 }
 
 TEST(ShardStorageTest, SaveRefusesAnExistingDirectory) {

@@ -102,6 +102,7 @@ Status CheckWritable(const std::string& field, const std::string& path, bool app
 }
 
 std::string Num(double v) {
+  if (std::isnan(v)) return "nan";
   char text[32];
   std::snprintf(text, sizeof(text), "%g", v);
   return text;

@@ -2,6 +2,7 @@
 // bit-flipped, or swapped in from another step, is refused by eval and by resume with a message
 // naming it; so are an extra file and an extra shard directory. The other step stays loadable.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -41,7 +42,8 @@ std::vector<std::string> FilesUnder(const fs::path& root) {
 class CheckpointCorruptionTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new std::string(testing::TempDir() + "/corruption");
+    // ctest runs each test in its own process, two at a time: one directory per process.
+    dir_ = new std::string(testing::TempDir() + "/corruption_" + std::to_string(::getpid()));
     fs::remove_all(*dir_);
     WriteData(*dir_, 400, 7);
     config::JobConfig c = Config(*dir_, "din {}");
@@ -52,9 +54,15 @@ class CheckpointCorruptionTest : public ::testing::Test {
     ASSERT_TRUE(st.ok()) << st.ToString();
     fs::copy(*dir_ + "/ckpt/step-20", *dir_ + "/pristine", fs::copy_options::recursive);
   }
-  static void TearDownTestSuite() { delete dir_; }
+  static void TearDownTestSuite() {
+    fs::remove_all(*dir_);
+    delete dir_;
+  }
 
-  void SetUp() override { Restore(); }
+  void SetUp() override {
+    ASSERT_TRUE(fs::exists(*dir_ + "/pristine")) << "the suite's training failed";
+    Restore();
+  }
   static std::string Step20() { return *dir_ + "/ckpt/step-20"; }
   static std::string Step10() { return *dir_ + "/ckpt/step-10"; }
   static void Restore() {

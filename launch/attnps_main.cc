@@ -32,7 +32,8 @@ namespace {
 constexpr char kUsage[] =
     "usage: attnps <command> [flags]   (attnps <command> --help for its flags)\n"
     "  prepare --format=movielens|sasrec|amazon|taobao|synthetic --out=DIR ...\n"
-    "  train   --config=FILE [--resume [--checkpoint=STEP_DIR]] [--overwrite] [--metrics_out=FILE]\n"
+    "  train   --config=FILE [--resume [--checkpoint=STEP_DIR]] [--overwrite] "
+    "[--metrics_out=FILE]\n"
     "          [--servers=S] [--set=path=value]...\n"
     "  eval    --config=FILE [--checkpoint=STEP_DIR] [--servers=S] [--set=path=value]...\n"
     "  predict --config=FILE --input=CTR_FILE --output=FILE [--checkpoint=STEP_DIR] [--set=...]\n"
@@ -41,7 +42,8 @@ constexpr char kUsage[] =
 constexpr char kJobFlags[] =
     "flags:\n"
     "  --config=FILE         job config (text protobuf, docs/config.md); required\n"
-    "  --set=path=value      override a config field, e.g. --set=train.batch_size=256 (repeatable)\n"
+    "  --set=path=value      override a config field, e.g. --set=train.batch_size=256 "
+    "(repeatable)\n"
     "  --servers=S           server ranks under mpirun (default: ps.servers of the config)\n"
     "  --checkpoint=DIR      a step directory (ckpt/step-N) instead of <checkpoint.dir>/LATEST\n"
     "train only:\n"
@@ -111,7 +113,8 @@ bool ParseFlags(const std::vector<std::string>& args, Flags* f, std::string* err
   if (f->command != "train" && (f->resume || f->overwrite || !f->metrics_out.empty())) {
     return *error = "--resume, --overwrite and --metrics_out are train flags", false;
   }
-  if (f->resume && f->overwrite) return *error = "--resume and --overwrite exclude each other", false;
+  if (f->resume && f->overwrite)
+    return *error = "--resume and --overwrite exclude each other", false;
   if (f->command == "train" && !f->checkpoint.empty() && !f->resume) {
     return *error = "train takes --checkpoint=STEP_DIR only with --resume", false;
   }

@@ -71,7 +71,7 @@ Status FileHash(const std::string& path, uint64_t* size, uint64_t* hash) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Status::IoError("cannot read " + path + ": " + Errno());
   std::unique_ptr<XXH64_state_t, decltype(&XXH64_freeState)> state(XXH64_createState(),
-                                                                    &XXH64_freeState);
+                                                                   &XXH64_freeState);
   XXH64_reset(state.get(), 0);
   std::vector<char> buf(1 << 20);
   uint64_t total = 0;
@@ -369,8 +369,7 @@ Status ReadLatest(const std::string& dir, std::string* step_dir) {
     text.pop_back();
   }
   if (StepOfDirName(text) < 0) {
-    return Status::Corruption(path + ": must hold step-<N>, holds \"" + text.substr(0, 80) +
-                              "\"");
+    return Status::Corruption(path + ": must hold step-<N>, holds \"" + text.substr(0, 80) + "\"");
   }
   *step_dir = dir + "/" + text;
   return Status::Ok();
@@ -427,11 +426,12 @@ Status RemoveCheckpoints(const std::string& dir) {
 Status DirectoryLock::Acquire(const std::string& dir, std::unique_ptr<DirectoryLock>* out) {
   std::error_code error;
   fs::create_directories(dir, error);
-  if (error) return Status::IoError("cannot create checkpoint directory " + dir + ": " +
-                                    error.message());
+  if (error)
+    return Status::IoError("cannot create checkpoint directory " + dir + ": " + error.message());
   const std::string path = dir + "/LOCK";
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::IoError("cannot write in checkpoint directory " + dir + ": " + Errno());
+  if (fd < 0)
+    return Status::IoError("cannot write in checkpoint directory " + dir + ": " + Errno());
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
     char holder[256] = {0};
@@ -439,7 +439,8 @@ Status DirectoryLock::Acquire(const std::string& dir, std::unique_ptr<DirectoryL
     ::close(fd);
     std::string who = n > 0 ? std::string(holder, static_cast<size_t>(n)) : "unknown";
     while (!who.empty() && (who.back() == '\n' || who.back() == ' ')) who.pop_back();
-    if (err != EWOULDBLOCK) return Status::IoError("cannot lock " + path + ": " + std::strerror(err));
+    if (err != EWOULDBLOCK)
+      return Status::IoError("cannot lock " + path + ": " + std::strerror(err));
     return Status::InvalidArgument("checkpoint directory " + dir +
                                    " is in use by another training job (" + who +
                                    "); wait for it to end or use another checkpoint.dir");
@@ -447,8 +448,8 @@ Status DirectoryLock::Acquire(const std::string& dir, std::unique_ptr<DirectoryL
   char host[256] = {0};
   ::gethostname(host, sizeof(host) - 1);
   const std::string me = "pid " + std::to_string(::getpid()) + " host " + host + "\n";
-  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, me.data(), me.size(), 0) !=
-                                     static_cast<ssize_t>(me.size())) {
+  if (::ftruncate(fd, 0) != 0 ||
+      ::pwrite(fd, me.data(), me.size(), 0) != static_cast<ssize_t>(me.size())) {
     const std::string cause = Errno();
     ::close(fd);
     return Status::IoError("cannot write " + path + ": " + cause);

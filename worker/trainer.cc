@@ -2,12 +2,12 @@
 
 #include <glog/logging.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
-#include <cerrno>
-#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -72,7 +72,8 @@ Status CheckReadable(const std::string& field, const std::string& path) {
     return Status::InvalidArgument(field + ": " + path + ": not a regular file");
   }
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::IoError(field + ": " + path + ": cannot be read: " + std::strerror(errno));
+  if (!in)
+    return Status::IoError(field + ": " + path + ": cannot be read: " + std::strerror(errno));
   return Status::Ok();
 }
 
@@ -328,8 +329,9 @@ Status Trainer::VerifyCheckpointToLoad() {
       config::ParseJobConfigText(load_manifest_.config_text(), load_dir_ + "/MANIFEST", &saved));
   std::vector<std::string> changed;
   ATTNPS_RETURN_IF_ERROR(config::CompareStateConfig(saved, config_, &changed)
-                             .WithContext(load_dir_ + " was written with another model or "
-                                                      "tables; use the config it was trained with"));
+                             .WithContext(load_dir_ +
+                                          " was written with another model or "
+                                          "tables; use the config it was trained with"));
   if (load_manifest_.num_servers() != runtime_->roles().servers) {
     changed.push_back("servers: " + std::to_string(load_manifest_.num_servers()) + " -> " +
                       std::to_string(runtime_->roles().servers) + " (rows re-sharded)");
@@ -642,8 +644,8 @@ Status Trainer::SaveCheckpoint() {
   ATTNPS_RETURN_IF_ERROR(runtime_->client()->Barrier());  // every push is in; stale files gone
   const Status st = WriteCheckpointFiles(step_dir);
   std::string latest;
-  if (!st.ok() && IsChief() && !(ReadLatest(config_.checkpoint().dir(), &latest).ok() &&
-                                 latest == step_dir)) {
+  if (!st.ok() && IsChief() &&
+      !(ReadLatest(config_.checkpoint().dir(), &latest).ok() && latest == step_dir)) {
     fs::remove_all(step_dir, error);  // never published: frees the space it took
   }
   ATTNPS_RETURN_IF_ERROR(st.WithContext("writing checkpoint " + step_dir));

@@ -32,8 +32,8 @@ enum class JobKind { kTrain, kEval, kPredict };
 
 struct TrainerOptions {
   JobKind kind = JobKind::kTrain;
-  bool resume = false;     // train: continue from <checkpoint.dir>/LATEST (or checkpoint_step)
-  bool overwrite = false;  // train: delete the checkpoints already in checkpoint.dir
+  bool resume = false;          // train: continue from <checkpoint.dir>/LATEST (or checkpoint_step)
+  bool overwrite = false;       // train: delete the checkpoints already in checkpoint.dir
   std::string metrics_out;      // overrides metrics.out_path when non-empty
   std::string checkpoint_step;  // a step directory instead of LATEST (eval, predict, resume)
   std::string predict_input, predict_output;  // predict: checked at Init
@@ -102,10 +102,10 @@ class Trainer {
   std::unique_ptr<CtrBatcher> batcher_;
   std::unique_ptr<SparsePipeline> pipeline_;
   std::unique_ptr<Reader> reader_;
-  std::unique_ptr<DirectoryLock> lock_;    // train with checkpoints: held for the whole job
-  std::string load_dir_;                   // the verified step directory to load, or ""
+  std::unique_ptr<DirectoryLock> lock_;  // train with checkpoints: held for the whole job
+  std::string load_dir_;                 // the verified step directory to load, or ""
   config::CheckpointManifest load_manifest_;
-  int64_t last_saved_step_ = -1;           // the step of the checkpoint written or loaded last
+  int64_t last_saved_step_ = -1;          // the step of the checkpoint written or loaded last
   std::deque<StreamPosition> positions_;  // after each submitted batch, in order
   StreamPosition consumed_;               // after the last batch pushed
   int64_t step_ = 0;

@@ -133,6 +133,11 @@ disk_full)
 cli)
   expect_failure "--servers=2x" "servers must be a whole number" "$BIN" train --config=job.pbtxt --servers=2x
   expect_failure "--config=<dir>" "is a directory" "$BIN" train --config=data
+  expect_failure "huge dim" "tables\[0\]\.dim" "${MPIRUN[@]}" -np 3 "$BIN" train --config=job.pbtxt \
+    --servers=1 --set=tables[item].dim=100000000
+  grep -q "Check failed\|MPI_ABORT" out.log && fail "huge dim: not a config error"
+  expect_failure "infinite learning rate" "dense_optimizer.learning_rate" "$BIN" train \
+    --config=job.pbtxt --set=dense_optimizer.learning_rate=inf
   "$BIN" train --help | grep -q -- "--resume" || fail "train --help"
   "$BIN" eval --help >/dev/null || fail "eval --help"
   echo "train --help: exit 0"

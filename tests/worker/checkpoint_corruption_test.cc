@@ -121,7 +121,8 @@ TEST_F(CheckpointCorruptionTest, EveryFileDeletedTruncatedFlippedOrSwappedIsRefu
         {"truncated to nothing", [&] { WriteAll(path, ""); }},
     };
     if (bytes.size() > 1) {
-      variants.push_back({"truncated to half", [&] { WriteAll(path, bytes.substr(0, bytes.size() / 2)); }});
+      variants.push_back(
+          {"truncated to half", [&] { WriteAll(path, bytes.substr(0, bytes.size() / 2)); }});
     }
     if (!bytes.empty()) {
       variants.push_back({"one bit flipped", [&] {
@@ -132,7 +133,9 @@ TEST_F(CheckpointCorruptionTest, EveryFileDeletedTruncatedFlippedOrSwappedIsRefu
     }
     const fs::path older = fs::path(Step10()) / f;
     if (fs::exists(older) && ReadAll(older) != bytes) {
-      variants.push_back({"swapped in from step-10", [&] { fs::copy_file(older, path, fs::copy_options::overwrite_existing); }});
+      variants.push_back({"swapped in from step-10", [&] {
+                            fs::copy_file(older, path, fs::copy_options::overwrite_existing);
+                          }});
     } else {
       ++identical_swaps;  // the same bytes in both steps (or absent there): nothing to swap
     }

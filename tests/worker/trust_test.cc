@@ -75,9 +75,8 @@ TEST(TrustTest, ASecondTrainingOfTheSameDirectoryIsRefusedWhileTheFirstRuns) {
 TEST(TrustTest, ANewRunIntoADirectoryWithCheckpointsIsRefusedAndDeletesNothing) {
   const std::string dir = FreshDir("no_overwrite");
   const config::JobConfig c = Trained(dir);
-  ExpectError(RunLocally(c, TrainerOptions()),
-              {dir + "/ckpt", "already holds checkpoints", "LATEST -> step-20", "--resume",
-               "--overwrite"});
+  ExpectError(RunLocally(c, TrainerOptions()), {dir + "/ckpt", "already holds checkpoints",
+                                                "LATEST -> step-20", "--resume", "--overwrite"});
   EXPECT_TRUE(fs::exists(dir + "/ckpt/step-10/MANIFEST"));
   config::CheckpointManifest m;
   EXPECT_TRUE(VerifyCheckpoint(dir + "/ckpt/step-20", &m).ok());

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
@@ -66,15 +67,11 @@ bool TakeU64(const std::string& in, size_t* at, uint64_t* v) {
   return true;
 }
 
-// Streams the file: its size and XXH64, without holding it in memory.
-Status FileHash(const std::string& path, uint64_t* size, uint64_t* hash) {
+// Reads the file in chunks into `sink`; IoError naming the path and the cause.
+Status ReadChunks(const std::string& path, const std::function<void(const char*, size_t)>& sink) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Status::IoError("cannot read " + path + ": " + Errno());
-  std::unique_ptr<XXH64_state_t, decltype(&XXH64_freeState)> state(XXH64_createState(),
-                                                                   &XXH64_freeState);
-  XXH64_reset(state.get(), 0);
   std::vector<char> buf(1 << 20);
-  uint64_t total = 0;
   for (;;) {
     const ssize_t n = ::read(fd, buf.data(), buf.size());
     if (n < 0 && errno == EINTR) continue;
@@ -84,10 +81,22 @@ Status FileHash(const std::string& path, uint64_t* size, uint64_t* hash) {
       return Status::IoError("reading " + path + ": " + cause);
     }
     if (n == 0) break;
-    XXH64_update(state.get(), buf.data(), static_cast<size_t>(n));
-    total += static_cast<uint64_t>(n);
+    sink(buf.data(), static_cast<size_t>(n));
   }
   ::close(fd);
+  return Status::Ok();
+}
+
+// Streams the file: its size and XXH64, without holding it in memory.
+Status FileHash(const std::string& path, uint64_t* size, uint64_t* hash) {
+  std::unique_ptr<XXH64_state_t, decltype(&XXH64_freeState)> state(XXH64_createState(),
+                                                                   &XXH64_freeState);
+  XXH64_reset(state.get(), 0);
+  uint64_t total = 0;
+  ATTNPS_RETURN_IF_ERROR(ReadChunks(path, [&](const char* data, size_t n) {
+    XXH64_update(state.get(), data, n);
+    total += n;
+  }));
   *size = total;
   *hash = XXH64_digest(state.get());
   return Status::Ok();
@@ -157,23 +166,8 @@ Status ReadFile(const std::string& path, std::string* bytes) {
     return Status::InvalidArgument(path + ": " +
                                    (fs::is_directory(status) ? "is a directory" : "not a file"));
   }
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::IoError("cannot read " + path + ": " + Errno());
   bytes->clear();
-  char buf[1 << 16];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const std::string cause = Errno();
-      ::close(fd);
-      return Status::IoError("reading " + path + ": " + cause);
-    }
-    if (n == 0) break;
-    bytes->append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return Status::Ok();
+  return ReadChunks(path, [bytes](const char* data, size_t n) { bytes->append(data, n); });
 }
 
 Status WriteDense(const std::string& path, const std::vector<DenseBlock>& blocks,

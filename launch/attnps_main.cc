@@ -161,15 +161,6 @@ class JobEnd {
   std::string role_;
 };
 
-// Whether every worker's start checks passed (collective over the workers). A worker that passed
-// learns that another did not, so all of them stop together and cleanly.
-Status AgreeOnStart(ps::JobRuntime* runtime, const Status& mine) {
-  float failed = mine.ok() ? 0.0f : 1.0f;
-  ATTNPS_RETURN_IF_ERROR(runtime->allreduce()->Sum(&failed, 1));
-  if (!mine.ok() || failed == 0) return mine;
-  return Status::Unavailable("stopping: another worker failed its start checks (see above)");
-}
-
 worker::JobKind KindOf(const std::string& command) {
   if (command == "eval") return worker::JobKind::kEval;
   if (command == "predict") return worker::JobKind::kPredict;
@@ -207,13 +198,15 @@ int RunWorker(ps::JobRuntime* runtime, const config::JobConfig& config, const Fl
   options.predict_output = f.output;
   worker::Trainer trainer(runtime, config, options);
   // Start checks touch no other rank: on failure every worker stops and the servers shut down.
-  const Status started = AgreeOnStart(runtime, trainer.Init());
-  if (!started.ok()) {
+  bool stopped_together = false;
+  const Status started = trainer.AgreeToStart(trainer.Init(), &stopped_together);
+  if (!started.ok() && stopped_together) {
     const Status finished = runtime->Finish();
     end.Report(started);
     if (!finished.ok()) return end.Fail(finished);
     return 1;
   }
+  if (!started.ok()) return end.Fail(started);
   const Status st = RunStarted(&trainer, runtime, f);
   if (!st.ok()) return end.Fail(st);
   const Status finished = runtime->Finish();

@@ -1,6 +1,7 @@
 #include "worker/checkpoint.h"
 
 #include <fcntl.h>
+#include <glog/logging.h>
 #include <sys/file.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -108,7 +109,7 @@ Status ListTree(const std::string& root, std::vector<std::string>* files,
   std::error_code error;
   fs::recursive_directory_iterator it(root, error), end;
   for (; !error && it != end; it.increment(error)) {
-    const std::string rel = fs::relative(it->path(), root).generic_string();
+    const std::string rel = it->path().lexically_relative(root).generic_string();
     if (it->is_directory(error)) {
       if (dirs != nullptr) dirs->insert(rel);
     } else if (rel != kManifestName && rel != std::string(kManifestName) + ".tmp") {
@@ -151,7 +152,8 @@ Status WriteFileAtomically(const std::string& path, const std::string& bytes) {
   }
   fs::rename(tmp, path, error);
   if (error) {
-    fs::remove(tmp, error);
+    std::error_code ignored;
+    fs::remove(tmp, ignored);
     return Status::IoError("rename " + tmp + " -> " + path + ": " + error.message());
   }
   const std::string parent = fs::path(path).parent_path().string();
@@ -161,6 +163,9 @@ Status WriteFileAtomically(const std::string& path, const std::string& bytes) {
 Status ReadFile(const std::string& path, std::string* bytes) {
   std::error_code error;
   const fs::file_status status = fs::status(path, error);
+  if (error && error != std::errc::no_such_file_or_directory) {
+    return Status::IoError("cannot read " + path + ": " + error.message());
+  }
   if (!fs::exists(status)) return Status::NotFound(path + ": no such file");
   if (!fs::is_regular_file(status)) {
     return Status::InvalidArgument(path + ": " +
@@ -242,8 +247,11 @@ Status ReadPosition(const std::string& path, StreamPosition* p) {
 
 Status WriteManifest(const std::string& step_dir, config::CheckpointManifest manifest) {
   std::vector<std::string> files;
-  ATTNPS_RETURN_IF_ERROR(ListTree(step_dir, &files, nullptr));
+  std::set<std::string> dirs;
+  ATTNPS_RETURN_IF_ERROR(ListTree(step_dir, &files, &dirs));
   manifest.clear_files();
+  manifest.clear_directories();
+  for (const std::string& d : dirs) manifest.add_directories(d);
   manifest.set_format_version(2);
   for (const std::string& f : files) {
     uint64_t size = 0, hash = 0;
@@ -304,7 +312,7 @@ Status VerifyStepFiles(const std::string& step_dir, const config::CheckpointMani
   std::set<std::string> dirs;
   ATTNPS_RETURN_IF_ERROR(ListTree(step_dir, &files, &dirs));
   std::map<std::string, const config::CheckpointManifest::FileChecksum*> listed;
-  std::set<std::string> listed_dirs;
+  std::set<std::string> listed_dirs(manifest.directories().begin(), manifest.directories().end());
   for (const auto& f : manifest.files()) {
     listed[f.path()] = &f;
     for (fs::path p = fs::path(f.path()).parent_path(); !p.empty(); p = p.parent_path()) {
@@ -369,21 +377,35 @@ Status ReadLatest(const std::string& dir, std::string* step_dir) {
   return Status::Ok();
 }
 
+// The step directories of dir, newest first.
+std::vector<std::pair<int64_t, fs::path>> StepDirs(const std::string& dir, std::error_code* error) {
+  std::vector<std::pair<int64_t, fs::path>> steps;
+  fs::directory_iterator it(dir, *error), end;
+  for (; !*error && it != end; it.increment(*error)) {
+    const int64_t step = StepOfDirName(it->path().filename().string());
+    std::error_code ignored;
+    if (step >= 0 && it->is_directory(ignored)) steps.emplace_back(step, it->path());
+  }
+  std::sort(steps.rbegin(), steps.rend());
+  return steps;
+}
+
 Status PruneCheckpoints(const std::string& dir, int keep_last) {
   if (keep_last <= 0) return Status::Ok();
   std::string latest;
   ATTNPS_RETURN_IF_ERROR(ReadLatest(dir, &latest));
-  std::vector<std::pair<int64_t, fs::path>> steps;
+  const int64_t latest_step = StepOfDirName(fs::path(latest).filename().string());
   std::error_code error;
-  for (const auto& e : fs::directory_iterator(dir, error)) {
-    const int64_t step = StepOfDirName(e.path().filename().string());
-    if (step >= 0 && e.is_directory()) steps.emplace_back(step, e.path());
+  int kept = 0;
+  for (const auto& [step, path] : StepDirs(dir, &error)) {
+    // Steps newer than LATEST belong to a timeline a resume from an older step abandoned: they
+    // are replaced as training reaches them, never pruned.
+    if (step > latest_step || kept++ < keep_last) continue;
+    std::error_code removed;
+    fs::remove_all(path, removed);
+    LOG_IF(WARNING, removed) << "cannot prune " << path << ": " << removed.message();
   }
-  std::sort(steps.rbegin(), steps.rend());
-  for (size_t i = keep_last; i < steps.size(); ++i) {
-    if (fs::path(latest) == steps[i].second) continue;
-    fs::remove_all(steps[i].second, error);
-  }
+  if (error) LOG(WARNING) << "listing " << dir << " to prune it: " << error.message();
   return Status::Ok();
 }
 
@@ -395,10 +417,9 @@ bool HoldsCheckpoints(const std::string& dir, std::string* what) {
                                           : "a LATEST file";
     return true;
   }
-  for (const auto& e : fs::directory_iterator(dir, error)) {
-    const std::string name = e.path().filename().string();
-    if (StepOfDirName(name) >= 0 && fs::exists(e.path() / kManifestName, error)) {
-      *what = name;
+  for (const auto& [step, path] : StepDirs(dir, &error)) {
+    if (fs::exists(path / kManifestName, error)) {
+      *what = path.filename().string();
       return true;
     }
   }
@@ -409,11 +430,12 @@ Status RemoveCheckpoints(const std::string& dir) {
   std::error_code error;
   fs::remove(dir + "/LATEST", error);
   if (error) return Status::IoError("removing " + dir + "/LATEST: " + error.message());
-  for (const auto& e : fs::directory_iterator(dir, error)) {
-    if (StepOfDirName(e.path().filename().string()) < 0) continue;
-    fs::remove_all(e.path(), error);
-    if (error) return Status::IoError("removing " + e.path().string() + ": " + error.message());
+  for (const auto& [step, path] : StepDirs(dir, &error)) {
+    std::error_code removed;
+    fs::remove_all(path, removed);
+    if (removed) return Status::IoError("removing " + path.string() + ": " + removed.message());
   }
+  if (error) return Status::IoError("listing " + dir + ": " + error.message());
   return Status::Ok();
 }
 

@@ -5,9 +5,9 @@
 //   <dir>/step-<N>/server-<r>/shard-<j>/   RocksDB, one per server shard (ps/shard_storage.h)
 //   <dir>/step-<N>/dense.bin               dense weights, buffers, optimizer state (worker 0)
 //   <dir>/step-<N>/worker-<i>.pos          worker i's reader position
-//   <dir>/step-<N>/MANIFEST                written last: step, config, size and CRC32 of every
+//   <dir>/step-<N>/MANIFEST                written last: step, config, size and XXH64 of every
 //                                          other file of the step directory; framed and
-//                                          checksummed itself
+//                                          checksummed (CRC32) itself
 //
 // Every file is written to a temporary name, fsynced and renamed, so a crash at any moment leaves
 // either the previous checkpoint (LATEST unchanged) or the new one complete. Verification
@@ -71,7 +71,8 @@ Status PublishLatest(const std::string& dir, const std::string& step_dir_name);
 // *step_dir = <dir>/step-<N> from LATEST, which must hold exactly "step-<N>" (a trailing newline,
 // CR or spaces allowed). NotFound when there is no LATEST; Corruption for anything else.
 Status ReadLatest(const std::string& dir, std::string* step_dir);
-// Removes all but the newest keep_last step directories (0 = keep all), never LATEST's.
+// Removes all but the newest keep_last step directories up to LATEST's (0 = keep all); steps
+// newer than LATEST's (left by a resume from an older step) are kept.
 Status PruneCheckpoints(const std::string& dir, int keep_last);
 
 // Whether dir holds a complete checkpoint (LATEST, or a step directory with a MANIFEST); if so

@@ -253,11 +253,61 @@ Status Trainer::Init() {
   pipeline_ =
       std::make_unique<SparsePipeline>(runtime_->client(), tables_, config_.train().staleness());
   ATTNPS_RETURN_IF_ERROR(CheckPaths());
-  if (options_.kind == JobKind::kTrain) ATTNPS_RETURN_IF_ERROR(PrepareCheckpointDir());
+  if (options_.kind == JobKind::kTrain && IsChief() && !config_.checkpoint().dir().empty()) {
+    ATTNPS_RETURN_IF_ERROR(DirectoryLock::Acquire(config_.checkpoint().dir(), &lock_));
+  }
   if (options_.kind != JobKind::kTrain || options_.resume) {
     ATTNPS_RETURN_IF_ERROR(VerifyCheckpointToLoad());
   }
+  if (options_.kind == JobKind::kTrain) ATTNPS_RETURN_IF_ERROR(CheckCheckpointDir());
   return Status::Ok();
+}
+
+Status Trainer::AgreeToStart(const Status& init, bool* stopped_together) {
+  // [failed, worker 0's step to load + 1 in three 21-bit pieces]: a float holds 24 bits exactly.
+  float v[4] = {init.ok() ? 0.0f : 1.0f, 0, 0, 0};
+  if (IsChief() && init.ok() && !load_dir_.empty()) {
+    const uint64_t s = static_cast<uint64_t>(load_manifest_.step()) + 1;
+    for (int i = 0; i < 3; ++i) v[1 + i] = static_cast<float>((s >> (21 * i)) & 0x1fffff);
+  }
+  *stopped_together = true;
+  ATTNPS_RETURN_IF_ERROR(runtime_->allreduce()->Sum(v, 4));
+  if (!init.ok()) return init;
+  if (v[0] > 0) {
+    return Status::Unavailable("stopping: another worker failed its start checks (see above)");
+  }
+  *stopped_together = false;
+  if (load_dir_.empty()) return Status::Ok();
+  uint64_t s = 0;
+  for (int i = 0; i < 3; ++i) s |= static_cast<uint64_t>(v[1 + i]) << (21 * i);
+  const int64_t chief_step = static_cast<int64_t>(s) - 1;
+  if (chief_step == load_manifest_.step()) return Status::Ok();
+  // LATEST moved between this worker's read and worker 0's (under the lock): take worker 0's.
+  load_dir_ = (fs::path(load_dir_).parent_path() / StepDirName(chief_step)).string();
+  return ReadManifest(load_dir_, &load_manifest_);
+}
+
+// After the workers agreed to start (worker 0): deletes the checkpoints that --overwrite
+// replaces; a resume from a step older than LATEST points LATEST at it, so that the newer steps
+// (another timeline) are never mixed with this run's and are replaced as training reaches them.
+Status Trainer::TakeOverCheckpointDir() {
+  const std::string& dir = config_.checkpoint().dir();
+  if (!IsChief() || dir.empty()) return Status::Ok();
+  std::string what;
+  if (options_.overwrite && HoldsCheckpoints(dir, &what)) {
+    std::printf("[attnps] --overwrite: deleting the checkpoints in %s (%s)\n", dir.c_str(),
+                what.c_str());
+    ATTNPS_RETURN_IF_ERROR(RemoveCheckpoints(dir));
+  }
+  std::string latest;
+  if (!options_.resume || !ReadLatest(dir, &latest).ok()) return Status::Ok();
+  const std::string loaded = fs::path(load_dir_).filename().string();
+  if (loaded == fs::path(latest).filename().string()) return Status::Ok();
+  std::printf(
+      "[attnps] resuming from %s, older than LATEST (%s): LATEST now names %s; the newer "
+      "steps are replaced as training reaches them\n",
+      load_dir_.c_str(), fs::path(latest).filename().c_str(), loaded.c_str());
+  return PublishLatest(dir, loaded);
 }
 
 Status Trainer::CheckPaths() {
@@ -286,22 +336,26 @@ Status Trainer::CheckPaths() {
   return Status::Ok();
 }
 
-// Train: locks checkpoint.dir; a new run refuses a directory that holds another run's checkpoints.
-Status Trainer::PrepareCheckpointDir() {
+// Train: a run refuses a checkpoint.dir that holds another run's checkpoints: a new run (unless
+// --overwrite), or a resume from a step directory outside checkpoint.dir.
+Status Trainer::CheckCheckpointDir() {
   const std::string& dir = config_.checkpoint().dir();
   if (dir.empty() || !IsChief()) return Status::Ok();
-  ATTNPS_RETURN_IF_ERROR(DirectoryLock::Acquire(dir, &lock_));
+  std::error_code error;
+  const bool inside =
+      options_.resume && fs::weakly_canonical(fs::path(load_dir_).parent_path(), error) ==
+                             fs::weakly_canonical(dir, error);
   std::string what;
-  if (options_.resume || !HoldsCheckpoints(dir, &what)) return Status::Ok();
-  if (!options_.overwrite) {
-    return Status::InvalidArgument(
-        "checkpoint.dir " + dir + " already holds checkpoints (" + what +
-        "): pass --resume to continue that run, choose a new checkpoint.dir, or pass "
-        "--overwrite to delete them");
+  if (inside || options_.overwrite || !HoldsCheckpoints(dir, &what)) return Status::Ok();
+  if (options_.resume) {
+    return Status::InvalidArgument("checkpoint.dir " + dir + " already holds checkpoints (" + what +
+                                   ") of another run than " + load_dir_ +
+                                   ": resume into an empty checkpoint.dir");
   }
-  std::printf("[attnps] --overwrite: deleting the checkpoints in %s (%s)\n", dir.c_str(),
-              what.c_str());
-  return RemoveCheckpoints(dir);
+  return Status::InvalidArgument(
+      "checkpoint.dir " + dir + " already holds checkpoints (" + what +
+      "): pass --resume to continue that run, choose a new checkpoint.dir, or pass "
+      "--overwrite to delete them");
 }
 
 // Finds the step directory to load and verifies it before anything is loaded: worker 0 every file,
@@ -452,6 +506,7 @@ Status Trainer::Train() {
   const int64_t block = data.shuffle_buffer() > 0 ? data.shuffle_buffer() : 4096;
   ATTNPS_RETURN_IF_ERROR(stream.Open(data.train_path(), reader_options, block,
                                      data.shuffle_buffer() > 0, config_.train().seed()));
+  ATTNPS_RETURN_IF_ERROR(TakeOverCheckpointDir());
   if (options_.resume) {
     ATTNPS_RETURN_IF_ERROR(LoadCheckpoint(/*with_reader=*/true));
     ATTNPS_RETURN_IF_ERROR(stream.Seek(consumed_));
@@ -535,7 +590,8 @@ Status Trainer::EvaluateAndLog(const std::string& split) {
   metrics::Record record = metrics::MakeRecord(step_, epoch_, split, r, Now() - start_time_);
   record.extra.push_back({"train_loss", loss_ema_});
   const fs::path parent = fs::path(options_.metrics_out).parent_path();
-  if (!parent.empty()) fs::create_directories(parent);
+  std::error_code error;
+  if (!parent.empty()) fs::create_directories(parent, error);
   return metrics::AppendJsonLine(options_.metrics_out, metrics::MetricsJsonLine(record));
 }
 
@@ -641,6 +697,7 @@ Status Trainer::SaveCheckpoint() {
   std::error_code error;
   // A step directory that LATEST does not name is left over from a crash (or an older run).
   if (IsChief()) fs::remove_all(step_dir, error);
+  if (error) return Status::IoError("cannot clear " + step_dir + ": " + error.message());
   ATTNPS_RETURN_IF_ERROR(runtime_->client()->Barrier());  // every push is in; stale files gone
   const Status st = WriteCheckpointFiles(step_dir);
   std::string latest;

@@ -50,6 +50,13 @@ class Trainer {
   // the checkpoint to load (resume, eval, predict): verified file by file (worker 0) and its
   // config compared with this job's. Makes no call to other ranks.
   Status Init();
+  // Collective over the workers, right after Init: `init` is this worker's Init status. On
+  // return *stopped_together says whether the job stops here on every worker (some worker's Init
+  // failed: the result is that failure, or Unavailable on the others); otherwise the result is OK,
+  // or an error of this worker alone that must end the job. The checkpoint to load is the one
+  // worker 0 found (it reads LATEST under the directory lock); a worker that read another adopts
+  // it.
+  Status AgreeToStart(const Status& init, bool* stopped_together);
   // Trains (after loading the checkpoint verified by Init when resuming).
   Status Train();
   // Loads the checkpoint verified by Init, for eval/predict.
@@ -83,7 +90,8 @@ class Trainer {
   Status ScoreBatch(CtrBatcher* batcher, std::vector<data::CtrSample> samples,
                     models::CtrInputs* inputs, Tensor* logits, metrics::CtrEvaluator* evaluator);
   Status CheckPaths();
-  Status PrepareCheckpointDir();
+  Status CheckCheckpointDir();
+  Status TakeOverCheckpointDir();
   Status VerifyCheckpointToLoad();
   Status SaveCheckpoint();
   Status WriteCheckpointFiles(const std::string& step_dir);

@@ -48,7 +48,9 @@ sleep "$(awk -v s=$RANDOM 'BEGIN{srand(s); printf "%.2f", 0.5 + 2.5*rand()}')"
 kill -9 "$pid" 2>/dev/null || true
 wait "$pid" 2>/dev/null || true
 killed_at=$(cat c/LATEST 2>/dev/null || echo none)
-if [ "$killed_at" = none ]; then run c; else run c --resume; fi
+# No LATEST yet: start over (--overwrite: a step may be complete without LATEST, in the instant
+# between its manifest and the switch).
+if [ "$killed_at" = none ]; then run c --overwrite; else run c --resume; fi
 [ "$(cat c/LATEST)" = "$steps" ] || { echo "FAIL: resumed run ended at $(cat c/LATEST)"; exit 1; }
 [ "$(final_state c)" = "$(final_state a)" ] || { echo "FAIL: resumed weights differ"; exit 1; }
 echo "killed (last checkpoint then: $killed_at), resumed: same final weights as uninterrupted"

@@ -84,9 +84,13 @@ TEST(CheckpointTest, AStepWithoutManifestIsIncompleteAndPruneKeepsTheNewest) {
   ASSERT_TRUE(PublishLatest(dir, StepDirName(30)).ok());
   ASSERT_TRUE(PruneCheckpoints(dir, 2).ok());
   EXPECT_FALSE(fs::exists(dir + "/step-10"));
+  EXPECT_TRUE(fs::exists(dir + "/step-20"));
+  EXPECT_TRUE(fs::exists(dir + "/step-30"));
+  EXPECT_TRUE(fs::exists(dir + "/step-40"))
+      << "newer than LATEST: replaced when reached, not pruned";
+  ASSERT_TRUE(PruneCheckpoints(dir, 1).ok());
   EXPECT_FALSE(fs::exists(dir + "/step-20"));
   EXPECT_TRUE(fs::exists(dir + "/step-30"));
-  EXPECT_TRUE(fs::exists(dir + "/step-40"));
 }
 
 TEST(CheckpointTest, NoLatestIsNotFound) {

@@ -77,7 +77,8 @@ inline Status RunLocally(const config::JobConfig& c, const TrainerOptions& optio
                          int servers = 2) {
   std::unique_ptr<ps::JobRuntime> job = LocalRuntime(c, servers);
   Trainer trainer(job.get(), c, options);
-  Status st = trainer.Init();
+  bool stopped_together = false;
+  Status st = trainer.AgreeToStart(trainer.Init(), &stopped_together);
   if (st.ok() && options.kind == JobKind::kTrain) st = trainer.Train();
   if (st.ok() && options.kind != JobKind::kTrain) st = trainer.LoadForInference();
   metrics::CtrResult r;

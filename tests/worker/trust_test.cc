@@ -91,6 +91,44 @@ TEST(TrustTest, ANewRunIntoADirectoryWithCheckpointsIsRefusedAndDeletesNothing) 
   EXPECT_EQ(fs::path(latest).filename(), "step-5");
 }
 
+TEST(TrustTest, OverwriteDeletesOnlyOnceTheJobStartsTraining) {
+  const std::string dir = FreshDir("overwrite_late");
+  const config::JobConfig c = Trained(dir);
+  TrainerOptions overwrite;
+  overwrite.overwrite = true;
+  std::unique_ptr<ps::JobRuntime> job = testing_local::LocalRuntime(c, 1);
+  {
+    Trainer trainer(job.get(), c, overwrite);
+    ASSERT_TRUE(trainer.Init().ok());  // another worker could still fail its start checks here
+    EXPECT_TRUE(fs::exists(dir + "/ckpt/step-20/MANIFEST")) << "deleted before the job started";
+  }
+  EXPECT_TRUE(job->Finish().ok());
+}
+
+TEST(TrustTest, ResumeFromAnOlderStepMovesLatestAndKeepsTheNewerSteps) {
+  const std::string dir = FreshDir("older_step");
+  config::JobConfig c = Trained(dir);  // step-10, step-20
+  TrainerOptions resume;
+  resume.resume = true;
+  resume.checkpoint_step = dir + "/ckpt/step-10";
+  c.mutable_train()->set_max_steps(15);
+  c.mutable_checkpoint()->set_keep_last(1);
+  ASSERT_TRUE(RunLocally(c, resume).ok());
+  std::string latest;
+  ASSERT_TRUE(ReadLatest(dir + "/ckpt", &latest).ok());
+  EXPECT_EQ(fs::path(latest).filename(), "step-15");
+  EXPECT_FALSE(fs::exists(dir + "/ckpt/step-10")) << "pruned: older than LATEST, keep_last 1";
+  EXPECT_TRUE(fs::exists(dir + "/ckpt/step-20/MANIFEST")) << "newer steps are not pruned";
+  // A resume from a step directory of another checkpoint.dir would mix two runs in this one.
+  const std::string other = FreshDir("older_step_other");
+  WriteData(other, 400, 11);
+  config::JobConfig elsewhere = Config(other, "din {}");
+  elsewhere.mutable_train()->set_max_steps(5);
+  ASSERT_TRUE(RunLocally(elsewhere, TrainerOptions()).ok());
+  resume.checkpoint_step = other + "/ckpt/step-5";
+  ExpectError(RunLocally(c, resume), {"already holds checkpoints", "of another run"});
+}
+
 TEST(TrustTest, EvalAndResumeRefuseACheckpointOfAnotherModelListingTheFields) {
   const std::string dir = FreshDir("config_mismatch");
   const config::JobConfig c = Trained(dir);

@@ -57,14 +57,16 @@ configure_and_build() {  # dir, extra cmake args..., then -- targets...
   [ $# -gt 0 ] && shift
   targets=("$@")
   log "configure $dir ${args[*]}"
-  cmake -S "$ROOT" -B "$dir" -G Ninja -DATTNPS_CUDA="${ATTNPS_CUDA:-AUTO}" "${args[@]}" >"$dir.configure.log" 2>&1 ||
-    { cat "$dir.configure.log"; exit 1; }
-  grep -E '^-- attnps:' "$dir.configure.log" || true
+  mkdir -p "$dir"
+  cmake -S "$ROOT" -B "$dir" -G Ninja -DATTNPS_CUDA="${ATTNPS_CUDA:-AUTO}" "${args[@]}" >"$dir/configure.log" 2>&1 ||
+    { cat "$dir/configure.log"; exit 1; }
+  grep -E '^-- attnps:' "$dir/configure.log" || true
   log "build $dir (${JOBS} jobs)"
   local target_args=() known
   known=$(ninja -C "$dir" -t targets all 2>/dev/null | cut -d: -f1)
-  for t in "${targets[@]}"; do  # a test binary whose sources are not there yet is skipped
-    grep -qx "$t" <<<"$known" && target_args+=(--target "$t")
+  for t in "${targets[@]}"; do
+    grep -qx "$t" <<<"$known" || { echo "attnps setup: no build target $t in $dir" >&2; exit 1; }
+    target_args+=(--target "$t")
   done
   cmake --build "$dir" -j "$JOBS" "${target_args[@]}"
 }

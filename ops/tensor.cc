@@ -63,6 +63,10 @@ Tensor Tensor::Empty(Shape shape, Device device) {
   return Tensor(std::move(storage), data, std::move(shape), device);
 }
 
+void Tensor::EnsureShape(const Shape& shape) {
+  if (shape_ != shape) *this = Empty(shape, device_);
+}
+
 Tensor Tensor::Zeros(Shape shape, Device device) {
   Tensor t = Empty(std::move(shape), device);
   t.SetZero();

@@ -43,6 +43,9 @@ class Tensor {
   // A deep copy on `device`.
   Tensor Clone(Device device) const;
   Tensor Clone() const { return Clone(device_); }
+  // Makes this an owning tensor of `shape` (uninitialized, on this tensor's device) unless it
+  // already has that shape, in which case its buffer (and contents) are kept.
+  void EnsureShape(const Shape& shape);
   // Copies all elements from `src` (same element count; any devices).
   void CopyFrom(const Tensor& src);
   void Fill(float value);  // CPU or CUDA

@@ -10,11 +10,6 @@ namespace {
 
 constexpr int kItem = 0, kCate = 1, kUser = 2;
 
-// A tensor of `shape`, reallocated only when the shape changes.
-void Resize(Tensor* t, Shape shape) {
-  if (t->shape() != shape) *t = Tensor::Empty(shape);
-}
-
 void CopyRow(const std::vector<float>& rows, int32_t slot, int dim, float* dst) {
   std::memcpy(dst, rows.data() + static_cast<size_t>(slot) * dim, sizeof(float) * dim);
 }
@@ -70,10 +65,10 @@ void CtrBatcher::Index(std::vector<data::CtrSample> samples, uint64_t step, CtrB
 void CtrBatcher::Gather(const CtrBatch& batch, models::CtrInputs* in) const {
   const int B = batch.batch, T = batch.history;
   const int di = layout_.item_dim, dc = layout_.cate_dim, D = di + dc;
-  Resize(&in->target, {B, D});
-  Resize(&in->history, {B, T, D});
-  Resize(&in->mask, {B, T});
-  if (layout_.user_dim > 0) Resize(&in->user, {B, layout_.user_dim});
+  in->target.EnsureShape({B, D});
+  in->history.EnsureShape({B, T, D});
+  in->mask.EnsureShape({B, T});
+  if (layout_.user_dim > 0) in->user.EnsureShape({B, layout_.user_dim});
   for (int b = 0; b < B; ++b) {
     const int32_t* items = &batch.item_slot[static_cast<size_t>(b) * (1 + T)];
     const int32_t* cates = &batch.cate_slot[static_cast<size_t>(b) * (1 + T)];
@@ -125,7 +120,7 @@ void CtrBatcher::Scatter(const models::CtrInputGrads& g, float scale, CtrBatch* 
 }
 
 void BatchLabels(const CtrBatch& batch, Tensor* labels) {
-  Resize(labels, {batch.batch});
+  labels->EnsureShape({batch.batch});
   for (int b = 0; b < batch.batch; ++b) labels->data()[b] = batch.samples[b].label;
 }
 

@@ -138,8 +138,8 @@ std::string Duration(double seconds) {
 void ResizeLike(const Tensor& like, Tensor* t) {
   if (like.empty()) {
     *t = Tensor();
-  } else if (t->shape() != like.shape()) {
-    *t = Tensor::Empty(like.shape());
+  } else {
+    t->EnsureShape(like.shape());
   }
   if (!t->empty()) t->SetZero();
 }
@@ -435,7 +435,7 @@ Status Trainer::RunStep(std::unique_ptr<CtrBatch> batch, StepResult* result) {
   result->loss = BceWithLogitsForward(logits_, labels_, Tensor());
   result->samples = batch->batch;
   if (!std::isfinite(result->loss)) return Diverged("the training loss is " + Num(result->loss));
-  if (dlogits_.shape() != logits_.shape()) dlogits_ = Tensor::Empty(logits_.shape());
+  dlogits_.EnsureShape(logits_.shape());
   dlogits_.SetZero();
   // The loss is the mean over all workers' batches: the dense gradients summed by the allreduce
   // are then their average. The sparse push carries this worker's own mean gradient.
@@ -640,7 +640,7 @@ Status Trainer::Predict(const std::string& in_path, const std::string& out_path,
       total += n;
     }
     if (out_path.empty()) continue;
-    if (probs.shape() != logits.shape()) probs = Tensor::Empty(logits.shape());
+    probs.EnsureShape(logits.shape());
     if (!logits.empty()) SigmoidProbabilities(logits, &probs);
     char line[32];
     for (int slot : slots) {

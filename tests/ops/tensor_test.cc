@@ -70,5 +70,19 @@ TEST(TensorCudaTest, RoundTripThroughDeviceMemory) {
   EXPECT_EQ(filled.ToVector(), std::vector<float>(4, 2.5f));
 }
 
+TEST(TensorTest, EnsureShapeKeepsTheBufferOfTheSameShapeAndReallocatesOtherwise) {
+  Tensor t = Tensor::Filled({2, 3}, 1.5f);
+  float* before = t.data();
+  t.EnsureShape({2, 3});
+  EXPECT_EQ(t.data(), before);
+  EXPECT_EQ(t.ToVector(), std::vector<float>(6, 1.5f));
+  t.EnsureShape({3, 3});
+  EXPECT_EQ(t.shape(), (Shape{3, 3}));
+  EXPECT_TRUE(t.owns_memory());
+  Tensor empty;
+  empty.EnsureShape({4});
+  EXPECT_EQ(empty.numel(), 4);
+}
+
 }  // namespace
 }  // namespace attnps

@@ -34,7 +34,7 @@ class BaseCtrModel final : public CtrModel {
     Resize(s.b);
     MaskedSumPoolForward(in.history, in.mask, &pooled_);
     layout_.Assemble(in.user, RowBlock::Of(pooled_), RowBlock::Of(in.target), Tensor(), &x_);
-    EnsureShape({s.b}, logits);
+    logits->EnsureShape({s.b});
     mlp_->Forward(x_, training, logits);
     trained_batch_ = training ? s.b : -1;
   }
@@ -54,10 +54,10 @@ class BaseCtrModel final : public CtrModel {
 
  private:
   void Resize(int64_t b) {
-    EnsureShape({b, d_}, &pooled_);
-    EnsureShape({b, d_}, &dpooled_);
-    EnsureShape({b, layout_.width()}, &x_);
-    EnsureShape({b, layout_.width()}, &dx_);
+    pooled_.EnsureShape({b, d_});
+    dpooled_.EnsureShape({b, d_});
+    x_.EnsureShape({b, layout_.width()});
+    dx_.EnsureShape({b, layout_.width()});
   }
 
   const CtrModelDims dims_;

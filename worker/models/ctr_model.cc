@@ -114,10 +114,6 @@ BatchSizes CheckCtrInputs(const CtrInputs& in, const CtrModelDims& dims) {
   return {b, t};
 }
 
-void EnsureShape(const Shape& shape, Tensor* t) {
-  if (t->shape() != shape) *t = Tensor::Empty(shape);
-}
-
 Status MakeCtrModel(const config::ModelConfig& config, const CtrModelDims& dims, uint64_t seed,
                     std::unique_ptr<CtrModel>* out) {
   Problems problems;

@@ -80,7 +80,7 @@ class DinCtrModel final : public CtrModel {
       q = {se_out_.data() + d_, 2 * d_};
     }
     layout_.Assemble(in.user, pooled, q, mha_out_, &x_);
-    EnsureShape({s.b}, logits);
+    logits->EnsureShape({s.b});
     mlp_->Forward(x_, training, logits);
     trained_batch_ = training ? s.b : -1;
   }

@@ -20,9 +20,6 @@ struct BatchSizes {
 // [B, U] (or empty when U = 0), with D = item_dim + cate_dim; returns B and T.
 BatchSizes CheckCtrInputs(const CtrInputs& in, const CtrModelDims& dims);
 
-// Resizes *t to `shape` (uninitialized) unless it already has it.
-void EnsureShape(const Shape& shape, Tensor* t);
-
 // Preconditions: the config was accepted by MakeCtrModel's checks.
 std::unique_ptr<CtrModel> NewBaseModel(const config::ModelConfig& config, const CtrModelDims& dims,
                                        uint64_t seed);

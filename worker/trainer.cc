@@ -18,6 +18,7 @@
 #include "ops/loss.h"
 #include "worker/checkpoint.h"
 #include "worker/config/job_config.h"
+#include "worker/device.h"
 
 namespace attnps::worker {
 namespace {
@@ -243,6 +244,7 @@ Trainer::Trainer(ps::JobRuntime* runtime, config::JobConfig config, TrainerOptio
 Trainer::~Trainer() = default;
 
 Status Trainer::Init() {
+  ATTNPS_RETURN_IF_ERROR(CheckDevice(config_.train().device()));
   models::CtrModelDims dims{layout_.item_dim, layout_.cate_dim, layout_.user_dim,
                             layout_.max_history};
   ATTNPS_RETURN_IF_ERROR(

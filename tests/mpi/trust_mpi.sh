@@ -32,6 +32,7 @@ expect_failure() {
   local start=$(date +%s.%N)
   timeout --kill-after=5 "$((LIMIT + 30))" "$@" >out.log 2>&1
   local rc=$?
+  LAST_RC=$rc
   local took=$(python3 -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 1))" "$start" "$(date +%s.%N)")
   echo "$what: exit $rc after $took s"
   [ "$rc" -ne 0 ] || { cat out.log; fail "$what: the job succeeded"; }
@@ -138,6 +139,10 @@ cli)
   grep -q "Check failed\|MPI_ABORT" out.log && fail "huge dim: not a config error"
   expect_failure "infinite learning rate" "dense_optimizer.learning_rate" "$BIN" train \
     --config=job.pbtxt --set=dense_optimizer.learning_rate=inf
+  expect_failure "train.device=CUDA" "train.device: CUDA" "$BIN" train --config=job.pbtxt \
+    --set=train.device=CUDA
+  [ "$(grep -c "train.device" out.log)" -eq 1 ] || { cat out.log; fail "train.device: not one line"; }
+  [ "$LAST_RC" -eq 1 ] || fail "train.device=CUDA: exit $LAST_RC, expected 1"
   "$BIN" train --help | grep -q -- "--resume" || fail "train --help"
   "$BIN" eval --help >/dev/null || fail "eval --help"
   echo "train --help: exit 0"

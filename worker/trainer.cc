@@ -429,7 +429,7 @@ Status Trainer::FillPipeline(bool* epoch_done) {
   return Status::Ok();
 }
 
-Status Trainer::RunStep(std::unique_ptr<CtrBatch> batch, StepResult* result) {
+Status Trainer::RunStep(CtrBatch* batch, StepResult* result) {
   const float workers = static_cast<float>(runtime_->num_workers());
   batcher_->Gather(*batch, &inputs_);
   model_->Forward(inputs_, /*training=*/true, &logits_);
@@ -450,23 +450,42 @@ Status Trainer::RunStep(std::unique_ptr<CtrBatch> batch, StepResult* result) {
       !AllFinite(input_grads_.user)) {
     return Diverged("the embedding gradients are not finite");
   }
-  batcher_->Scatter(input_grads_, workers, batch.get());
+  batcher_->Scatter(input_grads_, workers, batch);
   consumed_ = positions_.front();
   positions_.pop_front();
   samples_seen_ += batch->batch;
   samples_run_ += batch->batch;
   epoch_samples_ += batch->batch;
+  return Status::Ok();
+}
+
+Status Trainer::PushStep(std::unique_ptr<CtrBatch> batch) {
+  uint64_t bytes = 0;  // keys out and rows back for the pull, keys and gradients for the push
+  for (size_t t = 0; t < tables_.size(); ++t) {
+    bytes += batch->keys[t].size() * (sizeof(uint64_t) + sizeof(float) * tables_[t].dim);
+  }
+  for (StepTimings* timings : {&progress_timings_, &record_timings_})
+    timings->AddBytes(bytes, bytes);
   return pipeline_->Push(std::move(batch));
 }
 
-Status Trainer::DenseUpdate() {
+void Trainer::Time(StepPhase phase, double* mark) {
+  const double now = Now();
+  progress_timings_.Add(phase, now - *mark);
+  record_timings_.Add(phase, now - *mark);
+  *mark = now;
+}
+
+Status Trainer::DenseUpdate(double* mark) {
   Tensor& grads = model_->grads();
   ATTNPS_RETURN_IF_ERROR(runtime_->allreduce()->Sum(grads.data(), grads.numel()));
+  Time(StepPhase::kAllreduce, mark);
   if (config_.dense_optimizer().clip_global_norm() > 0) {
     ClipByGlobalNorm(&grads, config_.dense_optimizer().clip_global_norm());
   }
   if (!AllFinite(grads)) return Diverged("the dense gradients are not finite");
   optimizer_->Step(grads, &model_->params());
+  Time(StepPhase::kDenseUpdate, mark);
   return Status::Ok();
 }
 
@@ -491,9 +510,12 @@ void Trainer::Progress(double loss, bool force) {
   const double done =
       per_epoch > 0 ? std::min(1.0, epoch_samples_ * runtime_->num_workers() / per_epoch) : 0;
   const double remaining = per_epoch * (config_.train().epochs() - epoch_ - done);
-  std::printf("[attnps] step %lld  epoch %d  %5.1f%%  %.0f samples/s  loss %.4f  ETA %s\n",
+  const std::string timings = progress_timings_.Summary();
+  std::printf("[attnps] step %lld  epoch %d  %5.1f%%  %.0f samples/s  loss %.4f  ETA %s%s%s\n",
               static_cast<long long>(step_), epoch_ + 1, 100.0 * done, rate, loss_ema_,
-              Duration(rate > 0 ? remaining / rate : 0).c_str());
+              Duration(rate > 0 ? remaining / rate : 0).c_str(), timings.empty() ? "" : "  | ",
+              timings.c_str());
+  progress_timings_.Reset();
   std::fflush(stdout);
 }
 
@@ -527,13 +549,16 @@ Status Trainer::Train() {
   Status st;
   while (st.ok() && epoch_ < config_.train().epochs() && (max_steps == 0 || step_ < max_steps)) {
     const double step_start = Now();
+    double mark = step_start;
     if (!(st = FillPipeline(&epoch_done)).ok()) break;
+    Time(StepPhase::kData, &mark);
     const bool want_checkpoint =
         !ckpt.dir().empty() &&
         ((ckpt.every_steps() > 0 && (step_ + 1) % ckpt.every_steps() == 0) ||
          (ckpt.every_minutes() > 0 && Now() - last_checkpoint_time_ > 60 * ckpt.every_minutes()));
     float flags[2] = {pipeline_->submitted() > 0 ? 1.0f : 0.0f, want_checkpoint ? 1.0f : 0.0f};
     if (!(st = runtime_->allreduce()->Sum(flags, 2)).ok()) break;
+    Time(StepPhase::kAllreduce, &mark);
     if (flags[0] == 0) {  // every worker's epoch is over
       if (step_ == epoch_first_step && epoch_samples_ == 0 && samples_seen_ == 0) {
         st = Status::InvalidArgument("data.train_path: " + data.train_path() +
@@ -552,11 +577,17 @@ Status Trainer::Train() {
     if (pipeline_->submitted() > 0) {
       std::unique_ptr<SparseBatch> next;
       if (!(st = pipeline_->Next(&next)).ok()) break;
-      st = RunStep(std::unique_ptr<CtrBatch>(static_cast<CtrBatch*>(next.release())), &result);
-      if (!st.ok()) break;
+      Time(StepPhase::kPullWait, &mark);
+      std::unique_ptr<CtrBatch> batch(static_cast<CtrBatch*>(next.release()));
+      if (!(st = RunStep(batch.get(), &result)).ok()) break;
+      Time(StepPhase::kCompute, &mark);
+      if (!(st = PushStep(std::move(batch))).ok()) break;
+      Time(StepPhase::kPush, &mark);
     }
-    if (!(st = DenseUpdate()).ok()) break;
+    if (!(st = DenseUpdate(&mark)).ok()) break;
     train_seconds_ += Now() - step_start;
+    progress_timings_.EndStep();
+    record_timings_.EndStep();
     ++step_;
     Progress(result.loss, false);
     if (flags[1] > 0) st = SaveCheckpoint();
@@ -591,6 +622,8 @@ Status Trainer::EvaluateAndLog(const std::string& split) {
   if (options_.metrics_out.empty()) return Status::Ok();
   metrics::Record record = metrics::MakeRecord(step_, epoch_, split, r, Now() - start_time_);
   record.extra.push_back({"train_loss", loss_ema_});
+  for (const auto& field : record_timings_.Fields()) record.extra.push_back(field);
+  record_timings_.Reset();
   const fs::path parent = fs::path(options_.metrics_out).parent_path();
   std::error_code error;
   if (!parent.empty()) fs::create_directories(parent, error);

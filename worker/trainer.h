@@ -25,6 +25,7 @@
 #include "worker/models/ctr_model.h"
 #include "worker/sample_stream.h"
 #include "worker/sparse_pipeline.h"
+#include "worker/step_timings.h"
 
 namespace attnps::worker {
 
@@ -78,8 +79,13 @@ class Trainer {
     int samples = 0;
   };
 
-  Status RunStep(std::unique_ptr<CtrBatch> batch, StepResult* result);
-  Status DenseUpdate();
+  // Forward, loss, backward, input gradients into the batch; bookkeeping of the step.
+  Status RunStep(CtrBatch* batch, StepResult* result);
+  Status PushStep(std::unique_ptr<CtrBatch> batch);
+  // Allreduce of the dense gradients, then the dense optimizer (each timed from *mark).
+  Status DenseUpdate(double* mark);
+  // Adds the time since *mark to `phase` (progress and record timings) and moves *mark to now.
+  void Time(StepPhase phase, double* mark);
   // The error that stops a run whose loss or gradients became NaN or infinite.
   Status Diverged(const std::string& what) const;
   Status FillPipeline(bool* epoch_over);
@@ -124,7 +130,9 @@ class Trainer {
   uint64_t samples_per_epoch_ = 0;  // all workers', from the file's line count
   double start_time_ = 0, last_progress_ = 0, last_checkpoint_time_ = 0;
   double loss_ema_ = -1;
-  double train_seconds_ = 0;  // in training steps (no evaluation, no checkpoints)
+  double train_seconds_ = 0;      // in training steps (no evaluation, no checkpoints)
+  StepTimings progress_timings_;  // since the last progress line
+  StepTimings record_timings_;    // since the last metrics record
   models::CtrInputs inputs_;
   models::CtrInputGrads input_grads_;
   Tensor logits_, dlogits_, labels_;

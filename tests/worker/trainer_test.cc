@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -91,6 +92,34 @@ TEST(TrainerTest, ResumeWithoutCheckpointSaysSoAtInit) {
   const Status st = trainer.Init();
   EXPECT_EQ(st.code(), Status::Code::kNotFound);
   EXPECT_NE(st.message().find("no LATEST"), std::string::npos) << st.ToString();
+}
+
+TEST(TrainerTest, MetricsRecordsCarryTheStepTimeSplitAndTheBytesMoved) {
+  const std::string dir = FreshDir("timings");
+  WriteData(dir, 300, 4);
+  config::JobConfig c = Config(dir, "din {}");
+  c.mutable_metrics()->set_out_path(dir + "/metrics.jsonl");
+  c.mutable_checkpoint()->clear_dir();
+  TrainerOptions options;
+  options.metrics_out = c.metrics().out_path();
+  ASSERT_TRUE(testing_local::RunLocally(c, options).ok());
+  std::ifstream in(dir + "/metrics.jsonl");
+  std::string line;
+  ASSERT_TRUE(std::getline(in, line));
+  auto field = [&](const std::string& name) {
+    const size_t at = line.find("\"" + name + "\":");
+    EXPECT_NE(at, std::string::npos) << name << " missing in " << line;
+    return at == std::string::npos ? -1.0 : std::atof(line.c_str() + at + name.size() + 3);
+  };
+  for (const char* phase : {"step_ms_data", "step_ms_pull_wait", "step_ms_compute", "step_ms_push",
+                            "step_ms_allreduce", "step_ms_dense_update"}) {
+    EXPECT_GE(field(phase), 0) << phase;
+  }
+  EXPECT_GT(field("step_ms_compute"), 0);
+  // Each step pulls and pushes its unique keys of 2 tables of dim 4: 8 + 16 bytes per key.
+  const double pulled = field("pulled_bytes");
+  EXPECT_GT(pulled, 0);
+  EXPECT_EQ(pulled, field("pushed_bytes"));
 }
 
 }  // namespace

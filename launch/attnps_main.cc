@@ -171,15 +171,16 @@ worker::JobKind KindOf(const std::string& command) {
 Status RunStarted(worker::Trainer* trainer, ps::JobRuntime* runtime, const Flags& f) {
   if (f.command == "train") return trainer->Train();
   ATTNPS_RETURN_IF_ERROR(trainer->LoadForInference());
-  if (runtime->worker_index() != 0) return Status::Ok();
-  if (f.command == "eval") {
+  if (f.command == "eval") {  // every worker scores its share
     metrics::CtrResult r;
     ATTNPS_RETURN_IF_ERROR(trainer->Evaluate(&r));
-    std::printf("test auc=%.4f gauc=%.4f logloss=%.4f samples=%lld step=%lld\n", r.auc, r.gauc,
+    if (runtime->worker_index() != 0) return Status::Ok();
+    std::printf("test auc=%.6f gauc=%.6f logloss=%.6f samples=%lld step=%lld\n", r.auc, r.gauc,
                 r.logloss, static_cast<long long>(r.samples),
                 static_cast<long long>(trainer->step()));
     return Status::Ok();
   }
+  if (runtime->worker_index() != 0) return Status::Ok();
   int64_t rows = 0;
   ATTNPS_RETURN_IF_ERROR(trainer->Predict(f.input, f.output, &rows));
   std::printf("wrote %lld scores to %s\n", static_cast<long long>(rows), f.output.c_str());

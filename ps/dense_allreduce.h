@@ -20,6 +20,8 @@
 
 #include <cstddef>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "ops/status.h"
 
@@ -37,6 +39,10 @@ class DenseAllreduce {
   // for MPI, device memory (of the device given at construction) for NCCL.
   virtual Status Sum(float* data, size_t count) = 0;
   virtual Status Average(float* data, size_t count) = 0;
+  // Every worker's `mine`, in worker order, into *all on every worker: host bytes of the control
+  // plane (e.g. evaluation results), never gradients. Over MPI for every implementation.
+  // InvalidArgument when the total exceeds 2 GiB.
+  virtual Status AllGather(const std::string& mine, std::vector<std::string>* all) = 0;
 };
 
 class SingleWorkerAllreduce : public DenseAllreduce {
@@ -44,7 +50,14 @@ class SingleWorkerAllreduce : public DenseAllreduce {
   int num_workers() const override { return 1; }
   Status Sum(float*, size_t) override { return Status::Ok(); }
   Status Average(float*, size_t) override { return Status::Ok(); }
+  Status AllGather(const std::string& mine, std::vector<std::string>* all) override {
+    *all = {mine};
+    return Status::Ok();
+  }
 };
+
+// AllGather over the ranks of `comm` (MPI_Allgather of the sizes, then MPI_Allgatherv).
+Status MpiAllGather(MPI_Comm comm, const std::string& mine, std::vector<std::string>* all);
 
 class MpiDenseAllreduce : public DenseAllreduce {
  public:
@@ -54,6 +67,9 @@ class MpiDenseAllreduce : public DenseAllreduce {
   Status Sum(float* data, size_t count) override { return Reduce(data, count, 1.0f); }
   Status Average(float* data, size_t count) override {
     return Reduce(data, count, 1.0f / static_cast<float>(size_));
+  }
+  Status AllGather(const std::string& mine, std::vector<std::string>* all) override {
+    return MpiAllGather(comm_, mine, all);
   }
 
  private:

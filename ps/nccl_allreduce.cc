@@ -20,7 +20,7 @@ namespace {
 class NcclDenseAllreduce : public DenseAllreduce {
  public:
   NcclDenseAllreduce(MPI_Comm workers, int device, AllreduceOptions options)
-      : device_(device), options_(options) {
+      : workers_(workers), device_(device), options_(options) {
     int rank = 0;
     ATTNPS_MPI_CHECK(MPI_Comm_rank(workers, &rank));
     ATTNPS_MPI_CHECK(MPI_Comm_size(workers, &size_));
@@ -39,6 +39,9 @@ class NcclDenseAllreduce : public DenseAllreduce {
 
   Status Sum(float* data, size_t count) override { return Reduce(data, count, ncclSum); }
   Status Average(float* data, size_t count) override { return Reduce(data, count, ncclAvg); }
+  Status AllGather(const std::string& mine, std::vector<std::string>* all) override {
+    return MpiAllGather(workers_, mine, all);
+  }
 
  private:
   Status Reduce(float* data, size_t count, ncclRedOp_t op) {
@@ -55,6 +58,7 @@ class NcclDenseAllreduce : public DenseAllreduce {
     return Status::Ok();
   }
 
+  MPI_Comm workers_;  // not owned
   int device_ = 0;
   int size_ = 1;
   AllreduceOptions options_;

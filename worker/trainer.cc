@@ -117,6 +117,33 @@ bool AllFinite(const Tensor& t) {
   return acc == 0;
 }
 
+// An evaluator's samples as bytes: count, labels, logits, users (host byte order: the workers of
+// a job run one build).
+std::string SerializeEvaluator(const metrics::CtrEvaluator& e) {
+  const uint64_t n = e.size();
+  std::string out(reinterpret_cast<const char*>(&n), sizeof(n));
+  out.append(reinterpret_cast<const char*>(e.labels().data()), n * sizeof(float));
+  out.append(reinterpret_cast<const char*>(e.logits().data()), n * sizeof(float));
+  out.append(reinterpret_cast<const char*>(e.users().data()), e.users().size() * sizeof(uint64_t));
+  return out;
+}
+
+bool ParseEvaluator(const std::string& in, metrics::CtrEvaluator* e) {
+  uint64_t n = 0;
+  if (in.size() < sizeof(n)) return false;
+  std::memcpy(&n, in.data(), sizeof(n));
+  const size_t floats = 2 * n * sizeof(float);
+  const size_t users = in.size() - sizeof(n) - std::min(in.size() - sizeof(n), floats);
+  if (in.size() < sizeof(n) + floats || (users != 0 && users != n * sizeof(uint64_t))) return false;
+  std::vector<float> labels(n), logits(n);
+  std::vector<uint64_t> ids(users / sizeof(uint64_t));
+  std::memcpy(labels.data(), in.data() + sizeof(n), n * sizeof(float));
+  std::memcpy(logits.data(), in.data() + sizeof(n) + n * sizeof(float), n * sizeof(float));
+  std::memcpy(ids.data(), in.data() + sizeof(n) + floats, users);
+  if (n > 0) e->Add(labels.data(), logits.data(), ids.empty() ? nullptr : ids.data(), n);
+  return true;
+}
+
 // Lines of a file (a quick scan), for progress and ETA.
 uint64_t CountLines(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -321,10 +348,10 @@ Status Trainer::CheckPaths() {
                                      " is empty: no samples to train on");
     }
   }
-  if (!IsChief()) return Status::Ok();  // worker 0 evaluates, predicts and writes
-  if (!data.test_path().empty() || options_.kind == JobKind::kEval) {
+  if (!data.test_path().empty() || options_.kind == JobKind::kEval) {  // every worker scores
     ATTNPS_RETURN_IF_ERROR(CheckReadable("data.test_path", data.test_path()));
   }
+  if (!IsChief()) return Status::Ok();  // worker 0 predicts and writes
   if (!data.item_cates_path().empty()) {
     ATTNPS_RETURN_IF_ERROR(CheckReadable("data.item_cates_path", data.item_cates_path()));
   }
@@ -609,10 +636,11 @@ Status Trainer::Train() {
 }
 
 Status Trainer::EvaluateAndLog(const std::string& split) {
-  if (!IsChief() || config_.data().test_path().empty()) return Status::Ok();
+  if (config_.data().test_path().empty()) return Status::Ok();
   const double t0 = Now();
   metrics::CtrResult r;
   ATTNPS_RETURN_IF_ERROR(Evaluate(&r));
+  if (!IsChief()) return Status::Ok();
   std::printf(
       "[attnps] epoch %d step %lld: %s auc=%.4f gauc=%.4f logloss=%.4f (%lld samples, "
       "%.1f s)\n",
@@ -631,18 +659,51 @@ Status Trainer::EvaluateAndLog(const std::string& split) {
 }
 
 Status Trainer::Evaluate(metrics::CtrResult* result) {
-  metrics::CtrEvaluator evaluator;
-  ATTNPS_RETURN_IF_ERROR(Predict(config_.data().test_path(), "", nullptr, &evaluator));
-  *result = evaluator.Compute();
+  metrics::CtrEvaluator mine;
+  ATTNPS_RETURN_IF_ERROR(EvaluateShard(&mine));
+  std::vector<std::string> all;
+  ATTNPS_RETURN_IF_ERROR(runtime_->allreduce()->AllGather(SerializeEvaluator(mine), &all));
+  metrics::CtrEvaluator merged;
+  for (size_t w = 0; w < all.size(); ++w) {
+    metrics::CtrEvaluator part;
+    if (!ParseEvaluator(all[w], &part)) {
+      return Status::Corruption("evaluation results of worker " + std::to_string(w) +
+                                " do not parse");
+    }
+    merged.Merge(part);
+  }
+  *result = merged.Compute();
+  return Status::Ok();
+}
+
+// This worker's share of the test lines (line i goes to worker i % workers).
+Status Trainer::EvaluateShard(metrics::CtrEvaluator* evaluator) {
+  data::CtrReaderOptions options;
+  options.worker_index = runtime_->worker_index();
+  options.num_workers = runtime_->num_workers();
+  options.max_history = config_.data().max_history();
+  options.max_bad_fraction = config_.data().max_bad_fraction();
+  data::CtrFileReader reader;
+  ATTNPS_RETURN_IF_ERROR(reader.Open(config_.data().test_path(), options));
+  CtrBatcher batcher(layout_);
+  models::CtrInputs inputs;
+  Tensor logits;
+  const int batch_size = config_.train().eval_batch_size();
+  for (bool eof = false; !eof;) {
+    std::vector<data::CtrSample> samples;
+    data::CtrSample s;
+    while (static_cast<int>(samples.size()) < batch_size) {
+      ATTNPS_RETURN_IF_ERROR(reader.Next(&s, &eof));
+      if (eof) break;
+      samples.push_back(std::move(s));
+    }
+    if (samples.empty()) break;
+    ATTNPS_RETURN_IF_ERROR(ScoreBatch(&batcher, std::move(samples), &inputs, &logits, evaluator));
+  }
   return Status::Ok();
 }
 
 Status Trainer::Predict(const std::string& in_path, const std::string& out_path, int64_t* rows) {
-  return Predict(in_path, out_path, rows, nullptr);
-}
-
-Status Trainer::Predict(const std::string& in_path, const std::string& out_path, int64_t* rows,
-                        metrics::CtrEvaluator* evaluator) {
   data::CtrReaderOptions options;
   options.max_history = config_.data().max_history();
   options.max_bad_fraction = config_.data().max_bad_fraction();
@@ -671,7 +732,7 @@ Status Trainer::Predict(const std::string& in_path, const std::string& out_path,
     if (slots.empty()) break;
     if (!samples.empty()) {
       const int n = static_cast<int>(samples.size());
-      ATTNPS_RETURN_IF_ERROR(ScoreBatch(&batcher, std::move(samples), &inputs, &logits, evaluator));
+      ATTNPS_RETURN_IF_ERROR(ScoreBatch(&batcher, std::move(samples), &inputs, &logits, nullptr));
       total += n;
     }
     if (out_path.empty()) continue;

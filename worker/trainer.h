@@ -62,7 +62,9 @@ class Trainer {
   Status Train();
   // Loads the checkpoint verified by Init, for eval/predict.
   Status LoadForInference();
-  // Worker 0: scores the test split.
+  // Collective over the workers: each scores its share of the test split (line i goes to worker
+  // i % workers) and every worker gets the metrics of all of them merged, the same as one worker
+  // scoring the whole file would compute.
   Status Evaluate(metrics::CtrResult* result);
   // Worker 0: writes sigmoid(logit) of every line of a CTR file to out_path, output line i for
   // input line i: "nan" for a blank or malformed line (reported with file:line). Fails, writing
@@ -90,9 +92,8 @@ class Trainer {
   Status Diverged(const std::string& what) const;
   Status FillPipeline(bool* epoch_over);
   Status EvaluateAndLog(const std::string& split);
-  // Scores a CTR file: probabilities to out_path (unless empty), logits to the evaluator (if any).
-  Status Predict(const std::string& in_path, const std::string& out_path, int64_t* rows,
-                 metrics::CtrEvaluator* evaluator);
+  // This worker's share of the test lines into the evaluator.
+  Status EvaluateShard(metrics::CtrEvaluator* evaluator);
   Status ScoreBatch(CtrBatcher* batcher, std::vector<data::CtrSample> samples,
                     models::CtrInputs* inputs, Tensor* logits, metrics::CtrEvaluator* evaluator);
   Status CheckPaths();

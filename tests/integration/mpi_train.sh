@@ -30,4 +30,15 @@ grep -q '"split":"test"' metrics.jsonl || { echo "FAIL: no test metrics written"
 auc=$(grep -o 'test auc=[0-9.]*' eval.log | cut -d= -f2)
 python3 -c "import sys; a=float(sys.argv[1]); sys.exit(0 if a > 0.6 else 1)" "$auc" ||
   { echo "FAIL: test AUC $auc after training"; exit 1; }
+# Sharded evaluation: 2 workers (each scores half the lines, the results merged) give the metrics
+# of 1 worker and of local mode to the 6 digits printed.
+metrics() { grep -o 'test auc=.* samples=[0-9]*' "$1"; }
+"${MPIRUN[@]}" -np 3 "$BIN" eval --config=job.pbtxt --servers=1 >eval_1x2.log
+"${MPIRUN[@]}" -np 2 "$BIN" eval --config=job.pbtxt --servers=1 >eval_1x1.log
+"$BIN" eval --config=job.pbtxt >eval_local.log
+for other in eval_1x2.log eval_1x1.log eval_local.log; do
+  [ "$(metrics eval.log)" = "$(metrics $other)" ] ||
+    { echo "FAIL: sharded evaluation differs: $(metrics eval.log) vs $(metrics $other) ($other)"; exit 1; }
+done
+echo "sharded evaluation (2+2, 1+2, 1+1, local): $(metrics eval.log) in all"
 echo "mpirun 2+2 train, resume on 1 server + 2 workers, eval: test auc=$auc"

@@ -229,9 +229,19 @@ Status ReadDense(const std::string& path, const std::vector<DenseBlock>& blocks,
   return Status::Ok();
 }
 
+// "epoch offset line taken", then for a remapped epoch "remap old new index current counter n"
+// and n lines "offset line taken" (the old streams still to read).
 Status WritePosition(const std::string& path, const StreamPosition& p) {
   std::ostringstream s;
   s << p.epoch << ' ' << p.block_offset << ' ' << p.block_line << ' ' << p.taken << '\n';
+  if (p.remapped) {
+    const StreamRemap& r = p.remap;
+    s << "remap " << r.old_workers << ' ' << r.new_workers << ' ' << r.index << ' ' << r.current
+      << ' ' << r.counter << ' ' << r.rest.size() << '\n';
+    for (const BlockPosition& b : r.rest) {
+      s << b.block_offset << ' ' << b.block_line << ' ' << b.taken << '\n';
+    }
+  }
   return WriteFileAtomically(path, s.str());
 }
 
@@ -239,9 +249,26 @@ Status ReadPosition(const std::string& path, StreamPosition* p) {
   std::string text;
   ATTNPS_RETURN_IF_ERROR(ReadFile(path, &text));
   std::istringstream s(text);
+  *p = StreamPosition();
   if (!(s >> p->epoch >> p->block_offset >> p->block_line >> p->taken)) {
     return Status::Corruption(path + ": not a reader position");
   }
+  std::string word;
+  if (!(s >> word)) return Status::Ok();
+  StreamRemap& r = p->remap;
+  size_t n = 0;
+  if (word != "remap" ||
+      !(s >> r.old_workers >> r.new_workers >> r.index >> r.current >> r.counter >> n) ||
+      r.new_workers < 1 || r.index < 0 || r.index >= r.new_workers || n > 1u << 20) {
+    return Status::Corruption(path + ": not a reader position (bad remap)");
+  }
+  r.rest.resize(n);
+  for (BlockPosition& b : r.rest) {
+    if (!(s >> b.block_offset >> b.block_line >> b.taken)) {
+      return Status::Corruption(path + ": not a reader position (truncated remap)");
+    }
+  }
+  p->remapped = true;
   return Status::Ok();
 }
 

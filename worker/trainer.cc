@@ -401,11 +401,12 @@ Status Trainer::VerifyCheckpointToLoad() {
   }
   ATTNPS_RETURN_IF_ERROR(IsChief() ? VerifyCheckpoint(load_dir_, &load_manifest_)
                                    : ReadManifest(load_dir_, &load_manifest_));
-  const bool with_reader = options_.kind == JobKind::kTrain;
-  if (with_reader && load_manifest_.reader_positions_size() != runtime_->num_workers()) {
-    return Status::InvalidArgument(
-        load_dir_ + " was written by " + std::to_string(load_manifest_.reader_positions_size()) +
-        " workers; resume it with the same number of workers (servers may differ)");
+  const int written_by = load_manifest_.reader_positions_size();
+  if (IsChief() && options_.kind == JobKind::kTrain && written_by != runtime_->num_workers()) {
+    std::printf(
+        "[attnps] %s was written by %d worker(s); %d now: the rest of epoch %d is read "
+        "from the old workers' streams, then each worker reads its own share\n",
+        load_dir_.c_str(), written_by, runtime_->num_workers(), load_manifest_.epoch() + 1);
   }
   config::JobConfig saved;
   ATTNPS_RETURN_IF_ERROR(
@@ -624,11 +625,12 @@ Status Trainer::Train() {
   reader_.reset();
   if (st.ok()) st = pipeline_->Drain();
   if (st.ok()) Progress(loss_ema_ < 0 ? 0 : loss_ema_, true);
+  uint64_t trained = samples_run_;  // every worker's samples in this process's run
+  if (st.ok()) st = SumOverWorkers(&trained);
   if (st.ok() && IsChief()) {  // all workers' samples over this worker's time in steps
     std::printf("[attnps] trained %llu samples in %.2f s of steps: train_samples_per_s=%.0f\n",
-                static_cast<unsigned long long>(samples_run_ * runtime_->num_workers()),
-                train_seconds_,
-                samples_run_ * runtime_->num_workers() / std::max(1e-9, train_seconds_));
+                static_cast<unsigned long long>(trained), train_seconds_,
+                trained / std::max(1e-9, train_seconds_));
     std::fflush(stdout);
   }
   if (st.ok() && !ckpt.dir().empty() && ckpt.save_at_end()) st = SaveCheckpoint();
@@ -856,12 +858,43 @@ Status Trainer::LoadCheckpoint(bool with_reader) {
   epoch_ = load_manifest_.epoch();
   samples_seen_ = load_manifest_.samples_seen();
   last_saved_step_ = step_;
-  if (with_reader) {
-    const std::string pos =
-        load_dir_ + "/worker-" + std::to_string(runtime_->worker_index()) + ".pos";
-    ATTNPS_RETURN_IF_ERROR(ReadPosition(pos, &consumed_));
-  }
+  if (with_reader) ATTNPS_RETURN_IF_ERROR(ReadReaderPosition());
   return runtime_->client()->Barrier();  // the tables are loaded before anyone pulls
+}
+
+Status Trainer::SumOverWorkers(uint64_t* value) {
+  // Four 16-bit pieces: each piece's sum over up to 256 workers stays below 2^24, exact in a float.
+  float pieces[4];
+  for (int i = 0; i < 4; ++i) pieces[i] = static_cast<float>((*value >> (16 * i)) & 0xffff);
+  ATTNPS_RETURN_IF_ERROR(runtime_->allreduce()->Sum(pieces, 4));
+  uint64_t sum = 0;
+  for (int i = 0; i < 4; ++i) sum += static_cast<uint64_t>(pieces[i]) << (16 * i);
+  *value = sum;
+  return Status::Ok();
+}
+
+// This worker's reader position: its own, or, when the checkpoint was written by another number of
+// workers, the old workers' positions remapped (see StreamRemap).
+Status Trainer::ReadReaderPosition() {
+  const int written_by = load_manifest_.reader_positions_size();
+  auto pos_file = [&](int w) { return load_dir_ + "/worker-" + std::to_string(w) + ".pos"; };
+  if (written_by == runtime_->num_workers()) {
+    return ReadPosition(pos_file(runtime_->worker_index()), &consumed_);
+  }
+  std::vector<StreamPosition> old(written_by);
+  for (int w = 0; w < written_by; ++w) {
+    ATTNPS_RETURN_IF_ERROR(ReadPosition(pos_file(w), &old[w]));
+    if (old[w].remapped && old[w].epoch == load_manifest_.epoch()) {
+      return Status::InvalidArgument(
+          load_dir_ + " was written while finishing an epoch begun with " +
+          std::to_string(old[w].remap.old_workers) + " workers; resume it with " +
+          std::to_string(written_by) + " workers until epoch " +
+          std::to_string(load_manifest_.epoch() + 1) + " ends");
+    }
+  }
+  consumed_ = RemapPositions(old, load_manifest_.epoch(), runtime_->worker_index(),
+                             runtime_->num_workers());
+  return Status::Ok();
 }
 
 Status Trainer::LoadForInference() { return LoadCheckpoint(/*with_reader=*/false); }

@@ -103,6 +103,9 @@ class Trainer {
   Status SaveCheckpoint();
   Status WriteCheckpointFiles(const std::string& step_dir);
   Status LoadCheckpoint(bool with_reader);
+  Status ReadReaderPosition();
+  // *value summed over the workers (collective); exact for up to 256 workers.
+  Status SumOverWorkers(uint64_t* value);
   std::vector<DenseBlock> DenseBlocks();
   void Progress(double loss, bool force);
   bool IsChief() const { return runtime_->worker_index() == 0; }

@@ -98,5 +98,29 @@ TEST(CheckpointTest, NoLatestIsNotFound) {
   EXPECT_EQ(ReadLatest(FreshDir("empty"), &latest).code(), Status::Code::kNotFound);
 }
 
+TEST(CheckpointTest, ARemappedReaderPositionRoundTrips) {
+  const std::string path = FreshDir("remap_pos") + "/worker-1.pos";
+  StreamPosition p;
+  p.epoch = 3;
+  p.remapped = true;
+  p.remap = {2, 3, 1, 1, 12345, {{4096, 77, 5}, {~uint64_t{0}, 0, 0}}};
+  ASSERT_TRUE(WritePosition(path, p).ok());
+  StreamPosition back;
+  ASSERT_TRUE(ReadPosition(path, &back).ok());
+  EXPECT_TRUE(back.remapped);
+  EXPECT_EQ(back.epoch, 3);
+  EXPECT_EQ(back.remap.old_workers, 2);
+  EXPECT_EQ(back.remap.new_workers, 3);
+  EXPECT_EQ(back.remap.index, 1);
+  EXPECT_EQ(back.remap.current, 1);
+  EXPECT_EQ(back.remap.counter, 12345u);
+  ASSERT_EQ(back.remap.rest.size(), 2u);
+  EXPECT_EQ(back.remap.rest[0].block_offset, 4096u);
+  EXPECT_EQ(back.remap.rest[0].taken, 5);
+  EXPECT_EQ(back.remap.rest[1].block_offset, ~uint64_t{0});
+  std::ofstream(path, std::ios::trunc) << "3 0 0 0\nremap 2 3 7 0 0 0\n";  // index >= workers
+  EXPECT_EQ(ReadPosition(path, &back).code(), Status::Code::kCorruption);
+}
+
 }  // namespace
 }  // namespace attnps::worker

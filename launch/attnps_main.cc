@@ -175,9 +175,8 @@ Status RunStarted(worker::Trainer* trainer, ps::JobRuntime* runtime, const Flags
     metrics::CtrResult r;
     ATTNPS_RETURN_IF_ERROR(trainer->Evaluate(&r));
     if (runtime->worker_index() != 0) return Status::Ok();
-    std::printf("test auc=%.6f gauc=%.6f logloss=%.6f samples=%lld step=%lld\n", r.auc, r.gauc,
-                r.logloss, static_cast<long long>(r.samples),
-                static_cast<long long>(trainer->step()));
+    std::printf("test%s samples=%lld step=%lld\n", trainer->MetricsText(r, 6).c_str(),
+                static_cast<long long>(r.samples), static_cast<long long>(trainer->step()));
     return Status::Ok();
   }
   if (runtime->worker_index() != 0) return Status::Ok();

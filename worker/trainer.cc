@@ -14,6 +14,7 @@
 #include <fstream>
 #include <mutex>
 #include <thread>
+#include <tuple>
 
 #include "ops/loss.h"
 #include "worker/checkpoint.h"
@@ -643,11 +644,9 @@ Status Trainer::EvaluateAndLog(const std::string& split) {
   metrics::CtrResult r;
   ATTNPS_RETURN_IF_ERROR(Evaluate(&r));
   if (!IsChief()) return Status::Ok();
-  std::printf(
-      "[attnps] epoch %d step %lld: %s auc=%.4f gauc=%.4f logloss=%.4f (%lld samples, "
-      "%.1f s)\n",
-      epoch_, static_cast<long long>(step_), split.c_str(), r.auc, r.gauc, r.logloss,
-      static_cast<long long>(r.samples), Now() - t0);
+  std::printf("[attnps] epoch %d step %lld: %s%s (%lld samples, %.1f s)\n", epoch_,
+              static_cast<long long>(step_), split.c_str(), MetricsText(r, 4).c_str(),
+              static_cast<long long>(r.samples), Now() - t0);
   std::fflush(stdout);
   if (options_.metrics_out.empty()) return Status::Ok();
   metrics::Record record = metrics::MakeRecord(step_, epoch_, split, r, Now() - start_time_);
@@ -658,6 +657,21 @@ Status Trainer::EvaluateAndLog(const std::string& split) {
   std::error_code error;
   if (!parent.empty()) fs::create_directories(parent, error);
   return metrics::AppendJsonLine(options_.metrics_out, metrics::MetricsJsonLine(record));
+}
+
+std::string Trainer::MetricsText(const metrics::CtrResult& r, int digits) const {
+  const auto& m = config_.metrics();
+  std::string out;
+  char text[64];
+  for (const auto& [name, value, on] :
+       {std::tuple<const char*, double, bool>{"auc", r.auc, m.auc()},
+        {"gauc", r.gauc, m.gauc()},
+        {"logloss", r.logloss, m.logloss()}}) {
+    if (!on) continue;
+    std::snprintf(text, sizeof(text), " %s=%.*f", name, digits, value);
+    out += text;
+  }
+  return out;
 }
 
 Status Trainer::Evaluate(metrics::CtrResult* result) {
@@ -675,6 +689,10 @@ Status Trainer::Evaluate(metrics::CtrResult* result) {
     merged.Merge(part);
   }
   *result = merged.Compute();
+  const auto& m = config_.metrics();  // the metrics switched off are not reported
+  if (!m.auc()) result->auc = metrics::kNaN;
+  if (!m.gauc()) result->gauc = metrics::kNaN;
+  if (!m.logloss()) result->logloss = metrics::kNaN;
   return Status::Ok();
 }
 

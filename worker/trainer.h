@@ -71,6 +71,9 @@ class Trainer {
   // nothing, past data.max_bad_fraction malformed lines. *rows: the lines scored.
   Status Predict(const std::string& in_path, const std::string& out_path, int64_t* rows);
 
+  // " auc=0.8123 gauc=0.7911 logloss=0.4410": the metrics switched on in config.metrics.
+  std::string MetricsText(const metrics::CtrResult& r, int digits) const;
+
   int64_t step() const { return step_; }
   models::CtrModel* model() { return model_.get(); }
 

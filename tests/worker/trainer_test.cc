@@ -122,5 +122,29 @@ TEST(TrainerTest, MetricsRecordsCarryTheStepTimeSplitAndTheBytesMoved) {
   EXPECT_EQ(pulled, field("pushed_bytes"));
 }
 
+TEST(TrainerTest, AMetricSwitchedOffIsNotReported) {
+  const std::string dir = FreshDir("metric_off");
+  WriteData(dir, 200, 5);
+  config::JobConfig c = Config(dir, "base {}");
+  c.mutable_metrics()->set_gauc(false);
+  c.mutable_checkpoint()->clear_dir();
+  TrainerOptions options;
+  options.metrics_out = dir + "/metrics.jsonl";
+  ASSERT_TRUE(testing_local::RunLocally(c, options).ok());
+  std::ifstream in(options.metrics_out);
+  std::string line;
+  ASSERT_TRUE(std::getline(in, line));
+  EXPECT_NE(line.find("\"gauc\":null"), std::string::npos) << line;
+  EXPECT_EQ(line.find("\"auc\":null"), std::string::npos) << line;
+  std::unique_ptr<ps::JobRuntime> job = testing_local::LocalRuntime(c, 1);
+  Trainer trainer(job.get(), c, TrainerOptions());
+  metrics::CtrResult r;
+  r.auc = 0.5;
+  r.gauc = 0.6;
+  r.logloss = 0.7;
+  EXPECT_EQ(trainer.MetricsText(r, 2), " auc=0.50 logloss=0.70");
+  EXPECT_TRUE(job->Finish().ok());
+}
+
 }  // namespace
 }  // namespace attnps::worker

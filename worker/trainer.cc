@@ -30,34 +30,6 @@ double Now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-DenseOptimizerOptions ToOptimizerOptions(const config::DenseOptimizerConfig& c) {
-  DenseOptimizerOptions o;
-  o.learning_rate = c.learning_rate();
-  switch (c.kind()) {
-    case config::DenseOptimizerConfig::SGD:
-      o.kind = DenseOptimizerKind::kSgd;
-      o.sgd.momentum = c.momentum();
-      o.sgd.momentum_kind = c.nesterov() ? MomentumKind::kNesterov : MomentumKind::kClassic;
-      o.sgd.weight_decay = c.weight_decay();
-      break;
-    case config::DenseOptimizerConfig::ADAGRAD:
-      o.kind = DenseOptimizerKind::kAdagrad;
-      o.adagrad.initial_accumulator_value = c.initial_accumulator();
-      o.adagrad.eps = c.epsilon();
-      break;
-    default:
-      o.kind = DenseOptimizerKind::kAdam;
-      o.adam.beta1 = c.beta1();
-      o.adam.beta2 = c.beta2();
-      o.adam.eps = c.epsilon();
-      o.adam.weight_decay = c.weight_decay();
-      o.adam.weight_decay_kind = c.weight_decay_kind() == config::DenseOptimizerConfig::DECOUPLED
-                                     ? WeightDecayKind::kDecoupled
-                                     : WeightDecayKind::kL2;
-  }
-  return o;
-}
-
 int64_t FileSize(const std::string& path) {
   std::error_code error;
   const auto size = fs::file_size(path, error);
@@ -277,8 +249,8 @@ Status Trainer::Init() {
                             layout_.max_history};
   ATTNPS_RETURN_IF_ERROR(
       models::MakeCtrModel(config_.model(), dims, config_.train().seed(), &model_));
-  optimizer_ =
-      MakeDenseOptimizer(ToOptimizerOptions(config_.dense_optimizer()), model_->params().numel());
+  optimizer_ = MakeDenseOptimizer(config::ToDenseOptimizerOptions(config_.dense_optimizer()),
+                                  model_->params().numel());
   batcher_ = std::make_unique<CtrBatcher>(layout_);
   pipeline_ =
       std::make_unique<SparsePipeline>(runtime_->client(), tables_, config_.train().staleness());

@@ -271,6 +271,34 @@ Status LoadJobConfig(const std::string& path, const std::vector<std::string>& ov
   return ValidateJobConfig(*out).WithContext(path);
 }
 
+DenseOptimizerOptions ToDenseOptimizerOptions(const DenseOptimizerConfig& c) {
+  DenseOptimizerOptions o;
+  o.learning_rate = c.learning_rate();
+  switch (c.kind()) {
+    case DenseOptimizerConfig::SGD:
+      o.kind = DenseOptimizerKind::kSgd;
+      o.sgd.momentum = c.momentum();
+      o.sgd.momentum_kind = c.nesterov() ? MomentumKind::kNesterov : MomentumKind::kClassic;
+      o.sgd.weight_decay = c.weight_decay();
+      break;
+    case DenseOptimizerConfig::ADAGRAD:
+      o.kind = DenseOptimizerKind::kAdagrad;
+      o.adagrad.initial_accumulator_value = c.initial_accumulator();
+      o.adagrad.eps = c.epsilon();
+      break;
+    default:
+      o.kind = DenseOptimizerKind::kAdam;
+      o.adam.beta1 = c.beta1();
+      o.adam.beta2 = c.beta2();
+      o.adam.eps = c.epsilon();
+      o.adam.weight_decay = c.weight_decay();
+      o.adam.weight_decay_kind = c.weight_decay_kind() == DenseOptimizerConfig::DECOUPLED
+                                     ? WeightDecayKind::kDecoupled
+                                     : WeightDecayKind::kL2;
+  }
+  return o;
+}
+
 std::vector<ps::TableConfig> ToPsTables(const JobConfig& config) {
   std::vector<ps::TableConfig> tables;
   tables.reserve(config.tables_size());

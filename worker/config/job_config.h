@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "ops/optimizer.h"
 #include "ops/status.h"
 #include "proto/job_config.pb.h"
 #include "ps/table_config.h"
@@ -70,6 +71,9 @@ Status ApplyOverrides(const std::vector<std::string>& overrides, JobConfig* conf
 // Table structs for the parameter server, ids 1..n in order of appearance.
 // Precondition: ValidateJobConfig(config) is OK.
 std::vector<ps::TableConfig> ToPsTables(const JobConfig& config);
+
+// The dense optimizer's plain options. Precondition: ValidateJobConfig(config) is OK.
+DenseOptimizerOptions ToDenseOptimizerOptions(const DenseOptimizerConfig& config);
 
 // The config in text format; ParseJobConfig(ToText(c)) == c.
 std::string ToText(const JobConfig& config);

@@ -594,6 +594,31 @@ TEST(ValidateJobConfigTest, ReportsEveryProblemAtOnce) {
 
 // ---- translation and accessors ------------------------------------------------------------------
 
+TEST(ToDenseOptimizerOptionsTest, MapsEachKindWithItsSettings) {
+  JobConfig c = ValidConfig();
+  DenseOptimizerConfig* d = c.mutable_dense_optimizer();
+  d->set_kind(DenseOptimizerConfig::ADAM);
+  d->set_learning_rate(0.02f);
+  d->set_beta2(0.99f);
+  d->set_weight_decay_kind(DenseOptimizerConfig::DECOUPLED);
+  DenseOptimizerOptions o = ToDenseOptimizerOptions(*d);
+  EXPECT_EQ(o.kind, DenseOptimizerKind::kAdam);
+  EXPECT_FLOAT_EQ(o.learning_rate, 0.02f);
+  EXPECT_FLOAT_EQ(o.adam.beta2, 0.99f);
+  EXPECT_EQ(o.adam.weight_decay_kind, WeightDecayKind::kDecoupled);
+  d->set_kind(DenseOptimizerConfig::SGD);
+  d->set_momentum(0.9f);
+  d->set_nesterov(true);
+  o = ToDenseOptimizerOptions(*d);
+  EXPECT_EQ(o.kind, DenseOptimizerKind::kSgd);
+  EXPECT_EQ(o.sgd.momentum_kind, MomentumKind::kNesterov);
+  d->set_kind(DenseOptimizerConfig::ADAGRAD);
+  d->set_initial_accumulator(0.3f);
+  o = ToDenseOptimizerOptions(*d);
+  EXPECT_EQ(o.kind, DenseOptimizerKind::kAdagrad);
+  EXPECT_FLOAT_EQ(o.adagrad.initial_accumulator_value, 0.3f);
+}
+
 TEST(ToPsTablesTest, MapsEveryFieldAndNumbersTablesFromOne) {
   JobConfig c = ValidConfig();
   TableConfig* t = c.mutable_tables(1);

@@ -259,7 +259,8 @@ Status ReadPosition(const std::string& path, StreamPosition* p) {
   size_t n = 0;
   if (word != "remap" ||
       !(s >> r.old_workers >> r.new_workers >> r.index >> r.current >> r.counter >> n) ||
-      r.new_workers < 1 || r.index < 0 || r.index >= r.new_workers || n > 1u << 20) {
+      r.new_workers < 1 || r.index < 0 || r.index >= r.new_workers || r.old_workers < 1 ||
+      r.current < 0 || static_cast<size_t>(r.current) + n > static_cast<size_t>(r.old_workers)) {
     return Status::Corruption(path + ": not a reader position (bad remap)");
   }
   r.rest.resize(n);

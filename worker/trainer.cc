@@ -286,7 +286,28 @@ Status Trainer::AgreeToStart(const Status& init, bool* stopped_together) {
   if (chief_step == load_manifest_.step()) return Status::Ok();
   // LATEST moved between this worker's read and worker 0's (under the lock): take worker 0's.
   load_dir_ = (fs::path(load_dir_).parent_path() / StepDirName(chief_step)).string();
-  return ReadManifest(load_dir_, &load_manifest_);
+  ATTNPS_RETURN_IF_ERROR(ReadManifest(load_dir_, &load_manifest_));
+  return options_.kind == JobKind::kTrain ? ReadReaderPosition() : Status::Ok();
+}
+
+// The reader's order within an epoch depends on the file, data.shuffle_buffer and train.seed:
+// a resume must read the rest of the epoch with the checkpoint's.
+Status Trainer::CheckReaderSettings(const config::JobConfig& saved) const {
+  std::string changed;
+  if (saved.data().shuffle_buffer() != config_.data().shuffle_buffer()) {
+    changed += "data.shuffle_buffer: " + std::to_string(saved.data().shuffle_buffer()) +
+               " in the checkpoint, " + std::to_string(config_.data().shuffle_buffer()) + " now";
+  }
+  if (saved.train().seed() != config_.train().seed()) {
+    changed += std::string(changed.empty() ? "" : "; ") +
+               "train.seed: " + std::to_string(saved.train().seed()) + " in the checkpoint, " +
+               std::to_string(config_.train().seed()) + " now";
+  }
+  if (changed.empty()) return Status::Ok();
+  return Status::InvalidArgument(load_dir_ +
+                                 ": a resume continues the epoch in the checkpoint's "
+                                 "sample order, which these settings define: " +
+                                 changed);
 }
 
 // After the workers agreed to start (worker 0): deletes the checkpoints that --overwrite
@@ -389,6 +410,10 @@ Status Trainer::VerifyCheckpointToLoad() {
                              .WithContext(load_dir_ +
                                           " was written with another model or "
                                           "tables; use the config it was trained with"));
+  if (options_.kind == JobKind::kTrain) {
+    ATTNPS_RETURN_IF_ERROR(CheckReaderSettings(saved));
+    ATTNPS_RETURN_IF_ERROR(ReadReaderPosition());
+  }
   if (load_manifest_.num_servers() != runtime_->roles().servers) {
     changed.push_back("servers: " + std::to_string(load_manifest_.num_servers()) + " -> " +
                       std::to_string(runtime_->roles().servers) + " (rows re-sharded)");
@@ -533,7 +558,7 @@ Status Trainer::Train() {
                                      data.shuffle_buffer() > 0, config_.train().seed()));
   ATTNPS_RETURN_IF_ERROR(TakeOverCheckpointDir());
   if (options_.resume) {
-    ATTNPS_RETURN_IF_ERROR(LoadCheckpoint(/*with_reader=*/true));
+    ATTNPS_RETURN_IF_ERROR(LoadCheckpoint());
     ATTNPS_RETURN_IF_ERROR(stream.Seek(consumed_));
     if (IsChief())
       std::printf("[attnps] resumed from %s at step %lld\n", load_dir_.c_str(),
@@ -545,7 +570,9 @@ Status Trainer::Train() {
   start_time_ = last_progress_ = last_checkpoint_time_ = Now();
   const auto& ckpt = config_.checkpoint();
   const int64_t max_steps = config_.train().max_steps();
-  bool epoch_done = false;
+  // A worker whose share of the epoch was used up when the checkpoint was written (its position
+  // is already in the next epoch) runs empty steps until every worker's share is.
+  bool epoch_done = options_.resume && !consumed_.remapped && consumed_.epoch > epoch_;
   int64_t epoch_first_step = step_;
   Status st;
   while (st.ok() && epoch_ < config_.train().epochs() && (max_steps == 0 || step_ < max_steps)) {
@@ -838,7 +865,7 @@ Status Trainer::WriteCheckpointFiles(const std::string& step_dir) {
 }
 
 // Loads the step directory that Init verified: the servers' rows, the dense state, the reader.
-Status Trainer::LoadCheckpoint(bool with_reader) {
+Status Trainer::LoadCheckpoint() {
   CHECK(!load_dir_.empty()) << "LoadCheckpoint before Init verified a checkpoint";
   if (IsChief()) ATTNPS_RETURN_IF_ERROR(runtime_->client()->Load(load_dir_));
   int64_t optimizer_steps = 0;
@@ -848,18 +875,19 @@ Status Trainer::LoadCheckpoint(bool with_reader) {
   epoch_ = load_manifest_.epoch();
   samples_seen_ = load_manifest_.samples_seen();
   last_saved_step_ = step_;
-  if (with_reader) ATTNPS_RETURN_IF_ERROR(ReadReaderPosition());
   return runtime_->client()->Barrier();  // the tables are loaded before anyone pulls
 }
 
 Status Trainer::SumOverWorkers(uint64_t* value) {
-  // Four 16-bit pieces: each piece's sum over up to 256 workers stays below 2^24, exact in a float.
-  float pieces[4];
-  for (int i = 0; i < 4; ++i) pieces[i] = static_cast<float>((*value >> (16 * i)) & 0xffff);
-  ATTNPS_RETURN_IF_ERROR(runtime_->allreduce()->Sum(pieces, 4));
-  uint64_t sum = 0;
-  for (int i = 0; i < 4; ++i) sum += static_cast<uint64_t>(pieces[i]) << (16 * i);
-  *value = sum;
+  std::vector<std::string> all;
+  ATTNPS_RETURN_IF_ERROR(runtime_->allreduce()->AllGather(
+      std::string(reinterpret_cast<const char*>(value), sizeof(*value)), &all));
+  *value = 0;
+  for (const std::string& bytes : all) {
+    uint64_t v = 0;
+    std::memcpy(&v, bytes.data(), std::min(bytes.size(), sizeof(v)));
+    *value += v;
+  }
   return Status::Ok();
 }
 
@@ -871,9 +899,15 @@ Status Trainer::ReadReaderPosition() {
   if (written_by == runtime_->num_workers()) {
     return ReadPosition(pos_file(runtime_->worker_index()), &consumed_);
   }
+  if (written_by < 1) return Status::Corruption(load_dir_ + "/MANIFEST: no reader positions");
   std::vector<StreamPosition> old(written_by);
   for (int w = 0; w < written_by; ++w) {
     ATTNPS_RETURN_IF_ERROR(ReadPosition(pos_file(w), &old[w]));
+    if (old[w].epoch < load_manifest_.epoch()) {
+      return Status::Corruption(pos_file(w) + ": in epoch " + std::to_string(old[w].epoch + 1) +
+                                ", the checkpoint in epoch " +
+                                std::to_string(load_manifest_.epoch() + 1));
+    }
     if (old[w].remapped && old[w].epoch == load_manifest_.epoch()) {
       return Status::InvalidArgument(
           load_dir_ + " was written while finishing an epoch begun with " +
@@ -887,6 +921,6 @@ Status Trainer::ReadReaderPosition() {
   return Status::Ok();
 }
 
-Status Trainer::LoadForInference() { return LoadCheckpoint(/*with_reader=*/false); }
+Status Trainer::LoadForInference() { return LoadCheckpoint(); }
 
 }  // namespace attnps::worker

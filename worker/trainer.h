@@ -105,9 +105,12 @@ class Trainer {
   Status VerifyCheckpointToLoad();
   Status SaveCheckpoint();
   Status WriteCheckpointFiles(const std::string& step_dir);
-  Status LoadCheckpoint(bool with_reader);
+  // Loads the verified checkpoint: the servers' rows, the dense state, step and epoch (the reader
+  // position was read at Init).
+  Status LoadCheckpoint();
   Status ReadReaderPosition();
-  // *value summed over the workers (collective); exact for up to 256 workers.
+  Status CheckReaderSettings(const config::JobConfig& saved) const;
+  // *value summed over the workers (collective, exact).
   Status SumOverWorkers(uint64_t* value);
   std::vector<DenseBlock> DenseBlocks();
   void Progress(double loss, bool force);

@@ -103,13 +103,13 @@ TEST(CheckpointTest, ARemappedReaderPositionRoundTrips) {
   StreamPosition p;
   p.epoch = 3;
   p.remapped = true;
-  p.remap = {2, 3, 1, 1, 12345, {{4096, 77, 5}, {~uint64_t{0}, 0, 0}}};
+  p.remap = {3, 3, 1, 1, 12345, {{4096, 77, 5}, {~uint64_t{0}, 0, 0}}};
   ASSERT_TRUE(WritePosition(path, p).ok());
   StreamPosition back;
   ASSERT_TRUE(ReadPosition(path, &back).ok());
   EXPECT_TRUE(back.remapped);
   EXPECT_EQ(back.epoch, 3);
-  EXPECT_EQ(back.remap.old_workers, 2);
+  EXPECT_EQ(back.remap.old_workers, 3);
   EXPECT_EQ(back.remap.new_workers, 3);
   EXPECT_EQ(back.remap.index, 1);
   EXPECT_EQ(back.remap.current, 1);
@@ -120,6 +120,8 @@ TEST(CheckpointTest, ARemappedReaderPositionRoundTrips) {
   EXPECT_EQ(back.remap.rest[1].block_offset, ~uint64_t{0});
   std::ofstream(path, std::ios::trunc) << "3 0 0 0\nremap 2 3 7 0 0 0\n";  // index >= workers
   EXPECT_EQ(ReadPosition(path, &back).code(), Status::Code::kCorruption);
+  std::ofstream(path, std::ios::trunc) << "3 0 0 0\nremap 2 3 1 1 0 2\n0 0 0\n0 0 0\n";
+  EXPECT_EQ(ReadPosition(path, &back).code(), Status::Code::kCorruption) << "3 of 2 old streams";
 }
 
 }  // namespace

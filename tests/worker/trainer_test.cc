@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "tests/worker/local_job.h"
+#include "worker/checkpoint.h"
 #include "worker/config/job_config.h"
 
 namespace attnps::worker {
@@ -79,6 +80,40 @@ TEST(TrainerTest, ResumedRunEndsWithTheUninterruptedWeights) {
   const RunResult resumed = TrainLocally(c, true);
   EXPECT_EQ(resumed.params, whole.params);
   EXPECT_EQ(resumed.rows, whole.rows);
+}
+
+TEST(TrainerTest, AResumeFromTheLastStepOfAnEpochEndsWithTheUninterruptedWeights) {
+  const std::string dir = FreshDir("resume_epoch_end");
+  WriteData(dir, 600, 2);
+  config::JobConfig c = Config(dir, "base {}");
+  const RunResult whole = TrainLocally(c, false);  // 2 epochs of 38 steps (600 / 16)
+  fs::remove_all(dir + "/ckpt");
+  config::JobConfig first = c;
+  first.mutable_train()->set_max_steps(38);  // the checkpoint's reader is at the next epoch
+  TrainLocally(first, false);
+  ASSERT_TRUE(fs::exists(dir + "/ckpt/step-38/MANIFEST"));
+  const RunResult resumed = TrainLocally(c, true);
+  EXPECT_EQ(resumed.params, whole.params) << "an extra epoch was trained";
+  std::string latest;
+  ASSERT_TRUE(ReadLatest(dir + "/ckpt", &latest).ok());
+  EXPECT_EQ(fs::path(latest).filename(), "step-76");
+}
+
+TEST(TrainerTest, AResumeRefusesAnotherSampleOrder) {
+  const std::string dir = FreshDir("resume_order");
+  WriteData(dir, 300, 2);
+  config::JobConfig c = Config(dir, "base {}");
+  c.mutable_train()->set_max_steps(5);
+  TrainLocally(c, false);
+  c.mutable_data()->set_shuffle_buffer(32);
+  c.mutable_train()->set_max_steps(10);
+  TrainerOptions resume;
+  resume.resume = true;
+  const Status st = testing_local::RunLocally(c, resume);
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("data.shuffle_buffer: 64 in the checkpoint, 32 now"),
+            std::string::npos)
+      << st.ToString();
 }
 
 TEST(TrainerTest, ResumeWithoutCheckpointSaysSoAtInit) {

@@ -3,6 +3,7 @@
 #include <glog/logging.h>
 
 #include <cerrno>
+#include <cfloat>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -83,38 +84,12 @@ std::string Num(double v) {
   return text;
 }
 
+// On the hot path (every step's gradients): an OR of compares vectorizes, a float sum cannot.
 bool AllFinite(const Tensor& t) {
   const float* p = t.data();
-  float acc = 0;
-  for (int64_t i = 0; i < t.numel(); ++i) acc += p[i] * 0.0f;  // NaN or inf poisons the sum
-  return acc == 0;
-}
-
-// An evaluator's samples as bytes: count, labels, logits, users (host byte order: the workers of
-// a job run one build).
-std::string SerializeEvaluator(const metrics::CtrEvaluator& e) {
-  const uint64_t n = e.size();
-  std::string out(reinterpret_cast<const char*>(&n), sizeof(n));
-  out.append(reinterpret_cast<const char*>(e.labels().data()), n * sizeof(float));
-  out.append(reinterpret_cast<const char*>(e.logits().data()), n * sizeof(float));
-  out.append(reinterpret_cast<const char*>(e.users().data()), e.users().size() * sizeof(uint64_t));
-  return out;
-}
-
-bool ParseEvaluator(const std::string& in, metrics::CtrEvaluator* e) {
-  uint64_t n = 0;
-  if (in.size() < sizeof(n)) return false;
-  std::memcpy(&n, in.data(), sizeof(n));
-  const size_t floats = 2 * n * sizeof(float);
-  const size_t users = in.size() - sizeof(n) - std::min(in.size() - sizeof(n), floats);
-  if (in.size() < sizeof(n) + floats || (users != 0 && users != n * sizeof(uint64_t))) return false;
-  std::vector<float> labels(n), logits(n);
-  std::vector<uint64_t> ids(users / sizeof(uint64_t));
-  std::memcpy(labels.data(), in.data() + sizeof(n), n * sizeof(float));
-  std::memcpy(logits.data(), in.data() + sizeof(n) + n * sizeof(float), n * sizeof(float));
-  std::memcpy(ids.data(), in.data() + sizeof(n) + floats, users);
-  if (n > 0) e->Add(labels.data(), logits.data(), ids.empty() ? nullptr : ids.data(), n);
-  return true;
+  int bad = 0;
+  for (int64_t i = 0; i < t.numel(); ++i) bad |= !(std::fabs(p[i]) <= FLT_MAX);  // NaN: false
+  return bad == 0;
 }
 
 // Lines of a file (a quick scan), for progress and ETA.
@@ -266,24 +241,28 @@ Status Trainer::Init() {
 }
 
 Status Trainer::AgreeToStart(const Status& init, bool* stopped_together) {
-  // [failed, worker 0's step to load + 1 in three 21-bit pieces]: a float holds 24 bits exactly.
-  float v[4] = {init.ok() ? 0.0f : 1.0f, 0, 0, 0};
-  if (IsChief() && init.ok() && !load_dir_.empty()) {
-    const uint64_t s = static_cast<uint64_t>(load_manifest_.step()) + 1;
-    for (int i = 0; i < 3; ++i) v[1 + i] = static_cast<float>((s >> (21 * i)) & 0x1fffff);
-  }
+  // Each worker's [failed, step it would load (-1: none)]; worker 0's step is the one loaded.
+  struct Start {
+    int64_t failed, step;
+  } mine{init.ok() ? 0 : 1, load_dir_.empty() ? -1 : load_manifest_.step()};
+  std::vector<std::string> all;
   *stopped_together = true;
-  ATTNPS_RETURN_IF_ERROR(runtime_->allreduce()->Sum(v, 4));
+  ATTNPS_RETURN_IF_ERROR(runtime_->allreduce()->AllGather(
+      std::string(reinterpret_cast<const char*>(&mine), sizeof(mine)), &all));
+  std::vector<Start> starts(all.size());
+  for (size_t w = 0; w < all.size(); ++w) {
+    CHECK_EQ(all[w].size(), sizeof(Start)) << "worker " << w << " sent another start record";
+    std::memcpy(&starts[w], all[w].data(), sizeof(Start));
+  }
   if (!init.ok()) return init;
-  if (v[0] > 0) {
-    return Status::Unavailable("stopping: another worker failed its start checks (see above)");
+  for (const Start& s : starts) {
+    if (s.failed) {
+      return Status::Unavailable("stopping: another worker failed its start checks (see above)");
+    }
   }
   *stopped_together = false;
-  if (load_dir_.empty()) return Status::Ok();
-  uint64_t s = 0;
-  for (int i = 0; i < 3; ++i) s |= static_cast<uint64_t>(v[1 + i]) << (21 * i);
-  const int64_t chief_step = static_cast<int64_t>(s) - 1;
-  if (chief_step == load_manifest_.step()) return Status::Ok();
+  const int64_t chief_step = starts[0].step;
+  if (load_dir_.empty() || chief_step == load_manifest_.step()) return Status::Ok();
   // LATEST moved between this worker's read and worker 0's (under the lock): take worker 0's.
   load_dir_ = (fs::path(load_dir_).parent_path() / StepDirName(chief_step)).string();
   ATTNPS_RETURN_IF_ERROR(ReadManifest(load_dir_, &load_manifest_));
@@ -677,15 +656,13 @@ Status Trainer::Evaluate(metrics::CtrResult* result) {
   metrics::CtrEvaluator mine;
   ATTNPS_RETURN_IF_ERROR(EvaluateShard(&mine));
   std::vector<std::string> all;
-  ATTNPS_RETURN_IF_ERROR(runtime_->allreduce()->AllGather(SerializeEvaluator(mine), &all));
+  ATTNPS_RETURN_IF_ERROR(runtime_->allreduce()->AllGather(mine.Serialize(), &all));
   metrics::CtrEvaluator merged;
   for (size_t w = 0; w < all.size(); ++w) {
-    metrics::CtrEvaluator part;
-    if (!ParseEvaluator(all[w], &part)) {
+    if (!merged.AppendSerialized(all[w])) {
       return Status::Corruption("evaluation results of worker " + std::to_string(w) +
                                 " do not parse");
     }
-    merged.Merge(part);
   }
   *result = merged.Compute();
   const auto& m = config_.metrics();  // the metrics switched off are not reported

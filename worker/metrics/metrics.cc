@@ -157,6 +157,31 @@ void CtrEvaluator::Merge(const CtrEvaluator& other) {
       other.users_.empty() ? nullptr : other.users_.data(), other.size());
 }
 
+std::string CtrEvaluator::Serialize() const {
+  const uint64_t n = size();
+  std::string out(reinterpret_cast<const char*>(&n), sizeof(n));
+  out.append(reinterpret_cast<const char*>(labels_.data()), n * sizeof(float));
+  out.append(reinterpret_cast<const char*>(logits_.data()), n * sizeof(float));
+  out.append(reinterpret_cast<const char*>(users_.data()), users_.size() * sizeof(uint64_t));
+  return out;
+}
+
+bool CtrEvaluator::AppendSerialized(const std::string& bytes) {
+  uint64_t n = 0;
+  if (bytes.size() < sizeof(n)) return false;
+  std::memcpy(&n, bytes.data(), sizeof(n));
+  const size_t floats = n * sizeof(float), body = bytes.size() - sizeof(n);
+  if (n > body || (body != 2 * floats && body != 2 * floats + n * sizeof(uint64_t))) return false;
+  const char* p = bytes.data() + sizeof(n);
+  std::vector<float> labels(n), logits(n);
+  std::vector<uint64_t> users(body > 2 * floats ? n : 0);
+  std::memcpy(labels.data(), p, floats);
+  std::memcpy(logits.data(), p + floats, floats);
+  std::memcpy(users.data(), p + 2 * floats, users.size() * sizeof(uint64_t));
+  if (n > 0) Add(labels.data(), logits.data(), users.empty() ? nullptr : users.data(), n);
+  return true;
+}
+
 void CtrEvaluator::Clear() {
   labels_.clear();
   logits_.clear();

@@ -56,6 +56,11 @@ class CtrEvaluator {
   // whole evaluator (mixing calls with and without users CHECK-fails).
   void Add(const float* labels, const float* logits, const uint64_t* users, size_t n);
   void Merge(const CtrEvaluator& other);
+  // The samples as bytes (count, labels, logits, users; host byte order), to move an evaluator
+  // between the workers of one job.
+  std::string Serialize() const;
+  // Appends the samples of Serialize()'s bytes; false (nothing appended) when they do not parse.
+  bool AppendSerialized(const std::string& bytes);
   void Clear();
 
   CtrResult Compute() const;

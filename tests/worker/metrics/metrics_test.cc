@@ -199,5 +199,28 @@ TEST(AppendJsonLineTest, AppendsLinesAndReportsBadPaths) {
       << bad.message();
 }
 
+TEST(CtrEvaluatorTest, SerializedShardsMergeToTheWholeResult) {
+  const float labels[] = {1, 0, 1, 0, 1, 1};
+  const float logits[] = {2.0f, -1.0f, 0.5f, 0.7f, -0.3f, 1.1f};
+  const uint64_t users[] = {1, 1, 2, 2, 3, 3};
+  CtrEvaluator whole, a, b, merged;
+  whole.Add(labels, logits, users, 6);
+  a.Add(labels, logits, users, 4);
+  b.Add(labels + 4, logits + 4, users + 4, 2);
+  ASSERT_TRUE(merged.AppendSerialized(a.Serialize()));
+  ASSERT_TRUE(merged.AppendSerialized(b.Serialize()));
+  const CtrResult x = whole.Compute(), y = merged.Compute();
+  EXPECT_EQ(x.auc, y.auc);
+  EXPECT_EQ(x.gauc, y.gauc);
+  EXPECT_DOUBLE_EQ(x.logloss, y.logloss);
+  EXPECT_FALSE(merged.AppendSerialized(a.Serialize().substr(0, 20))) << "truncated";
+  EXPECT_EQ(merged.size(), 6u);
+  CtrEvaluator no_users;
+  no_users.Add(labels, logits, nullptr, 6);
+  CtrEvaluator back;
+  ASSERT_TRUE(back.AppendSerialized(no_users.Serialize()));
+  EXPECT_TRUE(back.users().empty());
+}
+
 }  // namespace
 }  // namespace attnps::metrics

@@ -157,12 +157,26 @@ void CtrEvaluator::Merge(const CtrEvaluator& other) {
       other.users_.empty() ? nullptr : other.users_.data(), other.size());
 }
 
+namespace {
+
+// memcpy that allows empty (and then possibly null) ranges.
+void CopyBytes(void* dst, const void* src, size_t bytes) {
+  if (bytes > 0) std::memcpy(dst, src, bytes);
+}
+
+template <typename T>
+void AppendBytes(const std::vector<T>& v, std::string* out) {
+  if (!v.empty()) out->append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
+}
+
+}  // namespace
+
 std::string CtrEvaluator::Serialize() const {
   const uint64_t n = size();
   std::string out(reinterpret_cast<const char*>(&n), sizeof(n));
-  out.append(reinterpret_cast<const char*>(labels_.data()), n * sizeof(float));
-  out.append(reinterpret_cast<const char*>(logits_.data()), n * sizeof(float));
-  out.append(reinterpret_cast<const char*>(users_.data()), users_.size() * sizeof(uint64_t));
+  AppendBytes(labels_, &out);
+  AppendBytes(logits_, &out);
+  AppendBytes(users_, &out);
   return out;
 }
 
@@ -172,13 +186,14 @@ bool CtrEvaluator::AppendSerialized(const std::string& bytes) {
   std::memcpy(&n, bytes.data(), sizeof(n));
   const size_t floats = n * sizeof(float), body = bytes.size() - sizeof(n);
   if (n > body || (body != 2 * floats && body != 2 * floats + n * sizeof(uint64_t))) return false;
+  if (n == 0) return true;
   const char* p = bytes.data() + sizeof(n);
   std::vector<float> labels(n), logits(n);
   std::vector<uint64_t> users(body > 2 * floats ? n : 0);
-  std::memcpy(labels.data(), p, floats);
-  std::memcpy(logits.data(), p + floats, floats);
-  std::memcpy(users.data(), p + 2 * floats, users.size() * sizeof(uint64_t));
-  if (n > 0) Add(labels.data(), logits.data(), users.empty() ? nullptr : users.data(), n);
+  CopyBytes(labels.data(), p, floats);
+  CopyBytes(logits.data(), p + floats, floats);
+  CopyBytes(users.data(), p + 2 * floats, users.size() * sizeof(uint64_t));
+  Add(labels.data(), logits.data(), users.empty() ? nullptr : users.data(), n);
   return true;
 }
 

@@ -172,7 +172,7 @@ Status RunStarted(worker::Trainer* trainer, ps::JobRuntime* runtime, const Flags
   if (f.command == "train") return trainer->Train();
   ATTNPS_RETURN_IF_ERROR(trainer->LoadForInference());
   if (f.command == "eval") {  // every worker scores its share
-    metrics::CtrResult r;
+    metrics::Record r;
     ATTNPS_RETURN_IF_ERROR(trainer->Evaluate(&r));
     if (runtime->worker_index() != 0) return Status::Ok();
     std::printf("test%s samples=%lld step=%lld\n", trainer->MetricsText(r, 6).c_str(),
@@ -237,7 +237,13 @@ int RunJob(int argc, char** argv, const std::vector<std::string>& args) {
     if (mpi.rank() == first_failed) std::fprintf(stderr, "attnps: %s\n", st.ToString().c_str());
     return 2;
   }
+  // The device is a function of the config and the machine: every rank finds the same.
+  if (const Status device = worker::CheckDevice(config.train().device()); !device.ok()) {
+    if (mpi.rank() == 0) std::fprintf(stderr, "attnps: %s\n", device.ToString().c_str());
+    return 1;
+  }
   ps::RuntimeOptions options;
+  options.allreduce_backend = worker::AllreduceBackendFor(config.train().device());
   options.servers = f.servers > 0 ? f.servers : config.ps().servers();
   options.shard_threads = config.ps().shard_threads();
   options.tables = config::ToPsTables(config);

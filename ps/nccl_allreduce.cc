@@ -10,6 +10,7 @@
 
 #if ATTNPS_WITH_CUDA
 #include "ops/cuda/check.cuh"
+#include "ps/nccl_check.h"
 #endif
 
 namespace attnps::ps {

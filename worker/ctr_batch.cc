@@ -5,10 +5,10 @@
 #include <algorithm>
 #include <cstring>
 
+#include "worker/config/job_config.h"
+
 namespace attnps::worker {
 namespace {
-
-constexpr int kItem = 0, kCate = 1, kUser = 2;
 
 void CopyRow(const std::vector<float>& rows, int32_t slot, int dim, float* dst) {
   std::memcpy(dst, rows.data() + static_cast<size_t>(slot) * dim, sizeof(float) * dim);
@@ -19,7 +19,66 @@ void AddRow(const float* src, float scale, int32_t slot, int dim, std::vector<fl
   for (int d = 0; d < dim; ++d) dst[d] += scale * src[d];
 }
 
+// The ids a context slot reads from a sample: the user (column 2) or an extra column. A SINGLE
+// slot takes the field's first id (0 when the field is empty).
+const uint64_t* ContextIds(const data::CtrSample& s, const CtrSlot& slot, size_t* n) {
+  static constexpr uint64_t kNone = 0;
+  if (slot.column == config::kUserColumn) {
+    *n = 1;
+    return &s.user;
+  }
+  const std::vector<uint64_t>& ids = s.extra[slot.column - config::kFirstExtraColumn];
+  if (!slot.sequence) {
+    *n = 1;
+    return ids.empty() ? &kNone : ids.data();
+  }
+  *n = ids.size();
+  return ids.data();
+}
+
 }  // namespace
+
+int CtrLayout::user_dim() const {
+  int u = 0;
+  for (const CtrSlot& c : context) u += c.dim;
+  return u;
+}
+
+CtrLayout MakeCtrLayout(const config::JobConfig& config) {
+  const std::vector<ps::TableConfig> ps_tables = config::ToPsTables(config);
+  CtrLayout layout;
+  std::vector<int> pipeline_index(ps_tables.size(), -1);
+  for (const config::SlotOptions& o : config::ToSlotOptions(config)) {
+    if (pipeline_index[o.table] < 0) {
+      pipeline_index[o.table] = static_cast<int>(layout.tables.size());
+      layout.tables.push_back({ps_tables[o.table].id, o.dim});
+    }
+    const CtrSlot slot{o.name, pipeline_index[o.table], o.dim, o.sequence, o.column};
+    switch (o.column) {
+      case config::kTargetItemColumn:
+        layout.target_item = slot;
+        break;
+      case config::kTargetCateColumn:
+        layout.target_cate = slot;
+        break;
+      case config::kHistItemsColumn:
+        layout.hist_items = slot;
+        break;
+      case config::kHistCatesColumn:
+        layout.hist_cates = slot;
+        break;
+      default:
+        layout.context.push_back(slot);
+    }
+  }
+  layout.max_history = config.data().max_history();
+  layout.extra_columns = config::ExtraColumns(config);
+  return layout;
+}
+
+CtrBatcher::CtrBatcher(CtrLayout layout) : layout_(std::move(layout)) {
+  seen_.resize(layout_.tables.size());
+}
 
 int32_t CtrBatcher::Slot(int table, uint64_t key, CtrBatch* batch) {
   auto [it, inserted] = seen_[table].try_emplace(key, 0);
@@ -30,11 +89,21 @@ int32_t CtrBatcher::Slot(int table, uint64_t key, CtrBatch* batch) {
   return it->second;
 }
 
+void CtrBatcher::IndexContext(const data::CtrSample& s, CtrBatch* batch) {
+  for (size_t c = 0; c < layout_.context.size(); ++c) {
+    const CtrSlot& slot = layout_.context[c];
+    CtrBatch::Context& ctx = batch->context[c];
+    size_t n = 0;
+    const uint64_t* ids = ContextIds(s, slot, &n);
+    for (size_t i = 0; i < n; ++i) ctx.index.push_back(Slot(slot.table, ids[i], batch));
+    ctx.offsets.push_back(static_cast<int32_t>(ctx.index.size()));
+  }
+}
+
 void CtrBatcher::Index(std::vector<data::CtrSample> samples, uint64_t step, CtrBatch* batch) {
-  const int tables = layout_.num_tables();
-  for (int t = 0; t < tables; ++t) seen_[t].clear();
+  for (auto& seen : seen_) seen.clear();
   batch->step = step;
-  batch->keys.assign(tables, {});
+  batch->keys.assign(layout_.tables.size(), {});
   batch->samples = std::move(samples);
   const int B = static_cast<int>(batch->samples.size());
   int T = 1;
@@ -42,39 +111,45 @@ void CtrBatcher::Index(std::vector<data::CtrSample> samples, uint64_t step, CtrB
     T = std::max(T, std::min<int>(static_cast<int>(s.hist_items.size()), layout_.max_history));
   }
   batch->batch = B;
+  batch->num_samples = B;
   batch->history = T;
   batch->item_slot.assign(static_cast<size_t>(B) * (1 + T), -1);
   batch->cate_slot.assign(static_cast<size_t>(B) * (1 + T), -1);
-  batch->user_slot.assign(layout_.user_dim > 0 ? B : 0, -1);
+  batch->context.assign(layout_.context.size(), {});
+  for (CtrBatch::Context& ctx : batch->context) ctx.offsets.assign(1, 0);
+  const int item_table = layout_.target_item.table, cate_table = layout_.target_cate.table;
   for (int b = 0; b < B; ++b) {
     const data::CtrSample& s = batch->samples[b];
     int32_t* items = &batch->item_slot[static_cast<size_t>(b) * (1 + T)];
     int32_t* cates = &batch->cate_slot[static_cast<size_t>(b) * (1 + T)];
-    items[0] = Slot(kItem, s.item, batch);
-    cates[0] = Slot(kCate, s.cate, batch);
+    items[0] = Slot(item_table, s.item, batch);
+    cates[0] = Slot(cate_table, s.cate, batch);
     const size_t len = s.hist_items.size();
     const size_t first = len > static_cast<size_t>(T) ? len - T : 0;  // the last T items
     for (size_t i = first; i < len; ++i) {
-      items[1 + i - first] = Slot(kItem, s.hist_items[i], batch);
-      cates[1 + i - first] = Slot(kCate, s.hist_cates[i], batch);
+      items[1 + i - first] = Slot(item_table, s.hist_items[i], batch);
+      cates[1 + i - first] = Slot(cate_table, s.hist_cates[i], batch);
     }
-    if (layout_.user_dim > 0) batch->user_slot[b] = Slot(kUser, s.user, batch);
+    IndexContext(s, batch);
   }
 }
 
 void CtrBatcher::Gather(const CtrBatch& batch, models::CtrInputs* in) const {
   const int B = batch.batch, T = batch.history;
-  const int di = layout_.item_dim, dc = layout_.cate_dim, D = di + dc;
+  const int di = layout_.item_dim(), dc = layout_.cate_dim(), D = di + dc;
+  const int U = layout_.user_dim();
+  const auto& item_rows = batch.rows[layout_.target_item.table];
+  const auto& cate_rows = batch.rows[layout_.target_cate.table];
   in->target.EnsureShape({B, D});
   in->history.EnsureShape({B, T, D});
   in->mask.EnsureShape({B, T});
-  if (layout_.user_dim > 0) in->user.EnsureShape({B, layout_.user_dim});
+  if (U > 0) in->user.EnsureShape({B, U});
   for (int b = 0; b < B; ++b) {
     const int32_t* items = &batch.item_slot[static_cast<size_t>(b) * (1 + T)];
     const int32_t* cates = &batch.cate_slot[static_cast<size_t>(b) * (1 + T)];
     float* q = in->target.data() + static_cast<size_t>(b) * D;
-    CopyRow(batch.rows[kItem], items[0], di, q);
-    CopyRow(batch.rows[kCate], cates[0], dc, q + di);
+    CopyRow(item_rows, items[0], di, q);
+    CopyRow(cate_rows, cates[0], dc, q + di);
     for (int t = 0; t < T; ++t) {
       float* k = in->history.data() + (static_cast<size_t>(b) * T + t) * D;
       const bool valid = items[1 + t] >= 0;
@@ -83,38 +158,60 @@ void CtrBatcher::Gather(const CtrBatch& batch, models::CtrInputs* in) const {
         std::memset(k, 0, sizeof(float) * D);
         continue;
       }
-      CopyRow(batch.rows[kItem], items[1 + t], di, k);
-      CopyRow(batch.rows[kCate], cates[1 + t], dc, k + di);
+      CopyRow(item_rows, items[1 + t], di, k);
+      CopyRow(cate_rows, cates[1 + t], dc, k + di);
     }
-    if (layout_.user_dim > 0) {
-      CopyRow(batch.rows[kUser], batch.user_slot[b], layout_.user_dim,
-              in->user.data() + static_cast<size_t>(b) * layout_.user_dim);
+    float* u = U > 0 ? in->user.data() + static_cast<size_t>(b) * U : nullptr;
+    for (size_t c = 0; c < layout_.context.size(); ++c) {
+      const CtrSlot& slot = layout_.context[c];
+      const CtrBatch::Context& ctx = batch.context[c];
+      const auto& rows = batch.rows[slot.table];
+      const int32_t begin = ctx.offsets[b], end = ctx.offsets[b + 1];
+      if (!slot.sequence) {
+        CopyRow(rows, ctx.index[begin], slot.dim, u);
+      } else {
+        std::memset(u, 0, sizeof(float) * slot.dim);
+        for (int32_t i = begin; i < end; ++i) {
+          const float* r = rows.data() + static_cast<size_t>(ctx.index[i]) * slot.dim;
+          for (int d = 0; d < slot.dim; ++d) u[d] += r[d];
+        }
+      }
+      u += slot.dim;
     }
   }
 }
 
 void CtrBatcher::Scatter(const models::CtrInputGrads& g, float scale, CtrBatch* batch) const {
   const int B = batch->batch, T = batch->history;
-  const int di = layout_.item_dim, dc = layout_.cate_dim, D = di + dc;
-  const int tables = layout_.num_tables();
+  const int di = layout_.item_dim(), dc = layout_.cate_dim(), D = di + dc;
+  const int U = layout_.user_dim();
+  const size_t tables = layout_.tables.size();
   batch->grads.resize(tables);
-  const int dims[3] = {di, dc, layout_.user_dim};
-  for (int t = 0; t < tables; ++t) batch->grads[t].assign(batch->keys[t].size() * dims[t], 0.0f);
+  for (size_t t = 0; t < tables; ++t) {
+    batch->grads[t].assign(batch->keys[t].size() * layout_.tables[t].dim, 0.0f);
+  }
+  auto& item_grads = batch->grads[layout_.target_item.table];
+  auto& cate_grads = batch->grads[layout_.target_cate.table];
   for (int b = 0; b < B; ++b) {
     const int32_t* items = &batch->item_slot[static_cast<size_t>(b) * (1 + T)];
     const int32_t* cates = &batch->cate_slot[static_cast<size_t>(b) * (1 + T)];
     const float* dq = g.target.data() + static_cast<size_t>(b) * D;
-    AddRow(dq, scale, items[0], di, &batch->grads[kItem]);
-    AddRow(dq + di, scale, cates[0], dc, &batch->grads[kCate]);
+    AddRow(dq, scale, items[0], di, &item_grads);
+    AddRow(dq + di, scale, cates[0], dc, &cate_grads);
     for (int t = 0; t < T; ++t) {
       if (items[1 + t] < 0) continue;
       const float* dk = g.history.data() + (static_cast<size_t>(b) * T + t) * D;
-      AddRow(dk, scale, items[1 + t], di, &batch->grads[kItem]);
-      AddRow(dk + di, scale, cates[1 + t], dc, &batch->grads[kCate]);
+      AddRow(dk, scale, items[1 + t], di, &item_grads);
+      AddRow(dk + di, scale, cates[1 + t], dc, &cate_grads);
     }
-    if (layout_.user_dim > 0) {
-      AddRow(g.user.data() + static_cast<size_t>(b) * layout_.user_dim, scale, batch->user_slot[b],
-             layout_.user_dim, &batch->grads[kUser]);
+    const float* du = U > 0 ? g.user.data() + static_cast<size_t>(b) * U : nullptr;
+    for (size_t c = 0; c < layout_.context.size(); ++c) {
+      const CtrSlot& slot = layout_.context[c];
+      const CtrBatch::Context& ctx = batch->context[c];
+      for (int32_t i = ctx.offsets[b]; i < ctx.offsets[b + 1]; ++i) {
+        AddRow(du, scale, ctx.index[i], slot.dim, &batch->grads[slot.table]);
+      }
+      du += slot.dim;
     }
   }
 }

@@ -1,9 +1,13 @@
-// CTR batches between the reader and the model: per-table key dedupe, gathering the pulled rows
-// into the model's inputs, and summing the input gradients back onto the unique keys.
+// CTR batches between the reader and the model: per-table key dedupe across the feature slots,
+// gathering the pulled rows into the model's inputs, and summing the input gradients back onto
+// the unique keys.
 //
-// Tables (in the SparsePipeline's order): 0 = item (target and history items share it), 1 = cate
-// (target and history categories), 2 = user when the job has a user feature. A position's input
-// row is [item row | cate row] (D = item_dim + cate_dim); padding positions are zero.
+// The layout comes from the config's feature slots (config::ToSlotOptions): the target slots
+// (columns 3 and 4) make a target row [item row | cate row] (D = item_dim + cate_dim), the
+// history slots (5 and 6) a row per position the same way (padding positions are zero), and the
+// context slots (user, profile, context columns) the user input [B, U], each slot's row side by
+// side in config order (a SEQUENCE context slot: the sum of its rows; none: zeros).
+// Slots that share a table share its unique keys: each key is pulled and pushed once per batch.
 // Thread-safety: a CtrBatcher is used by one thread; batches are independent values.
 #ifndef ATTNPS_WORKER_CTR_BATCH_H_
 #define ATTNPS_WORKER_CTR_BATCH_H_
@@ -11,35 +15,57 @@
 #include <absl/container/flat_hash_map.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
+#include "proto/job_config.pb.h"
 #include "worker/data/sample.h"
 #include "worker/models/ctr_model.h"
-#include "worker/sparse_pipeline.h"
+#include "worker/task.h"
 
 namespace attnps::worker {
 
-struct CtrLayout {
-  int item_dim = 0;
-  int cate_dim = 0;
-  int user_dim = 0;  // 0: no user table
-  int max_history = 50;
-  int num_tables() const { return user_dim > 0 ? 3 : 2; }
+struct CtrSlot {
+  std::string name;
+  int table = 0;  // index into CtrLayout::tables
+  int dim = 0;
+  bool sequence = false;
+  int column = 0;  // the CTR field, 1-based (config::kUserColumn ...)
 };
 
-// One step's samples with, per table, each slot's index into the table's unique keys.
-struct CtrBatch : SparseBatch {
+struct CtrLayout {
+  std::vector<SparseTable> tables;  // in order of first use by the slots
+  CtrSlot target_item, target_cate, hist_items, hist_cates;
+  std::vector<CtrSlot> context;  // U = the sum of their dims
+  int max_history = 50;
+  int extra_columns = 0;  // the CTR lines' fields after the 6 standard ones
+
+  int item_dim() const { return target_item.dim; }
+  int cate_dim() const { return target_cate.dim; }
+  int user_dim() const;
+};
+
+// The layout of a validated config (table ids as config::ToPsTables).
+CtrLayout MakeCtrLayout(const config::JobConfig& config);
+
+// One step's samples with, per slot, each id's index into its table's unique keys.
+struct CtrBatch : TaskBatch {
   std::vector<data::CtrSample> samples;
   int batch = 0;                   // B
   int history = 0;                 // T: the longest history in the batch (>= 1)
   std::vector<int32_t> item_slot;  // [B, 1 + T]: target, then history (-1 = padding)
   std::vector<int32_t> cate_slot;  // [B, 1 + T]
-  std::vector<int32_t> user_slot;  // [B]
+  // Per context slot: sample b's key indices are index[offsets[b] .. offsets[b + 1]).
+  struct Context {
+    std::vector<int32_t> offsets;  // [B + 1]
+    std::vector<int32_t> index;
+  };
+  std::vector<Context> context;
 };
 
 class CtrBatcher {
  public:
-  explicit CtrBatcher(CtrLayout layout) : layout_(layout) {}
+  explicit CtrBatcher(CtrLayout layout);
   const CtrLayout& layout() const { return layout_; }
 
   // Takes the samples and fills the unique keys of every table and the slot indices.
@@ -51,9 +77,10 @@ class CtrBatcher {
 
  private:
   int32_t Slot(int table, uint64_t key, CtrBatch* batch);
+  void IndexContext(const data::CtrSample& s, CtrBatch* batch);
 
   CtrLayout layout_;
-  absl::flat_hash_map<uint64_t, int32_t> seen_[3];  // per table, reused across batches
+  std::vector<absl::flat_hash_map<uint64_t, int32_t>> seen_;  // per table, reused across batches
 };
 
 // labels [B] of a batch.

@@ -17,9 +17,9 @@
 #include <thread>
 #include <tuple>
 
-#include "ops/loss.h"
 #include "worker/checkpoint.h"
 #include "worker/config/job_config.h"
+#include "worker/ctr_task.h"
 #include "worker/device.h"
 
 namespace attnps::worker {
@@ -85,12 +85,13 @@ std::string Num(double v) {
 }
 
 // On the hot path (every step's gradients): an OR of compares vectorizes, a float sum cannot.
-bool AllFinite(const Tensor& t) {
-  const float* p = t.data();
+bool AllFinite(const float* p, size_t n) {
   int bad = 0;
-  for (int64_t i = 0; i < t.numel(); ++i) bad |= !(std::fabs(p[i]) <= FLT_MAX);  // NaN: false
+  for (size_t i = 0; i < n; ++i) bad |= !(std::fabs(p[i]) <= FLT_MAX);  // NaN: false
   return bad == 0;
 }
+
+bool AllFinite(const Tensor& t) { return AllFinite(t.data(), static_cast<size_t>(t.numel())); }
 
 // Lines of a file (a quick scan), for progress and ETA.
 uint64_t CountLines(const std::string& path) {
@@ -111,15 +112,6 @@ std::string Duration(double seconds) {
   return text;
 }
 
-void ResizeLike(const Tensor& like, Tensor* t) {
-  if (like.empty()) {
-    *t = Tensor();
-  } else {
-    t->EnsureShape(like.shape());
-  }
-  if (!t->empty()) t->SetZero();
-}
-
 // Fault injection for tests/integration/kill_resume.sh: ATTNPS_CRASH_IN_CHECKPOINT=<step> kills
 // the process with SIGKILL after the shards and dense state of that step are written, before the
 // manifest.
@@ -128,20 +120,38 @@ void MaybeCrashForTest(int64_t step) {
   if (at != nullptr && std::atoll(at) == step) std::raise(SIGKILL);
 }
 
+// Bytes that every key of `batch` moves: keys out and rows back for its pull, keys and gradients
+// for its push.
+uint64_t TrafficBytes(const SparseBatch& batch, const std::vector<SparseTable>& tables) {
+  uint64_t bytes = 0;
+  for (size_t t = 0; t < tables.size(); ++t) {
+    bytes += batch.keys[t].size() * (sizeof(uint64_t) + sizeof(float) * tables[t].dim);
+  }
+  return bytes;
+}
+
+// The task of a job: the one place where the config chooses it.
+Status MakeTask(const config::JobConfig& config, std::unique_ptr<Task>* task) {
+  std::unique_ptr<CtrTask> ctr;
+  ATTNPS_RETURN_IF_ERROR(CtrTask::Create(config, &ctr));
+  *task = std::move(ctr);
+  return Status::Ok();
+}
+
 }  // namespace
 
 // The reader thread: batches of this worker's samples, `capacity` ready ahead.
 class Trainer::Reader {
  public:
   struct Item {
-    std::vector<data::CtrSample> samples;
+    std::unique_ptr<TaskBatch> batch;
     StreamPosition after;  // the stream position after these samples
     bool epoch_end = false;
     Status status;
   };
 
-  Reader(SampleStream* stream, int batch, int capacity)
-      : stream_(stream), batch_(batch), capacity_(std::max(1, capacity)) {
+  Reader(SampleSource* source, int batch, int capacity)
+      : source_(source), batch_(batch), capacity_(std::max(1, capacity)) {
     thread_ = std::thread([this] { Loop(); });
   }
   ~Reader() {
@@ -170,8 +180,8 @@ class Trainer::Reader {
         if (stop_) return;
       }
       Item item;
-      item.status = stream_->Read(batch_, &item.samples, &item.epoch_end);
-      item.after = stream_->position();
+      item.status = source_->Read(batch_, &item.batch, &item.epoch_end);
+      item.after = source_->position();
       const bool failed = !item.status.ok();
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -182,7 +192,7 @@ class Trainer::Reader {
     }
   }
 
-  SampleStream* stream_;
+  SampleSource* source_;
   int batch_, capacity_;
   std::mutex mu_;
   std::condition_variable cv_;
@@ -193,42 +203,19 @@ class Trainer::Reader {
 
 Trainer::Trainer(ps::JobRuntime* runtime, config::JobConfig config, TrainerOptions options)
     : runtime_(runtime), config_(std::move(config)), options_(std::move(options)) {
-  const auto* item = config::FindTable(config_, config_.features().item_table());
-  const auto* cate = config::FindTable(config_, config_.features().cate_table());
-  const auto* user = config_.features().user_table().empty()
-                         ? nullptr
-                         : config::FindTable(config_, config_.features().user_table());
-  CHECK(item && cate) << "config not validated";
-  layout_.item_dim = item->dim();
-  layout_.cate_dim = cate->dim();
-  layout_.user_dim = user ? user->dim() : 0;
-  layout_.max_history = config_.data().max_history();
-  const std::vector<ps::TableConfig> ps_tables = config::ToPsTables(config_);
-  auto id_of = [&](const std::string& name) {
-    for (const auto& t : ps_tables) {
-      if (t.name == name) return t.id;
-    }
-    return 0u;
-  };
-  tables_.push_back({id_of(item->name()), layout_.item_dim});
-  tables_.push_back({id_of(cate->name()), layout_.cate_dim});
-  if (user) tables_.push_back({id_of(user->name()), layout_.user_dim});
   if (options_.metrics_out.empty()) options_.metrics_out = config_.metrics().out_path();
+  task_status_ = MakeTask(config_, &task_);  // reported by Init
 }
 
 Trainer::~Trainer() = default;
 
 Status Trainer::Init() {
-  ATTNPS_RETURN_IF_ERROR(CheckDevice(config_.train().device()));
-  models::CtrModelDims dims{layout_.item_dim, layout_.cate_dim, layout_.user_dim,
-                            layout_.max_history};
-  ATTNPS_RETURN_IF_ERROR(
-      models::MakeCtrModel(config_.model(), dims, config_.train().seed(), &model_));
-  optimizer_ = MakeDenseOptimizer(config::ToDenseOptimizerOptions(config_.dense_optimizer()),
-                                  model_->params().numel());
-  batcher_ = std::make_unique<CtrBatcher>(layout_);
-  pipeline_ =
-      std::make_unique<SparsePipeline>(runtime_->client(), tables_, config_.train().staleness());
+  ATTNPS_RETURN_IF_ERROR(WorkerDevice::Create(config_.train().device(), &device_));
+  ATTNPS_RETURN_IF_ERROR(task_status_);
+  optimizer_ = device_->MakeOptimizer(config::ToDenseOptimizerOptions(config_.dense_optimizer()),
+                                      model()->params().numel());
+  pipeline_ = std::make_unique<SparsePipeline>(runtime_->client(), task_->tables(),
+                                               config_.train().staleness());
   ATTNPS_RETURN_IF_ERROR(CheckPaths());
   if (options_.kind == JobKind::kTrain && IsChief() && !config_.checkpoint().dir().empty()) {
     ATTNPS_RETURN_IF_ERROR(DirectoryLock::Acquire(config_.checkpoint().dir(), &lock_));
@@ -407,7 +394,7 @@ Status Trainer::VerifyCheckpointToLoad() {
 }
 
 std::vector<DenseBlock> Trainer::DenseBlocks() {
-  std::vector<DenseBlock> blocks = {{"params", model_->params()}, {"buffers", model_->buffers()}};
+  std::vector<DenseBlock> blocks = {{"params", model()->params()}, {"buffers", model()->buffers()}};
   for (const OptimizerSlot& s : optimizer_->Slots()) blocks.push_back({"opt/" + s.name, s.tensor});
   return blocks;
 }
@@ -418,7 +405,7 @@ Status Trainer::FillPipeline(bool* epoch_done) {
     Reader::Item item = reader_->Pop();
     ATTNPS_RETURN_IF_ERROR(item.status);
     *epoch_done = item.epoch_end;
-    if (item.samples.empty()) {  // the epoch ended on a batch boundary
+    if (item.batch->num_samples == 0) {  // the epoch ended on a batch boundary
       if (positions_.empty()) {
         consumed_ = item.after;
       } else {
@@ -426,52 +413,54 @@ Status Trainer::FillPipeline(bool* epoch_done) {
       }
       continue;
     }
-    auto batch = std::make_unique<CtrBatch>();
-    batcher_->Index(std::move(item.samples), step_ + pipeline_->submitted(), batch.get());
+    task_->Index(step_ + pipeline_->submitted(), item.batch.get());
     positions_.push_back(item.after);
-    pipeline_->Submit(std::move(batch));
+    pipeline_->Submit(std::move(item.batch));
   }
   return Status::Ok();
 }
 
-Status Trainer::RunStep(CtrBatch* batch, StepResult* result) {
+Status Trainer::RunStep(TaskBatch* batch, StepResult* result) {
   const float workers = static_cast<float>(runtime_->num_workers());
-  batcher_->Gather(*batch, &inputs_);
-  model_->Forward(inputs_, /*training=*/true, &logits_);
-  BatchLabels(*batch, &labels_);
-  result->loss = BceWithLogitsForward(logits_, labels_, Tensor());
-  result->samples = batch->batch;
+  ATTNPS_RETURN_IF_ERROR(task_->TrainStep(batch, 1.0f / workers, workers, &result->loss));
+  result->samples = batch->num_samples;
   if (!std::isfinite(result->loss)) return Diverged("the training loss is " + Num(result->loss));
-  dlogits_.EnsureShape(logits_.shape());
-  dlogits_.SetZero();
-  // The loss is the mean over all workers' batches: the dense gradients summed by the allreduce
-  // are then their average. The sparse push carries this worker's own mean gradient.
-  BceWithLogitsBackward(logits_, labels_, Tensor(), 1.0f / workers, &dlogits_);
-  ResizeLike(inputs_.target, &input_grads_.target);
-  ResizeLike(inputs_.history, &input_grads_.history);
-  ResizeLike(inputs_.user, &input_grads_.user);
-  model_->Backward(inputs_, dlogits_, &input_grads_);
-  if (!AllFinite(input_grads_.target) || !AllFinite(input_grads_.history) ||
-      !AllFinite(input_grads_.user)) {
-    return Diverged("the embedding gradients are not finite");
+  for (const std::vector<float>& grads : batch->grads) {
+    if (!AllFinite(grads.data(), grads.size())) {
+      return Diverged("the embedding gradients are not finite");
+    }
   }
-  batcher_->Scatter(input_grads_, workers, batch);
   consumed_ = positions_.front();
   positions_.pop_front();
-  samples_seen_ += batch->batch;
-  samples_run_ += batch->batch;
-  epoch_samples_ += batch->batch;
+  samples_seen_ += batch->num_samples;
+  samples_run_ += batch->num_samples;
+  epoch_samples_ += batch->num_samples;
   return Status::Ok();
 }
 
-Status Trainer::PushStep(std::unique_ptr<CtrBatch> batch) {
-  uint64_t bytes = 0;  // keys out and rows back for the pull, keys and gradients for the push
-  for (size_t t = 0; t < tables_.size(); ++t) {
-    bytes += batch->keys[t].size() * (sizeof(uint64_t) + sizeof(float) * tables_[t].dim);
-  }
-  for (StepTimings* timings : {&progress_timings_, &record_timings_})
+Status Trainer::PushStep(std::unique_ptr<SparseBatch> batch) {
+  const uint64_t bytes = TrafficBytes(*batch, task_->tables());
+  for (StepTimings* timings : {&progress_timings_, &record_timings_}) {
     timings->AddBytes(bytes, bytes);
+  }
+  device_->GradsToHost(batch.get());
   return pipeline_->Push(std::move(batch));
+}
+
+Status Trainer::PullRows(SparseBatch* batch) {
+  const std::vector<SparseTable>& tables = task_->tables();
+  batch->rows.resize(tables.size());
+  ps::PsClient* c = runtime_->client();
+  std::vector<ps::PsClient::Handle> pulls;
+  for (size_t t = 0; t < tables.size(); ++t) {  // every table's pull in flight at once
+    const int64_t n = static_cast<int64_t>(batch->keys[t].size());
+    batch->rows[t].resize(n * tables[t].dim);
+    pulls.push_back(c->Pull(tables[t].id, batch->keys[t].data(), n, tables[t].dim, step_,
+                            batch->rows[t].data()));
+  }
+  ATTNPS_RETURN_IF_ERROR(c->WaitAll(pulls));
+  device_->RowsToDevice(batch);
+  return Status::Ok();
 }
 
 void Trainer::Time(StepPhase phase, double* mark) {
@@ -482,15 +471,25 @@ void Trainer::Time(StepPhase phase, double* mark) {
 }
 
 Status Trainer::DenseUpdate(double* mark) {
-  Tensor& grads = model_->grads();
+  Tensor& grads = model()->grads();
   ATTNPS_RETURN_IF_ERROR(runtime_->allreduce()->Sum(grads.data(), grads.numel()));
   Time(StepPhase::kAllreduce, mark);
   if (config_.dense_optimizer().clip_global_norm() > 0) {
     ClipByGlobalNorm(&grads, config_.dense_optimizer().clip_global_norm());
   }
   if (!AllFinite(grads)) return Diverged("the dense gradients are not finite");
-  optimizer_->Step(grads, &model_->params());
+  optimizer_->Step(grads, &model()->params());
   Time(StepPhase::kDenseUpdate, mark);
+  return Status::Ok();
+}
+
+Status Trainer::AverageBuffers() {
+  const int workers = runtime_->num_workers();
+  Tensor& buffers = model()->buffers();
+  if (workers == 1 || buffers.empty()) return Status::Ok();
+  ATTNPS_RETURN_IF_ERROR(runtime_->allreduce()->Sum(buffers.data(), buffers.numel()));
+  const float inverse = 1.0f / static_cast<float>(workers);
+  for (int64_t i = 0; i < buffers.numel(); ++i) buffers.data()[i] *= inverse;
   return Status::Ok();
 }
 
@@ -526,26 +525,20 @@ void Trainer::Progress(double loss, bool force) {
 
 Status Trainer::Train() {
   const auto& data = config_.data();
-  data::CtrReaderOptions reader_options;
-  reader_options.worker_index = runtime_->worker_index();
-  reader_options.num_workers = runtime_->num_workers();
-  reader_options.max_history = data.max_history();
-  reader_options.max_bad_fraction = data.max_bad_fraction();
-  SampleStream stream;
-  const int64_t block = data.shuffle_buffer() > 0 ? data.shuffle_buffer() : 4096;
-  ATTNPS_RETURN_IF_ERROR(stream.Open(data.train_path(), reader_options, block,
-                                     data.shuffle_buffer() > 0, config_.train().seed()));
+  std::unique_ptr<SampleSource> source;
+  ATTNPS_RETURN_IF_ERROR(
+      task_->OpenTrainSource(runtime_->worker_index(), runtime_->num_workers(), &source));
   ATTNPS_RETURN_IF_ERROR(TakeOverCheckpointDir());
   if (options_.resume) {
     ATTNPS_RETURN_IF_ERROR(LoadCheckpoint());
-    ATTNPS_RETURN_IF_ERROR(stream.Seek(consumed_));
+    ATTNPS_RETURN_IF_ERROR(source->Seek(consumed_));
     if (IsChief())
       std::printf("[attnps] resumed from %s at step %lld\n", load_dir_.c_str(),
                   static_cast<long long>(step_));
   }
   if (IsChief()) samples_per_epoch_ = CountLines(data.train_path());  // for progress and ETA
   reader_ =
-      std::make_unique<Reader>(&stream, config_.train().batch_size(), data.prefetch_batches());
+      std::make_unique<Reader>(source.get(), config_.train().batch_size(), data.prefetch_batches());
   start_time_ = last_progress_ = last_checkpoint_time_ = Now();
   const auto& ckpt = config_.checkpoint();
   const int64_t max_steps = config_.train().max_steps();
@@ -579,16 +572,16 @@ Status Trainer::Train() {
       st = EvaluateAndLog("test");
       continue;
     }
-    model_->grads().SetZero();
+    model()->grads().SetZero();
     StepResult result;
     if (pipeline_->submitted() > 0) {
       std::unique_ptr<SparseBatch> next;
       if (!(st = pipeline_->Next(&next)).ok()) break;
+      device_->RowsToDevice(next.get());
       Time(StepPhase::kPullWait, &mark);
-      std::unique_ptr<CtrBatch> batch(static_cast<CtrBatch*>(next.release()));
-      if (!(st = RunStep(batch.get(), &result)).ok()) break;
+      if (!(st = RunStep(static_cast<TaskBatch*>(next.get()), &result)).ok()) break;
       Time(StepPhase::kCompute, &mark);
-      if (!(st = PushStep(std::move(batch))).ok()) break;
+      if (!(st = PushStep(std::move(next))).ok()) break;
       Time(StepPhase::kPush, &mark);
     }
     if (!(st = DenseUpdate(&mark)).ok()) break;
@@ -619,15 +612,23 @@ Status Trainer::Train() {
 Status Trainer::EvaluateAndLog(const std::string& split) {
   if (config_.data().test_path().empty()) return Status::Ok();
   const double t0 = Now();
-  metrics::CtrResult r;
-  ATTNPS_RETURN_IF_ERROR(Evaluate(&r));
+  // Every worker's pushes are applied first: the metrics are those of the weights at this step
+  // (the same as an eval of a checkpoint written here).
+  ATTNPS_RETURN_IF_ERROR(pipeline_->Drain());
+  ATTNPS_RETURN_IF_ERROR(runtime_->client()->Barrier());
+  ATTNPS_RETURN_IF_ERROR(AverageBuffers());
+  metrics::Record record;
+  ATTNPS_RETURN_IF_ERROR(Evaluate(&record));
   if (!IsChief()) return Status::Ok();
   std::printf("[attnps] epoch %d step %lld: %s%s (%lld samples, %.1f s)\n", epoch_,
-              static_cast<long long>(step_), split.c_str(), MetricsText(r, 4).c_str(),
-              static_cast<long long>(r.samples), Now() - t0);
+              static_cast<long long>(step_), split.c_str(), MetricsText(record, 4).c_str(),
+              static_cast<long long>(record.samples), Now() - t0);
   std::fflush(stdout);
   if (options_.metrics_out.empty()) return Status::Ok();
-  metrics::Record record = metrics::MakeRecord(step_, epoch_, split, r, Now() - start_time_);
+  record.step = step_;
+  record.epoch = epoch_;
+  record.split = split;
+  record.time_s = Now() - start_time_;
   record.extra.push_back({"train_loss", loss_ema_});
   for (const auto& field : record_timings_.Fields()) record.extra.push_back(field);
   record_timings_.Reset();
@@ -637,146 +638,23 @@ Status Trainer::EvaluateAndLog(const std::string& split) {
   return metrics::AppendJsonLine(options_.metrics_out, metrics::MetricsJsonLine(record));
 }
 
-std::string Trainer::MetricsText(const metrics::CtrResult& r, int digits) const {
-  const auto& m = config_.metrics();
-  std::string out;
-  char text[64];
-  for (const auto& [name, value, on] :
-       {std::tuple<const char*, double, bool>{"auc", r.auc, m.auc()},
-        {"gauc", r.gauc, m.gauc()},
-        {"logloss", r.logloss, m.logloss()}}) {
-    if (!on) continue;
-    std::snprintf(text, sizeof(text), " %s=%.*f", name, digits, value);
-    out += text;
-  }
-  return out;
+std::string Trainer::MetricsText(const metrics::Record& r, int digits) const {
+  return task_ != nullptr ? task_->MetricsText(r, digits) : "";
 }
 
-Status Trainer::Evaluate(metrics::CtrResult* result) {
-  metrics::CtrEvaluator mine;
-  ATTNPS_RETURN_IF_ERROR(EvaluateShard(&mine));
+Status Trainer::Evaluate(metrics::Record* record) {
+  const RowPuller pull = [this](SparseBatch* batch) { return PullRows(batch); };
+  std::string mine;
+  ATTNPS_RETURN_IF_ERROR(
+      task_->EvaluateShard(pull, runtime_->worker_index(), runtime_->num_workers(), &mine));
   std::vector<std::string> all;
-  ATTNPS_RETURN_IF_ERROR(runtime_->allreduce()->AllGather(mine.Serialize(), &all));
-  metrics::CtrEvaluator merged;
-  for (size_t w = 0; w < all.size(); ++w) {
-    if (!merged.AppendSerialized(all[w])) {
-      return Status::Corruption("evaluation results of worker " + std::to_string(w) +
-                                " do not parse");
-    }
-  }
-  *result = merged.Compute();
-  const auto& m = config_.metrics();  // the metrics switched off are not reported
-  if (!m.auc()) result->auc = metrics::kNaN;
-  if (!m.gauc()) result->gauc = metrics::kNaN;
-  if (!m.logloss()) result->logloss = metrics::kNaN;
-  return Status::Ok();
-}
-
-// This worker's share of the test lines (line i goes to worker i % workers).
-Status Trainer::EvaluateShard(metrics::CtrEvaluator* evaluator) {
-  data::CtrReaderOptions options;
-  options.worker_index = runtime_->worker_index();
-  options.num_workers = runtime_->num_workers();
-  options.max_history = config_.data().max_history();
-  options.max_bad_fraction = config_.data().max_bad_fraction();
-  data::CtrFileReader reader;
-  ATTNPS_RETURN_IF_ERROR(reader.Open(config_.data().test_path(), options));
-  CtrBatcher batcher(layout_);
-  models::CtrInputs inputs;
-  Tensor logits;
-  const int batch_size = config_.train().eval_batch_size();
-  for (bool eof = false; !eof;) {
-    std::vector<data::CtrSample> samples;
-    data::CtrSample s;
-    while (static_cast<int>(samples.size()) < batch_size) {
-      ATTNPS_RETURN_IF_ERROR(reader.Next(&s, &eof));
-      if (eof) break;
-      samples.push_back(std::move(s));
-    }
-    if (samples.empty()) break;
-    ATTNPS_RETURN_IF_ERROR(ScoreBatch(&batcher, std::move(samples), &inputs, &logits, evaluator));
-  }
-  return Status::Ok();
+  ATTNPS_RETURN_IF_ERROR(runtime_->allreduce()->AllGather(mine, &all));
+  return task_->MergeEvaluation(all, record);
 }
 
 Status Trainer::Predict(const std::string& in_path, const std::string& out_path, int64_t* rows) {
-  data::CtrReaderOptions options;
-  options.max_history = config_.data().max_history();
-  options.max_bad_fraction = config_.data().max_bad_fraction();
-  data::CtrFileReader reader;
-  ATTNPS_RETURN_IF_ERROR(reader.Open(in_path, options));
-  std::string out;
-  CtrBatcher batcher(layout_);
-  models::CtrInputs inputs;
-  Tensor logits, probs;
-  const int batch_size = config_.train().eval_batch_size();
-  int64_t total = 0, unscored = 0;
-  for (bool eof = false; !eof;) {
-    // slots[i]: the batch row of the chunk's i-th line, or -1 for a line that has no score.
-    std::vector<data::CtrSample> samples;
-    std::vector<int> slots;
-    data::CtrSample s;
-    while (static_cast<int>(samples.size()) < batch_size) {
-      bool parsed = false;
-      std::string why;
-      ATTNPS_RETURN_IF_ERROR(reader.NextLine(&s, &parsed, &why, &eof));
-      if (eof) break;
-      unscored += parsed ? 0 : 1;  // the reader reports the malformed ones with file:line
-      slots.push_back(parsed ? static_cast<int>(samples.size()) : -1);
-      if (parsed) samples.push_back(std::move(s));
-    }
-    if (slots.empty()) break;
-    if (!samples.empty()) {
-      const int n = static_cast<int>(samples.size());
-      ATTNPS_RETURN_IF_ERROR(ScoreBatch(&batcher, std::move(samples), &inputs, &logits, nullptr));
-      total += n;
-    }
-    if (out_path.empty()) continue;
-    probs.EnsureShape(logits.shape());
-    if (!logits.empty()) SigmoidProbabilities(logits, &probs);
-    char line[32];
-    for (int slot : slots) {
-      if (slot < 0) {
-        out += "nan\n";
-      } else {
-        out.append(line, std::snprintf(line, sizeof(line), "%.6g\n", probs.data()[slot]));
-      }
-    }
-  }
-  if (unscored > 0) {
-    std::printf("[attnps] %s: %lld blank or malformed line(s) written as nan\n", in_path.c_str(),
-                static_cast<long long>(unscored));
-  }
-  if (rows != nullptr) *rows = total;
-  return out_path.empty() ? Status::Ok() : WriteFileAtomically(out_path, out);
-}
-
-// Pulls the rows of a batch, runs the model in inference mode, and feeds the evaluator.
-Status Trainer::ScoreBatch(CtrBatcher* batcher, std::vector<data::CtrSample> samples,
-                           models::CtrInputs* inputs, Tensor* logits,
-                           metrics::CtrEvaluator* evaluator) {
-  CtrBatch batch;
-  batcher->Index(std::move(samples), step_, &batch);
-  batch.rows.resize(tables_.size());
-  ps::PsClient* c = runtime_->client();
-  std::vector<ps::PsClient::Handle> pulls;
-  for (size_t t = 0; t < tables_.size(); ++t) {  // every table's pull in flight at once
-    const int64_t n = static_cast<int64_t>(batch.keys[t].size());
-    batch.rows[t].resize(n * tables_[t].dim);
-    pulls.push_back(c->Pull(tables_[t].id, batch.keys[t].data(), n, tables_[t].dim, step_,
-                            batch.rows[t].data()));
-  }
-  ATTNPS_RETURN_IF_ERROR(c->WaitAll(pulls));
-  batcher->Gather(batch, inputs);
-  model_->Forward(*inputs, /*training=*/false, logits);
-  if (evaluator != nullptr) {
-    Tensor labels;
-    BatchLabels(batch, &labels);
-    std::vector<uint64_t> users(batch.batch);
-    for (int b = 0; b < batch.batch; ++b) users[b] = batch.samples[b].user;
-    evaluator->Add(labels.data(), logits->data(), users.data(), batch.batch);
-  }
-  return Status::Ok();
+  const RowPuller pull = [this](SparseBatch* batch) { return PullRows(batch); };
+  return task_->Predict(pull, in_path, out_path, rows);
 }
 
 Status Trainer::SaveCheckpoint() {
@@ -785,7 +663,8 @@ Status Trainer::SaveCheckpoint() {
   const std::string step_dir = config_.checkpoint().dir() + "/" + StepDirName(step_);
   const double t0 = Now();
   ATTNPS_RETURN_IF_ERROR(pipeline_->Drain());
-  if (!AllFinite(model_->params())) return Diverged("the dense weights are not finite");
+  if (!AllFinite(model()->params())) return Diverged("the dense weights are not finite");
+  ATTNPS_RETURN_IF_ERROR(AverageBuffers());
   std::error_code error;
   // A step directory that LATEST does not name is left over from a crash (or an older run).
   if (IsChief()) fs::remove_all(step_dir, error);

@@ -1,11 +1,13 @@
-// Trainer: one worker's part of a CTR training job (reader thread, pulls under the staleness
-// bound, forward/backward, pushes, dense allreduce and optimizer step), its evaluation and
-// prediction, and the job's checkpoints.
+// Trainer: the one training loop. One worker's part of a training job (reader thread, pulls
+// under the staleness bound, the task's step, pushes, dense allreduce and optimizer step), its
+// evaluation and prediction, and the job's checkpoints. What is specific to a task (its samples,
+// keys, model inputs, loss, metrics, prediction) is the Task's (worker/task.h); the task of a job
+// is chosen from its config in one place (MakeTask in trainer.cc): today CTR.
 //
 // All workers run the same steps: a worker whose data is used up runs empty steps (zero
 // gradients) until every worker's epoch is over, so the collective calls stay matched. Worker 0
-// prints progress, evaluates the test split (AUC, GAUC, logloss) and writes checkpoints'
-// dense state and manifest; metrics are appended as JSON lines to metrics_out.
+// prints progress and writes checkpoints' dense state and manifest; every worker evaluates its
+// share of the test split; metrics are appended as JSON lines to metrics_out.
 // Errors: bad data, I/O and checkpoint problems return Status with the file named. Init touches no
 // other rank, so the workers can agree on its outcome before any collective call (attnps_main).
 #ifndef ATTNPS_WORKER_TRAINER_H_
@@ -20,12 +22,13 @@
 #include "proto/job_config.pb.h"
 #include "ps/job_runtime.h"
 #include "worker/checkpoint.h"
-#include "worker/ctr_batch.h"
+#include "worker/device.h"
 #include "worker/metrics/metrics.h"
-#include "worker/models/ctr_model.h"
+#include "worker/models/dense_model.h"
 #include "worker/sample_stream.h"
 #include "worker/sparse_pipeline.h"
 #include "worker/step_timings.h"
+#include "worker/task.h"
 
 namespace attnps::worker {
 
@@ -62,20 +65,20 @@ class Trainer {
   Status Train();
   // Loads the checkpoint verified by Init, for eval/predict.
   Status LoadForInference();
-  // Collective over the workers: each scores its share of the test split (line i goes to worker
-  // i % workers) and every worker gets the metrics of all of them merged, the same as one worker
-  // scoring the whole file would compute.
-  Status Evaluate(metrics::CtrResult* result);
-  // Worker 0: writes sigmoid(logit) of every line of a CTR file to out_path, output line i for
-  // input line i: "nan" for a blank or malformed line (reported with file:line). Fails, writing
-  // nothing, past data.max_bad_fraction malformed lines. *rows: the lines scored.
+  // Collective over the workers: each scores its share of the test split (CTR: line i goes to
+  // worker i % workers) and every worker gets the metrics of all of them merged, the same as one
+  // worker scoring the whole file would compute (record->samples and the metrics).
+  Status Evaluate(metrics::Record* record);
+  // Worker 0: the task's prediction for every line of in_path (CTR: sigmoid(logit), "nan" for a
+  // blank or malformed line, reported with file:line), output line i for input line i. Fails,
+  // writing nothing, past data.max_bad_fraction malformed lines. *rows: the lines scored.
   Status Predict(const std::string& in_path, const std::string& out_path, int64_t* rows);
 
   // " auc=0.8123 gauc=0.7911 logloss=0.4410": the metrics switched on in config.metrics.
-  std::string MetricsText(const metrics::CtrResult& r, int digits) const;
+  std::string MetricsText(const metrics::Record& r, int digits) const;
 
   int64_t step() const { return step_; }
-  models::CtrModel* model() { return model_.get(); }
+  models::DenseModel* model() { return task_->model(); }
 
  private:
   class Reader;
@@ -84,21 +87,23 @@ class Trainer {
     int samples = 0;
   };
 
-  // Forward, loss, backward, input gradients into the batch; bookkeeping of the step.
-  Status RunStep(CtrBatch* batch, StepResult* result);
-  Status PushStep(std::unique_ptr<CtrBatch> batch);
+  // The task's step on a batch whose rows were pulled; bookkeeping of the step.
+  Status RunStep(TaskBatch* batch, StepResult* result);
+  Status PushStep(std::unique_ptr<SparseBatch> batch);
+  // Pulls the rows of every table of `batch` at the current step (evaluation, prediction).
+  Status PullRows(SparseBatch* batch);
   // Allreduce of the dense gradients, then the dense optimizer (each timed from *mark).
   Status DenseUpdate(double* mark);
   // Adds the time since *mark to `phase` (progress and record timings) and moves *mark to now.
   void Time(StepPhase phase, double* mark);
+  // Collective: every worker's non-trainable state (Dice moving averages, each worker's from its
+  // own batches) becomes their mean, before an evaluation or a checkpoint, so that evaluation
+  // uses the state a checkpoint of this step holds. Nothing happens with one worker.
+  Status AverageBuffers();
   // The error that stops a run whose loss or gradients became NaN or infinite.
   Status Diverged(const std::string& what) const;
   Status FillPipeline(bool* epoch_over);
   Status EvaluateAndLog(const std::string& split);
-  // This worker's share of the test lines into the evaluator.
-  Status EvaluateShard(metrics::CtrEvaluator* evaluator);
-  Status ScoreBatch(CtrBatcher* batcher, std::vector<data::CtrSample> samples,
-                    models::CtrInputs* inputs, Tensor* logits, metrics::CtrEvaluator* evaluator);
   Status CheckPaths();
   Status CheckCheckpointDir();
   Status TakeOverCheckpointDir();
@@ -119,11 +124,10 @@ class Trainer {
   ps::JobRuntime* runtime_;
   config::JobConfig config_;
   TrainerOptions options_;
-  CtrLayout layout_;
-  std::vector<SparseTable> tables_;
-  std::unique_ptr<models::CtrModel> model_;
+  std::unique_ptr<WorkerDevice> device_;
+  std::unique_ptr<Task> task_;  // made at construction; task_status_ says how that went
+  Status task_status_;
   std::unique_ptr<DenseOptimizer> optimizer_;
-  std::unique_ptr<CtrBatcher> batcher_;
   std::unique_ptr<SparsePipeline> pipeline_;
   std::unique_ptr<Reader> reader_;
   std::unique_ptr<DirectoryLock> lock_;  // train with checkpoints: held for the whole job
@@ -143,9 +147,6 @@ class Trainer {
   double train_seconds_ = 0;      // in training steps (no evaluation, no checkpoints)
   StepTimings progress_timings_;  // since the last progress line
   StepTimings record_timings_;    // since the last metrics record
-  models::CtrInputs inputs_;
-  models::CtrInputGrads input_grads_;
-  Tensor logits_, dlogits_, labels_;
 };
 
 }  // namespace attnps::worker

@@ -81,7 +81,7 @@ inline Status RunLocally(const config::JobConfig& c, const TrainerOptions& optio
   Status st = trainer.AgreeToStart(trainer.Init(), &stopped_together);
   if (st.ok() && options.kind == JobKind::kTrain) st = trainer.Train();
   if (st.ok() && options.kind != JobKind::kTrain) st = trainer.LoadForInference();
-  metrics::CtrResult r;
+  metrics::Record r;
   if (st.ok() && options.kind == JobKind::kEval) st = trainer.Evaluate(&r);
   const Status finished = job->Finish();
   return st.ok() ? finished : st;

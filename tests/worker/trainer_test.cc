@@ -22,7 +22,7 @@ using testing_local::WriteData;
 struct RunResult {
   std::vector<float> params;
   std::vector<float> rows;  // item rows of keys 1..100
-  metrics::CtrResult eval;
+  metrics::Record eval;
 };
 
 RunResult TrainLocally(config::JobConfig c, bool resume) {
@@ -173,7 +173,7 @@ TEST(TrainerTest, AMetricSwitchedOffIsNotReported) {
   EXPECT_EQ(line.find("\"auc\":null"), std::string::npos) << line;
   std::unique_ptr<ps::JobRuntime> job = testing_local::LocalRuntime(c, 1);
   Trainer trainer(job.get(), c, TrainerOptions());
-  metrics::CtrResult r;
+  metrics::Record r;
   r.auc = 0.5;
   r.gauc = 0.6;
   r.logloss = 0.7;

@@ -323,25 +323,57 @@ const TableConfig* FindTable(const JobConfig& config, const std::string& name) {
   return nullptr;
 }
 
-std::vector<int> MlpHidden(const MlpConfig& mlp) {
-  if (mlp.hidden_size() == 0) {
-    return std::vector<int>(std::begin(kDefaultMlpHidden), std::end(kDefaultMlpHidden));
-  }
-  return std::vector<int>(mlp.hidden().begin(), mlp.hidden().end());
+std::vector<FeatureSlot> CtrSlots(const JobConfig& config) {
+  const FeaturesConfig& f = config.features();
+  if (f.slots_size() > 0) return {f.slots().begin(), f.slots().end()};
+  auto slot = [](const char* name, const std::string& table, int column) {
+    FeatureSlot s;
+    s.set_name(name);
+    s.set_table(table);
+    s.set_column(column);
+    if (column == kHistItemsColumn || column == kHistCatesColumn) s.set_kind(FeatureSlot::SEQUENCE);
+    return s;
+  };
+  std::vector<FeatureSlot> slots = {slot("target_item", f.item_table(), kTargetItemColumn),
+                                    slot("target_cate", f.cate_table(), kTargetCateColumn),
+                                    slot("hist_items", f.item_table(), kHistItemsColumn),
+                                    slot("hist_cates", f.cate_table(), kHistCatesColumn)};
+  if (!f.user_table().empty()) slots.push_back(slot("user", f.user_table(), kUserColumn));
+  return slots;
 }
 
-std::vector<int> AttentionHidden(const DinModel& din) {
-  if (din.attention_hidden_size() == 0) {
-    return std::vector<int>(std::begin(kDefaultAttentionHidden), std::end(kDefaultAttentionHidden));
+std::vector<SlotOptions> ToSlotOptions(const JobConfig& config) {
+  std::vector<SlotOptions> out;
+  for (const FeatureSlot& s : CtrSlots(config)) {
+    SlotOptions o;
+    o.name = s.name();
+    for (int t = 0; t < config.tables_size(); ++t) {
+      if (config.tables(t).name() == s.table()) o.table = t;
+    }
+    o.dim = config.tables(o.table).dim();
+    o.sequence = s.kind() == FeatureSlot::SEQUENCE;
+    o.column = s.column();
+    out.push_back(o);
   }
-  return std::vector<int>(din.attention_hidden().begin(), din.attention_hidden().end());
+  return out;
+}
+
+int ExtraColumns(const JobConfig& config) {
+  if (config.data().extra_columns() >= 0) return config.data().extra_columns();
+  int extra = 0;
+  for (const FeatureSlot& s : CtrSlots(config)) {
+    extra = std::max(extra, s.column() - kFirstExtraColumn + 1);
+  }
+  return extra;
 }
 
 int ItemDim(const JobConfig& config) {
-  const TableConfig* item = FindTable(config, config.features().item_table());
-  const TableConfig* cate = FindTable(config, config.features().cate_table());
-  CHECK(item != nullptr && cate != nullptr) << "ItemDim on an unvalidated config";
-  return item->dim() + cate->dim();
+  int dim = 0;
+  for (const SlotOptions& s : ToSlotOptions(config)) {
+    if (s.column == kTargetItemColumn || s.column == kTargetCateColumn) dim += s.dim;
+  }
+  CHECK_GT(dim, 0) << "ItemDim on an unvalidated config";
+  return dim;
 }
 
 }  // namespace attnps::config

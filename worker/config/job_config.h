@@ -13,6 +13,7 @@
 #ifndef ATTNPS_WORKER_CONFIG_JOB_CONFIG_H_
 #define ATTNPS_WORKER_CONFIG_JOB_CONFIG_H_
 
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -72,6 +73,29 @@ Status ApplyOverrides(const std::vector<std::string>& overrides, JobConfig* conf
 // Precondition: ValidateJobConfig(config) is OK.
 std::vector<ps::TableConfig> ToPsTables(const JobConfig& config);
 
+// The CTR sample fields (1-based) that feature slots may read.
+inline constexpr int kUserColumn = 2, kTargetItemColumn = 3, kTargetCateColumn = 4,
+                     kHistItemsColumn = 5, kHistCatesColumn = 6, kFirstExtraColumn = 7;
+inline constexpr int kMaxExtraColumns = 64;
+
+// features.slots, or the slots that the three legacy fields stand for, in this order:
+// target_item (column 3), target_cate (4), hist_items (5), hist_cates (6), then user (2) when
+// features.user_table is set. No validation needed.
+std::vector<FeatureSlot> CtrSlots(const JobConfig& config);
+
+// A feature slot resolved against the tables. Precondition for the functions below:
+// ValidateJobConfig(config) is OK.
+struct SlotOptions {
+  std::string name;
+  int table = 0;  // index into config.tables (and ToPsTables)
+  int dim = 0;    // the table's dim
+  bool sequence = false;
+  int column = 0;  // the CTR field, 1-based
+};
+std::vector<SlotOptions> ToSlotOptions(const JobConfig& config);
+// data.extra_columns with -1 resolved: the extra fields every CTR line of the job's files has.
+int ExtraColumns(const JobConfig& config);
+
 // The dense optimizer's plain options. Precondition: ValidateJobConfig(config) is OK.
 DenseOptimizerOptions ToDenseOptimizerOptions(const DenseOptimizerConfig& config);
 
@@ -82,11 +106,20 @@ std::string ToText(const JobConfig& config);
 
 // The table named `name`, or nullptr.
 const TableConfig* FindTable(const JobConfig& config, const std::string& name);
-// mlp.hidden, or kDefaultMlpHidden when empty.
-std::vector<int> MlpHidden(const MlpConfig& mlp);
+// mlp.hidden, or kDefaultMlpHidden when empty. (Inline: the models use it without linking this.)
+inline std::vector<int> MlpHidden(const MlpConfig& mlp) {
+  if (mlp.hidden_size() == 0) return {std::begin(kDefaultMlpHidden), std::end(kDefaultMlpHidden)};
+  return {mlp.hidden().begin(), mlp.hidden().end()};
+}
 // din.attention_hidden, or kDefaultAttentionHidden when empty.
-std::vector<int> AttentionHidden(const DinModel& din);
-// D: the dim of an item's embedding (item table dim + category table dim). Precondition: valid.
+inline std::vector<int> AttentionHidden(const DinModel& din) {
+  if (din.attention_hidden_size() == 0) {
+    return {std::begin(kDefaultAttentionHidden), std::end(kDefaultAttentionHidden)};
+  }
+  return {din.attention_hidden().begin(), din.attention_hidden().end()};
+}
+// D: the dim of an item's embedding (the target item slot's table dim + the target category
+// slot's). Precondition: valid.
 int ItemDim(const JobConfig& config);
 
 }  // namespace attnps::config

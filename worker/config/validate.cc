@@ -18,14 +18,13 @@
 #include <vector>
 
 #include "worker/config/job_config.h"
+#include "worker/config/problems.h"
+#include "worker/models/ctr_model.h"
 
 namespace attnps::config {
 namespace {
 
 constexpr int kMaxTableDim = 4096;         // tables[i].dim (the wire allows 65536)
-constexpr int kMaxLayerSize = 16384;       // model.mlp.hidden[i], model.din.attention_hidden[i]
-constexpr int kMaxHeads = 256;             // model.din.multi_head_target_attention.heads
-constexpr int kMaxSenetRatio = 1024;       // model.din.senet.reduction_ratio
 constexpr int kMaxBatchSize = 1 << 20;     // train.batch_size, train.eval_batch_size
 constexpr int kMaxHistory = 16384;         // data.max_history
 constexpr int kMaxPrefetchBatches = 1024;  // data.prefetch_batches
@@ -33,86 +32,8 @@ constexpr int kMaxServers = 4096;          // ps.servers
 constexpr int kMaxShardThreads = 256;      // ps.shard_threads
 constexpr int kMaxThreads = 1024;          // train.threads
 constexpr double kMaxLearningRate = 10;    // every learning rate and ftrl_alpha
-constexpr double kMaxEpsilon = 1;          // optimizer epsilons, model.mlp.dice_epsilon
 constexpr double kMaxWeightDecay = 1;      // dense_optimizer.weight_decay
 constexpr double kMaxInitValue = 10;       // |initializer.low|, |.high|, .stddev
-constexpr double kMaxSoftmaxScale = 1000;  // model.din.softmax_scale
-// Elements of one tensor (per-batch tensor, weight matrix) and of all dense parameters: 8 GiB of
-// floats, and within int32 indexing.
-constexpr double kMaxTensorFloats = 2147483648.0;  // 2^31
-
-// Integers (exactly representable doubles) without an exponent, others as %g.
-std::string Num(double v) {
-  char buf[32];
-  const bool integral = std::isfinite(v) && std::fabs(v) < 1e15 && v == std::floor(v);
-  std::snprintf(buf, sizeof(buf), integral ? "%.0f" : "%g", v);
-  return buf;
-}
-
-std::string Quote(const std::string& s) { return "\"" + s + "\""; }
-
-// Accumulates problems; the checks are written so that NaN fails them (`!(x > 0)`).
-class Problems {
- public:
-  void Add(const std::string& path, const std::string& problem) {
-    list_.push_back(path + ": " + problem);
-    reported_.insert(path);
-  }
-  bool Reported(const std::string& path) const { return reported_.count(path) > 0; }
-
-  void Positive(const std::string& path, double v) {
-    if (!(v > 0)) Add(path, "must be > 0, got " + Num(v));
-  }
-  void NonNegative(const std::string& path, double v) {
-    if (!(v >= 0)) Add(path, "must be >= 0, got " + Num(v));
-  }
-  // v <= hi, reported only when no other check of `path` failed (NaN fails the lower bound).
-  void AtMost(const std::string& path, double v, double hi) {
-    if (v > hi && !Reported(path)) Add(path, "must be <= " + Num(hi) + ", got " + Num(v));
-  }
-  // 0 < v <= hi.
-  void PositiveAtMost(const std::string& path, double v, double hi) {
-    Positive(path, v);
-    AtMost(path, v, hi);
-  }
-  // 0 <= v <= hi.
-  void NonNegativeAtMost(const std::string& path, double v, double hi) {
-    NonNegative(path, v);
-    AtMost(path, v, hi);
-  }
-  // lo <= v < hi.
-  void InHalfOpen(const std::string& path, double v, double lo, double hi) {
-    if (!(v >= lo && v < hi)) {
-      Add(path, "must be in [" + Num(lo) + ", " + Num(hi) + "), got " + Num(v));
-    }
-  }
-  void InClosed(const std::string& path, double v, double lo, double hi) {
-    if (!(v >= lo && v <= hi)) {
-      Add(path, "must be in [" + Num(lo) + ", " + Num(hi) + "], got " + Num(v));
-    }
-  }
-  void NotEmpty(const std::string& path, const std::string& v) {
-    if (v.empty()) Add(path, "must be set");
-  }
-  // Each element in (0, hi].
-  template <typename Repeated>
-  void AllPositiveAtMost(const std::string& path, const Repeated& values, double hi) {
-    for (int i = 0; i < values.size(); ++i) {
-      PositiveAtMost(path + "[" + std::to_string(i) + "]", values.Get(i), hi);
-    }
-  }
-
-  Status ToStatus() const {
-    if (list_.empty()) return Status::Ok();
-    std::string msg;
-    for (const std::string& p : list_) msg += (msg.empty() ? "" : "; ") + p;
-    return Status::InvalidArgument(msg);
-  }
-
- private:
-  std::vector<std::string> list_;
-  std::set<std::string> reported_;
-};
 
 void CheckData(const DataConfig& data, Problems* p) {
   p->NotEmpty("data.train_path", data.train_path());
@@ -198,18 +119,96 @@ void CheckTableRef(const JobConfig& config, const std::string& path, const std::
   }
 }
 
-void CheckFeatures(const JobConfig& config, Problems* p) {
-  const FeaturesConfig& f = config.features();
-  CheckTableRef(config, "features.user_table", f.user_table(), /*required=*/false, p);
-  CheckTableRef(config, "features.item_table", f.item_table(), /*required=*/true, p);
-  CheckTableRef(config, "features.cate_table", f.cate_table(), /*required=*/true, p);
+std::string ColumnName(int column) {
+  static const char* const kNames[] = {"label",       "user",       "target_item",
+                                       "target_cate", "hist_items", "hist_cates"};
+  if (column >= 1 && column < kFirstExtraColumn) return kNames[column - 1];
+  return "extra " + std::to_string(column - kFirstExtraColumn + 1);
 }
 
-void CheckMlp(const MlpConfig& mlp, Problems* p) {
-  p->AllPositiveAtMost("model.mlp.hidden", mlp.hidden(), kMaxLayerSize);
-  if (mlp.activation() == DICE) {
-    p->PositiveAtMost("model.mlp.dice_epsilon", mlp.dice_epsilon(), kMaxEpsilon);
-    p->InHalfOpen("model.mlp.dice_momentum", mlp.dice_momentum(), 0, 1);
+// features.slots: names, tables, columns, kinds; one slot for each of columns 3..6, the history
+// slots on the target slots' tables.
+void CheckSlots(const JobConfig& config, Problems* p) {
+  const FeaturesConfig& f = config.features();
+  for (const char* legacy : {"user_table", "item_table", "cate_table"}) {
+    const auto* field = f.GetDescriptor()->FindFieldByName(legacy);
+    if (f.GetReflection()->HasField(f, field)) {
+      p->Add(std::string("features.") + legacy,
+             "set together with features.slots: declare every feature in features.slots");
+    }
+  }
+  std::map<std::string, int> names;
+  std::map<int, int> by_column;  // columns 3..6 -> slot index
+  for (int i = 0; i < f.slots_size(); ++i) {
+    const FeatureSlot& s = f.slots(i);
+    const std::string path = "features.slots[" + std::to_string(i) + "]";
+    p->NotEmpty(path + ".name", s.name());
+    if (!s.name().empty() && !names.emplace(s.name(), i).second) {
+      p->Add(path + ".name", "duplicate slot name " + Quote(s.name()) + " (also features.slots[" +
+                                 std::to_string(names[s.name()]) + "])");
+    }
+    CheckTableRef(config, path + ".table", s.table(), /*required=*/true, p);
+    const int c = s.column();
+    if (c < kUserColumn || c >= kFirstExtraColumn + kMaxExtraColumns) {
+      p->Add(path + ".column", "must be 2 (user), 3..6 (target and history) or 7.." +
+                                   std::to_string(kFirstExtraColumn + kMaxExtraColumns - 1) +
+                                   " (extra columns), got " + std::to_string(c));
+      continue;
+    }
+    const bool history = c == kHistItemsColumn || c == kHistCatesColumn;
+    if ((c == kTargetItemColumn || c == kTargetCateColumn || history) &&
+        (s.kind() == FeatureSlot::SEQUENCE) != history) {
+      p->Add(path + ".kind", "column " + std::to_string(c) + " (" + ColumnName(c) + ") is " +
+                                 (history ? "a SEQUENCE" : "a SINGLE id"));
+    }
+    if (c >= kTargetItemColumn && c <= kHistCatesColumn) {
+      auto [it, inserted] = by_column.emplace(c, i);
+      if (!inserted) {
+        p->Add(path + ".column", std::to_string(c) + " (" + ColumnName(c) +
+                                     ") is read by features.slots[" + std::to_string(it->second) +
+                                     "] too");
+      }
+    }
+  }
+  for (int c = kTargetItemColumn; c <= kHistCatesColumn; ++c) {
+    if (by_column.count(c) == 0) {
+      p->Add("features.slots", "no slot reads column " + std::to_string(c) + " (" + ColumnName(c) +
+                                   "), which every CTR model needs");
+    }
+  }
+  for (int c : {kHistItemsColumn, kHistCatesColumn}) {
+    const int target = c - 2;
+    if (by_column.count(c) == 0 || by_column.count(target) == 0) continue;
+    const FeatureSlot& h = f.slots(by_column[c]);
+    const FeatureSlot& t = f.slots(by_column[target]);
+    if (h.table() != t.table()) {
+      p->Add("features.slots[" + std::to_string(by_column[c]) + "].table",
+             Quote(h.table()) + ": the history slot " + Quote(h.name()) +
+                 " must look up the table of the target slot " + Quote(t.name()) + " (" +
+                 Quote(t.table()) + "), so that target and history positions compare");
+    }
+  }
+}
+
+void CheckFeatures(const JobConfig& config, Problems* p) {
+  const FeaturesConfig& f = config.features();
+  if (f.slots_size() > 0) {
+    CheckSlots(config, p);
+  } else {
+    CheckTableRef(config, "features.user_table", f.user_table(), /*required=*/false, p);
+    CheckTableRef(config, "features.item_table", f.item_table(), /*required=*/true, p);
+    CheckTableRef(config, "features.cate_table", f.cate_table(), /*required=*/true, p);
+  }
+  const int extra = config.data().extra_columns();
+  if (extra != -1) p->NonNegativeAtMost("data.extra_columns", extra, kMaxExtraColumns);
+  for (const FeatureSlot& s : CtrSlots(config)) {
+    if (extra >= 0 && s.column() >= kFirstExtraColumn + extra &&
+        !p->Reported("data.extra_columns")) {
+      p->Add("data.extra_columns", std::to_string(extra) + ", but slot " + Quote(s.name()) +
+                                       " reads column " + std::to_string(s.column()) +
+                                       " (the lines would have " + std::to_string(6 + extra) +
+                                       " fields)");
+    }
   }
 }
 
@@ -220,44 +219,35 @@ int64_t ValidDim(const JobConfig& config, const std::string& name) {
   return t != nullptr && t->dim() > 0 && t->dim() <= kMaxTableDim ? t->dim() : 0;
 }
 
-// The item dim D, or 0 when a feature table is missing or its dim is out of range.
-int64_t ItemDimOrZero(const JobConfig& config) {
-  const int64_t item = ValidDim(config, config.features().item_table());
-  const int64_t cate = ValidDim(config, config.features().cate_table());
-  return item > 0 && cate > 0 ? item + cate : 0;
+// The model's input dims from the feature slots; a dim is 0 when unknown (a problem reported
+// elsewhere), and *known says whether all of them are.
+models::CtrModelDims ModelDims(const JobConfig& config, bool* known) {
+  models::CtrModelDims dims;
+  *known = true;
+  std::string item_table, cate_table;
+  for (const FeatureSlot& s : CtrSlots(config)) {
+    const int dim = static_cast<int>(ValidDim(config, s.table()));
+    *known = *known && dim > 0;
+    if (s.column() == kTargetItemColumn) {
+      dims.item_dim = dim;
+      item_table = s.table();
+    } else if (s.column() == kTargetCateColumn) {
+      dims.cate_dim = dim;
+      cate_table = s.table();
+    } else if (s.column() != kHistItemsColumn && s.column() != kHistCatesColumn) {
+      dims.user_dim += dim;
+    }
+  }
+  *known = *known && dims.item_dim > 0 && dims.cate_dim > 0;
+  dims.max_history = config.data().max_history();
+  dims.d_source = item_table + ".dim + " + cate_table + ".dim";
+  return dims;
 }
 
-void CheckDin(const JobConfig& config, Problems* p) {
-  const DinModel& din = config.model().din();
-  p->AllPositiveAtMost("model.din.attention_hidden", din.attention_hidden(), kMaxLayerSize);
-  if (din.attention_normalization() == DinModel::SOFTMAX) {
-    p->PositiveAtMost("model.din.softmax_scale", din.softmax_scale(), kMaxSoftmaxScale);
-  }
-  const int heads = din.multi_head_target_attention().heads();
-  const std::string heads_path = "model.din.multi_head_target_attention.heads";
-  p->NonNegativeAtMost(heads_path, heads, kMaxHeads);
-  const int64_t item_dim = ItemDimOrZero(config);
-  if (heads > 0 && item_dim > 0 && item_dim % heads != 0) {
-    p->Add(heads_path, std::to_string(heads) + " does not divide the item dim " +
-                           std::to_string(item_dim) + " (" + config.features().item_table() +
-                           ".dim + " + config.features().cate_table() + ".dim)");
-  }
-  p->NonNegativeAtMost("model.din.senet.reduction_ratio", din.senet().reduction_ratio(),
-                       kMaxSenetRatio);
-}
-
-void CheckModel(const JobConfig& config, Problems* p) {
-  CheckMlp(config.model().mlp(), p);
-  switch (config.model().kind_case()) {
-    case ModelConfig::KIND_NOT_SET:
-      p->Add("model.kind", "not set; choose one of: base, din");
-      break;
-    case ModelConfig::kBase:
-      break;
-    case ModelConfig::kDin:
-      CheckDin(config, p);
-      break;
-  }
+void CheckModel(const JobConfig& config, Problems* p, models::CtrModelSizes* sizes) {
+  bool known = false;
+  const models::CtrModelDims dims = ModelDims(config, &known);
+  models::CheckCtrModelConfig(config.model(), dims, p, known ? sizes : nullptr);
 }
 
 void CheckDenseOptimizer(const DenseOptimizerConfig& opt, Problems* p) {
@@ -318,56 +308,7 @@ void CheckCheckpoint(const CheckpointConfig& c, Problems* p) {
 // `v` when 0 < v <= hi, else 0.
 int64_t ValidOrZero(int64_t v, int64_t hi) { return v > 0 && v <= hi ? v : 0; }
 
-// A layer list (mlp.hidden, attention_hidden) with the default applied, or empty when an entry
-// is out of range.
-template <typename Repeated>
-std::vector<int64_t> ValidLayers(const Repeated& values, const int* defaults, int num_defaults) {
-  std::vector<int64_t> out;
-  if (values.size() == 0) return std::vector<int64_t>(defaults, defaults + num_defaults);
-  for (int v : values) {
-    if (ValidOrZero(v, kMaxLayerSize) == 0) return {};
-    out.push_back(v);
-  }
-  return out;
-}
-
-struct Matrix {
-  std::string path;  // the setting that sizes it
-  int64_t rows, cols;
-};
-
-// The model's weight matrices, or empty when a factor is invalid.
-std::vector<Matrix> WeightMatrices(const JobConfig& config) {
-  const int64_t d = ItemDimOrZero(config);
-  const std::string& user_table = config.features().user_table();
-  const int64_t user = user_table.empty() ? 0 : ValidDim(config, user_table);
-  const std::vector<int64_t> mlp =
-      ValidLayers(config.model().mlp().hidden(), kDefaultMlpHidden, std::size(kDefaultMlpHidden));
-  if (d == 0 || (!user_table.empty() && user == 0) || mlp.empty()) return {};
-  std::vector<Matrix> out;
-  int64_t in = user + 3 * d;  // [user, pooled, target, pooled * target]
-  if (config.model().has_din()) {
-    const DinModel& din = config.model().din();
-    const std::vector<int64_t> att = ValidLayers(din.attention_hidden(), kDefaultAttentionHidden,
-                                                 std::size(kDefaultAttentionHidden));
-    if (att.empty()) return {};
-    out.push_back({"model.din.attention_hidden[0]", 4 * d, att[0]});
-    for (size_t l = 1; l < att.size(); ++l) {
-      out.push_back({"model.din.attention_hidden[" + std::to_string(l) + "]", att[l - 1], att[l]});
-    }
-    const int64_t heads = din.multi_head_target_attention().heads();
-    if (heads > 0) {
-      out.insert(out.end(), 4, Matrix{"model.din.multi_head_target_attention.heads", d, d});
-      in += d;
-    }
-  }
-  for (size_t l = 0; l < mlp.size(); ++l) {
-    out.push_back({"model.mlp.hidden[" + std::to_string(l) + "]", in, mlp[l]});
-    in = mlp[l];
-  }
-  out.push_back({"model.mlp.hidden", in, 1});  // the output layer
-  return out;
-}
+using Matrix = models::CtrModelSizes::Matrix;
 
 std::string Floats(double n) { return Num(n) + " floats, more than 2^31"; }
 
@@ -391,16 +332,10 @@ struct RowWidths {
   int64_t per_sample = 0, per_position = 0;
 };
 
-RowWidths Widths(const JobConfig& config, const std::vector<Matrix>& weights) {
+RowWidths Widths(const models::CtrModelSizes& sizes) {
   RowWidths w;
-  const int64_t d = ItemDimOrZero(config);
-  w.per_position = config.model().has_din() ? 2 * d : d;  // DIN's [k, q*k] rows
-  for (const Matrix& m : weights) {
-    w.per_sample = std::max({w.per_sample, m.rows, m.cols});
-    if (m.path.rfind("model.din.attention_hidden", 0) == 0) {
-      w.per_position = std::max(w.per_position, m.cols);
-    }
-  }
+  w.per_position = sizes.per_position;
+  for (const Matrix& m : sizes.weights) w.per_sample = std::max({w.per_sample, m.rows, m.cols});
   return w;
 }
 
@@ -422,11 +357,10 @@ void CheckBatch(const std::string& path, int batch_size, int64_t history, const 
   }
 }
 
-void CheckSizes(const JobConfig& config, Problems* p) {
-  const std::vector<Matrix> weights = WeightMatrices(config);
-  if (weights.empty()) return;
-  CheckWeights(weights, p);
-  const RowWidths w = Widths(config, weights);
+void CheckSizes(const JobConfig& config, const models::CtrModelSizes& sizes, Problems* p) {
+  if (sizes.weights.empty()) return;  // the model settings were not valid: reported already
+  CheckWeights(sizes.weights, p);
+  const RowWidths w = Widths(sizes);
   const int64_t history = ValidOrZero(config.data().max_history(), kMaxHistory);
   CheckBatch("train.batch_size", config.train().batch_size(), history, w, p);
   CheckBatch("train.eval_batch_size", config.train().eval_batch_size(), history, w, p);
@@ -475,12 +409,13 @@ Status ValidateJobConfig(const JobConfig& config) {
   CheckData(config.data(), &p);
   CheckTables(config, &p);
   CheckFeatures(config, &p);
-  CheckModel(config, &p);
+  models::CtrModelSizes sizes;
+  CheckModel(config, &p, &sizes);
   CheckDenseOptimizer(config.dense_optimizer(), &p);
   CheckTrain(config, &p);
   CheckPs(config.ps(), &p);
   CheckCheckpoint(config.checkpoint(), &p);
-  CheckSizes(config, &p);
+  CheckSizes(config, sizes, &p);
   CheckFinite(config, "", &p);
   return p.ToStatus();
 }

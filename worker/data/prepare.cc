@@ -3,11 +3,13 @@
 #include <glog/logging.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <limits>
+#include <map>
 #include <numeric>
 #include <random>
 #include <system_error>
@@ -22,6 +24,8 @@ namespace attnps::data {
 namespace {
 
 constexpr double kProgressSeconds = 5.0;
+// With --users: fields 7, 8, 9 = age_bucket, gender, occupation.
+constexpr size_t kUserExtraFields = 3;
 
 // rank[i] = position of names[i] in ascending order: numeric when every name is an unsigned
 // integer, else lexicographic.
@@ -65,6 +69,15 @@ Status WriteDatasetTxt(const PrepareOptions& options, const PrepareReport& r) {
   kv("test_rows", std::to_string(r.test_rows));
   kv("lines_read", std::to_string(r.lines_read));
   kv("bad_lines", std::to_string(r.bad_lines));
+  if (!r.extra_columns.empty()) {  // only then: without them the file is as it always was
+    std::string names;
+    for (const std::string& name : r.extra_columns) names += (names.empty() ? "" : ",") + name;
+    kv("extra_columns", names);
+    for (size_t k = 0; k < r.extra_columns.size(); ++k) {
+      kv((r.extra_columns[k] + "_ids").c_str(), std::to_string(r.extra_column_ids[k]));
+    }
+    kv("users_without_profile", std::to_string(r.users_without_profile));
+  }
   AtomicFile out;
   ATTNPS_RETURN_IF_ERROR(out.Open(options.out + "/dataset.txt"));
   ATTNPS_RETURN_IF_ERROR(out.Append(s));
@@ -87,6 +100,79 @@ void FillWriterCounts(const SampleWriter& writer, PrepareReport* report) {
   report->skipped_users = writer.skipped_users();
 }
 
+// The distinct non-empty values, in AscendingRanks order: value i gets id i + 1.
+std::vector<std::string> ValueIds(const std::vector<std::string>& values) {
+  std::vector<std::string> distinct;
+  for (const std::string& v : values) {
+    if (!v.empty()) distinct.push_back(v);
+  }
+  std::sort(distinct.begin(), distinct.end());
+  distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+  const std::vector<uint64_t> rank = AscendingRanks(distinct);
+  std::vector<std::string> ordered(distinct.size());
+  for (size_t i = 0; i < distinct.size(); ++i) ordered[rank[i]] = distinct[i];
+  return ordered;
+}
+
+// The extra CTR fields from the user profiles: per dense user (index user - 1) its age bucket,
+// gender and occupation ids (kUserExtraFields), 0 where unknown or absent from the users file.
+// Fills the report's extra_* fields and *ids_tsv with the content of extra_columns.tsv (column \t
+// id \t value).
+void UserExtraFields(const PrepareOptions& options, const InteractionLog& log,
+                     const UserProfiles& profiles, const std::vector<uint64_t>& user_rank,
+                     std::vector<std::array<uint64_t, kUserExtraFields>>* extra,
+                     std::string* ids_tsv, PrepareReport* report) {
+  static constexpr const char* kAgeBucketNames[UserProfiles::kAgeBuckets] = {
+      "<18", "18-24", "25-34", "35-44", "45-49", "50-55", "56+"};
+  const std::vector<std::string> genders = ValueIds(profiles.gender);
+  const std::vector<std::string> occupations = ValueIds(profiles.occupation);
+  auto index = [](const std::vector<std::string>& ordered) {
+    std::map<std::string, uint64_t> id;
+    for (size_t i = 0; i < ordered.size(); ++i) id[ordered[i]] = i + 1;
+    return id;
+  };
+  const std::map<std::string, uint64_t> gender_id = index(genders);
+  const std::map<std::string, uint64_t> occupation_id = index(occupations);
+  auto id_of = [](const std::map<std::string, uint64_t>& ids, const std::string& v) -> uint64_t {
+    return v.empty() ? 0 : ids.at(v);
+  };
+  extra->assign(log.users.size(), {0, 0, 0});
+  std::string missing_examples;
+  for (size_t i = 0; i < log.users.size(); ++i) {
+    if (profiles.line[i] == 0) {
+      if (++report->users_without_profile <= 5) {
+        missing_examples += (missing_examples.empty() ? "" : ", ") + log.users.names()[i];
+      }
+      continue;
+    }
+    (*extra)[user_rank[i]] = {profiles.age_bucket[i], id_of(gender_id, profiles.gender[i]),
+                              id_of(occupation_id, profiles.occupation[i])};
+  }
+  if (report->users_without_profile > 0) {
+    LOG(WARNING) << EscapeForMessage(options.users) << ": " << report->users_without_profile
+                 << " of " << log.users.size()
+                 << " users have no profile line; their age_bucket, gender and occupation are 0 "
+                    "(e.g. user "
+                 << EscapeForMessage(missing_examples) << ")";
+  }
+  report->extra_columns = {"age_bucket", "gender", "occupation"};
+  report->extra_column_ids = {UserProfiles::kAgeBuckets, genders.size(), occupations.size()};
+
+  auto add = [ids_tsv](const char* column, size_t id, std::string_view value) {
+    *ids_tsv += column;
+    *ids_tsv += '\t';
+    AppendUint(id, ids_tsv);
+    *ids_tsv += '\t';
+    *ids_tsv += value;
+    *ids_tsv += '\n';
+  };
+  for (size_t b = 0; b < UserProfiles::kAgeBuckets; ++b) {
+    add("age_bucket", b + 1, kAgeBucketNames[b]);
+  }
+  for (size_t g = 0; g < genders.size(); ++g) add("gender", g + 1, genders[g]);
+  for (size_t o = 0; o < occupations.size(); ++o) add("occupation", o + 1, occupations[o]);
+}
+
 Status PrepareRaw(const PrepareOptions& options, PrepareReport* report) {
   RawFormat format;
   ATTNPS_RETURN_IF_ERROR(ParseRawFormatName(options.format, &format));
@@ -98,6 +184,10 @@ Status PrepareRaw(const PrepareOptions& options, PrepareReport* report) {
   ATTNPS_RETURN_IF_ERROR(LoadInteractions(format, options.input, load, &log));
   if (!options.items.empty()) {
     ATTNPS_RETURN_IF_ERROR(LoadItemCategories(format, options.items, load, &log));
+  }
+  UserProfiles profiles;
+  if (!options.users.empty()) {
+    ATTNPS_RETURN_IF_ERROR(LoadUserProfiles(format, options.users, load, &log, &profiles));
   }
   log.item_cate_name.resize(log.items.size());
   if (log.user.empty()) return Status::InvalidArgument(options.input + ": no interactions");
@@ -127,18 +217,37 @@ Status PrepareRaw(const PrepareOptions& options, PrepareReport* report) {
   std::vector<uint32_t> by_user(log.user.size());
   for (size_t e = 0; e < log.user.size(); ++e) by_user[fill[user_rank[log.user[e]]]++] = e;
 
+  // Per dense user - 1: the extra CTR fields (none without a users file).
+  std::vector<std::array<uint64_t, kUserExtraFields>> user_extra;
+  std::string extra_ids_tsv;
+  if (!options.users.empty()) {
+    UserExtraFields(options, log, profiles, user_rank, &user_extra, &extra_ids_tsv, report);
+  }
+
   SampleWriter writer(MakeRecipeOptions(options), item_cate);
   ATTNPS_RETURN_IF_ERROR(writer.Open(options.out));
   std::vector<uint64_t> seq;
+  std::vector<std::vector<uint64_t>> extra(kUserExtraFields);
   for (size_t u = 0; u < num_users; ++u) {
     auto first = by_user.begin() + start[u], last = by_user.begin() + start[u + 1];
     std::stable_sort(first, last, [&](uint32_t a, uint32_t b) { return log.ts[a] < log.ts[b]; });
     seq.clear();
     for (auto it = first; it != last; ++it) seq.push_back(item_rank[log.item[*it]] + 1);
-    ATTNPS_RETURN_IF_ERROR(writer.AddUser(u + 1, seq));
+    if (user_extra.empty()) {
+      ATTNPS_RETURN_IF_ERROR(writer.AddUser(u + 1, seq));
+      continue;
+    }
+    for (size_t k = 0; k < kUserExtraFields; ++k) extra[k].assign(1, user_extra[u][k]);
+    ATTNPS_RETURN_IF_ERROR(writer.AddUser(u + 1, seq, extra));
   }
   ATTNPS_RETURN_IF_ERROR(writer.Commit());
   ATTNPS_RETURN_IF_ERROR(WriteItemCates(options.out, item_cate));
+  if (!options.users.empty()) {
+    AtomicFile ids;
+    ATTNPS_RETURN_IF_ERROR(ids.Open(options.out + "/extra_columns.tsv"));
+    ATTNPS_RETURN_IF_ERROR(ids.Append(extra_ids_tsv));
+    ATTNPS_RETURN_IF_ERROR(ids.Commit());
+  }
 
   report->lines_read = log.lines_read;
   report->bad_lines = log.bad_lines;
@@ -277,7 +386,17 @@ const std::vector<Flag>& Flags() {
          if (o->taobao_behaviors.empty()) return BadValue("taobao_behaviors", v, "empty list");
          return Status::Ok();
        }},
-      SynUintFlag("users", "synthetic: users (default 10000)", &SyntheticOptions::users),
+      {"users", "movielens: user profile file (optional); synthetic: user count (10000)",
+       [](std::string_view v, PrepareOptions* o) {
+         if (o->format != "synthetic") {
+           o->users = std::string(v);
+           return Status::Ok();
+         }
+         if (!ParseUint64(v, &o->synthetic.users)) {
+           return BadValue("users", v, "expected a non-negative integer");
+         }
+         return Status::Ok();
+       }},
       SynUintFlag("clusters", "synthetic: item clusters = categories (default 200)",
                   &SyntheticOptions::clusters),
       SynUintFlag("interests_per_user", "synthetic: interests per user (default 4)",
@@ -316,6 +435,11 @@ Status ValidateOptions(const PrepareOptions& o) {
   if (o.out.empty()) return Status::InvalidArgument("--out is required");
   if (o.max_history < 1) return Status::InvalidArgument("--max_history must be >= 1");
   if (o.min_user_events < 2) return Status::InvalidArgument("--min_user_events must be >= 2");
+  if (!o.users.empty() && o.format != "movielens") {
+    return Status::InvalidArgument(
+        "--users=FILE (user profiles) is only supported with --format=movielens" +
+        std::string(o.format == "synthetic" ? " (for synthetic, --users is the user count)" : ""));
+  }
   if (o.format == "synthetic") return ValidateSyntheticOptions(o.synthetic);
   RawFormat format;
   ATTNPS_RETURN_IF_ERROR(ParseRawFormatName(o.format, &format).WithContext("--format"));
@@ -341,8 +465,10 @@ Status Prepare(const PrepareOptions& options, PrepareReport* report) {
 
 std::string PrepareUsage() {
   std::string s =
-      "usage: attnps prepare --format=FORMAT --out=DIR [--input=FILE] [--items=FILE] [flags]\n"
-      "Writes train.tsv, test.tsv, sequences.tsv, item_cates.tsv and dataset.txt to DIR.\n"
+      "usage: attnps prepare --format=FORMAT --out=DIR [--input=FILE] [--items=FILE] "
+      "[--users=FILE] [flags]\n"
+      "Writes train.tsv, test.tsv, sequences.tsv, item_cates.tsv and dataset.txt to DIR\n"
+      "(with --users=FILE also extra_columns.tsv).\n"
       "flags:\n";
   for (const Flag& f : Flags()) {
     s += "  --";
@@ -416,6 +542,15 @@ int PrepareMain(const std::vector<std::string>& args) {
       static_cast<unsigned long long>(r.train_rows), static_cast<unsigned long long>(r.test_rows),
       static_cast<unsigned long long>(r.bad_lines),
       static_cast<unsigned long long>(r.skipped_users), options.out.c_str());
+  if (!r.extra_columns.empty()) {
+    std::string names;
+    for (size_t k = 0; k < r.extra_columns.size(); ++k) {
+      names += (k > 0 ? "," : "") + r.extra_columns[k] + "(" +
+               std::to_string(r.extra_column_ids[k]) + " ids)";
+    }
+    std::printf("extra CTR fields 7..: %s; users_without_profile=%llu\n", names.c_str(),
+                static_cast<unsigned long long>(r.users_without_profile));
+  }
   return 0;
 }
 

@@ -1,7 +1,7 @@
 // `attnps prepare`: turns a raw public data set (or the synthetic generator) into the canonical
 // sample files in --out: train.tsv and test.tsv (CTR lines, train in a seeded shuffled order),
-// sequences.tsv (retrieval lines), item_cates.tsv (item \t cate) and dataset.txt (key=value).
-// See docs/data.md.
+// sequences.tsv (retrieval lines), item_cates.tsv (item \t cate) and dataset.txt (key=value); with
+// a users file also extra_columns.tsv (column \t id \t value). See docs/data.md.
 #ifndef ATTNPS_WORKER_DATA_PREPARE_H_
 #define ATTNPS_WORKER_DATA_PREPARE_H_
 
@@ -18,7 +18,10 @@ struct PrepareOptions {
   std::string format;  // movielens | sasrec | amazon | taobao | synthetic
   std::string input;   // interactions file (not for synthetic)
   std::string items;   // optional items/meta file with categories
-  std::string out;     // output directory (created if missing)
+  // Optional MovieLens user profile file (--users; for synthetic --users is the user count): every
+  // CTR line then gets extra fields 7, 8, 9 = age bucket, gender, occupation ids.
+  std::string users;
+  std::string out;  // output directory (created if missing)
   int max_history = 50;
   uint64_t seed = 1;
   double max_bad_fraction = 0.001;
@@ -40,6 +43,11 @@ struct PrepareReport {
   uint64_t cates = 0;          // category ids are 1..cates
   uint64_t train_rows = 0;
   uint64_t test_rows = 0;
+  // With a users file: the names of the extra CTR fields 7.. and each one's id count (ids are
+  // 1..count; 0 = unknown); empty without one.
+  std::vector<std::string> extra_columns;
+  std::vector<uint64_t> extra_column_ids;
+  uint64_t users_without_profile = 0;  // users (of 1..users) with no line in the users file
 };
 
 Status Prepare(const PrepareOptions& options, PrepareReport* report);

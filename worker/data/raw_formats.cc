@@ -280,6 +280,70 @@ LineFn MovieLensItems(InteractionLog* log) {
   };
 }
 
+// MovieLens user profiles: `.user` atomic file (columns by name), users.dat
+// (`user::gender::age::occupation::zip`) or u.user (`user|age|gender|occupation|zip`).
+LineFn MovieLensUsers(InteractionLog* log, UserProfiles* profiles) {
+  struct Columns {
+    int user = 0, age = 1, gender = 2, occupation = 3;
+    bool atomic = false;  // after an atomic header every line is tab-separated
+    bool bad_header = false;
+  };
+  auto cols = std::make_shared<Columns>();
+  return [log, profiles, cols](std::string_view line, uint64_t line_number) -> Status {
+    std::string_view f[kMaxFields];
+    if (line_number == 1 && IsAtomicHeader(line)) {
+      size_t n = SplitInto(line, "\t", f, kMaxFields);
+      cols->atomic = true;
+      cols->user = FindColumn(f, n, "user_id");
+      cols->age = FindColumn(f, n, "age");
+      cols->gender = FindColumn(f, n, "gender");
+      cols->occupation = FindColumn(f, n, "occupation");
+      if (cols->user < 0 || cols->age < 0 || cols->gender < 0 || cols->occupation < 0) {
+        cols->bad_header = true;
+        return Status::InvalidArgument(
+            "atomic header without user_id, age, gender and occupation columns");
+      }
+      return Status::Ok();
+    }
+    if (cols->bad_header) {
+      return Status::InvalidArgument("no user_id, age, gender and occupation columns (line 1)");
+    }
+    Columns c = *cols;
+    size_t n;
+    if (c.atomic) {
+      n = SplitInto(line, "\t", f, kMaxFields);
+    } else if (line.find("::") != std::string_view::npos) {
+      n = SplitInto(line, "::", f, kMaxFields);
+      c.user = 0, c.gender = 1, c.age = 2, c.occupation = 3;
+    } else if (line.find('|') != std::string_view::npos) {
+      n = SplitInto(line, "|", f, kMaxFields);
+      c.user = 0, c.age = 1, c.gender = 2, c.occupation = 3;
+    } else {
+      n = SplitInto(line, "\t", f, kMaxFields);
+    }
+    const size_t need = static_cast<size_t>(std::max({c.user, c.age, c.gender, c.occupation}) + 1);
+    if (n < need) {
+      return Status::InvalidArgument("expected user, age, gender, occupation columns, got " +
+                                     std::to_string(n) + " fields");
+    }
+    std::string_view user = Trim(f[c.user]), age = Trim(f[c.age]);
+    uint64_t id, years = 0;
+    if (!ParseUint64(user, &id)) return NotUint("user", user);
+    if (!age.empty() && !ParseUint64(age, &years)) return NotUint("age", age);
+    int64_t index = log->users.Find(user);
+    if (index < 0) return Status::Ok();  // a user without interactions
+    if (profiles->line[index] != 0) {
+      return Status::InvalidArgument("user " + Quote(user) + " is listed again (first at line " +
+                                     std::to_string(profiles->line[index]) + ")");
+    }
+    profiles->line[index] = line_number;
+    profiles->age_bucket[index] = age.empty() ? 0 : AgeBucket(years);
+    profiles->gender[index].assign(Trim(f[c.gender]));
+    profiles->occupation[index].assign(Trim(f[c.occupation]));
+    return Status::Ok();
+  };
+}
+
 // The last string of the last non-empty list in a (list of lists | list) value.
 std::string_view LastCategory(const JsonValue& v) {
   if (v.kind == JsonValue::Kind::kString) return v.text;
@@ -311,6 +375,14 @@ LineFn AmazonItems(InteractionLog* log) {
 }
 
 }  // namespace
+
+uint64_t AgeBucket(uint64_t age) {
+  // The first age of buckets 2..7.
+  static constexpr uint64_t kBucketStarts[UserProfiles::kAgeBuckets - 1] = {18, 25, 35, 45, 50, 56};
+  uint64_t bucket = 1;
+  for (uint64_t start : kBucketStarts) bucket += age >= start ? 1 : 0;
+  return bucket;
+}
 
 uint32_t Interner::Intern(std::string_view s) {
   auto it = index_.find(absl::string_view(s.data(), s.size()));
@@ -368,6 +440,19 @@ Status LoadItemCategories(RawFormat format, const std::string& path, const LoadO
       return Status::InvalidArgument("taobao gives categories inline; --items is not used");
   }
   return Status::InvalidArgument("unknown format");
+}
+
+Status LoadUserProfiles(RawFormat format, const std::string& path, const LoadOptions& options,
+                        InteractionLog* log, UserProfiles* profiles) {
+  if (format != RawFormat::kMovieLens) {
+    return Status::InvalidArgument("a users file (user profiles) is only read for movielens");
+  }
+  const size_t n = log->users.size();
+  profiles->line.assign(n, 0);
+  profiles->age_bucket.assign(n, 0);
+  profiles->gender.assign(n, "");
+  profiles->occupation.assign(n, "");
+  return ForEachLine(path, options, log, MovieLensUsers(log, profiles));
 }
 
 }  // namespace attnps::data

@@ -8,6 +8,9 @@
 //   amazon:    review JSON lines (reviewerID, asin, unixReviewTime); meta JSON lines (asin and
 //              categories = list of lists -> last of the last list, or category = list -> last).
 //   taobao:    UserBehavior.csv `user,item,category,behavior,timestamp`, kept behaviors only.
+// MovieLens user profiles (--users): `.user` atomic file (tab-separated, header with user_id, age,
+// gender and occupation columns, located by name), users.dat (`user::gender::age::occupation::zip`)
+// or u.user (`user|age|gender|occupation|zip`).
 // Malformed lines are counted, reported (first 10) as `file:line: reason` and skipped; loading
 // fails with InvalidArgument past max_bad_fraction (checked from 1000 lines and at the end).
 #ifndef ATTNPS_WORKER_DATA_RAW_FORMATS_H_
@@ -58,6 +61,21 @@ struct InteractionLog {
   uint64_t bad_lines = 0;
 };
 
+// MovieLens user profiles, per interned user of an InteractionLog (LoadUserProfiles).
+struct UserProfiles {
+  static constexpr uint64_t kAgeBuckets = 7;  // <18, 18-24, 25-34, 35-44, 45-49, 50-55, 56+
+
+  std::vector<uint64_t> line;           // line of the user's profile in the file; 0 = none
+  std::vector<uint64_t> age_bucket;     // 1..kAgeBuckets; 0 = unknown (empty age)
+  std::vector<std::string> gender;      // raw value; "" = unknown
+  std::vector<std::string> occupation;  // raw value; "" = unknown
+};
+
+// The age bucket of an age in years, as MovieLens-1M groups them: <18 -> 1, 18-24 -> 2,
+// 25-34 -> 3, 35-44 -> 4, 45-49 -> 5, 50-55 -> 6, 56+ -> 7 (ML-1M's codes 1, 18, 25, ... map to
+// their own bucket).
+uint64_t AgeBucket(uint64_t age);
+
 Status ParseRawFormatName(std::string_view name, RawFormat* format);
 
 // Appends the interactions of `path` to *log.
@@ -67,6 +85,13 @@ Status LoadInteractions(RawFormat format, const std::string& path, const LoadOpt
 // For taobao the category comes inline and this is not needed.
 Status LoadItemCategories(RawFormat format, const std::string& path, const LoadOptions& options,
                           InteractionLog* log);
+// Reads a MovieLens users file into *profiles (sized to log->users; users absent from the log are
+// ignored) and adds its line counts to log->lines_read/bad_lines. A line is malformed when its
+// user or age is not an unsigned integer, it has too few columns, or its user was already listed;
+// an empty age, gender or occupation is unknown, not malformed. Only for RawFormat::kMovieLens
+// (InvalidArgument otherwise).
+Status LoadUserProfiles(RawFormat format, const std::string& path, const LoadOptions& options,
+                        InteractionLog* log, UserProfiles* profiles);
 
 }  // namespace attnps::data
 

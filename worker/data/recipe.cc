@@ -33,6 +33,17 @@ uint64_t SampleWriter::DrawNegative(const std::vector<uint64_t>& sorted_set) {
 }
 
 Status SampleWriter::AddUser(uint64_t user, const std::vector<uint64_t>& items) {
+  sample_.extra.clear();
+  return AddUserWithExtra(user, items);
+}
+
+Status SampleWriter::AddUser(uint64_t user, const std::vector<uint64_t>& items,
+                             const std::vector<std::vector<uint64_t>>& extra) {
+  sample_.extra = extra;
+  return AddUserWithExtra(user, items);
+}
+
+Status SampleWriter::AddUserWithExtra(uint64_t user, const std::vector<uint64_t>& items) {
   if (items.size() < static_cast<size_t>(std::max(options_.min_user_events, 2))) {
     ++skipped_users_;
     return Status::Ok();

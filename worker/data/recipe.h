@@ -41,6 +41,10 @@ class SampleWriter {
   // Adds one user's time-ordered dense item ids; users below min_user_events are counted and
   // skipped, as are users whose set covers every item (no negative exists).
   Status AddUser(uint64_t user, const std::vector<uint64_t>& items);
+  // The same, with `extra` written as fields 7.. of each of the user's CTR lines (train and test;
+  // not in sequences.tsv). The caller keeps the number of extra fields the same for every user.
+  Status AddUser(uint64_t user, const std::vector<uint64_t>& items,
+                 const std::vector<std::vector<uint64_t>>& extra);
   Status Commit();
 
   uint64_t train_rows() const { return train_.lines(); }
@@ -51,6 +55,8 @@ class SampleWriter {
 
  private:
   uint64_t DrawNegative(const std::vector<uint64_t>& sorted_set);
+  // AddUser with sample_.extra already set.
+  Status AddUserWithExtra(uint64_t user, const std::vector<uint64_t>& items);
 
   RecipeOptions options_;
   std::vector<uint64_t> item_cate_;

@@ -15,8 +15,8 @@ constexpr const char* kCtrFieldNames[kCtrFields] = {"label",       "user",      
 constexpr size_t kRetrievalFields = 3;
 constexpr const char* kRetrievalFieldNames[kRetrievalFields] = {"user", "items", "cates"};
 
-Status FieldError(size_t index, const char* name, std::string_view value, const char* what) {
-  return Status::InvalidArgument("field " + std::to_string(index + 1) + " (" + name +
+Status FieldError(size_t index, std::string_view name, std::string_view value, const char* what) {
+  return Status::InvalidArgument("field " + std::to_string(index + 1) + " (" + std::string(name) +
                                  "): " + Quote(value) + " " + what);
 }
 
@@ -72,10 +72,18 @@ void AppendIdList(const std::vector<uint64_t>& ids, std::string* out) {
   }
 }
 
-Status ParseCtrLine(std::string_view line, CtrSample* sample) {
-  std::string_view f[kCtrFields];
-  size_t n = SplitInto(line, "\t", f, kCtrFields);
-  if (n != kCtrFields) return FieldCountError(n, kCtrFields);
+namespace {
+
+// Parses a line of exactly kCtrFields + extra_columns fields, extra_columns <= kMaxExtra. One body
+// for both cases so that the 6-field parse (kMaxExtra = 0) is the code it always was: a 6-entry
+// field array and no extra-field work.
+template <size_t kMaxExtra>
+[[gnu::always_inline]] inline Status ParseCtrFields(std::string_view line, size_t extra_columns,
+                                                    CtrSample* sample) {
+  std::string_view f[kCtrFields + kMaxExtra];
+  const size_t want = kCtrFields + extra_columns;
+  size_t n = SplitInto(line, "\t", f, want);
+  if (n != want) return FieldCountError(n, want);
   double label = 0;
   if (!ParseDouble(f[0], &label) || !(label >= 0 && label <= 1)) {
     return FieldError(0, kCtrFieldNames[0], f[0], "is not a number in [0, 1]");
@@ -86,8 +94,41 @@ Status ParseCtrLine(std::string_view line, CtrSample* sample) {
   ATTNPS_RETURN_IF_ERROR(ParseUintField(f, 3, kCtrFieldNames, &sample->cate));
   ATTNPS_RETURN_IF_ERROR(ParseListField(f, 4, kCtrFieldNames, &sample->hist_items));
   ATTNPS_RETURN_IF_ERROR(ParseListField(f, 5, kCtrFieldNames, &sample->hist_cates));
+  if constexpr (kMaxExtra == 0) {
+    sample->extra.clear();
+  } else {
+    sample->extra.resize(extra_columns);  // keeps the inner vectors' capacity
+    for (size_t k = 0; k < extra_columns; ++k) {
+      const size_t index = kCtrFields + k;
+      if (!ParseIdList(f[index], &sample->extra[k])) {
+        return FieldError(index, "extra " + std::to_string(k + 1), f[index],
+                          "is not an unsigned integer");
+      }
+    }
+  }
   return CheckSameLength("hist_items", sample->hist_items.size(), "hist_cates",
                          sample->hist_cates.size());
+}
+
+// Out of line, so that its larger field array stays out of the 6-field path.
+[[gnu::noinline]] Status ParseCtrLineWithExtra(std::string_view line, int extra_columns,
+                                               CtrSample* sample) {
+  if (extra_columns < 0 || extra_columns > kMaxCtrExtraColumns) {
+    return Status::InvalidArgument("extra_columns " + std::to_string(extra_columns) +
+                                   " is not in [0, " + std::to_string(kMaxCtrExtraColumns) + "]");
+  }
+  return ParseCtrFields<kMaxCtrExtraColumns>(line, static_cast<size_t>(extra_columns), sample);
+}
+
+}  // namespace
+
+Status ParseCtrLine(std::string_view line, CtrSample* sample) {
+  return ParseCtrFields<0>(line, 0, sample);
+}
+
+Status ParseCtrLine(std::string_view line, int extra_columns, CtrSample* sample) {
+  if (extra_columns == 0) return ParseCtrFields<0>(line, 0, sample);
+  return ParseCtrLineWithExtra(line, extra_columns, sample);
 }
 
 void AppendCtrLine(const CtrSample& sample, std::string* out) {
@@ -108,6 +149,10 @@ void AppendCtrLine(const CtrSample& sample, std::string* out) {
   AppendIdList(sample.hist_items, out);
   out->push_back('\t');
   AppendIdList(sample.hist_cates, out);
+  for (const std::vector<uint64_t>& ids : sample.extra) {
+    out->push_back('\t');
+    AppendIdList(ids, out);
+  }
   out->push_back('\n');
 }
 
@@ -138,6 +183,10 @@ Status CtrFileReader::Open(const std::string& path, const CtrReaderOptions& opti
         " is not in [0, num_workers=" + std::to_string(options.num_workers) + ")");
   }
   if (options.max_history < 0) return Status::InvalidArgument("max_history must be >= 0");
+  if (options.extra_columns < 0 || options.extra_columns > kMaxCtrExtraColumns) {
+    return Status::InvalidArgument("extra_columns " + std::to_string(options.extra_columns) +
+                                   " is not in [0, " + std::to_string(kMaxCtrExtraColumns) + "]");
+  }
   if (!(options.max_bad_fraction >= 0)) {
     return Status::InvalidArgument("max_bad_fraction must be >= 0");
   }
@@ -173,7 +222,7 @@ Status CtrFileReader::AtEof() {
 Status CtrFileReader::ConsiderLine(std::string_view line, CtrSample* sample, bool* parsed,
                                    std::string* why) {
   ++considered_;
-  Status s = ParseCtrLine(line, sample);
+  Status s = ParseCtrLine(line, options_.extra_columns, sample);
   *parsed = s.ok();
   if (s.ok()) {
     if (options_.max_history > 0) {

@@ -1,9 +1,12 @@
 // The canonical sample files written by `attnps prepare` and read by trainers.
 //
-// CTR line (TSV, 6 fields):
-//   label \t user \t target_item \t target_cate \t hist_items \t hist_cates
+// CTR line (TSV, 6 fields, then optionally extra fields 7..N):
+//   label \t user \t target_item \t target_cate \t hist_items \t hist_cates [\t extra_1 ...]
 // where hist_* are comma-separated id lists of equal length (empty field = empty history), ids are
-// dense 1-based uint64 (0 = padding/unknown) and the label is a float (0 or 1).
+// dense 1-based uint64 (0 = padding/unknown) and the label is a float (0 or 1). Each extra field is
+// a comma-separated id list too (a single-id feature is a list of one id; empty = no id); what the
+// extra fields mean is recorded by whoever wrote the file (dataset.txt `extra_columns` for
+// `attnps prepare`), and a reader states how many it expects.
 //
 // Retrieval line (TSV, 3 fields): user \t items \t cates, the user's time-ordered sequence.
 #ifndef ATTNPS_WORKER_DATA_SAMPLE_H_
@@ -27,12 +30,17 @@ struct CtrSample {
   uint64_t cate = 0;
   std::vector<uint64_t> hist_items;
   std::vector<uint64_t> hist_cates;
+  // Fields 7.. in order, one id list each (empty when the file has no extra fields).
+  std::vector<std::vector<uint64_t>> extra;
 
   bool operator==(const CtrSample& o) const {
     return label == o.label && user == o.user && item == o.item && cate == o.cate &&
-           hist_items == o.hist_items && hist_cates == o.hist_cates;
+           hist_items == o.hist_items && hist_cates == o.hist_cates && extra == o.extra;
   }
 };
+
+// The most extra fields a CTR line may have.
+inline constexpr int kMaxCtrExtraColumns = 64;
 
 struct RetrievalSample {
   uint64_t user = 0;
@@ -44,10 +52,18 @@ struct RetrievalSample {
   }
 };
 
-// Parses one CTR line (without '\n'). On error *sample is unspecified and the message names the
-// field, e.g. `field 5 (hist_items): "12,x" is not an unsigned integer`.
+// Parses one CTR line (without '\n') of exactly 6 fields; sample->extra is cleared. On error
+// *sample is unspecified and the message names the field, e.g.
+// `field 5 (hist_items): "12,x" is not an unsigned integer`, `expected 6 tab-separated fields,
+// got 7`.
 Status ParseCtrLine(std::string_view line, CtrSample* sample);
-// Appends the sample as one line, '\n' included.
+// Parses a CTR line of exactly 6 + extra_columns fields into *sample, fields 7.. into
+// sample->extra (resized to extra_columns; the inner vectors' capacity is reused). Errors as above,
+// e.g. `expected 9 tab-separated fields, got 6`, `field 7 (extra 1): "x" is not an unsigned
+// integer`; InvalidArgument when extra_columns is not in [0, kMaxCtrExtraColumns]. With
+// extra_columns = 0 it is the 6-field ParseCtrLine.
+Status ParseCtrLine(std::string_view line, int extra_columns, CtrSample* sample);
+// Appends the sample as one line, '\n' included: the 6 fields, then one field per sample.extra.
 void AppendCtrLine(const CtrSample& sample, std::string* out);
 
 Status ParseRetrievalLine(std::string_view line, RetrievalSample* sample);
@@ -65,6 +81,9 @@ struct CtrReaderOptions {
   int max_history = 0;
   // Next fails once malformed/considered lines exceeds this (checked from 1000 lines and at EOF).
   double max_bad_fraction = 0.001;
+  // Extra fields (7..) every line has, in [0, kMaxCtrExtraColumns]; a line with another field
+  // count is malformed. max_history does not apply to them.
+  int extra_columns = 0;
 };
 
 // Reads a CTR file sequentially: Next skips (and counts) malformed and blank lines; NextLine

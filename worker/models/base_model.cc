@@ -71,9 +71,18 @@ class BaseCtrModel final : public CtrModel {
 
 }  // namespace
 
-std::unique_ptr<CtrModel> NewBaseModel(const config::ModelConfig& config, const CtrModelDims& dims,
-                                       uint64_t seed) {
-  return std::make_unique<BaseCtrModel>(config, dims, seed);
+CtrModelKind BaseModelKind() {
+  auto check = [](const config::ModelConfig&, const CtrModelDims& dims, config::Problems*,
+                  CtrModelSizes* sizes) {
+    const int64_t d = dims.item_dim + dims.cate_dim;
+    sizes->mlp_input = dims.user_dim + 3 * d;  // [user, pooled, q, pooled * q]
+    sizes->per_position = d;
+  };
+  auto make = [](const config::ModelConfig& config, const CtrModelDims& dims,
+                 uint64_t seed) -> std::unique_ptr<CtrModel> {
+    return std::make_unique<BaseCtrModel>(config, dims, seed);
+  };
+  return {"base", check, make};
 }
 
 }  // namespace attnps::models

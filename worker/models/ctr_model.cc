@@ -1,49 +1,62 @@
-// MakeCtrModel: checks that the implementation supports the configuration, then builds the model.
+// The registry of CTR model kinds, the one validation of config.model, MakeCtrModel, and the
+// default training step (BCE).
 #include "worker/models/ctr_model.h"
 
 #include <glog/logging.h>
+#include <google/protobuf/descriptor.h>
 
+#include <cmath>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "ops/loss.h"
 #include "worker/config/job_config.h"
 #include "worker/models/models_internal.h"
 
 namespace attnps::models {
 namespace {
 
-// Collects "field: problem" messages; InvalidArgument with all of them joined by "; ".
-class Problems {
- public:
-  void Add(const std::string& field, const std::string& what) {
-    if (!text_.empty()) text_ += "; ";
-    text_ += field + ": " + what;
-  }
-  Status ToStatus() const { return text_.empty() ? Status::Ok() : Status::InvalidArgument(text_); }
-
- private:
-  std::string text_;
-};
-
-void CheckDims(const CtrModelDims& dims, Problems* p) {
-  if (dims.item_dim <= 0)
-    p->Add("dims.item_dim", "must be > 0, got " + std::to_string(dims.item_dim));
-  if (dims.cate_dim <= 0)
-    p->Add("dims.cate_dim", "must be > 0, got " + std::to_string(dims.cate_dim));
-  if (dims.user_dim < 0)
-    p->Add("dims.user_dim", "must be >= 0, got " + std::to_string(dims.user_dim));
+std::mutex& RegistryMutex() {
+  static std::mutex mu;
+  return mu;
 }
 
-void CheckMlp(const config::MlpConfig& mlp, Problems* p) {
-  for (int h : config::MlpHidden(mlp)) {
-    if (h <= 0) p->Add("model.mlp.hidden", "every layer must be > 0, got " + std::to_string(h));
+// The registered kinds: attnps's own, one line each, then those added by RegisterCtrModel.
+std::vector<CtrModelKind>& Kinds() {
+  static auto* kinds = new std::vector<CtrModelKind>{
+      BaseModelKind(),  // worker/models/base_model.cc
+      DinModelKind(),   // worker/models/din_model.cc
+  };
+  return *kinds;
+}
+
+// The kind config selects, or nullptr; *field names the setting that selects it.
+const CtrModelKind* SelectedKind(const config::ModelConfig& config, std::string* field,
+                                 std::string* name) {
+  const google::protobuf::OneofDescriptor* oneof = config.GetDescriptor()->FindOneofByName("kind");
+  const google::protobuf::FieldDescriptor* f =
+      config.GetReflection()->GetOneofFieldDescriptor(config, oneof);
+  if (f == nullptr) return nullptr;
+  *field = "model." + f->name();
+  *name = f->name();
+  if (config.has_custom()) {
+    *field = "model.custom.name";
+    *name = config.custom().name();
   }
+  std::lock_guard<std::mutex> lock(RegistryMutex());
+  for (const CtrModelKind& k : Kinds()) {
+    if (k.name == *name) return &k;
+  }
+  return nullptr;
+}
+
+void CheckMlp(const config::MlpConfig& mlp, config::Problems* p) {
+  p->AllPositiveAtMost("model.mlp.hidden", mlp.hidden(), config::kMaxLayerSize);
   switch (mlp.activation()) {
     case config::DICE:
-      if (!(mlp.dice_epsilon() > 0.0f)) p->Add("model.mlp.dice_epsilon", "must be > 0");
-      if (!(mlp.dice_momentum() >= 0.0f && mlp.dice_momentum() < 1.0f)) {
-        p->Add("model.mlp.dice_momentum", "must be in [0, 1)");
-      }
+      p->PositiveAtMost("model.mlp.dice_epsilon", mlp.dice_epsilon(), config::kMaxEpsilon);
+      p->InHalfOpen("model.mlp.dice_momentum", mlp.dice_momentum(), 0, 1);
       break;
     case config::PRELU:
     case config::RELU:
@@ -54,45 +67,88 @@ void CheckMlp(const config::MlpConfig& mlp, Problems* p) {
   }
 }
 
-void CheckDin(const config::DinModel& din, const CtrModelDims& dims, Problems* p) {
-  const std::vector<int> hidden = config::AttentionHidden(din);
-  if (hidden.size() != 2) {
-    p->Add("model.din.attention_hidden",
-           "the DIN activation unit has exactly two hidden layers, got " +
-               std::to_string(hidden.size()));
+void AddMlpSizes(const config::MlpConfig& mlp, CtrModelSizes* sizes) {
+  int64_t in = sizes->mlp_input;
+  const std::vector<int> hidden = config::MlpHidden(mlp);
+  for (size_t l = 0; l < hidden.size(); ++l) {
+    sizes->weights.push_back({"model.mlp.hidden[" + std::to_string(l) + "]", in, hidden[l]});
+    in = hidden[l];
   }
-  for (int h : hidden) {
-    if (h <= 0) {
-      p->Add("model.din.attention_hidden", "every layer must be > 0, got " + std::to_string(h));
-    }
-  }
-  if (din.attention_activation() != config::SIGMOID && din.attention_activation() != config::RELU) {
-    p->Add("model.din.attention_activation",
-           "the DIN activation unit supports SIGMOID and RELU, got " +
-               config::Activation_Name(din.attention_activation()));
-  }
-  if (din.attention_normalization() == config::DinModel::SOFTMAX && !(din.softmax_scale() > 0.0f)) {
-    p->Add("model.din.softmax_scale", "must be > 0 with SOFTMAX normalization");
-  }
-  const int heads = din.multi_head_target_attention().heads();
-  const int d = dims.item_dim + dims.cate_dim;
-  if (heads < 0) {
-    p->Add("model.din.multi_head_target_attention.heads", "must be >= 0");
-  } else if (heads > 0 && d > 0 && d % heads != 0) {
-    p->Add("model.din.multi_head_target_attention.heads",
-           std::to_string(heads) + " does not divide the item dim " + std::to_string(d));
-  }
-  const int ratio = din.senet().reduction_ratio();
-  if (ratio < 0) {
-    p->Add("model.din.senet.reduction_ratio", "must be >= 0");
-  } else if (ratio > 0 && dims.item_dim != dims.cate_dim) {
-    p->Add("model.din.senet.reduction_ratio", "SENet needs fields of one width: item dim " +
-                                                  std::to_string(dims.item_dim) + " != cate dim " +
-                                                  std::to_string(dims.cate_dim));
-  }
+  sizes->weights.push_back({"model.mlp.hidden", in, 1});  // the output layer
+}
+
+void CheckDims(const CtrModelDims& dims, config::Problems* p) {
+  if (dims.item_dim <= 0)
+    p->Add("dims.item_dim", "must be > 0, got " + std::to_string(dims.item_dim));
+  if (dims.cate_dim <= 0)
+    p->Add("dims.cate_dim", "must be > 0, got " + std::to_string(dims.cate_dim));
+  if (dims.user_dim < 0)
+    p->Add("dims.user_dim", "must be >= 0, got " + std::to_string(dims.user_dim));
 }
 
 }  // namespace
+
+bool RegisterCtrModel(const CtrModelKind& kind) {
+  CHECK(kind.check != nullptr && kind.make != nullptr) << "model kind " << kind.name;
+  std::lock_guard<std::mutex> lock(RegistryMutex());
+  for (const CtrModelKind& k : Kinds()) {
+    if (k.name == kind.name) return false;
+  }
+  Kinds().push_back(kind);
+  return true;
+}
+
+std::string CtrModelNames() {
+  std::lock_guard<std::mutex> lock(RegistryMutex());
+  std::string names;
+  for (const CtrModelKind& k : Kinds()) names += (names.empty() ? "" : ", ") + k.name;
+  return names;
+}
+
+void CheckCtrModelConfig(const config::ModelConfig& config, const CtrModelDims& dims,
+                         config::Problems* problems, CtrModelSizes* sizes) {
+  CheckMlp(config.mlp(), problems);
+  std::string field, name;
+  const CtrModelKind* kind = SelectedKind(config, &field, &name);
+  if (kind == nullptr) {
+    if (field.empty()) {
+      problems->Add("model.kind", "not set; choose one of: " + CtrModelNames());
+    } else {
+      problems->Add(field, config::Quote(name) + " is not a registered model kind (registered: " +
+                               CtrModelNames() + ")");
+    }
+    return;
+  }
+  const size_t before = problems->size();
+  CtrModelSizes mine;
+  kind->check(config, dims, problems, &mine);
+  if (sizes == nullptr || problems->size() != before) return;
+  *sizes = mine;
+  if (sizes->mlp_input > 0) AddMlpSizes(config.mlp(), sizes);
+}
+
+Status MakeCtrModel(const config::ModelConfig& config, const CtrModelDims& dims, uint64_t seed,
+                    std::unique_ptr<CtrModel>* out) {
+  config::Problems problems;
+  CheckDims(dims, &problems);
+  CheckCtrModelConfig(config, dims, &problems, nullptr);
+  ATTNPS_RETURN_IF_ERROR(problems.ToStatus());
+  std::string field, name;
+  *out = SelectedKind(config, &field, &name)->make(config, dims, seed);
+  return Status::Ok();
+}
+
+double CtrModel::TrainStep(const CtrInputs& in, const Tensor& labels, float loss_scale,
+                           Tensor* logits, CtrInputGrads* dinputs) {
+  Forward(in, /*training=*/true, logits);
+  const double loss = BceWithLogitsForward(*logits, labels, Tensor());
+  if (!std::isfinite(loss)) return loss;
+  dlogits_.EnsureShape(logits->shape());
+  dlogits_.SetZero();
+  BceWithLogitsBackward(*logits, labels, Tensor(), loss_scale, &dlogits_);
+  Backward(in, dlogits_, dinputs);
+  return loss;
+}
 
 BatchSizes CheckCtrInputs(const CtrInputs& in, const CtrModelDims& dims) {
   const int64_t d = dims.item_dim + dims.cate_dim;
@@ -112,26 +168,6 @@ BatchSizes CheckCtrInputs(const CtrInputs& in, const CtrModelDims& dims) {
     CHECK(in.user.empty()) << "user given to a model without a user feature";
   }
   return {b, t};
-}
-
-Status MakeCtrModel(const config::ModelConfig& config, const CtrModelDims& dims, uint64_t seed,
-                    std::unique_ptr<CtrModel>* out) {
-  Problems problems;
-  CheckDims(dims, &problems);
-  CheckMlp(config.mlp(), &problems);
-  switch (config.kind_case()) {
-    case config::ModelConfig::kBase:
-      break;
-    case config::ModelConfig::kDin:
-      CheckDin(config.din(), dims, &problems);
-      break;
-    default:
-      problems.Add("model.kind", "not set or not implemented; choose one of: base, din");
-  }
-  ATTNPS_RETURN_IF_ERROR(problems.ToStatus());
-  *out = config.kind_case() == config::ModelConfig::kBase ? NewBaseModel(config, dims, seed)
-                                                          : NewDinModel(config, dims, seed);
-  return Status::Ok();
 }
 
 }  // namespace attnps::models

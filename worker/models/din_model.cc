@@ -269,11 +269,67 @@ class DinCtrModel final : public CtrModel {
   Tensor x_, dx_;                               // MLP input [B, width]
 };
 
+constexpr int kMaxHeads = 256;             // model.din.multi_head_target_attention.heads
+constexpr int kMaxSenetRatio = 1024;       // model.din.senet.reduction_ratio
+constexpr double kMaxSoftmaxScale = 1000;  // model.din.softmax_scale
+
+void CheckDin(const config::ModelConfig& config, const CtrModelDims& dims, config::Problems* p,
+              CtrModelSizes* sizes) {
+  const config::DinModel& din = config.din();
+  const size_t before = p->size();
+  p->AllPositiveAtMost("model.din.attention_hidden", din.attention_hidden(), config::kMaxLayerSize);
+  const std::vector<int> hidden = config::AttentionHidden(din);
+  if (hidden.size() != 2) {
+    p->Add("model.din.attention_hidden",
+           "the DIN activation unit has exactly two hidden layers, got " +
+               std::to_string(hidden.size()));
+  }
+  if (din.attention_activation() != config::SIGMOID && din.attention_activation() != config::RELU) {
+    p->Add("model.din.attention_activation",
+           "the DIN activation unit supports SIGMOID and RELU, got " +
+               config::Activation_Name(din.attention_activation()));
+  }
+  if (din.attention_normalization() == config::DinModel::SOFTMAX) {
+    p->PositiveAtMost("model.din.softmax_scale", din.softmax_scale(), kMaxSoftmaxScale);
+  }
+  const int heads = din.multi_head_target_attention().heads();
+  const std::string heads_path = "model.din.multi_head_target_attention.heads";
+  p->NonNegativeAtMost(heads_path, heads, kMaxHeads);
+  const int64_t d = dims.item_dim > 0 && dims.cate_dim > 0 ? dims.item_dim + dims.cate_dim : 0;
+  if (heads > 0 && d > 0 && d % heads != 0) {
+    p->Add(heads_path, std::to_string(heads) + " does not divide the item dim " +
+                           std::to_string(d) +
+                           (dims.d_source.empty() ? "" : " (" + dims.d_source + ")"));
+  }
+  const int ratio = din.senet().reduction_ratio();
+  p->NonNegativeAtMost("model.din.senet.reduction_ratio", ratio, kMaxSenetRatio);
+  if (ratio > 0 && d > 0 && dims.item_dim != dims.cate_dim) {
+    p->Add("model.din.senet.reduction_ratio", "SENet needs fields of one width: item dim " +
+                                                  std::to_string(dims.item_dim) + " != cate dim " +
+                                                  std::to_string(dims.cate_dim));
+  }
+  if (p->size() != before || d == 0) return;
+  sizes->weights.push_back({"model.din.attention_hidden[0]", 4 * d, hidden[0]});
+  for (size_t l = 1; l < hidden.size(); ++l) {
+    sizes->weights.push_back(
+        {"model.din.attention_hidden[" + std::to_string(l) + "]", hidden[l - 1], hidden[l]});
+  }
+  sizes->mlp_input = dims.user_dim + 3 * d;  // [user, pooled, q, pooled * q]
+  if (heads > 0) {
+    sizes->weights.insert(sizes->weights.end(), 4, {heads_path, d, d});
+    sizes->mlp_input += d;
+  }
+  sizes->per_position = std::max<int64_t>(2 * d, *std::max_element(hidden.begin(), hidden.end()));
+}
+
 }  // namespace
 
-std::unique_ptr<CtrModel> NewDinModel(const config::ModelConfig& config, const CtrModelDims& dims,
-                                      uint64_t seed) {
-  return std::make_unique<DinCtrModel>(config, dims, seed);
+CtrModelKind DinModelKind() {
+  auto make = [](const config::ModelConfig& config, const CtrModelDims& dims,
+                 uint64_t seed) -> std::unique_ptr<CtrModel> {
+    return std::make_unique<DinCtrModel>(config, dims, seed);
+  };
+  return {"din", CheckDin, make};
 }
 
 }  // namespace attnps::models

@@ -20,11 +20,9 @@ struct BatchSizes {
 // [B, U] (or empty when U = 0), with D = item_dim + cate_dim; returns B and T.
 BatchSizes CheckCtrInputs(const CtrInputs& in, const CtrModelDims& dims);
 
-// Preconditions: the config was accepted by MakeCtrModel's checks.
-std::unique_ptr<CtrModel> NewBaseModel(const config::ModelConfig& config, const CtrModelDims& dims,
-                                       uint64_t seed);
-std::unique_ptr<CtrModel> NewDinModel(const config::ModelConfig& config, const CtrModelDims& dims,
-                                      uint64_t seed);
+// The kinds of attnps's own registry (worker/models/ctr_model.cc), one per model file.
+CtrModelKind BaseModelKind();
+CtrModelKind DinModelKind();
 
 }  // namespace attnps::models
 

@@ -13,6 +13,7 @@
 
 #include "tests/worker/data/test_util.h"
 #include "worker/data/output.h"
+#include "worker/data/raw_formats.h"
 #include "worker/data/sample.h"
 
 namespace attnps::data {
@@ -532,6 +533,311 @@ TEST(ShuffledWriterTest, OutputIsAPermutationIndependentOfTheMemoryLimit) {
   EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir), {}), 2);  // no bucket files
 }
 
+// ---- --users: user profiles as extra CTR fields ----
+
+// The exact output of the tiny log (TinyOptions) before extra fields existed (written by the
+// binary of that time): a run without --users must keep giving these bytes.
+constexpr char kTinyTrainTsv[] =
+    "1\t3\t1\t2\t1\t2\n"
+    "0\t1\t1\t2\t2\t1\n"
+    "0\t3\t4\t2\t1\t2\n"
+    "1\t1\t5\t3\t2,3\t1,3\n"
+    "0\t1\t1\t2\t2,3\t1,3\n"
+    "1\t1\t3\t3\t2\t1\n";
+constexpr char kTinyTestTsv[] =
+    "1\t1\t4\t2\t2,3,5\t1,3,3\n"
+    "0\t1\t1\t2\t2,3,5\t1,3,3\n"
+    "1\t3\t2\t1\t1,1\t2,2\n"
+    "0\t3\t5\t3\t1,1\t2,2\n";
+constexpr char kTinyDatasetTxt[] =
+    "format=movielens\nseed=1\nmax_history=50\nmin_user_events=3\nusers=3\n"
+    "users_with_samples=2\nitems=5\ncates=3\nevents=9\ntrain_rows=6\ntest_rows=4\n"
+    "lines_read=16\nbad_lines=0\n";
+
+// Profiles for the tiny log's users 10, 20, 30 (dense 1, 2, 3): 10 and 20 are listed, 30 is
+// missing; line 4 is malformed; user 99 has no interactions (ignored, its occupation gets no id).
+constexpr char kTinyUsers[] =
+    "user_id:token\tage:token\tgender:token\toccupation:token\tzip_code:token\n"
+    "10\t24\tM\ttechnician\t85711\n"
+    "20\t17\tF\tstudent\t00000\n"
+    "x7\t30\tF\tartist\t1\n"
+    "99\t40\tF\tzzz\t1\n";
+
+std::vector<CtrSample> ReadCtrWithExtra(const std::string& path, int extra_columns) {
+  std::vector<CtrSample> out;
+  for (const std::string& line : ReadLines(path)) {
+    CtrSample s;
+    Status st = ParseCtrLine(line, extra_columns, &s);
+    EXPECT_TRUE(st.ok()) << path << ": " << st.ToString();
+    out.push_back(s);
+  }
+  return out;
+}
+
+// `content` with every line cut after its 6th field.
+std::string FirstSixFields(const std::string& content) {
+  std::string out;
+  for (size_t start = 0; start < content.size();) {
+    size_t nl = content.find('\n', start);
+    std::string line = content.substr(start, nl - start);
+    size_t cut = 0;
+    for (int k = 0; k < 6 && cut != std::string::npos; ++k) cut = line.find('\t', cut + (k > 0));
+    out += line.substr(0, cut) + "\n";
+    start = nl + 1;
+  }
+  return out;
+}
+
+TEST(PrepareUsersTest, WithoutUsersTheOutputIsByteForByteTheOldOne) {
+  std::string dir = FreshDir("d");
+  PrepareOptions o = TinyOptions(dir);
+  PrepareReport r;
+  ASSERT_TRUE(Prepare(o, &r).ok());
+  EXPECT_EQ(ReadFile(o.out + "/train.tsv"), kTinyTrainTsv);
+  EXPECT_EQ(ReadFile(o.out + "/test.tsv"), kTinyTestTsv);
+  EXPECT_EQ(ReadFile(o.out + "/dataset.txt"), kTinyDatasetTxt);
+  EXPECT_FALSE(std::filesystem::exists(o.out + "/extra_columns.tsv"));
+  EXPECT_TRUE(r.extra_columns.empty());
+  // The same through the command line.
+  ASSERT_EQ(PrepareMain({"prepare", "--format=movielens", "--input=" + o.input,
+                         "--items=" + o.items, "--out=" + dir + "/cli"}),
+            0);
+  EXPECT_EQ(ReadFile(dir + "/cli/train.tsv"), kTinyTrainTsv);
+  EXPECT_EQ(ReadFile(dir + "/cli/test.tsv"), kTinyTestTsv);
+}
+
+TEST(PrepareUsersTest, AddsAgeBucketGenderAndOccupationToEveryCtrLine) {
+  std::string dir = FreshDir("d");
+  PrepareOptions o = TinyOptions(dir);
+  o.users = dir + "/tiny.user";
+  o.max_bad_fraction = 0.5;  // line 4 is malformed
+  WriteFile(o.users, kTinyUsers);
+  PrepareReport r;
+  Status st = Prepare(o, &r);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(r.users_without_profile, 1u);  // user 30
+  EXPECT_EQ(r.bad_lines, 1u);
+  EXPECT_EQ(r.lines_read, 16u + 5);
+  EXPECT_EQ(r.extra_columns, (std::vector<std::string>{"age_bucket", "gender", "occupation"}));
+  EXPECT_EQ(r.extra_column_ids, (std::vector<uint64_t>{7, 2, 2}));
+
+  // User 1 (raw 10): 24 -> bucket 2 (18-24), M -> 2 (F=1, M=2), technician -> 2 (student=1).
+  // User 3 (raw 30) has no profile: 0, 0, 0. Every line has the three fields.
+  const std::vector<std::vector<uint64_t>> user1 = {{2}, {2}, {2}}, user3 = {{0}, {0}, {0}};
+  std::vector<CtrSample> train = ReadCtrWithExtra(o.out + "/train.tsv", 3);
+  std::vector<CtrSample> test = ReadCtrWithExtra(o.out + "/test.tsv", 3);
+  ASSERT_EQ(train.size(), 6u);
+  ASSERT_EQ(test.size(), 4u);
+  for (const std::vector<CtrSample>* rows : {&train, &test}) {
+    for (const CtrSample& s : *rows) {
+      ASSERT_TRUE(s.user == 1 || s.user == 3) << s.user;
+      EXPECT_EQ(s.extra, s.user == 1 ? user1 : user3) << "user " << s.user;
+    }
+  }
+  EXPECT_EQ(ReadLines(o.out + "/test.tsv")[0], "1\t1\t4\t2\t2,3,5\t1,3,3\t2\t2\t2");
+  EXPECT_EQ(ReadLines(o.out + "/test.tsv")[2], "1\t3\t2\t1\t1,1\t2,2\t0\t0\t0");
+
+  auto kv = ReadDatasetTxt(o.out);
+  EXPECT_EQ(kv["extra_columns"], "age_bucket,gender,occupation");
+  EXPECT_EQ(kv["age_bucket_ids"], "7");
+  EXPECT_EQ(kv["gender_ids"], "2");
+  EXPECT_EQ(kv["occupation_ids"], "2");
+  EXPECT_EQ(kv["users_without_profile"], "1");
+  EXPECT_EQ(kv["bad_lines"], "1");
+  EXPECT_EQ(kv["users"], "3");
+  EXPECT_EQ(ReadLines(o.out + "/extra_columns.tsv"),
+            (std::vector<std::string>{"age_bucket\t1\t<18", "age_bucket\t2\t18-24",
+                                      "age_bucket\t3\t25-34", "age_bucket\t4\t35-44",
+                                      "age_bucket\t5\t45-49", "age_bucket\t6\t50-55",
+                                      "age_bucket\t7\t56+", "gender\t1\tF", "gender\t2\tM",
+                                      "occupation\t1\tstudent", "occupation\t2\ttechnician"}));
+  EXPECT_EQ(ReadLines(o.out + "/sequences.tsv"),
+            (std::vector<std::string>{"1\t2,3,5,4\t1,3,3,2", "3\t1,1,2\t2,2,1"}));
+}
+
+TEST(PrepareUsersTest, TheExtraFieldsChangeNothingElse) {
+  std::string dir = FreshDir("d");
+  PrepareOptions o = TinyOptions(dir);
+  o.max_bad_fraction = 0.5;
+  PrepareReport r;
+  ASSERT_TRUE(Prepare(o, &r).ok());
+  PrepareOptions with = o;
+  with.users = dir + "/tiny.user";
+  with.out = dir + "/with";
+  WriteFile(with.users, kTinyUsers);
+  ASSERT_TRUE(Prepare(with, &r).ok());
+  // Same order, same negatives: only the appended fields differ.
+  for (const char* f : {"train.tsv", "test.tsv"}) {
+    const std::string plain = ReadFile(o.out + "/" + f), extra = ReadFile(with.out + "/" + f);
+    EXPECT_NE(plain, extra) << f;
+    EXPECT_EQ(FirstSixFields(extra), plain) << f;
+  }
+  EXPECT_EQ(ReadFile(o.out + "/sequences.tsv"), ReadFile(with.out + "/sequences.tsv"));
+  EXPECT_EQ(ReadFile(o.out + "/item_cates.tsv"), ReadFile(with.out + "/item_cates.tsv"));
+}
+
+TEST(PrepareUsersTest, ABadUsersLineIsReportedWithFileAndLine) {
+  std::string dir = FreshDir("d");
+  PrepareOptions o = TinyOptions(dir);
+  o.users = dir + "/tiny.user";
+  o.progress = false;
+  WriteFile(o.users, kTinyUsers);
+  PrepareReport r;
+  Status st = Prepare(o, &r);  // default max_bad_fraction 0.001: 1 bad line of 5 is too many
+  ASSERT_EQ(st.code(), Status::Code::kInvalidArgument) << st.ToString();
+  EXPECT_NE(st.message().find(o.users + ":5: 1 of 5 lines read are malformed"), std::string::npos)
+      << st.message();
+  EXPECT_NE(st.message().find("first: " + o.users + ":4: user \"x7\" is not an unsigned integer"),
+            std::string::npos)
+      << st.message();
+  EXPECT_FALSE(std::filesystem::exists(o.out + "/train.tsv"));
+
+  // Other malformed lines: a non-numeric age, too few columns, a user listed twice.
+  const std::string header =
+      "user_id:token\tage:token\tgender:token\toccupation:token\tzip_code:token\n";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"10\tabc\tM\tx\t1\n", ":2: age \"abc\" is not an unsigned integer"},
+      {"10\t24\tM\n", ":2: expected user, age, gender, occupation columns, got 3 fields"},
+      {"10\t24\tM\tx\t1\n30\t1\tF\ty\t2\n10\t25\tM\tx\t1\n",
+       ":4: user \"10\" is listed again (first at line 2)"},
+  };
+  for (const auto& [lines, reason] : cases) {
+    SCOPED_TRACE(lines);
+    WriteFile(o.users, header + lines);
+    o.max_bad_fraction = 0;
+    st = Prepare(o, &r);
+    ASSERT_EQ(st.code(), Status::Code::kInvalidArgument) << st.ToString();
+    EXPECT_NE(st.message().find("first: " + o.users + reason), std::string::npos) << st.message();
+  }
+}
+
+TEST(PrepareUsersTest, AHeaderWithoutTheProfileColumnsMakesEveryLineBad) {
+  std::string dir = FreshDir("d");
+  PrepareOptions o = TinyOptions(dir);
+  o.users = dir + "/tiny.user";
+  o.progress = false;
+  WriteFile(o.users, "user_id:token\tage:token\tgender:token\n10\t24\tM\n30\t40\tF\n");
+  o.max_bad_fraction = 0.5;
+  PrepareReport r;
+  Status st = Prepare(o, &r);
+  ASSERT_EQ(st.code(), Status::Code::kInvalidArgument) << st.ToString();
+  EXPECT_NE(
+      st.message().find("first: " + o.users +
+                        ":1: atomic header without user_id, age, gender and occupation columns"),
+      std::string::npos)
+      << st.message();
+}
+
+TEST(PrepareUsersTest, EmptyValuesAreUnknownAndClassicLayoutsAreRead) {
+  std::string dir = FreshDir("d");
+  PrepareOptions o = TinyOptions(dir);
+  o.progress = false;
+  // Atomic file with empty values: 0 for that field only.
+  o.users = dir + "/empty.user";
+  WriteFile(o.users,
+            "user_id:token\tage:token\tgender:token\toccupation:token\n"
+            "10\t\tM\t\n30\t56\t\twriter|poet\n");  // '|' is no separator here
+  PrepareReport r;
+  Status st = Prepare(o, &r);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(r.bad_lines, 0u);
+  EXPECT_EQ(r.users_without_profile, 1u);  // user 20
+  EXPECT_EQ(r.extra_column_ids, (std::vector<uint64_t>{7, 1, 1}));
+  EXPECT_EQ(ReadLines(o.out + "/test.tsv")[0], "1\t1\t4\t2\t2,3,5\t1,3,3\t0\t1\t0");
+  EXPECT_EQ(ReadLines(o.out + "/test.tsv")[2], "1\t3\t2\t1\t1,1\t2,2\t7\t0\t1");
+  EXPECT_EQ(ReadLines(o.out + "/extra_columns.tsv").back(), "occupation\t1\twriter|poet");
+
+  // MovieLens-1M users.dat: user::gender::age::occupation::zip (age codes 1, 18, 25, ...;
+  // numeric occupation codes get ids in numeric order: 2 -> 1, 10 -> 2).
+  o.users = dir + "/users.dat";
+  o.out = dir + "/dat";
+  WriteFile(o.users, "10::F::1::10::48067\n30::M::25::2::55455\n");
+  st = Prepare(o, &r);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(ReadLines(o.out + "/test.tsv")[0], "1\t1\t4\t2\t2,3,5\t1,3,3\t1\t1\t2");
+  EXPECT_EQ(ReadLines(o.out + "/test.tsv")[2], "1\t3\t2\t1\t1,1\t2,2\t3\t2\t1");
+
+  // MovieLens-100K u.user: user|age|gender|occupation|zip.
+  o.users = dir + "/u.user";
+  o.out = dir + "/uuser";
+  WriteFile(o.users, "10|45|M|technician|85711\n30|50|F|other|94043\n");
+  st = Prepare(o, &r);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(ReadLines(o.out + "/test.tsv")[0], "1\t1\t4\t2\t2,3,5\t1,3,3\t5\t2\t2");
+  EXPECT_EQ(ReadLines(o.out + "/test.tsv")[2], "1\t3\t2\t1\t1,1\t2,2\t6\t1\t1");
+}
+
+TEST(PrepareUsersTest, ProfilesFollowTheDenseUserIdsOfTheUserField) {
+  // Raw user 200 comes first in the log but is dense user 2 (numeric order: 3 < 200); the users
+  // file lists them in yet another order.
+  std::string dir = FreshDir("d");
+  PrepareOptions o;
+  o.format = "movielens";
+  o.progress = false;
+  o.input = dir + "/log.txt";
+  o.users = dir + "/u.user";
+  o.out = dir + "/out";
+  WriteFile(o.input, "200 1 1 1\n200 2 1 2\n200 3 1 3\n3 4 1 1\n3 5 1 2\n3 6 1 3\n");
+  WriteFile(o.users, "200|60|M|writer|1\n3|30|F|artist|2\n");
+  PrepareReport r;
+  Status st = Prepare(o, &r);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(r.users_without_profile, 0u);
+  const std::vector<std::vector<uint64_t>> raw3 = {{3}, {1}, {1}}, raw200 = {{7}, {2}, {2}};
+  std::vector<CtrSample> rows = ReadCtrWithExtra(o.out + "/train.tsv", 3);
+  for (const CtrSample& s : ReadCtrWithExtra(o.out + "/test.tsv", 3)) rows.push_back(s);
+  ASSERT_EQ(rows.size(), 8u);
+  for (const CtrSample& s : rows) {
+    ASSERT_TRUE(s.user == 1 || s.user == 2) << s.user;
+    EXPECT_EQ(s.extra, s.user == 1 ? raw3 : raw200) << "user " << s.user;
+    // Positives are the user's own items: raw user 3 (dense 1) has items 4..6.
+    if (s.label == 1) {
+      EXPECT_EQ(s.user == 1, s.item >= 4) << s.item;
+    }
+  }
+}
+
+TEST(PrepareUsersTest, AgeBucketsAreMovieLens1MGroups) {
+  const std::vector<std::pair<uint64_t, uint64_t>> cases = {
+      {0, 1},  {1, 1},  {17, 1}, {18, 2}, {24, 2}, {25, 3}, {34, 3},  {35, 4},
+      {44, 4}, {45, 5}, {49, 5}, {50, 6}, {55, 6}, {56, 7}, {120, 7},
+  };
+  for (auto [age, bucket] : cases) EXPECT_EQ(AgeBucket(age), bucket) << "age " << age;
+}
+
+TEST(PrepareUsersTest, UsersFileIsMovieLensOnly) {
+  std::string dir = FreshDir("d");
+  WriteFile(dir + "/log.txt", "5 9\n5 3\n6 3\n5 7\n");
+  WriteFile(dir + "/u.user", "5|20|M|x|1\n");
+  PrepareOptions o;
+  o.format = "sasrec";
+  o.input = dir + "/log.txt";
+  o.users = dir + "/u.user";
+  o.out = dir + "/out";
+  PrepareReport r;
+  Status st = Prepare(o, &r);
+  EXPECT_EQ(st.code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(st.message().find("--users=FILE (user profiles) is only supported with "
+                              "--format=movielens"),
+            std::string::npos)
+      << st.message();
+  EXPECT_EQ(PrepareMain(
+                {"--format=sasrec", "--input=" + o.input, "--users=" + o.users, "--out=" + o.out}),
+            2);
+
+  // --users is a path for movielens (whatever the flag order) and a count for synthetic.
+  PrepareOptions parsed;
+  bool help = false;
+  ASSERT_TRUE(ParsePrepareFlags({"--users=ml.user", "--format=movielens"}, &parsed, &help).ok());
+  EXPECT_EQ(parsed.users, "ml.user");
+  EXPECT_EQ(parsed.synthetic.users, SyntheticOptions().users);
+  PrepareOptions syn;
+  ASSERT_TRUE(ParsePrepareFlags({"--format=synthetic", "--users=12"}, &syn, &help).ok());
+  EXPECT_TRUE(syn.users.empty());
+  EXPECT_EQ(syn.synthetic.users, 12u);
+  EXPECT_FALSE(ParsePrepareFlags({"--format=synthetic", "--users=ml.user"}, &syn, &help).ok());
+}
+
 TEST(PrepareMovieLensTest, Ml100kGivesTheReferenceRowCounts) {
   // $ATTNPS_ML100K_DIR overrides the shared location.
   const char* env = std::getenv("ATTNPS_ML100K_DIR");
@@ -556,6 +862,41 @@ TEST(PrepareMovieLensTest, Ml100kGivesTheReferenceRowCounts) {
   EXPECT_EQ(r.bad_lines, 0u);
   EXPECT_EQ(r.events, 100000u);
   EXPECT_EQ(ReadLines(dir + "/item_cates.tsv").size(), 1682u);
+}
+
+TEST(PrepareMovieLensTest, Ml100kUserProfilesCoverEveryUser) {
+  const char* env = std::getenv("ATTNPS_ML100K_DIR");
+  const std::string data = env != nullptr ? env : "/work/shared/data/ml-100k";
+  if (!std::filesystem::exists(data + "/ml-100k.user")) {
+    GTEST_SKIP() << data << " is absent; the ml-100k profile check needs MovieLens-100K there";
+  }
+  std::string dir = FreshDir("d");
+  PrepareOptions o;
+  o.format = "movielens";
+  o.input = data + "/ml-100k.inter";
+  o.items = data + "/ml-100k.item";
+  o.users = data + "/ml-100k.user";
+  o.out = dir;
+  o.progress = false;
+  PrepareReport r;
+  Status st = Prepare(o, &r);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(r.train_rows, 196228u);
+  EXPECT_EQ(r.bad_lines, 0u);
+  EXPECT_EQ(r.users_without_profile, 0u);
+  EXPECT_EQ(r.extra_column_ids, (std::vector<uint64_t>{7, 2, 21}));
+  // User 1 is 24, M, technician (occupation 20 of 21 in name order).
+  std::vector<std::string> ids = ReadLines(dir + "/extra_columns.tsv");
+  EXPECT_NE(std::find(ids.begin(), ids.end(), "occupation\t20\ttechnician"), ids.end());
+  size_t user1 = 0;
+  for (const CtrSample& s : ReadCtrWithExtra(dir + "/test.tsv", 3)) {
+    for (const auto& e : s.extra) ASSERT_EQ(e.size(), 1u);
+    if (s.user == 1) {
+      ++user1;
+      EXPECT_EQ(s.extra, (std::vector<std::vector<uint64_t>>{{2}, {2}, {20}}));
+    }
+  }
+  EXPECT_EQ(user1, 2u);
 }
 
 }  // namespace

@@ -88,6 +88,75 @@ TEST(CtrLineTest, RejectsWrongFieldCountAndUnequalHistories) {
   EXPECT_EQ(ErrorOf("1\t5\t12\t6\t1,2,3\t4,5"), "hist_items has 3 ids but hist_cates has 2");
 }
 
+std::string ErrorOf(std::string_view line, int extra_columns) {
+  CtrSample s;
+  Status st = ParseCtrLine(line, extra_columns, &s);
+  EXPECT_FALSE(st.ok()) << line;
+  EXPECT_EQ(st.code(), Status::Code::kInvalidArgument);
+  return st.message();
+}
+
+TEST(CtrLineExtraTest, AppendsExtraFieldsAfterTheSixAndRoundTrips) {
+  CtrSample s = MakeSample(1, 5, 12, {3, 4});
+  s.extra = {{3}, {}, {1, 2, 18446744073709551615ull}, {0}};
+  std::string line;
+  AppendCtrLine(s, &line);
+  EXPECT_EQ(line, "1\t5\t12\t6\t3,4\t4,5\t3\t\t1,2,18446744073709551615\t0\n");
+  line.pop_back();
+  CtrSample parsed;
+  Status st = ParseCtrLine(line, 4, &parsed);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(parsed, s);
+  // The extras take part in ==.
+  parsed.extra[1] = {7};
+  EXPECT_FALSE(parsed == s);
+}
+
+TEST(CtrLineExtraTest, ZeroExtraColumnsIsTheSixFieldFormatAndClearsStaleExtras) {
+  CtrSample s;
+  s.extra = {{1}, {2}};  // from an earlier line
+  ASSERT_TRUE(ParseCtrLine("1\t5\t12\t6\t3\t4", 0, &s).ok());
+  EXPECT_TRUE(s.extra.empty());
+  s.extra = {{1}};
+  ASSERT_TRUE(ParseCtrLine("1\t5\t12\t6\t3\t4", &s).ok());
+  EXPECT_TRUE(s.extra.empty());
+  EXPECT_EQ(ErrorOf("1\t5\t12\t6\t3\t4\t9", 0), "expected 6 tab-separated fields, got 7");
+}
+
+TEST(CtrLineExtraTest, RejectsAFieldCountOtherThanSixPlusExtraColumns) {
+  EXPECT_EQ(ErrorOf("1\t5\t12\t6\t3\t4", 3), "expected 9 tab-separated fields, got 6");
+  EXPECT_EQ(ErrorOf("1\t5\t12\t6\t3\t4\t1\t2", 3), "expected 9 tab-separated fields, got 8");
+  EXPECT_EQ(ErrorOf("1\t5\t12\t6\t3\t4\t1\t2\t3\t4", 3), "expected 9 tab-separated fields, got 10");
+  // The 6-field parser refuses a line with extras.
+  EXPECT_EQ(ErrorOf("1\t5\t12\t6\t3\t4\t1\t2\t3"), "expected 6 tab-separated fields, got 9");
+}
+
+TEST(CtrLineExtraTest, RejectsABadExtraIdNamingTheField) {
+  EXPECT_EQ(ErrorOf("1\t5\t12\t6\t3\t4\tx\t2\t3", 3),
+            "field 7 (extra 1): \"x\" is not an unsigned integer");
+  EXPECT_EQ(ErrorOf("1\t5\t12\t6\t3\t4\t1\t2\t1,,2", 3),
+            "field 9 (extra 3): \"1,,2\" is not an unsigned integer");
+  EXPECT_EQ(ErrorOf("1\t5\t12\t6\t3\t4\t1\t-2\t3", 3),
+            "field 8 (extra 2): \"-2\" is not an unsigned integer");
+  // The first six fields are checked as before.
+  EXPECT_EQ(ErrorOf("1\t5\tx\t6\t3\t4\t1\t2\t3", 3),
+            "field 3 (target_item): \"x\" is not an unsigned integer");
+  EXPECT_EQ(ErrorOf("1\t5\t12\t6\t3,4\t4\t1\t2\t3", 3),
+            "hist_items has 2 ids but hist_cates has 1");
+}
+
+TEST(CtrLineExtraTest, AcceptsUpToTheMaximumExtraColumnsAndRejectsMore) {
+  std::string line = "1\t5\t12\t6\t3\t4";
+  for (int k = 0; k < kMaxCtrExtraColumns; ++k) line += "\t" + std::to_string(k);
+  CtrSample s;
+  Status st = ParseCtrLine(line, kMaxCtrExtraColumns, &s);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  ASSERT_EQ(s.extra.size(), static_cast<size_t>(kMaxCtrExtraColumns));
+  EXPECT_EQ(s.extra.back(), (std::vector<uint64_t>{kMaxCtrExtraColumns - 1}));
+  EXPECT_EQ(ErrorOf(line + "\t1", kMaxCtrExtraColumns + 1), "extra_columns 65 is not in [0, 64]");
+  EXPECT_EQ(ErrorOf("1\t5\t12\t6\t3\t4", -1), "extra_columns -1 is not in [0, 64]");
+}
+
 TEST(RetrievalLineTest, RoundTripsAndRejectsMalformedFields) {
   RetrievalSample s{42, {3, 1, 2}, {1, 1, 2}};
   std::string line;
@@ -184,6 +253,59 @@ TEST(CtrFileReaderTest, TruncatesHistoryToTheLastMaxHistoryItems) {
   ASSERT_TRUE(reader.Next(&s, &eof).ok());
   EXPECT_EQ(s.hist_items, (std::vector<uint64_t>{4, 5}));
   EXPECT_EQ(s.hist_cates, (std::vector<uint64_t>{5, 6}));
+}
+
+TEST(CtrFileReaderTest, ReadsExtraColumnsWhenToldHowMany) {
+  std::string dir = FreshDir("d");
+  std::string content;
+  for (uint64_t i = 0; i < 5; ++i) {
+    CtrSample s = MakeSample(i % 2, i + 1, 3, {1, 2, 3});
+    s.extra = {{i}, {i, i + 1}};
+    AppendCtrLine(s, &content);
+  }
+  WriteFile(dir + "/extra.tsv", content);
+  CtrReaderOptions options;
+  options.extra_columns = 2;
+  options.max_history = 1;  // applies to the history only
+  CtrFileReader reader;
+  ASSERT_TRUE(reader.Open(dir + "/extra.tsv", options).ok());
+  CtrSample s;
+  bool eof = false;
+  for (uint64_t i = 0; i < 5; ++i) {
+    Status st = reader.Next(&s, &eof);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    ASSERT_FALSE(eof);
+    EXPECT_EQ(s.user, i + 1);
+    EXPECT_EQ(s.hist_items, (std::vector<uint64_t>{3}));
+    EXPECT_EQ(s.extra, (std::vector<std::vector<uint64_t>>{{i}, {i, i + 1}}));
+  }
+  ASSERT_TRUE(reader.Next(&s, &eof).ok());
+  EXPECT_TRUE(eof);
+  EXPECT_EQ(reader.bad_lines(), 0u);
+
+  // Read as plain 6-field lines, every line is malformed.
+  CtrFileReader plain;
+  options.extra_columns = 0;
+  options.max_bad_fraction = 1;
+  ASSERT_TRUE(plain.Open(dir + "/extra.tsv", options).ok());
+  ASSERT_TRUE(plain.Next(&s, &eof).ok());
+  EXPECT_TRUE(eof);
+  EXPECT_EQ(plain.bad_lines(), 5u);
+}
+
+TEST(CtrFileReaderTest, RejectsExtraColumnsOutOfRange) {
+  std::string path = WriteCtrFile(FreshDir("d"), 3);
+  CtrFileReader reader;
+  for (int bad : {-1, kMaxCtrExtraColumns + 1}) {
+    CtrReaderOptions options;
+    options.extra_columns = bad;
+    Status st = reader.Open(path, options);
+    EXPECT_EQ(st.code(), Status::Code::kInvalidArgument) << bad;
+    EXPECT_NE(st.message().find("extra_columns"), std::string::npos) << st.message();
+  }
+  CtrReaderOptions options;
+  options.extra_columns = kMaxCtrExtraColumns;
+  EXPECT_TRUE(reader.Open(path, options).ok());
 }
 
 TEST(CtrFileReaderTest, SeekToASavedPositionResumesWithTheSameSamples) {
@@ -452,6 +574,25 @@ TEST(CtrFileReaderNextLineTest, ResumesFromASavedPosition) {
   EXPECT_EQ(rest[0].why, path + ":2: blank line");
   EXPECT_EQ(rest[1].user, 8u);
   EXPECT_EQ(rest[2].why, path + ":4: expected 6 tab-separated fields, got 1");
+}
+
+TEST(CtrFileReaderNextLineTest, ReportsAWrongExtraFieldCountWithFileAndLine) {
+  std::string dir = FreshDir("d");
+  const std::string path = dir + "/f.tsv";
+  WriteFile(path, "1\t7\t2\t3\t\t\t4\t5\n1\t8\t2\t3\t\t\n0\t9\t2\t3\t\t\t4\tz\n");
+  CtrReaderOptions options;
+  options.extra_columns = 2;
+  options.max_bad_fraction = 1;
+  CtrFileReader reader;
+  ASSERT_TRUE(reader.Open(path, options).ok());
+  Status st;
+  std::vector<LineResult> got = ReadAllLines(&reader, &st);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_TRUE(got[0].parsed);
+  EXPECT_EQ(got[0].user, 7u);
+  EXPECT_EQ(got[1].why, path + ":2: expected 8 tab-separated fields, got 6");
+  EXPECT_EQ(got[2].why, path + ":3: field 8 (extra 2): \"z\" is not an unsigned integer");
 }
 
 }  // namespace

@@ -1,0 +1,235 @@
+#include "worker/ctr_task.h"
+
+#include <glog/logging.h>
+
+#include <cstdio>
+#include <tuple>
+#include <utility>
+
+#include "ops/loss.h"
+#include "worker/checkpoint.h"
+#include "worker/config/job_config.h"
+
+namespace attnps::worker {
+namespace {
+
+// The training samples of one worker: a SampleStream, in CtrBatches.
+class CtrSource final : public SampleSource {
+ public:
+  Status Open(const config::JobConfig& config, const data::CtrReaderOptions& options) {
+    const auto& data = config.data();
+    const int64_t block = data.shuffle_buffer() > 0 ? data.shuffle_buffer() : 4096;
+    return stream_.Open(data.train_path(), options, block, data.shuffle_buffer() > 0,
+                        config.train().seed());
+  }
+  Status Read(int n, std::unique_ptr<TaskBatch>* out, bool* epoch_end) override {
+    auto batch = std::make_unique<CtrBatch>();
+    ATTNPS_RETURN_IF_ERROR(stream_.Read(n, &batch->samples, epoch_end));
+    batch->num_samples = static_cast<int>(batch->samples.size());
+    *out = std::move(batch);
+    return Status::Ok();
+  }
+  Status Seek(const StreamPosition& position) override { return stream_.Seek(position); }
+  StreamPosition position() const override { return stream_.position(); }
+
+ private:
+  SampleStream stream_;
+};
+
+void ResizeLike(const Tensor& like, Tensor* t) {
+  if (like.empty()) {
+    *t = Tensor();
+  } else {
+    t->EnsureShape(like.shape());
+  }
+  if (!t->empty()) t->SetZero();
+}
+
+models::CtrModelDims ModelDims(const CtrLayout& layout, const config::JobConfig& config) {
+  models::CtrModelDims dims;
+  dims.item_dim = layout.item_dim();
+  dims.cate_dim = layout.cate_dim();
+  dims.user_dim = layout.user_dim();
+  dims.max_history = layout.max_history;
+  for (const config::FeatureSlot& s : config::CtrSlots(config)) {
+    if (s.column() == config::kTargetItemColumn)
+      dims.d_source = s.table() + ".dim + " + dims.d_source;
+    if (s.column() == config::kTargetCateColumn) dims.d_source += s.table() + ".dim";
+  }
+  return dims;
+}
+
+}  // namespace
+
+CtrTask::CtrTask(const config::JobConfig& config, CtrLayout layout)
+    : config_(config), layout_(layout), batcher_(layout), score_batcher_(std::move(layout)) {}
+
+Status CtrTask::Create(const config::JobConfig& config, std::unique_ptr<CtrTask>* out) {
+  CtrLayout layout = MakeCtrLayout(config);
+  std::unique_ptr<CtrTask> task(new CtrTask(config, layout));
+  ATTNPS_RETURN_IF_ERROR(models::MakeCtrModel(config.model(), ModelDims(layout, config),
+                                              config.train().seed(), &task->model_));
+  *out = std::move(task);
+  return Status::Ok();
+}
+
+data::CtrReaderOptions CtrTask::ReaderOptions(int worker_index, int num_workers) const {
+  data::CtrReaderOptions options;
+  options.worker_index = worker_index;
+  options.num_workers = num_workers;
+  options.max_history = config_.data().max_history();
+  options.max_bad_fraction = config_.data().max_bad_fraction();
+  options.extra_columns = layout_.extra_columns;
+  return options;
+}
+
+Status CtrTask::OpenTrainSource(int worker_index, int num_workers,
+                                std::unique_ptr<SampleSource>* source) {
+  auto ctr = std::make_unique<CtrSource>();
+  ATTNPS_RETURN_IF_ERROR(ctr->Open(config_, ReaderOptions(worker_index, num_workers)));
+  *source = std::move(ctr);
+  return Status::Ok();
+}
+
+void CtrTask::Index(uint64_t step, TaskBatch* batch) {
+  auto* ctr = static_cast<CtrBatch*>(batch);
+  batcher_.Index(std::move(ctr->samples), step, ctr);
+}
+
+Status CtrTask::TrainStep(TaskBatch* batch, float loss_scale, float sparse_scale, double* loss) {
+  auto* ctr = static_cast<CtrBatch*>(batch);
+  batcher_.Gather(*ctr, &inputs_);
+  BatchLabels(*ctr, &labels_);
+  ResizeLike(inputs_.target, &input_grads_.target);
+  ResizeLike(inputs_.history, &input_grads_.history);
+  ResizeLike(inputs_.user, &input_grads_.user);
+  // The loss is the mean over all workers' batches (loss_scale): the dense gradients summed by
+  // the allreduce are then their average; sparse_scale turns that back into this batch's mean.
+  *loss = model_->TrainStep(inputs_, labels_, loss_scale, &logits_, &input_grads_);
+  if (!std::isfinite(*loss)) return Status::Ok();
+  batcher_.Scatter(input_grads_, sparse_scale, ctr);
+  return Status::Ok();
+}
+
+Status CtrTask::ScoreBatch(const RowPuller& pull, std::vector<data::CtrSample> samples,
+                           Tensor* logits, metrics::CtrEvaluator* evaluator) {
+  CtrBatch batch;
+  score_batcher_.Index(std::move(samples), 0, &batch);
+  ATTNPS_RETURN_IF_ERROR(pull(&batch));
+  score_batcher_.Gather(batch, &score_inputs_);
+  model_->Forward(score_inputs_, /*training=*/false, logits);
+  if (evaluator != nullptr) {
+    Tensor labels;
+    BatchLabels(batch, &labels);
+    std::vector<uint64_t> users(batch.batch);
+    for (int b = 0; b < batch.batch; ++b) users[b] = batch.samples[b].user;
+    evaluator->Add(labels.data(), logits->data(), users.data(), batch.batch);
+  }
+  return Status::Ok();
+}
+
+// This worker's share of the test lines (line i goes to worker i % workers).
+Status CtrTask::EvaluateShard(const RowPuller& pull, int worker_index, int num_workers,
+                              std::string* partial) {
+  data::CtrFileReader reader;
+  ATTNPS_RETURN_IF_ERROR(
+      reader.Open(config_.data().test_path(), ReaderOptions(worker_index, num_workers)));
+  metrics::CtrEvaluator evaluator;
+  Tensor logits;
+  const int batch_size = config_.train().eval_batch_size();
+  for (bool eof = false; !eof;) {
+    std::vector<data::CtrSample> samples;
+    data::CtrSample s;
+    while (static_cast<int>(samples.size()) < batch_size) {
+      ATTNPS_RETURN_IF_ERROR(reader.Next(&s, &eof));
+      if (eof) break;
+      samples.push_back(std::move(s));
+    }
+    if (samples.empty()) break;
+    ATTNPS_RETURN_IF_ERROR(ScoreBatch(pull, std::move(samples), &logits, &evaluator));
+  }
+  *partial = evaluator.Serialize();
+  return Status::Ok();
+}
+
+Status CtrTask::MergeEvaluation(const std::vector<std::string>& partials, metrics::Record* record) {
+  metrics::CtrEvaluator merged;
+  for (size_t w = 0; w < partials.size(); ++w) {
+    if (!merged.AppendSerialized(partials[w])) {
+      return Status::Corruption("evaluation results of worker " + std::to_string(w) +
+                                " do not parse");
+    }
+  }
+  const metrics::CtrResult r = merged.Compute();
+  const auto& m = config_.metrics();  // the metrics switched off are not reported
+  record->samples = r.samples;
+  record->auc = m.auc() ? r.auc : metrics::kNaN;
+  record->gauc = m.gauc() ? r.gauc : metrics::kNaN;
+  record->logloss = m.logloss() ? r.logloss : metrics::kNaN;
+  return Status::Ok();
+}
+
+std::string CtrTask::MetricsText(const metrics::Record& r, int digits) const {
+  const auto& m = config_.metrics();
+  std::string out;
+  char text[64];
+  for (const auto& [name, value, on] :
+       {std::tuple<const char*, double, bool>{"auc", r.auc, m.auc()},
+        {"gauc", r.gauc, m.gauc()},
+        {"logloss", r.logloss, m.logloss()}}) {
+    if (!on) continue;
+    std::snprintf(text, sizeof(text), " %s=%.*f", name, digits, value);
+    out += text;
+  }
+  return out;
+}
+
+Status CtrTask::Predict(const RowPuller& pull, const std::string& in_path,
+                        const std::string& out_path, int64_t* rows) {
+  data::CtrFileReader reader;
+  ATTNPS_RETURN_IF_ERROR(reader.Open(in_path, ReaderOptions(0, 1)));
+  std::string out;
+  Tensor logits, probs;
+  const int batch_size = config_.train().eval_batch_size();
+  int64_t total = 0, unscored = 0;
+  for (bool eof = false; !eof;) {
+    // slots[i]: the batch row of the chunk's i-th line, or -1 for a line that has no score.
+    std::vector<data::CtrSample> samples;
+    std::vector<int> slots;
+    data::CtrSample s;
+    while (static_cast<int>(samples.size()) < batch_size) {
+      bool parsed = false;
+      std::string why;
+      ATTNPS_RETURN_IF_ERROR(reader.NextLine(&s, &parsed, &why, &eof));
+      if (eof) break;
+      unscored += parsed ? 0 : 1;  // the reader reports the malformed ones with file:line
+      slots.push_back(parsed ? static_cast<int>(samples.size()) : -1);
+      if (parsed) samples.push_back(std::move(s));
+    }
+    if (slots.empty()) break;
+    if (!samples.empty()) {
+      const int n = static_cast<int>(samples.size());
+      ATTNPS_RETURN_IF_ERROR(ScoreBatch(pull, std::move(samples), &logits, nullptr));
+      total += n;
+    }
+    if (out_path.empty()) continue;
+    probs.EnsureShape(logits.shape());
+    if (!logits.empty()) SigmoidProbabilities(logits, &probs);
+    char line[32];
+    for (int slot : slots) {
+      if (slot < 0) {
+        out += "nan\n";
+      } else {
+        out.append(line, std::snprintf(line, sizeof(line), "%.6g\n", probs.data()[slot]));
+      }
+    }
+  }
+  if (unscored > 0) {
+    std::printf("[attnps] %s: %lld blank or malformed line(s) written as nan\n", in_path.c_str(),
+                static_cast<long long>(unscored));
+  }
+  if (rows != nullptr) *rows = total;
+  return out_path.empty() ? Status::Ok() : WriteFileAtomically(out_path, out);
+}
+
+}  // namespace attnps::worker

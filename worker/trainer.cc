@@ -202,23 +202,26 @@ class Trainer::Reader {
 };
 
 Trainer::Trainer(ps::JobRuntime* runtime, config::JobConfig config, TrainerOptions options)
-    : runtime_(runtime), config_(std::move(config)), options_(std::move(options)) {
-  if (options_.metrics_out.empty()) options_.metrics_out = config_.metrics().out_path();
+    : runtime_(runtime),
+      config_(std::move(config)),
+      opts_(config::ToTrainLoopOptions(config_)),
+      options_(std::move(options)) {
+  if (options_.metrics_out.empty()) options_.metrics_out = opts_.metrics_out;
   task_status_ = MakeTask(config_, &task_);  // reported by Init
 }
 
 Trainer::~Trainer() = default;
 
 Status Trainer::Init() {
-  ATTNPS_RETURN_IF_ERROR(WorkerDevice::Create(config_.train().device(), &device_));
+  ATTNPS_RETURN_IF_ERROR(WorkerDevice::Create(opts_.device, &device_));
   ATTNPS_RETURN_IF_ERROR(task_status_);
   optimizer_ = device_->MakeOptimizer(config::ToDenseOptimizerOptions(config_.dense_optimizer()),
                                       model()->params().numel());
-  pipeline_ = std::make_unique<SparsePipeline>(runtime_->client(), task_->tables(),
-                                               config_.train().staleness());
+  pipeline_ =
+      std::make_unique<SparsePipeline>(runtime_->client(), task_->tables(), opts_.staleness);
   ATTNPS_RETURN_IF_ERROR(CheckPaths());
-  if (options_.kind == JobKind::kTrain && IsChief() && !config_.checkpoint().dir().empty()) {
-    ATTNPS_RETURN_IF_ERROR(DirectoryLock::Acquire(config_.checkpoint().dir(), &lock_));
+  if (options_.kind == JobKind::kTrain && IsChief() && !opts_.checkpoint_dir.empty()) {
+    ATTNPS_RETURN_IF_ERROR(DirectoryLock::Acquire(opts_.checkpoint_dir, &lock_));
   }
   if (options_.kind != JobKind::kTrain || options_.resume) {
     ATTNPS_RETURN_IF_ERROR(VerifyCheckpointToLoad());
@@ -280,7 +283,7 @@ Status Trainer::CheckReaderSettings(const config::JobConfig& saved) const {
 // replaces; a resume from a step older than LATEST points LATEST at it, so that the newer steps
 // (another timeline) are never mixed with this run's and are replaced as training reaches them.
 Status Trainer::TakeOverCheckpointDir() {
-  const std::string& dir = config_.checkpoint().dir();
+  const std::string& dir = opts_.checkpoint_dir;
   if (!IsChief() || dir.empty()) return Status::Ok();
   std::string what;
   if (options_.overwrite && HoldsCheckpoints(dir, &what)) {
@@ -300,20 +303,20 @@ Status Trainer::TakeOverCheckpointDir() {
 }
 
 Status Trainer::CheckPaths() {
-  const auto& data = config_.data();
+  const config::TrainLoopOptions& data = opts_;
   if (options_.kind == JobKind::kTrain) {
-    ATTNPS_RETURN_IF_ERROR(CheckReadable("data.train_path", data.train_path()));
-    if (FileSize(data.train_path()) == 0) {
-      return Status::InvalidArgument("data.train_path: " + data.train_path() +
+    ATTNPS_RETURN_IF_ERROR(CheckReadable("data.train_path", data.train_path));
+    if (FileSize(data.train_path) == 0) {
+      return Status::InvalidArgument("data.train_path: " + data.train_path +
                                      " is empty: no samples to train on");
     }
   }
-  if (!data.test_path().empty() || options_.kind == JobKind::kEval) {  // every worker scores
-    ATTNPS_RETURN_IF_ERROR(CheckReadable("data.test_path", data.test_path()));
+  if (!data.test_path.empty() || options_.kind == JobKind::kEval) {  // every worker scores
+    ATTNPS_RETURN_IF_ERROR(CheckReadable("data.test_path", data.test_path));
   }
   if (!IsChief()) return Status::Ok();  // worker 0 predicts and writes
-  if (!data.item_cates_path().empty()) {
-    ATTNPS_RETURN_IF_ERROR(CheckReadable("data.item_cates_path", data.item_cates_path()));
+  if (!data.item_cates_path.empty()) {
+    ATTNPS_RETURN_IF_ERROR(CheckReadable("data.item_cates_path", data.item_cates_path));
   }
   if (options_.kind == JobKind::kPredict) {
     ATTNPS_RETURN_IF_ERROR(CheckReadable("--input", options_.predict_input));
@@ -328,7 +331,7 @@ Status Trainer::CheckPaths() {
 // Train: a run refuses a checkpoint.dir that holds another run's checkpoints: a new run (unless
 // --overwrite), or a resume from a step directory outside checkpoint.dir.
 Status Trainer::CheckCheckpointDir() {
-  const std::string& dir = config_.checkpoint().dir();
+  const std::string& dir = opts_.checkpoint_dir;
   if (dir.empty() || !IsChief()) return Status::Ok();
   std::error_code error;
   const bool inside =
@@ -353,11 +356,11 @@ Status Trainer::VerifyCheckpointToLoad() {
   load_dir_ = options_.checkpoint_step;
   while (load_dir_.size() > 1 && load_dir_.back() == '/') load_dir_.pop_back();
   if (load_dir_.empty()) {
-    if (config_.checkpoint().dir().empty()) {
+    if (opts_.checkpoint_dir.empty()) {
       return Status::InvalidArgument(
           "checkpoint.dir: must be set to load a checkpoint (or pass --checkpoint=STEP_DIR)");
     }
-    ATTNPS_RETURN_IF_ERROR(ReadLatest(config_.checkpoint().dir(), &load_dir_));
+    ATTNPS_RETURN_IF_ERROR(ReadLatest(opts_.checkpoint_dir, &load_dir_));
   }
   ATTNPS_RETURN_IF_ERROR(IsChief() ? VerifyCheckpoint(load_dir_, &load_manifest_)
                                    : ReadManifest(load_dir_, &load_manifest_));
@@ -400,7 +403,7 @@ std::vector<DenseBlock> Trainer::DenseBlocks() {
 }
 
 Status Trainer::FillPipeline(bool* epoch_done) {
-  const size_t ahead = static_cast<size_t>(config_.train().staleness()) + 1;
+  const size_t ahead = static_cast<size_t>(opts_.staleness) + 1;
   while (!*epoch_done && pipeline_->submitted() < ahead) {
     Reader::Item item = reader_->Pop();
     ATTNPS_RETURN_IF_ERROR(item.status);
@@ -474,8 +477,8 @@ Status Trainer::DenseUpdate(double* mark) {
   Tensor& grads = model()->grads();
   ATTNPS_RETURN_IF_ERROR(runtime_->allreduce()->Sum(grads.data(), grads.numel()));
   Time(StepPhase::kAllreduce, mark);
-  if (config_.dense_optimizer().clip_global_norm() > 0) {
-    ClipByGlobalNorm(&grads, config_.dense_optimizer().clip_global_norm());
+  if (opts_.clip_global_norm > 0) {
+    ClipByGlobalNorm(&grads, opts_.clip_global_norm);
   }
   if (!AllFinite(grads)) return Diverged("the dense gradients are not finite");
   optimizer_->Step(grads, &model()->params());
@@ -506,14 +509,14 @@ void Trainer::Progress(double loss, bool force) {
   if (loss_ema_ < 0) loss_ema_ = loss;
   loss_ema_ = 0.98 * loss_ema_ + 0.02 * loss;
   const double now = Now();
-  if (!IsChief() || (!force && now - last_progress_ < config_.train().progress_seconds())) return;
+  if (!IsChief() || (!force && now - last_progress_ < opts_.progress_seconds)) return;
   last_progress_ = now;
   const double elapsed = std::max(1e-9, now - start_time_);
   const double rate = static_cast<double>(samples_run_) * runtime_->num_workers() / elapsed;
   const double per_epoch = static_cast<double>(samples_per_epoch_);
   const double done =
       per_epoch > 0 ? std::min(1.0, epoch_samples_ * runtime_->num_workers() / per_epoch) : 0;
-  const double remaining = per_epoch * (config_.train().epochs() - epoch_ - done);
+  const double remaining = per_epoch * (opts_.epochs - epoch_ - done);
   const std::string timings = progress_timings_.Summary();
   std::printf("[attnps] step %lld  epoch %d  %5.1f%%  %.0f samples/s  loss %.4f  ETA %s%s%s\n",
               static_cast<long long>(step_), epoch_ + 1, 100.0 * done, rate, loss_ema_,
@@ -524,7 +527,7 @@ void Trainer::Progress(double loss, bool force) {
 }
 
 Status Trainer::Train() {
-  const auto& data = config_.data();
+  const config::TrainLoopOptions& data = opts_;
   std::unique_ptr<SampleSource> source;
   ATTNPS_RETURN_IF_ERROR(
       task_->OpenTrainSource(runtime_->worker_index(), runtime_->num_workers(), &source));
@@ -536,32 +539,31 @@ Status Trainer::Train() {
       std::printf("[attnps] resumed from %s at step %lld\n", load_dir_.c_str(),
                   static_cast<long long>(step_));
   }
-  if (IsChief()) samples_per_epoch_ = CountLines(data.train_path());  // for progress and ETA
-  reader_ =
-      std::make_unique<Reader>(source.get(), config_.train().batch_size(), data.prefetch_batches());
+  if (IsChief()) samples_per_epoch_ = CountLines(data.train_path);  // for progress and ETA
+  reader_ = std::make_unique<Reader>(source.get(), opts_.batch_size, data.prefetch_batches);
   start_time_ = last_progress_ = last_checkpoint_time_ = Now();
-  const auto& ckpt = config_.checkpoint();
-  const int64_t max_steps = config_.train().max_steps();
+  const int64_t max_steps = opts_.max_steps;
   // A worker whose share of the epoch was used up when the checkpoint was written (its position
   // is already in the next epoch) runs empty steps until every worker's share is.
   bool epoch_done = options_.resume && !consumed_.remapped && consumed_.epoch > epoch_;
   int64_t epoch_first_step = step_;
   Status st;
-  while (st.ok() && epoch_ < config_.train().epochs() && (max_steps == 0 || step_ < max_steps)) {
+  while (st.ok() && epoch_ < opts_.epochs && (max_steps == 0 || step_ < max_steps)) {
     const double step_start = Now();
     double mark = step_start;
     if (!(st = FillPipeline(&epoch_done)).ok()) break;
     Time(StepPhase::kData, &mark);
     const bool want_checkpoint =
-        !ckpt.dir().empty() &&
-        ((ckpt.every_steps() > 0 && (step_ + 1) % ckpt.every_steps() == 0) ||
-         (ckpt.every_minutes() > 0 && Now() - last_checkpoint_time_ > 60 * ckpt.every_minutes()));
+        !opts_.checkpoint_dir.empty() &&
+        ((opts_.checkpoint_every_steps > 0 && (step_ + 1) % opts_.checkpoint_every_steps == 0) ||
+         (opts_.checkpoint_every_minutes > 0 &&
+          Now() - last_checkpoint_time_ > 60 * opts_.checkpoint_every_minutes));
     float flags[2] = {pipeline_->submitted() > 0 ? 1.0f : 0.0f, want_checkpoint ? 1.0f : 0.0f};
     if (!(st = runtime_->allreduce()->Sum(flags, 2)).ok()) break;
     Time(StepPhase::kAllreduce, &mark);
     if (flags[0] == 0) {  // every worker's epoch is over
       if (step_ == epoch_first_step && epoch_samples_ == 0 && samples_seen_ == 0) {
-        st = Status::InvalidArgument("data.train_path: " + data.train_path() +
+        st = Status::InvalidArgument("data.train_path: " + data.train_path +
                                      " holds no valid sample (blank or malformed lines only)");
         break;
       }
@@ -591,7 +593,7 @@ Status Trainer::Train() {
     ++step_;
     Progress(result.loss, false);
     if (flags[1] > 0) st = SaveCheckpoint();
-    const int64_t every = config_.train().eval_every_steps();
+    const int64_t every = opts_.eval_every_steps;
     if (st.ok() && every > 0 && step_ % every == 0) st = EvaluateAndLog("test");
   }
   reader_.reset();
@@ -605,12 +607,12 @@ Status Trainer::Train() {
                 trained / std::max(1e-9, train_seconds_));
     std::fflush(stdout);
   }
-  if (st.ok() && !ckpt.dir().empty() && ckpt.save_at_end()) st = SaveCheckpoint();
+  if (st.ok() && !opts_.checkpoint_dir.empty() && opts_.save_at_end) st = SaveCheckpoint();
   return st;
 }
 
 Status Trainer::EvaluateAndLog(const std::string& split) {
-  if (config_.data().test_path().empty()) return Status::Ok();
+  if (opts_.test_path.empty()) return Status::Ok();
   const double t0 = Now();
   // Every worker's pushes are applied first: the metrics are those of the weights at this step
   // (the same as an eval of a checkpoint written here).
@@ -660,7 +662,7 @@ Status Trainer::Predict(const std::string& in_path, const std::string& out_path,
 Status Trainer::SaveCheckpoint() {
   // Every worker decides from the same state (no file is read here), so all take the same path.
   if (last_saved_step_ == step_) return Status::Ok();  // written already, or resumed from it
-  const std::string step_dir = config_.checkpoint().dir() + "/" + StepDirName(step_);
+  const std::string step_dir = opts_.checkpoint_dir + "/" + StepDirName(step_);
   const double t0 = Now();
   ATTNPS_RETURN_IF_ERROR(pipeline_->Drain());
   if (!AllFinite(model()->params())) return Diverged("the dense weights are not finite");
@@ -673,13 +675,12 @@ Status Trainer::SaveCheckpoint() {
   const Status st = WriteCheckpointFiles(step_dir);
   std::string latest;
   if (!st.ok() && IsChief() &&
-      !(ReadLatest(config_.checkpoint().dir(), &latest).ok() && latest == step_dir)) {
+      !(ReadLatest(opts_.checkpoint_dir, &latest).ok() && latest == step_dir)) {
     fs::remove_all(step_dir, error);  // never published: frees the space it took
   }
   ATTNPS_RETURN_IF_ERROR(st.WithContext("writing checkpoint " + step_dir));
   if (IsChief()) {
-    ATTNPS_RETURN_IF_ERROR(
-        PruneCheckpoints(config_.checkpoint().dir(), config_.checkpoint().keep_last()));
+    ATTNPS_RETURN_IF_ERROR(PruneCheckpoints(opts_.checkpoint_dir, opts_.keep_last));
   }
   last_saved_step_ = step_;
   last_checkpoint_time_ = Now();
@@ -717,7 +718,7 @@ Status Trainer::WriteCheckpointFiles(const std::string& step_dir) {
   manifest.set_dense_blob_path("dense.bin");
   for (int w = 0; w < runtime_->num_workers(); ++w) manifest.add_reader_positions()->set_worker(w);
   ATTNPS_RETURN_IF_ERROR(WriteManifest(step_dir, manifest));
-  return PublishLatest(config_.checkpoint().dir(), StepDirName(step_));
+  return PublishLatest(opts_.checkpoint_dir, StepDirName(step_));
 }
 
 // Loads the step directory that Init verified: the servers' rows, the dense state, the reader.

@@ -22,6 +22,7 @@
 #include "proto/job_config.pb.h"
 #include "ps/job_runtime.h"
 #include "worker/checkpoint.h"
+#include "worker/config/job_config.h"
 #include "worker/device.h"
 #include "worker/metrics/metrics.h"
 #include "worker/models/dense_model.h"
@@ -122,7 +123,8 @@ class Trainer {
   bool IsChief() const { return runtime_->worker_index() == 0; }
 
   ps::JobRuntime* runtime_;
-  config::JobConfig config_;
+  config::JobConfig config_;       // for the checkpoints' manifest and the comparison on load
+  config::TrainLoopOptions opts_;  // the loop's settings, from config_
   TrainerOptions options_;
   std::unique_ptr<WorkerDevice> device_;
   std::unique_ptr<Task> task_;  // made at construction; task_status_ says how that went

@@ -323,6 +323,32 @@ const TableConfig* FindTable(const JobConfig& config, const std::string& name) {
   return nullptr;
 }
 
+TrainLoopOptions ToTrainLoopOptions(const JobConfig& config) {
+  TrainLoopOptions o;
+  const DataConfig& data = config.data();
+  o.train_path = data.train_path();
+  o.test_path = data.test_path();
+  o.item_cates_path = data.item_cates_path();
+  o.prefetch_batches = data.prefetch_batches();
+  const TrainConfig& train = config.train();
+  o.batch_size = train.batch_size();
+  o.epochs = train.epochs();
+  o.max_steps = train.max_steps();
+  o.staleness = train.staleness();
+  o.progress_seconds = train.progress_seconds();
+  o.eval_every_steps = train.eval_every_steps();
+  o.device = train.device();
+  o.clip_global_norm = config.dense_optimizer().clip_global_norm();
+  const CheckpointConfig& ckpt = config.checkpoint();
+  o.checkpoint_dir = ckpt.dir();
+  o.checkpoint_every_steps = ckpt.every_steps();
+  o.checkpoint_every_minutes = ckpt.every_minutes();
+  o.keep_last = ckpt.keep_last();
+  o.save_at_end = ckpt.save_at_end();
+  o.metrics_out = config.metrics().out_path();
+  return o;
+}
+
 std::vector<FeatureSlot> CtrSlots(const JobConfig& config) {
   const FeaturesConfig& f = config.features();
   if (f.slots_size() > 0) return {f.slots().begin(), f.slots().end()};

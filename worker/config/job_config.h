@@ -96,6 +96,27 @@ std::vector<SlotOptions> ToSlotOptions(const JobConfig& config);
 // data.extra_columns with -1 resolved: the extra fields every CTR line of the job's files has.
 int ExtraColumns(const JobConfig& config);
 
+// The training loop's plain options (worker/trainer.h). Precondition: valid.
+struct TrainLoopOptions {
+  std::string train_path, test_path, item_cates_path;  // data.*
+  int prefetch_batches = 4;
+  int batch_size = 128;  // train.*
+  int epochs = 1;
+  int64_t max_steps = 0;
+  int staleness = 0;
+  double progress_seconds = 5;
+  int64_t eval_every_steps = 0;
+  TrainConfig::Device device = TrainConfig::CPU;
+  float clip_global_norm = 0;  // dense_optimizer.clip_global_norm
+  std::string checkpoint_dir;  // checkpoint.*
+  int64_t checkpoint_every_steps = 0;
+  double checkpoint_every_minutes = 0;
+  int keep_last = 3;
+  bool save_at_end = true;
+  std::string metrics_out;  // metrics.out_path
+};
+TrainLoopOptions ToTrainLoopOptions(const JobConfig& config);
+
 // The dense optimizer's plain options. Precondition: ValidateJobConfig(config) is OK.
 DenseOptimizerOptions ToDenseOptimizerOptions(const DenseOptimizerConfig& config);
 

@@ -210,6 +210,16 @@ Trainer::Trainer(ps::JobRuntime* runtime, config::JobConfig config, TrainerOptio
   task_status_ = MakeTask(config_, &task_);  // reported by Init
 }
 
+Trainer::Trainer(ps::JobRuntime* runtime, config::JobConfig config, TrainerOptions options,
+                 std::unique_ptr<Task> task)
+    : runtime_(runtime),
+      config_(std::move(config)),
+      opts_(config::ToTrainLoopOptions(config_)),
+      options_(std::move(options)),
+      task_(std::move(task)) {
+  if (options_.metrics_out.empty()) options_.metrics_out = opts_.metrics_out;
+}
+
 Trainer::~Trainer() = default;
 
 Status Trainer::Init() {

@@ -46,7 +46,12 @@ struct TrainerOptions {
 
 class Trainer {
  public:
+  // The task of the config (MakeTask in trainer.cc: CTR today).
   Trainer(ps::JobRuntime* runtime, config::JobConfig config, TrainerOptions options);
+  // A task of the caller's (a program or test linking attnps); the config's tables, data paths,
+  // train, checkpoint and metrics settings apply to it as to any task.
+  Trainer(ps::JobRuntime* runtime, config::JobConfig config, TrainerOptions options,
+          std::unique_ptr<Task> task);
   ~Trainer();
 
   // Builds the model and optimizer and checks everything the job will need before it starts:

@@ -184,7 +184,9 @@ Status WriteDense(const std::string& path, const std::vector<DenseBlock>& blocks
     AppendU64(b.name.size(), &out);
     out += b.name;
     AppendU64(static_cast<uint64_t>(b.tensor.numel()), &out);
-    out.append(reinterpret_cast<const char*>(b.tensor.data()), sizeof(float) * b.tensor.numel());
+    if (b.tensor.numel() > 0) {  // an empty tensor may have no storage at all
+      out.append(reinterpret_cast<const char*>(b.tensor.data()), sizeof(float) * b.tensor.numel());
+    }
   }
   AppendU64(Crc32(out), &out);
   return WriteFileAtomically(path, out);
@@ -222,7 +224,7 @@ Status ReadDense(const std::string& path, const std::vector<DenseBlock>& blocks,
                      b.name + " of " + std::to_string(b.tensor.numel()) +
                      " (a different model or config?)");
     }
-    std::memcpy(b.tensor.data(), body.data() + at, n * sizeof(float));
+    if (n > 0) std::memcpy(b.tensor.data(), body.data() + at, n * sizeof(float));
     at += n * sizeof(float);
   }
   *optimizer_steps = static_cast<int64_t>(steps);

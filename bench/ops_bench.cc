@@ -1,6 +1,8 @@
 // ops_bench: forward+backward of every op at a DIN-sized shape (B = 128, T = 50, D = 36) beside an
-// sgemm of comparable size measured in the same run. Prints each op's GFLOP/s and its fraction of
-// the sgemm rate, then, last, `din_unit_vs_sgemm=<ratio>`.
+// sgemm of comparable size measured in the same run, and the CPU's peak FMA rate beside a large
+// sgemm (ops_bench_peak.cc). Prints the BLAS kernels in use, each op's GFLOP/s and its fraction of
+// the sgemm rate, then `sgemm_vs_peak=<ratio>` and, last, `din_unit_vs_sgemm=<ratio>`. Like
+// attnps, it first makes sure OpenBLAS runs the kernels of this CPU (ops/cpu_kernels.h).
 //
 //   ops_bench [--threads=N] [Google Benchmark flags, e.g. --benchmark_filter=Din]
 #include <benchmark/benchmark.h>
@@ -13,6 +15,7 @@
 
 #include "bench/bench_util.h"
 #include "ops/blas.h"
+#include "ops/cpu_kernels.h"
 #include "ops/din_attention.h"
 
 namespace attnps::bench {
@@ -96,12 +99,14 @@ int ParseThreads(int* argc, char** argv) {
 }
 
 int Main(int argc, char** argv) {
+  const std::string kernels = UseBestBlasKernels(argv);  // may re-execute this program
   const int threads = ParseThreads(&argc, argv);
   SetNumThreads(threads);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  std::printf("ops_bench: %d threads, B=%ld T=%ld D=%ld\n", threads, static_cast<long>(kB),
-              static_cast<long>(kT), static_cast<long>(kD));
+  std::printf("ops_bench: %d threads, B=%ld T=%ld D=%ld\n%s\nblas_core=%s\n", threads,
+              static_cast<long>(kB), static_cast<long>(kT), static_cast<long>(kD), kernels.c_str(),
+              CurrentBlasKernels().core.c_str());
   FlopsReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
@@ -115,6 +120,12 @@ int Main(int argc, char** argv) {
   std::printf("\n%-52s %10s %14s\n", "op (forward+backward)", "GFLOP/s", "of sgemm rate");
   for (const auto& [name, rate] : flops) {
     std::printf("%-52s %10.2f %14.3f\n", name.c_str(), rate / 1e9, rate / sgemm->second);
+  }
+  auto peak = flops.find("BM_PeakFma/real_time");
+  auto large = flops.find("BM_SgemmLarge/real_time");
+  if (peak != flops.end() && large != flops.end() && peak->second > 0) {
+    std::printf("peak_gflops=%.1f sgemm_large_gflops=%.1f\nsgemm_vs_peak=%.3f\n",
+                peak->second / 1e9, large->second / 1e9, large->second / peak->second);
   }
   auto din = flops.find("BM_DinAttentionForwardBackward/softmax:0/real_time");
   if (din != flops.end()) std::printf("din_unit_vs_sgemm=%.3f\n", din->second / sgemm->second);

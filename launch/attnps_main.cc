@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "ops/blas.h"
+#include "ops/cpu_kernels.h"
 #include "ps/job_runtime.h"
 #include "worker/config/job_config.h"
 #include "worker/data/prepare.h"
@@ -28,6 +29,12 @@
 
 namespace attnps {
 namespace {
+
+// The BLAS kernel line UseBestBlasKernels logged, printed by worker 0 at the start of a job.
+std::string& BlasSummary() {
+  static std::string summary;
+  return summary;
+}
 
 constexpr char kUsage[] =
     "usage: attnps <command> [flags]   (attnps <command> --help for its flags)\n"
@@ -265,12 +272,15 @@ int RunJob(int argc, char** argv, const std::vector<std::string>& args) {
                 f.command.c_str(), f.config.c_str(), runtime->roles().servers,
                 options.shard_threads, runtime->num_workers(),
                 runtime->local() ? " (local mode)" : "");
+    std::printf("[attnps] %s\n", BlasSummary().c_str());
     std::fflush(stdout);
   }
   return RunWorker(runtime.get(), config, f, end);
 }
 
 int Main(int argc, char** argv) {
+  // The right BLAS kernels for this CPU: may re-execute this program (before anything else runs).
+  BlasSummary() = UseBestBlasKernels(argv);
   // Servers and workers share the cores: OpenMP threads that spin while waiting would starve
   // them. Must be set before OpenMP starts.
   setenv("OMP_WAIT_POLICY", "passive", /*overwrite=*/0);

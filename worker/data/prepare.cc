@@ -403,6 +403,14 @@ const std::vector<Flag>& Flags() {
                   &SyntheticOptions::interests_per_user),
       SynDoubleFlag("events_per_user", "synthetic: mean events per user (default 40)",
                     &SyntheticOptions::events_per_user),
+      {"lengths", "synthetic: events per user, uniform (default) or geometric (a long tail)",
+       [](std::string_view v, PrepareOptions* o) {
+         if (v != "uniform" && v != "geometric") {
+           return BadValue("lengths", v, "expected uniform or geometric");
+         }
+         o->synthetic.geometric_lengths = v == "geometric";
+         return Status::Ok();
+       }},
       SynDoubleFlag("zipf", "synthetic: Zipf exponent (default 1.1)", &SyntheticOptions::zipf),
       SynDoubleFlag("drift", "synthetic: per-event interest replacement probability (0.05)",
                     &SyntheticOptions::drift),

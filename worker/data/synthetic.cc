@@ -76,8 +76,14 @@ uint64_t SyntheticWorld::DrawPopularItem(std::mt19937_64* rng) const {
 void SyntheticWorld::DrawUser(std::mt19937_64* rng, std::vector<uint64_t>* items) const {
   constexpr int kDistinctTries = 20;
   const double mean = options_.events_per_user;
-  const size_t len =
-      std::max<size_t>(3, static_cast<size_t>(mean * (0.5 + UniformDouble(rng)) + 0.5));
+  size_t len = 0;
+  if (options_.geometric_lengths) {  // failures before a success of probability 1 / (mean - 2)
+    const double p = 1.0 / (mean - 2.0);
+    const double u = UniformDouble(rng);
+    len = 3 + (p >= 1 ? 0 : static_cast<size_t>(std::log1p(-u) / std::log1p(-p)));
+  } else {
+    len = std::max<size_t>(3, static_cast<size_t>(mean * (0.5 + UniformDouble(rng)) + 0.5));
+  }
   // A new interest: a popular cluster, preferably not one the user already has.
   std::vector<uint64_t> interests;
   auto new_interest = [&]() {

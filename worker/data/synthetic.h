@@ -18,6 +18,9 @@ struct SyntheticOptions {
   uint64_t clusters = 200;
   int interests_per_user = 4;
   double events_per_user = 40;  // mean; per user uniform in [0.5, 1.5) x mean, at least 3
+  // Events per user: false as above; true 3 + a geometric count with mean events_per_user - 3
+  // (most users short, a long tail: real logs such as Amazon's and Taobao's).
+  bool geometric_lengths = false;
   double zipf = 1.1;    // exponent of cluster popularity and of item popularity in a cluster
   double drift = 0.05;  // per-event probability that one interest is replaced
   double noise = 0.1;   // probability that an event is a globally popular item instead

@@ -1,0 +1,472 @@
+#include "ops/jagged.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "ops/blas.h"
+#include "ops/fast_math.h"
+#include "ops/linear.h"
+#include "ops/parallel.h"
+#include "ops/shape_check.h"
+#include "ops/softmax_row.h"
+
+namespace attnps {
+
+int64_t JaggedOffsets::MaxLength() const {
+  int64_t longest = 0;
+  for (int64_t b = 0; b < batch(); ++b) longest = std::max(longest, length(b));
+  return longest;
+}
+
+std::string JaggedOffsets::Problem() const {
+  if (batch_ < 0) return "offsets with B + 1 entries (got none)";
+  if ((*this)[0] != 0) return "offsets[0] = 0 (got " + std::to_string((*this)[0]) + ")";
+  for (int64_t b = 0; b < batch_; ++b) {
+    if ((*this)[b + 1] < (*this)[b]) {
+      return "non-decreasing offsets (offsets[" + std::to_string(b + 1) +
+             "]=" + std::to_string((*this)[b + 1]) + " < offsets[" + std::to_string(b) +
+             "]=" + std::to_string((*this)[b]) + ")";
+    }
+  }
+  return "";
+}
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Segment sum pooling.
+
+struct SegmentSizes {
+  int64_t b, n, d;
+};
+
+SegmentSizes CheckSegment(ShapeCheck* check, const JaggedOffsets& offsets, const char* x_name,
+                          const Tensor* x, const char* y_name, const Tensor& y) {
+  const std::string problem = offsets.Problem();
+  check->Require(problem.empty(), problem);
+  Dim b("B", offsets.batch()), n("N", problem.empty() ? offsets.total() : -1), d("D");
+  check->Arg(y_name, y, {&b, &d});
+  if (x) check->Arg(x_name, *x, {&n, &d});
+  check->Done();
+  return {b.value(), offsets.total(), d.value()};
+}
+
+inline void Axpy(float m, const float* __restrict x, float* __restrict y, int64_t d) {
+  for (int64_t j = 0; j < d; ++j) y[j] += m * x[j];
+}
+
+}  // namespace
+
+void SegmentSumPoolForward(const Tensor& x, const JaggedOffsets& offsets, Tensor* y) {
+  ShapeCheck check("segment_sum_pool_forward");
+  const SegmentSizes s = CheckSegment(&check, offsets, "x", &x, "y", *y);
+  const float* xd = x.data();
+  float* yd = y->data();
+  const int64_t cost = s.b > 0 ? 2 * s.d * (s.n / s.b + 1) : 0;
+  ParallelFor(s.b, cost, [&](int64_t b) {
+    float* yr = yd + b * s.d;
+    std::fill(yr, yr + s.d, 0.0f);
+    for (int64_t r = offsets[b]; r < offsets[b + 1]; ++r) Axpy(1.0f, xd + r * s.d, yr, s.d);
+  });
+}
+
+void SegmentSumPoolBackward(const JaggedOffsets& offsets, const Tensor& dy, Tensor* dx) {
+  ShapeCheck check("segment_sum_pool_backward");
+  const SegmentSizes s = CheckSegment(&check, offsets, "dx", dx, "dy", dy);
+  if (!dx) return;
+  const float* g = dy.data();
+  float* gx = dx->data();
+  const int64_t cost = s.b > 0 ? 2 * s.d * (s.n / s.b + 1) : 0;
+  ParallelFor(s.b, cost, [&](int64_t b) {
+    for (int64_t r = offsets[b]; r < offsets[b + 1]; ++r)
+      Axpy(1.0f, g + b * s.d, gx + r * s.d, s.d);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The jagged DIN unit. The row kernels mirror ops/din_attention.cc (kept private there).
+
+namespace {
+
+struct Sizes {
+  int64_t b, n, d, h1, h2;
+};
+
+// Rows per block at most: small enough that a block's activations stay in L2 (as the padded unit).
+constexpr int64_t kBlockRows = 256;
+// Rows per block at least, when a small batch is split so that every thread gets blocks.
+constexpr int64_t kMinBlockRows = 32;
+
+Sizes CheckArgs(ShapeCheck* check, const Tensor& q, const Tensor& k, const JaggedOffsets& offsets,
+                const DinAttentionParams& p, const Tensor& weights) {
+  const std::string problem = offsets.Problem();
+  check->Require(problem.empty(), problem);
+  Dim b("B", offsets.batch()), n("N", problem.empty() ? offsets.total() : -1), d("D"), d4("4D"),
+      h1("H1"), h2("H2"), one("1", 1);
+  check->Arg("q", q, {&b, &d}).Arg("k", k, {&n, &d});
+  check->Arg("w1", p.w1, {&d4, &h1}).Arg("b1", p.b1, {&h1}).Arg("w2", p.w2, {&h1, &h2});
+  check->Arg("b2", p.b2, {&h2}).Arg("w3", p.w3, {&h2, &one}).Arg("b3", p.b3, {&one});
+  check->Require(d4.value() == 4 * d.value(), "w1 rows = 4 * D (q, k, q-k, q*k)");
+  check->Arg("weights", weights, {&n});
+  return {b.value(), n.value(), d.value(), h1.value(), h2.value()};
+}
+
+// a = act(a + bias_row) in place over `cols` columns.
+inline void BiasActivate(float* a, const float* bias_row, int64_t cols, DinActivation act) {
+  if (act == DinActivation::kSigmoid) {
+    for (int64_t j = 0; j < cols; ++j) a[j] = FastSigmoid(a[j] + bias_row[j]);
+  } else {
+    for (int64_t j = 0; j < cols; ++j) {
+      const float v = a[j] + bias_row[j];
+      a[j] = v > 0.0f ? v : 0.0f;
+    }
+  }
+}
+
+// g *= act'(z) expressed through the activation a = act(z).
+inline void TimesActivationGrad(float* g, const float* a, int64_t cols, DinActivation act) {
+  if (act == DinActivation::kSigmoid) {
+    for (int64_t j = 0; j < cols; ++j) g[j] *= a[j] * (1.0f - a[j]);
+  } else {
+    for (int64_t j = 0; j < cols; ++j) g[j] = a[j] > 0.0f ? g[j] : 0.0f;
+  }
+}
+
+void FoldFirstLayer(const Tensor& w1, const Sizes& s, JaggedDinAttentionWorkspace* ws) {
+  const int64_t dh = s.d * s.h1;
+  const float* wq = w1.data();
+  const float* wk = wq + dh;
+  const float* wd = wk + dh;
+  const float* wp = wd + dh;
+  float* fq = ws->folded_q.data();
+  float* fk = ws->folded_kp.data();
+  for (int64_t i = 0; i < dh; ++i) {
+    fq[i] = wq[i] + wd[i];
+    fk[i] = wk[i] - wd[i];
+    fk[dh + i] = wp[i];
+  }
+}
+
+// Splits the samples into blocks of whole samples of at most `target` rows (a longer sample is a
+// block of its own); target shrinks for small N so that every thread gets about two blocks.
+void PlanBlocks(const JaggedOffsets& offsets, const Sizes& s, std::vector<int64_t>* starts) {
+  const int64_t threads = std::max(1, omp_get_max_threads());
+  const int64_t target =
+      std::clamp<int64_t>((s.n + 2 * threads - 1) / (2 * threads), kMinBlockRows, kBlockRows);
+  starts->clear();
+  starts->push_back(0);
+  int64_t rows = 0;
+  for (int64_t b = 0; b < s.b; ++b) {
+    const int64_t len = offsets.length(b);
+    if (rows > 0 && rows + len > target) {
+      starts->push_back(b);
+      rows = 0;
+    }
+    rows += len;
+  }
+  starts->push_back(s.b);
+}
+
+// Calls body(first_sample, end_sample, thread) for the planned blocks, in parallel.
+template <typename Body>
+void ForEachBlock(const std::vector<int64_t>& starts, const Body& body) {
+  const int64_t blocks = static_cast<int64_t>(starts.size()) - 1;
+#pragma omp parallel for schedule(dynamic, 1) if (blocks > 1)
+  for (int64_t i = 0; i < blocks; ++i) body(starts[i], starts[i + 1], omp_get_thread_num());
+}
+
+// d_scores of samples [b0, b1) from the weights' total gradient; adds the pooling's part of dk.
+void BackwardThroughPooling(const Tensor& k, const JaggedOffsets& offsets, const Tensor& weights,
+                            const Tensor& d_weights, const Tensor& d_pooled,
+                            AttentionNormalization norm, const Sizes& s, int64_t b0, int64_t b1,
+                            Tensor* dk, float* d_scores) {
+  const int64_t d = s.d;
+  for (int64_t b = b0; b < b1; ++b) {
+    const int64_t r0 = offsets.begin(b), len = offsets.length(b);
+    const float* w = weights.data() + r0;
+    const float* dp = d_pooled.data() + b * d;
+    float* ds = d_scores + r0;
+    for (int64_t i = 0; i < len; ++i) {
+      const float* kr = k.data() + (r0 + i) * d;
+      float g = d_weights.empty() ? 0.0f : d_weights[r0 + i];
+      for (int64_t j = 0; j < d; ++j) g += dp[j] * kr[j];
+      ds[i] = g;
+      if (dk) {
+        float* dkr = dk->data() + (r0 + i) * d;
+        for (int64_t j = 0; j < d; ++j) dkr[j] += w[i] * dp[j];
+      }
+    }
+    if (norm == AttentionNormalization::kSoftmax && len > 0) {
+      SoftmaxGradRow<GradMode::kAssign>(w, ds, len, 1.0f, ds);
+    }
+  }
+}
+
+// Adds column sums of m [rows, cols] to out [cols].
+void AddColumnSums(const float* m, int64_t rows, int64_t cols, float* out) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < cols; ++j) out[j] += m[r * cols + j];
+}
+
+// One thread's partial weight gradients, packed: [d folded_kp | d w2 | d b2 | d w3 | d b3].
+struct PartialGrads {
+  float* kp;
+  float* w2;
+  float* b2;
+  float* w3;
+  float* b3;
+  static int64_t Size(const Sizes& s) { return 2 * s.d * s.h1 + s.h1 * s.h2 + 2 * s.h2 + 1; }
+  static PartialGrads At(float* base, const Sizes& s) {
+    PartialGrads p;
+    p.kp = base;
+    p.w2 = p.kp + 2 * s.d * s.h1;
+    p.b2 = p.w2 + s.h1 * s.h2;
+    p.w3 = p.b2 + s.h2;
+    p.b3 = p.w3 + s.h2;
+    return p;
+  }
+};
+
+float* ZeroedThreadGrads(const Sizes& s, JaggedDinAttentionWorkspace* ws) {
+  const int64_t threads = omp_get_max_threads();
+  const int64_t size = PartialGrads::Size(s);
+  if (ws->thread_grads.numel() != threads * size) ws->thread_grads = Tensor::Empty({threads, size});
+  ws->thread_grads.SetZero();
+  return ws->thread_grads.data();
+}
+
+PartialGrads ReduceThreadGrads(const Sizes& s, JaggedDinAttentionWorkspace* ws,
+                               DinAttentionParams* grads) {
+  const int64_t size = PartialGrads::Size(s);
+  float* base = ws->thread_grads.data();
+  for (int64_t th = 1; th < ws->thread_grads.dim(0); ++th)
+    for (int64_t i = 0; i < size; ++i) base[i] += base[th * size + i];
+  PartialGrads sum = PartialGrads::At(base, s);
+  auto add = [](const float* src, Tensor* dst) {
+    for (int64_t i = 0; i < dst->numel(); ++i) (*dst)[i] += src[i];
+  };
+  add(sum.w2, &grads->w2);
+  add(sum.b2, &grads->b2);
+  add(sum.w3, &grads->w3);
+  add(sum.b3, &grads->b3);
+  return sum;
+}
+
+void UnfoldFirstLayerGrad(const float* d_folded_q, const float* d_folded_kp, const Sizes& s,
+                          Tensor* dw1) {
+  const int64_t dh = s.d * s.h1;
+  float* out = dw1->data();
+  for (int64_t i = 0; i < dh; ++i) {
+    out[i] += d_folded_q[i];                            // Wq
+    out[dh + i] += d_folded_kp[i];                      // Wk
+    out[2 * dh + i] += d_folded_q[i] - d_folded_kp[i];  // Wd
+    out[3 * dh + i] += d_folded_kp[dh + i];             // Wp
+  }
+}
+
+bool HasSizes(const Tensor& t, int64_t rows, int64_t cols) {
+  return t.ndim() == 2 && t.dim(0) >= rows && t.dim(1) == cols;
+}
+
+}  // namespace
+
+JaggedDinAttentionWorkspace JaggedDinAttentionWorkspace::Allocate(int64_t n_max, int64_t b_max,
+                                                                  int64_t d, int64_t h1,
+                                                                  int64_t h2) {
+  JaggedDinAttentionWorkspace ws;
+  ws.folded_q = Tensor::Empty({d, h1});
+  ws.folded_kp = Tensor::Empty({2 * d, h1});
+  ws.d_folded_q = Tensor::Empty({d, h1});
+  ws.q_term = Tensor::Empty({b_max, h1});
+  ws.d_q_term = Tensor::Empty({b_max, h1});
+  ws.x = Tensor::Empty({n_max, 2 * d});
+  ws.a1 = Tensor::Empty({n_max, h1});
+  ws.a2 = Tensor::Empty({n_max, h2});
+  ws.scores = Tensor::Empty({n_max});
+  ws.d_a1 = Tensor::Empty({n_max, h1});
+  ws.d_a2 = Tensor::Empty({n_max, h2});
+  ws.d_x = Tensor::Empty({n_max, 2 * d});
+  ws.d_scores = Tensor::Empty({n_max});
+  return ws;
+}
+
+void JaggedDinAttentionWorkspace::Reserve(int64_t n, int64_t b, int64_t d, int64_t h1, int64_t h2) {
+  const bool same_sizes = HasSizes(folded_q, d, h1) && folded_q.dim(0) == d &&
+                          HasSizes(a2, 0, h2) && HasSizes(q_term, 0, h1);
+  if (!same_sizes) {
+    *this = Allocate(n, b, d, h1, h2);
+    return;
+  }
+  if (row_capacity() < n) {
+    const int64_t rows = std::max(n, row_capacity() + row_capacity() / 2);
+    x = Tensor::Empty({rows, 2 * d});
+    a1 = Tensor::Empty({rows, h1});
+    a2 = Tensor::Empty({rows, h2});
+    scores = Tensor::Empty({rows});
+    d_a1 = Tensor::Empty({rows, h1});
+    d_a2 = Tensor::Empty({rows, h2});
+    d_x = Tensor::Empty({rows, 2 * d});
+    d_scores = Tensor::Empty({rows});
+  }
+  if (batch_capacity() < b) {
+    const int64_t rows = std::max(b, batch_capacity() + batch_capacity() / 2);
+    q_term = Tensor::Empty({rows, h1});
+    d_q_term = Tensor::Empty({rows, h1});
+  }
+}
+
+void JaggedDinAttentionForward(const Tensor& q, const Tensor& k, const JaggedOffsets& offsets,
+                               const DinAttentionParams& params, const DinAttentionOptions& options,
+                               JaggedDinAttentionWorkspace* ws, Tensor* weights, Tensor* pooled) {
+  Sizes s;
+  {
+    ShapeCheck check("jagged_din_attention_forward");
+    s = CheckArgs(&check, q, k, offsets, params, *weights);
+    Dim b("B", s.b), d("D", s.d);
+    check.Arg("pooled", *pooled, {&b, &d}).Done();
+  }
+  if (s.b == 0) return;
+  ws->Reserve(s.n, s.b, s.d, s.h1, s.h2);
+  const int64_t d = s.d, d2 = 2 * s.d, h1 = s.h1, h2 = s.h2;
+  FoldFirstLayer(params.w1, s, ws);
+  Tensor q_term = ws->q_term.Rows(0, s.b);
+  LinearForward(q, ws->folded_q, params.b1, &q_term);
+  PlanBlocks(offsets, s, &ws->block_starts);
+  ForEachBlock(ws->block_starts, [&](int64_t b0, int64_t b1, int) {
+    const int64_t r0 = offsets.begin(b0), n = offsets.begin(b1) - r0;
+    if (n > 0) {
+      float* x = ws->x.data() + r0 * d2;
+      for (int64_t b = b0; b < b1; ++b) {
+        const float* qb = q.data() + b * d;
+        for (int64_t r = offsets.begin(b); r < offsets.begin(b + 1); ++r) {
+          const float* kr = k.data() + r * d;
+          float* xr = x + (r - r0) * d2;
+          for (int64_t j = 0; j < d; ++j) {
+            xr[j] = kr[j];
+            xr[d + j] = qb[j] * kr[j];
+          }
+        }
+      }
+      float* a1 = ws->a1.data() + r0 * h1;
+      Gemm(false, false, n, h1, d2, 1.0f, x, d2, ws->folded_kp.data(), h1, 0.0f, a1, h1);
+      for (int64_t b = b0; b < b1; ++b) {
+        const float* qt = ws->q_term.data() + b * h1;
+        for (int64_t r = offsets.begin(b); r < offsets.begin(b + 1); ++r) {
+          BiasActivate(ws->a1.data() + r * h1, qt, h1, options.activation);
+        }
+      }
+      float* a2 = ws->a2.data() + r0 * h2;
+      Gemm(false, false, n, h2, h1, 1.0f, a1, h1, params.w2.data(), h2, 0.0f, a2, h2);
+      for (int64_t r = 0; r < n; ++r)
+        BiasActivate(a2 + r * h2, params.b2.data(), h2, options.activation);
+      float* scores = ws->scores.data() + r0;
+      std::fill(scores, scores + n, params.b3[0]);
+      Gemm(false, false, n, 1, h2, 1.0f, a2, h2, params.w3.data(), 1, 1.0f, scores, 1);
+    }
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t rb = offsets.begin(b), len = offsets.length(b);
+      float* w = weights->data() + rb;
+      const float* sc = ws->scores.data() + rb;
+      if (options.normalization == AttentionNormalization::kNone) {
+        std::copy(sc, sc + len, w);
+      } else if (len > 0) {
+        SoftmaxRow(sc, nullptr, len, len, 1.0f, w);
+      }
+      float* out = pooled->data() + b * d;
+      std::fill(out, out + d, 0.0f);
+      for (int64_t i = 0; i < len; ++i) Axpy(w[i], k.data() + (rb + i) * d, out, d);
+    }
+  });
+}
+
+void JaggedDinAttentionBackward(const Tensor& q, const Tensor& k, const JaggedOffsets& offsets,
+                                const DinAttentionParams& params,
+                                const DinAttentionOptions& options, const Tensor& weights,
+                                const Tensor& d_weights, const Tensor& d_pooled,
+                                JaggedDinAttentionWorkspace* ws, Tensor* dq, Tensor* dk,
+                                DinAttentionParams* grads) {
+  Sizes s;
+  {
+    ShapeCheck check("jagged_din_attention_backward");
+    s = CheckArgs(&check, q, k, offsets, params, weights);
+    Dim b("B", s.b), n("N", s.n), d("D", s.d);
+    check.Optional("d_weights", d_weights, {&n}).Arg("d_pooled", d_pooled, {&b, &d});
+    if (dq) check.Like("dq", *dq, q);
+    if (dk) check.Like("dk", *dk, k);
+    check.Like("grads.w1", grads->w1, params.w1).Like("grads.b1", grads->b1, params.b1);
+    check.Like("grads.w2", grads->w2, params.w2).Like("grads.b2", grads->b2, params.b2);
+    check.Like("grads.w3", grads->w3, params.w3).Like("grads.b3", grads->b3, params.b3);
+    check.Require(s.b == 0 || (HasSizes(ws->folded_q, s.d, s.h1) && ws->folded_q.dim(0) == s.d &&
+                               HasSizes(ws->x, s.n, 2 * s.d) && HasSizes(ws->a1, s.n, s.h1) &&
+                               HasSizes(ws->a2, s.n, s.h2) && HasSizes(ws->q_term, s.b, s.h1) &&
+                               HasSizes(ws->d_q_term, s.b, s.h1) && ws->block_starts.size() >= 2 &&
+                               ws->block_starts.back() == s.b),
+                  "the workspace of the forward call on this batch");
+    check.Done();
+  }
+  if (s.b == 0) return;
+  const int64_t d = s.d, d2 = 2 * s.d, h1 = s.h1, h2 = s.h2;
+  const DinActivation act = options.activation;
+  float* thread_grads = ZeroedThreadGrads(s, ws);
+  const int64_t slot = PartialGrads::Size(s);
+  float* dqt = ws->d_q_term.data();
+  ForEachBlock(ws->block_starts, [&](int64_t b0, int64_t b1, int thread) {
+    const PartialGrads part = PartialGrads::At(thread_grads + thread * slot, s);
+    const int64_t r0 = offsets.begin(b0), n = offsets.begin(b1) - r0;
+    std::fill(dqt + b0 * h1, dqt + b1 * h1, 0.0f);
+    if (n == 0) return;
+    float* ds = ws->d_scores.data() + r0;
+    BackwardThroughPooling(k, offsets, weights, d_weights, d_pooled, options.normalization, s, b0,
+                           b1, dk, ws->d_scores.data());
+    // Output layer: scores = a2 w3 + b3.
+    for (int64_t r = 0; r < n; ++r) part.b3[0] += ds[r];
+    const float* a2 = ws->a2.data() + r0 * h2;
+    Gemm(true, false, h2, 1, n, 1.0f, a2, h2, ds, 1, 1.0f, part.w3, 1);
+    float* dz2 = ws->d_a2.data() + r0 * h2;
+    for (int64_t r = 0; r < n; ++r) {
+      for (int64_t j = 0; j < h2; ++j) dz2[r * h2 + j] = ds[r] * params.w3[j];
+      TimesActivationGrad(dz2 + r * h2, a2 + r * h2, h2, act);
+    }
+    // Second layer: a2 = act(a1 w2 + b2).
+    const float* a1 = ws->a1.data() + r0 * h1;
+    Gemm(true, false, h1, h2, n, 1.0f, a1, h1, dz2, h2, 1.0f, part.w2, h2);
+    AddColumnSums(dz2, n, h2, part.b2);
+    float* dz1 = ws->d_a1.data() + r0 * h1;
+    Gemm(false, true, n, h1, h2, 1.0f, dz2, h2, params.w2.data(), h2, 0.0f, dz1, h1);
+    for (int64_t r = 0; r < n; ++r) TimesActivationGrad(dz1 + r * h1, a1 + r * h1, h1, act);
+    // First layer (folded): z1 = x folded_kp + q_term[b].
+    const float* x = ws->x.data() + r0 * d2;
+    Gemm(true, false, d2, h1, n, 1.0f, x, d2, dz1, h1, 1.0f, part.kp, h1);
+    for (int64_t b = b0; b < b1; ++b) {
+      AddColumnSums(ws->d_a1.data() + offsets.begin(b) * h1, offsets.length(b), h1, dqt + b * h1);
+    }
+    if (!dq && !dk) return;
+    float* dx = ws->d_x.data() + r0 * d2;
+    Gemm(false, true, n, d2, h1, 1.0f, dz1, h1, ws->folded_kp.data(), h1, 0.0f, dx, d2);
+    for (int64_t b = b0; b < b1; ++b) {
+      const float* qb = q.data() + b * d;
+      for (int64_t r = offsets.begin(b); r < offsets.begin(b + 1); ++r) {
+        const float* g = dx + (r - r0) * d2;
+        if (dk) {
+          float* dkr = dk->data() + r * d;
+          for (int64_t j = 0; j < d; ++j) dkr[j] += g[j] + g[d + j] * qb[j];
+        }
+        if (dq) {
+          const float* kr = k.data() + r * d;
+          float* dqb = dq->data() + b * d;
+          for (int64_t j = 0; j < d; ++j) dqb[j] += g[d + j] * kr[j];
+        }
+      }
+    }
+  });
+  const PartialGrads sum = ReduceThreadGrads(s, ws, grads);
+  AddColumnSums(dqt, s.b, h1, grads->b1.data());
+  Gemm(true, false, d, h1, s.b, 1.0f, q.data(), d, dqt, h1, 0.0f, ws->d_folded_q.data(), h1);
+  UnfoldFirstLayerGrad(ws->d_folded_q.data(), sum.kp, s, &grads->w1);
+  if (dq)
+    Gemm(false, true, s.b, d, h1, 1.0f, dqt, h1, ws->folded_q.data(), h1, 1.0f, dq->data(), d);
+}
+
+}  // namespace attnps

@@ -22,6 +22,7 @@ ML100K="${ML100K:-$ROOT/../shared/data/ml-100k}"
 PEER="${PEER:-$ROOT/../shared/peers/din_torch.py}"
 THREADS="${THREADS:-2}"
 cd "$ROOT"
+mkdir -p runs
 
 if ! /usr/bin/python3 -c "import torch, sklearn" 2>/dev/null; then
   echo "== installing python3-torch python3-sklearn (the reference's dependencies)"

@@ -2,6 +2,7 @@
 
 #include <glog/logging.h>
 
+#include <chrono>
 #include <cstdio>
 #include <tuple>
 #include <utility>
@@ -35,6 +36,10 @@ class CtrSource final : public SampleSource {
  private:
   SampleStream stream_;
 };
+
+double Seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
 
 void ResizeLike(const Tensor& like, Tensor* t) {
   if (like.empty()) {
@@ -96,8 +101,10 @@ void CtrTask::Index(uint64_t step, TaskBatch* batch) {
   batcher_.Index(std::move(ctr->samples), step, ctr);
 }
 
-Status CtrTask::TrainStep(TaskBatch* batch, float loss_scale, float sparse_scale, double* loss) {
+Status CtrTask::TrainStep(TaskBatch* batch, float loss_scale, float sparse_scale, double* loss,
+                          StepSplit* split) {
   auto* ctr = static_cast<CtrBatch*>(batch);
+  const double t0 = Seconds();
   batcher_.Gather(*ctr, &inputs_);
   BatchLabels(*ctr, &labels_);
   ResizeLike(inputs_.target, &input_grads_.target);
@@ -105,9 +112,13 @@ Status CtrTask::TrainStep(TaskBatch* batch, float loss_scale, float sparse_scale
   ResizeLike(inputs_.user, &input_grads_.user);
   // The loss is the mean over all workers' batches (loss_scale): the dense gradients summed by
   // the allreduce are then their average; sparse_scale turns that back into this batch's mean.
+  const double t1 = Seconds();
+  split->gather = t1 - t0;
   *loss = model_->TrainStep(inputs_, labels_, loss_scale, &logits_, &input_grads_);
   if (!std::isfinite(*loss)) return Status::Ok();
+  const double t2 = Seconds();
   batcher_.Scatter(input_grads_, sparse_scale, ctr);
+  split->scatter = Seconds() - t2;
   return Status::Ok();
 }
 

@@ -30,7 +30,8 @@ class CtrTask final : public Task {
   Status OpenTrainSource(int worker_index, int num_workers,
                          std::unique_ptr<SampleSource>* source) override;
   void Index(uint64_t step, TaskBatch* batch) override;
-  Status TrainStep(TaskBatch* batch, float loss_scale, float sparse_scale, double* loss) override;
+  Status TrainStep(TaskBatch* batch, float loss_scale, float sparse_scale, double* loss,
+                   StepSplit* split) override;
   Status EvaluateShard(const RowPuller& pull, int worker_index, int num_workers,
                        std::string* partial) override;
   Status MergeEvaluation(const std::vector<std::string>& partials,

@@ -5,11 +5,11 @@
 namespace attnps::worker {
 namespace {
 
-constexpr const char* kShort[kNumStepPhases] = {"data", "pull",      "compute",
-                                                "push", "allreduce", "dense"};
-constexpr const char* kField[kNumStepPhases] = {"step_ms_data",      "step_ms_pull_wait",
-                                                "step_ms_compute",   "step_ms_push",
-                                                "step_ms_allreduce", "step_ms_dense_update"};
+constexpr const char* kShort[kNumStepPhases] = {"data",    "pull", "gather",    "compute",
+                                                "scatter", "push", "allreduce", "dense"};
+constexpr const char* kField[kNumStepPhases] = {
+    "step_ms_data",    "step_ms_pull_wait", "step_ms_gather",    "step_ms_compute",
+    "step_ms_scatter", "step_ms_push",      "step_ms_allreduce", "step_ms_dense_update"};
 
 }  // namespace
 

@@ -2,7 +2,8 @@
 // move, accumulated over steps (this worker's wall time, steady clock).
 //
 // Phases: data (waiting for the reader, indexing, submitting pulls), pull wait (the step's rows
-// not arrived yet), compute (gather, forward, loss, backward, scatter), push (sending the
+// not arrived yet), gather (the pulled rows into model inputs), compute (the model: forward, loss,
+// backward), scatter (input gradients onto the unique keys), push (sending the
 // gradients; waits when the staleness bound holds a push), allreduce (the step's flags and the
 // dense gradients), dense update (clipping and the dense optimizer). Bytes: keys and rows pulled,
 // keys and gradients pushed (payload, not framing).
@@ -18,8 +19,17 @@
 
 namespace attnps::worker {
 
-enum class StepPhase { kData, kPullWait, kCompute, kPush, kAllreduce, kDenseUpdate };
-inline constexpr int kNumStepPhases = 6;
+enum class StepPhase {
+  kData,
+  kPullWait,
+  kGather,
+  kCompute,
+  kScatter,
+  kPush,
+  kAllreduce,
+  kDenseUpdate
+};
+inline constexpr int kNumStepPhases = 8;
 
 class StepTimings {
  public:
@@ -32,11 +42,12 @@ class StepTimings {
   int64_t steps() const { return steps_; }
   void Reset() { *this = StepTimings(); }
 
-  // Per step: "data 0.12 pull 0.30 compute 2.10 push 0.05 allreduce 0.41 dense 0.08 ms,
-  // 84.0 KB pulled 80.1 KB pushed"; "" before the first step.
+  // Per step: "data 0.12 pull 0.30 gather 0.20 compute 2.10 scatter 0.15 push 0.05 allreduce
+  // 0.41 dense 0.08 ms, 84.0 KB pulled 80.1 KB pushed"; "" before the first step.
   std::string Summary() const;
-  // Per step, for the metrics record: step_ms_data, step_ms_pull_wait, step_ms_compute,
-  // step_ms_push, step_ms_allreduce, step_ms_dense_update, pulled_bytes, pushed_bytes.
+  // Per step, for the metrics record: step_ms_data, step_ms_pull_wait, step_ms_gather,
+  // step_ms_compute, step_ms_scatter, step_ms_push, step_ms_allreduce, step_ms_dense_update,
+  // pulled_bytes, pushed_bytes.
   std::vector<std::pair<std::string, double>> Fields() const;
 
  private:

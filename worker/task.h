@@ -28,6 +28,12 @@
 
 namespace attnps::worker {
 
+// Seconds of a TrainStep that were not the model's: for the step timings.
+struct StepSplit {
+  double gather = 0;   // pulled rows into model inputs
+  double scatter = 0;  // input gradients onto the unique keys
+};
+
 // One step's samples as the task batches them, with their embedding traffic (SparseBatch).
 struct TaskBatch : SparseBatch {
   int num_samples = 0;
@@ -67,9 +73,10 @@ class Task {
   // With batch->rows pulled: forward, loss, backward. Accumulates the dense gradients of
   // loss_scale * loss into model()->grads() and sets batch->grads to sparse_scale * d(loss) /
   // d(row) per unique key. *loss: the batch's loss; a non-finite loss returns OK with the
-  // gradients unspecified (the loop stops the run as diverged).
-  virtual Status TrainStep(TaskBatch* batch, float loss_scale, float sparse_scale,
-                           double* loss) = 0;
+  // gradients unspecified (the loop stops the run as diverged). *split: the seconds spent on
+  // other work than the model's (left at 0 when the task does not measure them).
+  virtual Status TrainStep(TaskBatch* batch, float loss_scale, float sparse_scale, double* loss,
+                           StepSplit* split) = 0;
 
   // Evaluation, split across workers: each scores its share of the test data (worker_index of
   // num_workers) into `partial`; MergeEvaluation turns every worker's partial (in worker order)

@@ -435,7 +435,8 @@ Status Trainer::FillPipeline(bool* epoch_done) {
 
 Status Trainer::RunStep(TaskBatch* batch, StepResult* result) {
   const float workers = static_cast<float>(runtime_->num_workers());
-  ATTNPS_RETURN_IF_ERROR(task_->TrainStep(batch, 1.0f / workers, workers, &result->loss));
+  ATTNPS_RETURN_IF_ERROR(
+      task_->TrainStep(batch, 1.0f / workers, workers, &result->loss, &result->split));
   result->samples = batch->num_samples;
   if (!std::isfinite(result->loss)) return Diverged("the training loss is " + Num(result->loss));
   for (const std::vector<float>& grads : batch->grads) {
@@ -474,6 +475,17 @@ Status Trainer::PullRows(SparseBatch* batch) {
   ATTNPS_RETURN_IF_ERROR(c->WaitAll(pulls));
   device_->RowsToDevice(batch);
   return Status::Ok();
+}
+
+void Trainer::TimeStep(const StepSplit& split, double* mark) {
+  const double now = Now();
+  const double compute = std::max(0.0, now - *mark - split.gather - split.scatter);
+  for (StepTimings* t : {&progress_timings_, &record_timings_}) {
+    t->Add(StepPhase::kGather, split.gather);
+    t->Add(StepPhase::kCompute, compute);
+    t->Add(StepPhase::kScatter, split.scatter);
+  }
+  *mark = now;
 }
 
 void Trainer::Time(StepPhase phase, double* mark) {
@@ -592,7 +604,7 @@ Status Trainer::Train() {
       device_->RowsToDevice(next.get());
       Time(StepPhase::kPullWait, &mark);
       if (!(st = RunStep(static_cast<TaskBatch*>(next.get()), &result)).ok()) break;
-      Time(StepPhase::kCompute, &mark);
+      TimeStep(result.split, &mark);
       if (!(st = PushStep(std::move(next))).ok()) break;
       Time(StepPhase::kPush, &mark);
     }

@@ -91,6 +91,7 @@ class Trainer {
   struct StepResult {
     double loss = 0;
     int samples = 0;
+    StepSplit split;
   };
 
   // The task's step on a batch whose rows were pulled; bookkeeping of the step.
@@ -102,6 +103,8 @@ class Trainer {
   Status DenseUpdate(double* mark);
   // Adds the time since *mark to `phase` (progress and record timings) and moves *mark to now.
   void Time(StepPhase phase, double* mark);
+  // The task's step since *mark: gather and scatter as the task measured them, the rest compute.
+  void TimeStep(const StepSplit& split, double* mark);
   // Collective: every worker's non-trainable state (Dice moving averages, each worker's from its
   // own batches) becomes their mean, before an evaluation or a checkpoint, so that evaluation
   // uses the state a checkpoint of this step holds. Nothing happens with one worker.

@@ -101,7 +101,8 @@ class ToyTask final : public Task {
       if (it == b->keys[0].end()) b->keys[0].push_back(id);
     }
   }
-  Status TrainStep(TaskBatch* batch, float loss_scale, float sparse_scale, double* loss) override {
+  Status TrainStep(TaskBatch* batch, float loss_scale, float sparse_scale, double* loss,
+                   StepSplit*) override {
     auto* b = static_cast<ToyBatch*>(batch);
     const float bias = model_.params().data()[0];
     const size_t n = b->ids.size();

@@ -110,7 +110,6 @@ void CtrBatcher::Index(std::vector<data::CtrSample> samples, uint64_t step, CtrB
   for (const auto& s : batch->samples) {
     T = std::max(T, std::min<int>(static_cast<int>(s.hist_items.size()), layout_.max_history));
   }
-  batch->batch = B;
   batch->num_samples = B;
   batch->history = T;
   batch->item_slot.assign(static_cast<size_t>(B) * (1 + T), -1);
@@ -135,7 +134,7 @@ void CtrBatcher::Index(std::vector<data::CtrSample> samples, uint64_t step, CtrB
 }
 
 void CtrBatcher::Gather(const CtrBatch& batch, models::CtrInputs* in) const {
-  const int B = batch.batch, T = batch.history;
+  const int B = batch.num_samples, T = batch.history;
   const int di = layout_.item_dim(), dc = layout_.cate_dim(), D = di + dc;
   const int U = layout_.user_dim();
   const auto& item_rows = batch.rows[layout_.target_item.table];
@@ -182,7 +181,7 @@ void CtrBatcher::Gather(const CtrBatch& batch, models::CtrInputs* in) const {
 }
 
 void CtrBatcher::Scatter(const models::CtrInputGrads& g, float scale, CtrBatch* batch) const {
-  const int B = batch->batch, T = batch->history;
+  const int B = batch->num_samples, T = batch->history;
   const int di = layout_.item_dim(), dc = layout_.cate_dim(), D = di + dc;
   const int U = layout_.user_dim();
   const size_t tables = layout_.tables.size();
@@ -217,8 +216,8 @@ void CtrBatcher::Scatter(const models::CtrInputGrads& g, float scale, CtrBatch* 
 }
 
 void BatchLabels(const CtrBatch& batch, Tensor* labels) {
-  labels->EnsureShape({batch.batch});
-  for (int b = 0; b < batch.batch; ++b) labels->data()[b] = batch.samples[b].label;
+  labels->EnsureShape({batch.num_samples});
+  for (int b = 0; b < batch.num_samples; ++b) labels->data()[b] = batch.samples[b].label;
 }
 
 }  // namespace attnps::worker

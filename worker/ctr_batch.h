@@ -48,10 +48,10 @@ struct CtrLayout {
 // The layout of a validated config (table ids as config::ToPsTables).
 CtrLayout MakeCtrLayout(const config::JobConfig& config);
 
-// One step's samples with, per slot, each id's index into its table's unique keys.
+// One step's samples (B = num_samples) with, per slot, each id's index into its table's unique
+// keys.
 struct CtrBatch : TaskBatch {
   std::vector<data::CtrSample> samples;
-  int batch = 0;                   // B
   int history = 0;                 // T: the longest history in the batch (>= 1)
   std::vector<int32_t> item_slot;  // [B, 1 + T]: target, then history (-1 = padding)
   std::vector<int32_t> cate_slot;  // [B, 1 + T]

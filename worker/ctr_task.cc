@@ -67,7 +67,7 @@ models::CtrModelDims ModelDims(const CtrLayout& layout, const config::JobConfig&
 }  // namespace
 
 CtrTask::CtrTask(const config::JobConfig& config, CtrLayout layout)
-    : config_(config), layout_(layout), batcher_(layout), score_batcher_(std::move(layout)) {}
+    : config_(config), batcher_(std::move(layout)) {}
 
 Status CtrTask::Create(const config::JobConfig& config, std::unique_ptr<CtrTask>* out) {
   CtrLayout layout = MakeCtrLayout(config);
@@ -84,7 +84,7 @@ data::CtrReaderOptions CtrTask::ReaderOptions(int worker_index, int num_workers)
   options.num_workers = num_workers;
   options.max_history = config_.data().max_history();
   options.max_bad_fraction = config_.data().max_bad_fraction();
-  options.extra_columns = layout_.extra_columns;
+  options.extra_columns = batcher_.layout().extra_columns;
   return options;
 }
 
@@ -125,16 +125,16 @@ Status CtrTask::TrainStep(TaskBatch* batch, float loss_scale, float sparse_scale
 Status CtrTask::ScoreBatch(const RowPuller& pull, std::vector<data::CtrSample> samples,
                            Tensor* logits, metrics::CtrEvaluator* evaluator) {
   CtrBatch batch;
-  score_batcher_.Index(std::move(samples), 0, &batch);
+  batcher_.Index(std::move(samples), 0, &batch);
   ATTNPS_RETURN_IF_ERROR(pull(&batch));
-  score_batcher_.Gather(batch, &score_inputs_);
+  batcher_.Gather(batch, &score_inputs_);
   model_->Forward(score_inputs_, /*training=*/false, logits);
   if (evaluator != nullptr) {
     Tensor labels;
     BatchLabels(batch, &labels);
-    std::vector<uint64_t> users(batch.batch);
-    for (int b = 0; b < batch.batch; ++b) users[b] = batch.samples[b].user;
-    evaluator->Add(labels.data(), logits->data(), users.data(), batch.batch);
+    std::vector<uint64_t> users(batch.num_samples);
+    for (int b = 0; b < batch.num_samples; ++b) users[b] = batch.samples[b].user;
+    evaluator->Add(labels.data(), logits->data(), users.data(), batch.num_samples);
   }
   return Status::Ok();
 }

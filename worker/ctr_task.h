@@ -25,7 +25,7 @@ class CtrTask final : public Task {
   // naming the field for model settings the model kind refuses.
   static Status Create(const config::JobConfig& config, std::unique_ptr<CtrTask>* out);
 
-  const std::vector<SparseTable>& tables() const override { return layout_.tables; }
+  const std::vector<SparseTable>& tables() const override { return batcher_.layout().tables; }
   models::DenseModel* model() override { return model_.get(); }
   Status OpenTrainSource(int worker_index, int num_workers,
                          std::unique_ptr<SampleSource>* source) override;
@@ -50,9 +50,7 @@ class CtrTask final : public Task {
                     metrics::CtrEvaluator* evaluator);
 
   config::JobConfig config_;
-  CtrLayout layout_;
-  CtrBatcher batcher_;        // training batches
-  CtrBatcher score_batcher_;  // evaluation and prediction
+  CtrBatcher batcher_;  // training, evaluation and prediction batches (keeps no batch's state)
   std::unique_ptr<models::CtrModel> model_;
   models::CtrInputs inputs_, score_inputs_;
   models::CtrInputGrads input_grads_;

@@ -202,11 +202,7 @@ class Trainer::Reader {
 };
 
 Trainer::Trainer(ps::JobRuntime* runtime, config::JobConfig config, TrainerOptions options)
-    : runtime_(runtime),
-      config_(std::move(config)),
-      opts_(config::ToTrainLoopOptions(config_)),
-      options_(std::move(options)) {
-  if (options_.metrics_out.empty()) options_.metrics_out = opts_.metrics_out;
+    : Trainer(runtime, std::move(config), std::move(options), nullptr) {
   task_status_ = MakeTask(config_, &task_);  // reported by Init
 }
 

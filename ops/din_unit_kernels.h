@@ -1,0 +1,128 @@
+// Row kernels of the DIN activation unit shared by its padded (ops/din_attention.cc) and jagged
+// (ops/jagged.cc) forms; private to those two files. `Sizes` is either file's size struct and
+// `Workspace` either workspace: both have d, h1, h2 and folded_q, folded_kp, thread_grads.
+#ifndef ATTNPS_OPS_DIN_UNIT_KERNELS_H_
+#define ATTNPS_OPS_DIN_UNIT_KERNELS_H_
+
+#include <omp.h>
+
+#include <cstdint>
+
+#include "ops/din_attention.h"
+#include "ops/fast_math.h"
+#include "ops/tensor.h"
+
+namespace attnps::din_unit {
+
+// a = act(a + bias_row) in place over `cols` columns; bias_row may be null.
+inline void BiasActivate(float* a, const float* bias_row, int64_t cols, DinActivation act) {
+  if (act == DinActivation::kSigmoid) {
+    for (int64_t j = 0; j < cols; ++j) a[j] = FastSigmoid(a[j] + (bias_row ? bias_row[j] : 0.0f));
+  } else {
+    for (int64_t j = 0; j < cols; ++j) {
+      const float v = a[j] + (bias_row ? bias_row[j] : 0.0f);
+      a[j] = v > 0.0f ? v : 0.0f;
+    }
+  }
+}
+
+// g *= act'(z) expressed through the activation a = act(z).
+inline void TimesActivationGrad(float* g, const float* a, int64_t cols, DinActivation act) {
+  if (act == DinActivation::kSigmoid) {
+    for (int64_t j = 0; j < cols; ++j) g[j] *= a[j] * (1.0f - a[j]);
+  } else {
+    for (int64_t j = 0; j < cols; ++j) g[j] = a[j] > 0.0f ? g[j] : 0.0f;
+  }
+}
+
+// folded_q = Wq + Wd, folded_kp = [Wk - Wd; Wp] (see din_attention.h).
+template <typename Sizes, typename Workspace>
+void FoldFirstLayer(const Tensor& w1, const Sizes& s, Workspace* ws) {
+  const int64_t dh = s.d * s.h1;
+  const float* wq = w1.data();
+  const float* wk = wq + dh;
+  const float* wd = wk + dh;
+  const float* wp = wd + dh;
+  float* fq = ws->folded_q.data();
+  float* fk = ws->folded_kp.data();
+  for (int64_t i = 0; i < dh; ++i) {
+    fq[i] = wq[i] + wd[i];
+    fk[i] = wk[i] - wd[i];
+    fk[dh + i] = wp[i];
+  }
+}
+
+// Adds column sums of m [rows, cols] to out [cols].
+inline void AddColumnSums(const float* m, int64_t rows, int64_t cols, float* out) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < cols; ++j) out[j] += m[r * cols + j];
+}
+
+// One thread's partial weight gradients, packed: [d folded_kp | d w2 | d b2 | d w3 | d b3].
+struct PartialGrads {
+  float* kp;
+  float* w2;
+  float* b2;
+  float* w3;
+  float* b3;
+  template <typename Sizes>
+  static int64_t Size(const Sizes& s) {
+    return 2 * s.d * s.h1 + s.h1 * s.h2 + 2 * s.h2 + 1;
+  }
+  template <typename Sizes>
+  static PartialGrads At(float* base, const Sizes& s) {
+    PartialGrads p;
+    p.kp = base;
+    p.w2 = p.kp + 2 * s.d * s.h1;
+    p.b2 = p.w2 + s.h1 * s.h2;
+    p.w3 = p.b2 + s.h2;
+    p.b3 = p.w3 + s.h2;
+    return p;
+  }
+};
+
+// Zeroed per-thread partial gradient slots (allocated on first use or when threads change).
+template <typename Sizes, typename Workspace>
+float* ZeroedThreadGrads(const Sizes& s, Workspace* ws) {
+  const int64_t threads = omp_get_max_threads();
+  const int64_t size = PartialGrads::Size(s);
+  if (ws->thread_grads.numel() != threads * size) ws->thread_grads = Tensor::Empty({threads, size});
+  ws->thread_grads.SetZero();
+  return ws->thread_grads.data();
+}
+
+// Sums the thread slots into slot 0 and adds the MLP's weight gradients to *grads.
+template <typename Sizes, typename Workspace>
+PartialGrads ReduceThreadGrads(const Sizes& s, Workspace* ws, DinAttentionParams* grads) {
+  const int64_t size = PartialGrads::Size(s);
+  float* base = ws->thread_grads.data();
+  for (int64_t th = 1; th < ws->thread_grads.dim(0); ++th)
+    for (int64_t i = 0; i < size; ++i) base[i] += base[th * size + i];
+  PartialGrads sum = PartialGrads::At(base, s);
+  auto add = [](const float* src, Tensor* dst) {
+    for (int64_t i = 0; i < dst->numel(); ++i) (*dst)[i] += src[i];
+  };
+  add(sum.w2, &grads->w2);
+  add(sum.b2, &grads->b2);
+  add(sum.w3, &grads->w3);
+  add(sum.b3, &grads->b3);
+  return sum;
+}
+
+// dW1 += the gradient of the folded first layer, unfolded into its q, k, q-k, q*k blocks.
+template <typename Sizes>
+void UnfoldFirstLayerGrad(const float* d_folded_q, const float* d_folded_kp, const Sizes& s,
+                          Tensor* dw1) {
+  const int64_t dh = s.d * s.h1;
+  float* out = dw1->data();
+  for (int64_t i = 0; i < dh; ++i) {
+    out[i] += d_folded_q[i];                            // Wq
+    out[dh + i] += d_folded_kp[i];                      // Wk
+    out[2 * dh + i] += d_folded_q[i] - d_folded_kp[i];  // Wd
+    out[3 * dh + i] += d_folded_kp[dh + i];             // Wp
+  }
+}
+
+}  // namespace attnps::din_unit
+
+#endif  // ATTNPS_OPS_DIN_UNIT_KERNELS_H_

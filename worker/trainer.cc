@@ -15,7 +15,6 @@
 #include <fstream>
 #include <mutex>
 #include <thread>
-#include <tuple>
 
 #include "worker/checkpoint.h"
 #include "worker/config/job_config.h"

@@ -164,21 +164,38 @@ KernelChoice ChooseBlasKernels(const CpuFeatures& cpu, const BlasKernels& blas,
   return c;
 }
 
-std::string UseBestBlasKernels(char** argv) {
-  const bool reexecuted = std::getenv(kReexecMarker) != nullptr;
+std::string UseBestBlasKernels(char** argv, const std::vector<EnvDefault>& load_time_env) {
+  // The marker lists the variables the re-exec set: "OPENBLAS_CORETYPE OMP_WAIT_POLICY".
+  const char* marker = std::getenv(kReexecMarker);
+  const std::string set_by_us = marker ? std::string(" ") + marker + " " : "";
+  const bool reexecuted = marker != nullptr;
   BlasKernels blas = CurrentBlasKernels();
   // Fault injection for tests/integration/blas_kernels.sh: the core the library "detected".
   const char* fake = std::getenv("ATTNPS_TEST_BLAS_CORE");
   if (fake != nullptr && !reexecuted) blas.core = fake;
   const KernelChoice c =
-      ChooseBlasKernels(DetectCpuFeatures(), blas, std::getenv("OPENBLAS_CORETYPE"), reexecuted);
-  if (!c.reexec) return c.summary;
-  setenv("OPENBLAS_CORETYPE", c.core.c_str(), 1);
-  setenv(kReexecMarker, "1", 1);
+      ChooseBlasKernels(DetectCpuFeatures(), blas, std::getenv("OPENBLAS_CORETYPE"),
+                        set_by_us.find(" OPENBLAS_CORETYPE ") != std::string::npos);
+  std::string summary = c.summary;
+  for (const EnvDefault& e : load_time_env) {
+    if (set_by_us.find(" " + e.name + " ") != std::string::npos)
+      summary += "; " + e.name + "=" + e.value + " set by attnps";
+  }
+  if (reexecuted) return summary;
+  std::string setting = c.reexec ? "OPENBLAS_CORETYPE" : "";
+  for (const EnvDefault& e : load_time_env) {
+    if (std::getenv(e.name.c_str()) == nullptr) setting += (setting.empty() ? "" : " ") + e.name;
+  }
+  if (setting.empty()) return summary;
+  if (c.reexec) setenv("OPENBLAS_CORETYPE", c.core.c_str(), 1);
+  for (const EnvDefault& e : load_time_env) setenv(e.name.c_str(), e.value.c_str(), 0);
+  setenv(kReexecMarker, setting.c_str(), 1);
   execv("/proc/self/exe", argv);
-  unsetenv("OPENBLAS_CORETYPE");  // exec failed: go on with the detected kernels
-  return c.summary + "; re-executing with OPENBLAS_CORETYPE=" + c.core +
-         " failed: " + std::strerror(errno);
+  // exec failed: go on as loaded (the libraries read the variables at load time only).
+  const std::string why = std::strerror(errno);
+  if (c.reexec) unsetenv("OPENBLAS_CORETYPE");
+  unsetenv(kReexecMarker);
+  return summary + "; re-executing with " + setting + " set failed: " + why;
 }
 
 }  // namespace attnps

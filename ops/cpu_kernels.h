@@ -11,6 +11,7 @@
 #define ATTNPS_OPS_CPU_KERNELS_H_
 
 #include <string>
+#include <vector>
 
 namespace attnps {
 
@@ -56,11 +57,17 @@ struct KernelChoice {
 KernelChoice ChooseBlasKernels(const CpuFeatures& cpu, const BlasKernels& blas,
                                const char* coretype_env, bool reexecuted);
 
+// An environment variable a library reads when it loads, and attnps's default for it.
+struct EnvDefault {
+  std::string name, value;
+};
+
 // Called first in main (before threads, MPI or any BLAS call): when the BLAS library runs
 // kernels below the CPU's tier and the user has not chosen a core (OPENBLAS_CORETYPE), sets it to
-// the right core and re-executes /proc/self/exe with the same arguments (once; a failed exec
-// continues with the detected kernels). Returns the summary line for the log.
-std::string UseBestBlasKernels(char** argv);
+// the right core; sets each unset variable of `load_time_env` to its default (a user's value
+// wins); and when it set anything, re-executes /proc/self/exe with the same arguments (once; a
+// failed exec continues as loaded). Returns the summary line for the log, naming what it set.
+std::string UseBestBlasKernels(char** argv, const std::vector<EnvDefault>& load_time_env = {});
 
 }  // namespace attnps
 

@@ -19,10 +19,10 @@ using din_unit::AddColumnSums;
 using din_unit::BiasActivate;
 using din_unit::FoldFirstLayer;
 using din_unit::PartialGrads;
-using din_unit::ReduceThreadGrads;
+using din_unit::ReduceBlockGrads;
 using din_unit::TimesActivationGrad;
 using din_unit::UnfoldFirstLayerGrad;
-using din_unit::ZeroedThreadGrads;
+using din_unit::ZeroedBlockGrads;
 
 namespace {
 
@@ -63,14 +63,18 @@ void NormalizeRow(const float* scores, const float* mask, int64_t t, AttentionNo
 // Rows per block: small enough that a block's activations stay in L2.
 constexpr int64_t kBlockRows = 256;
 
-// Calls body(first_sample, end_sample, thread) for blocks of whole samples, in parallel.
+int64_t SamplesPerBlock(const Sizes& s) {
+  return std::max<int64_t>(1, kBlockRows / std::max<int64_t>(s.t, 1));
+}
+int64_t Blocks(const Sizes& s) { return (s.b + SamplesPerBlock(s) - 1) / SamplesPerBlock(s); }
+
+// Calls body(first_sample, end_sample, block) for blocks of whole samples, in parallel.
 template <typename Body>
 void ForEachBlock(const Sizes& s, const Body& body) {
-  const int64_t per_block = std::max<int64_t>(1, kBlockRows / std::max<int64_t>(s.t, 1));
-  const int64_t blocks = (s.b + per_block - 1) / per_block;
+  const int64_t per_block = SamplesPerBlock(s), blocks = Blocks(s);
 #pragma omp parallel for schedule(dynamic, 1) if (blocks > 1)
   for (int64_t i = 0; i < blocks; ++i) {
-    body(i * per_block, std::min(s.b, (i + 1) * per_block), omp_get_thread_num());
+    body(i * per_block, std::min(s.b, (i + 1) * per_block), i);
   }
 }
 
@@ -112,7 +116,7 @@ void DinAttentionForward(const Tensor& q, const Tensor& k, const Tensor& mask,
   const int64_t d = s.d, d2 = 2 * s.d, h1 = s.h1, h2 = s.h2, t = s.t;
   FoldFirstLayer(params.w1, s, ws);
   LinearForward(q, ws->folded_q, params.b1, &ws->q_term);
-  ForEachBlock(s, [&](int64_t b0, int64_t b1, int) {
+  ForEachBlock(s, [&](int64_t b0, int64_t b1, int64_t) {
     const int64_t r0 = b0 * t, n = (b1 - b0) * t;
     float* x = ws->x.data() + r0 * d2;
     for (int64_t r = 0; r < n; ++r) {
@@ -203,10 +207,10 @@ void DinAttentionBackward(const Tensor& q, const Tensor& k, const Tensor& mask,
   }
   const int64_t d = s.d, d2 = 2 * s.d, h1 = s.h1, h2 = s.h2, t = s.t;
   const DinActivation act = options.activation;
-  float* thread_grads = ZeroedThreadGrads(s, ws);
+  float* block_grads = ZeroedBlockGrads(s, Blocks(s), ws);
   const int64_t slot = PartialGrads::Size(s);
-  ForEachBlock(s, [&](int64_t b0, int64_t b1, int thread) {
-    const PartialGrads part = PartialGrads::At(thread_grads + thread * slot, s);
+  ForEachBlock(s, [&](int64_t b0, int64_t b1, int64_t block) {
+    const PartialGrads part = PartialGrads::At(block_grads + block * slot, s);
     const int64_t r0 = b0 * t, n = (b1 - b0) * t;
     float* ds = ws->d_scores.data() + r0;
     BackwardThroughPooling(k, mask, weights, d_weights, d_pooled, options.normalization, s, b0, b1,
@@ -252,7 +256,7 @@ void DinAttentionBackward(const Tensor& q, const Tensor& k, const Tensor& mask,
       }
     }
   });
-  const PartialGrads sum = ReduceThreadGrads(s, ws, grads);
+  const PartialGrads sum = ReduceBlockGrads(s, ws, grads);
   const float* dqt = ws->d_q_term.data();
   AddColumnSums(dqt, s.b, h1, grads->b1.data());
   Gemm(true, false, d, h1, s.b, 1.0f, q.data(), d, dqt, h1, 0.0f, ws->d_folded_q.data(), h1);

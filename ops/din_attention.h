@@ -39,20 +39,20 @@ struct DinAttentionOptions {
 // Allocate once per (B, T, D, H1, H2) and reuse across steps. The unit runs over blocks of whole
 // samples, one block per thread at a time, so that each block's activations stay in cache.
 struct DinAttentionWorkspace {
-  Tensor folded_q;      // [D, H1]   Wq + Wd
-  Tensor folded_kp;     // [2D, H1]  [Wk - Wd; Wp]
-  Tensor q_term;        // [B, H1]   q (Wq + Wd) + b1
-  Tensor x;             // [B*T, 2D] [k, q*k]
-  Tensor a1;            // [B*T, H1] first hidden activations
-  Tensor a2;            // [B*T, H2]
-  Tensor scores;        // [B*T]     raw MLP output
-  Tensor d_a1;          // backward scratch [B*T, H1]
-  Tensor d_a2;          // backward scratch [B*T, H2]
-  Tensor d_x;           // backward scratch [B*T, 2D]
-  Tensor d_scores;      // backward scratch [B*T]
-  Tensor d_q_term;      // backward scratch [B, H1]
-  Tensor d_folded_q;    // backward scratch [D, H1]
-  Tensor thread_grads;  // backward scratch: per-thread partial weight gradients, sized on first use
+  Tensor folded_q;     // [D, H1]   Wq + Wd
+  Tensor folded_kp;    // [2D, H1]  [Wk - Wd; Wp]
+  Tensor q_term;       // [B, H1]   q (Wq + Wd) + b1
+  Tensor x;            // [B*T, 2D] [k, q*k]
+  Tensor a1;           // [B*T, H1] first hidden activations
+  Tensor a2;           // [B*T, H2]
+  Tensor scores;       // [B*T]     raw MLP output
+  Tensor d_a1;         // backward scratch [B*T, H1]
+  Tensor d_a2;         // backward scratch [B*T, H2]
+  Tensor d_x;          // backward scratch [B*T, 2D]
+  Tensor d_scores;     // backward scratch [B*T]
+  Tensor d_q_term;     // backward scratch [B, H1]
+  Tensor d_folded_q;   // backward scratch [D, H1]
+  Tensor block_grads;  // backward scratch: per-block partial weight gradients, sized on use
 
   static DinAttentionWorkspace Allocate(int64_t b, int64_t t, int64_t d, int64_t h1, int64_t h2);
 };

@@ -1,6 +1,7 @@
 // Row kernels of the DIN activation unit shared by its padded (ops/din_attention.cc) and jagged
 // (ops/jagged.cc) forms; private to those two files. `Sizes` is either file's size struct and
-// `Workspace` either workspace: both have d, h1, h2 and folded_q, folded_kp, thread_grads.
+// `Workspace` either workspace: both have d, h1, h2 and folded_q, folded_kp, block_grads (the
+// per-block partial gradients).
 #ifndef ATTNPS_OPS_DIN_UNIT_KERNELS_H_
 #define ATTNPS_OPS_DIN_UNIT_KERNELS_H_
 
@@ -16,11 +17,19 @@ namespace attnps::din_unit {
 
 // a = act(a + bias_row) in place over `cols` columns; bias_row may be null.
 inline void BiasActivate(float* a, const float* bias_row, int64_t cols, DinActivation act) {
-  if (act == DinActivation::kSigmoid) {
-    for (int64_t j = 0; j < cols; ++j) a[j] = FastSigmoid(a[j] + (bias_row ? bias_row[j] : 0.0f));
+  // One loop per case: a load under `bias_row ? ... : 0` would keep the loop scalar.
+  const bool sigmoid = act == DinActivation::kSigmoid;
+  if (bias_row == nullptr) {
+    if (sigmoid) {
+      for (int64_t j = 0; j < cols; ++j) a[j] = FastSigmoid(a[j]);
+    } else {
+      for (int64_t j = 0; j < cols; ++j) a[j] = a[j] > 0.0f ? a[j] : 0.0f;
+    }
+  } else if (sigmoid) {
+    for (int64_t j = 0; j < cols; ++j) a[j] = FastSigmoid(a[j] + bias_row[j]);
   } else {
     for (int64_t j = 0; j < cols; ++j) {
-      const float v = a[j] + (bias_row ? bias_row[j] : 0.0f);
+      const float v = a[j] + bias_row[j];
       a[j] = v > 0.0f ? v : 0.0f;
     }
   }
@@ -58,7 +67,7 @@ inline void AddColumnSums(const float* m, int64_t rows, int64_t cols, float* out
     for (int64_t j = 0; j < cols; ++j) out[j] += m[r * cols + j];
 }
 
-// One thread's partial weight gradients, packed: [d folded_kp | d w2 | d b2 | d w3 | d b3].
+// One block's partial weight gradients, packed: [d folded_kp | d w2 | d b2 | d w3 | d b3].
 struct PartialGrads {
   float* kp;
   float* w2;
@@ -81,22 +90,22 @@ struct PartialGrads {
   }
 };
 
-// Zeroed per-thread partial gradient slots (allocated on first use or when threads change).
+// Zeroed partial gradient slots, one per block of rows (reallocated only to grow):
+// summed in block order, the weight gradients do not depend on which thread ran which block.
 template <typename Sizes, typename Workspace>
-float* ZeroedThreadGrads(const Sizes& s, Workspace* ws) {
-  const int64_t threads = omp_get_max_threads();
+float* ZeroedBlockGrads(const Sizes& s, int64_t blocks, Workspace* ws) {
   const int64_t size = PartialGrads::Size(s);
-  if (ws->thread_grads.numel() != threads * size) ws->thread_grads = Tensor::Empty({threads, size});
-  ws->thread_grads.SetZero();
-  return ws->thread_grads.data();
+  ws->block_grads.EnsureCapacity({blocks, size});
+  ws->block_grads.SetZero();
+  return ws->block_grads.data();
 }
 
-// Sums the thread slots into slot 0 and adds the MLP's weight gradients to *grads.
+// Sums the block slots, in order, into slot 0 and adds the MLP's weight gradients to *grads.
 template <typename Sizes, typename Workspace>
-PartialGrads ReduceThreadGrads(const Sizes& s, Workspace* ws, DinAttentionParams* grads) {
+PartialGrads ReduceBlockGrads(const Sizes& s, Workspace* ws, DinAttentionParams* grads) {
   const int64_t size = PartialGrads::Size(s);
-  float* base = ws->thread_grads.data();
-  for (int64_t th = 1; th < ws->thread_grads.dim(0); ++th)
+  float* base = ws->block_grads.data();
+  for (int64_t th = 1; th < ws->block_grads.dim(0); ++th)
     for (int64_t i = 0; i < size; ++i) base[i] += base[th * size + i];
   PartialGrads sum = PartialGrads::At(base, s);
   auto add = [](const float* src, Tensor* dst) {

@@ -19,10 +19,10 @@ using din_unit::AddColumnSums;
 using din_unit::BiasActivate;
 using din_unit::FoldFirstLayer;
 using din_unit::PartialGrads;
-using din_unit::ReduceThreadGrads;
+using din_unit::ReduceBlockGrads;
 using din_unit::TimesActivationGrad;
 using din_unit::UnfoldFirstLayerGrad;
-using din_unit::ZeroedThreadGrads;
+using din_unit::ZeroedBlockGrads;
 
 int64_t JaggedOffsets::MaxLength() const {
   int64_t longest = 0;
@@ -95,6 +95,40 @@ void SegmentSumPoolBackward(const JaggedOffsets& offsets, const Tensor& dy, Tens
   });
 }
 
+void JaggedToPadded(const Tensor& x, const JaggedOffsets& offsets, Tensor* padded, Tensor* mask) {
+  ShapeCheck check("jagged_to_padded");
+  const std::string problem = offsets.Problem();
+  check.Require(problem.empty(), problem);
+  Dim b("B", offsets.batch()), n("N", problem.empty() ? offsets.total() : -1), d("D"), t("T");
+  check.Arg("x", x, {&n, &d}).Arg("padded", *padded, {&b, &t, &d}).Arg("mask", *mask, {&b, &t});
+  check.Require(t.value() >= offsets.MaxLength(), "T >= the longest sample");
+  check.Done();
+  const int64_t dim = d.value(), len = t.value();
+  padded->SetZero();
+  mask->SetZero();
+  for (int64_t i = 0; i < b.value(); ++i) {
+    const int64_t rows = offsets.length(i);
+    std::copy_n(x.data() + offsets[i] * dim, rows * dim, padded->data() + i * len * dim);
+    std::fill_n(mask->data() + i * len, rows, 1.0f);
+  }
+}
+
+void PaddedToJaggedAdd(const Tensor& dpadded, const JaggedOffsets& offsets, Tensor* dx) {
+  ShapeCheck check("padded_to_jagged_add");
+  const std::string problem = offsets.Problem();
+  check.Require(problem.empty(), problem);
+  Dim b("B", offsets.batch()), n("N", problem.empty() ? offsets.total() : -1), d("D"), t("T");
+  check.Arg("dpadded", dpadded, {&b, &t, &d}).Arg("dx", *dx, {&n, &d});
+  check.Require(t.value() >= offsets.MaxLength(), "T >= the longest sample");
+  check.Done();
+  const int64_t dim = d.value(), len = t.value();
+  for (int64_t i = 0; i < b.value(); ++i) {
+    const float* src = dpadded.data() + i * len * dim;
+    float* dst = dx->data() + offsets[i] * dim;
+    for (int64_t j = 0; j < offsets.length(i) * dim; ++j) dst[j] += src[j];
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The jagged DIN unit. The row kernels are the padded unit's (ops/din_unit_kernels.h).
 
@@ -143,12 +177,12 @@ void PlanBlocks(const JaggedOffsets& offsets, const Sizes& s, std::vector<int64_
   starts->push_back(s.b);
 }
 
-// Calls body(first_sample, end_sample, thread) for the planned blocks, in parallel.
+// Calls body(first_sample, end_sample, block) for the planned blocks, in parallel.
 template <typename Body>
 void ForEachBlock(const std::vector<int64_t>& starts, const Body& body) {
   const int64_t blocks = static_cast<int64_t>(starts.size()) - 1;
 #pragma omp parallel for schedule(dynamic, 1) if (blocks > 1)
-  for (int64_t i = 0; i < blocks; ++i) body(starts[i], starts[i + 1], omp_get_thread_num());
+  for (int64_t i = 0; i < blocks; ++i) body(starts[i], starts[i + 1], i);
 }
 
 // d_scores of samples [b0, b1) from the weights' total gradient; adds the pooling's part of dk.
@@ -246,7 +280,7 @@ void JaggedDinAttentionForward(const Tensor& q, const Tensor& k, const JaggedOff
   Tensor q_term = ws->q_term.Rows(0, s.b);
   LinearForward(q, ws->folded_q, params.b1, &q_term);
   PlanBlocks(offsets, s, &ws->block_starts);
-  ForEachBlock(ws->block_starts, [&](int64_t b0, int64_t b1, int) {
+  ForEachBlock(ws->block_starts, [&](int64_t b0, int64_t b1, int64_t) {
     const int64_t r0 = offsets.begin(b0), n = offsets.begin(b1) - r0;
     if (n > 0) {
       float* x = ws->x.data() + r0 * d2;
@@ -321,11 +355,11 @@ void JaggedDinAttentionBackward(const Tensor& q, const Tensor& k, const JaggedOf
   if (s.b == 0) return;
   const int64_t d = s.d, d2 = 2 * s.d, h1 = s.h1, h2 = s.h2;
   const DinActivation act = options.activation;
-  float* thread_grads = ZeroedThreadGrads(s, ws);
+  float* block_grads = ZeroedBlockGrads(s, static_cast<int64_t>(ws->block_starts.size()) - 1, ws);
   const int64_t slot = PartialGrads::Size(s);
   float* dqt = ws->d_q_term.data();
-  ForEachBlock(ws->block_starts, [&](int64_t b0, int64_t b1, int thread) {
-    const PartialGrads part = PartialGrads::At(thread_grads + thread * slot, s);
+  ForEachBlock(ws->block_starts, [&](int64_t b0, int64_t b1, int64_t block) {
+    const PartialGrads part = PartialGrads::At(block_grads + block * slot, s);
     const int64_t r0 = offsets.begin(b0), n = offsets.begin(b1) - r0;
     std::fill(dqt + b0 * h1, dqt + b1 * h1, 0.0f);
     if (n == 0) return;
@@ -373,7 +407,7 @@ void JaggedDinAttentionBackward(const Tensor& q, const Tensor& k, const JaggedOf
       }
     }
   });
-  const PartialGrads sum = ReduceThreadGrads(s, ws, grads);
+  const PartialGrads sum = ReduceBlockGrads(s, ws, grads);
   AddColumnSums(dqt, s.b, h1, grads->b1.data());
   Gemm(true, false, d, h1, s.b, 1.0f, q.data(), d, dqt, h1, 0.0f, ws->d_folded_q.data(), h1);
   UnfoldFirstLayerGrad(ws->d_folded_q.data(), sum.kp, s, &grads->w1);

@@ -53,26 +53,32 @@ void SegmentSumPoolForward(const Tensor& x, const JaggedOffsets& offsets, Tensor
 // dx [N, D] += dy[b, :] at every row of sample b.
 void SegmentSumPoolBackward(const JaggedOffsets& offsets, const Tensor& dy, Tensor* dx);
 
+// For ops that take the padded layout: padded [B, T, D] (T >= offsets.MaxLength(); zero past each
+// sample's length) and the prefix mask [B, T] (1 = valid) of x [N, D].
+void JaggedToPadded(const Tensor& x, const JaggedOffsets& offsets, Tensor* padded, Tensor* mask);
+// dx [N, D] += the valid positions of dpadded [B, T, D].
+void PaddedToJaggedAdd(const Tensor& dpadded, const JaggedOffsets& offsets, Tensor* dx);
+
 // Intermediates of the jagged DIN unit (forward writes, backward reads) plus scratch, with room
 // for up to row_capacity() rows and batch_capacity() samples. Allocate once (e.g. N_max = B *
 // T_max) and reuse: the forward grows it (Reserve) when a batch needs more, and the backward must
 // get the same workspace, untouched, after the forward on the same inputs. Tensors are [capacity,
 // ...]; only the leading N (or B) rows are meaningful.
 struct JaggedDinAttentionWorkspace {
-  Tensor folded_q;      // [D, H1]       Wq + Wd
-  Tensor folded_kp;     // [2D, H1]      [Wk - Wd; Wp]
-  Tensor q_term;        // [B_max, H1]   q (Wq + Wd) + b1
-  Tensor x;             // [N_max, 2D]   [k, q*k]
-  Tensor a1;            // [N_max, H1]
-  Tensor a2;            // [N_max, H2]
-  Tensor scores;        // [N_max]       raw MLP output
-  Tensor d_a1;          // backward scratch [N_max, H1]
-  Tensor d_a2;          // backward scratch [N_max, H2]
-  Tensor d_x;           // backward scratch [N_max, 2D]
-  Tensor d_scores;      // backward scratch [N_max]
-  Tensor d_q_term;      // backward scratch [B_max, H1]
-  Tensor d_folded_q;    // backward scratch [D, H1]
-  Tensor thread_grads;  // backward scratch: per-thread partial weight gradients, sized on use
+  Tensor folded_q;     // [D, H1]       Wq + Wd
+  Tensor folded_kp;    // [2D, H1]      [Wk - Wd; Wp]
+  Tensor q_term;       // [B_max, H1]   q (Wq + Wd) + b1
+  Tensor x;            // [N_max, 2D]   [k, q*k]
+  Tensor a1;           // [N_max, H1]
+  Tensor a2;           // [N_max, H2]
+  Tensor scores;       // [N_max]       raw MLP output
+  Tensor d_a1;         // backward scratch [N_max, H1]
+  Tensor d_a2;         // backward scratch [N_max, H2]
+  Tensor d_x;          // backward scratch [N_max, 2D]
+  Tensor d_scores;     // backward scratch [N_max]
+  Tensor d_q_term;     // backward scratch [B_max, H1]
+  Tensor d_folded_q;   // backward scratch [D, H1]
+  Tensor block_grads;  // backward scratch: per-block partial weight gradients, sized on use
   std::vector<int64_t> block_starts;  // first sample of each block of whole samples (+ B)
 
   static JaggedDinAttentionWorkspace Allocate(int64_t n_max, int64_t b_max, int64_t d, int64_t h1,

@@ -58,13 +58,27 @@ Tensor::Tensor(std::shared_ptr<float> storage, float* data, Shape shape, Device 
       device_(device) {}
 
 Tensor Tensor::Empty(Shape shape, Device device) {
-  auto storage = Allocate(NumElements(shape), device);
+  const int64_t count = NumElements(shape);
+  auto storage = Allocate(count, device);
   float* data = storage.get();
-  return Tensor(std::move(storage), data, std::move(shape), device);
+  Tensor t(std::move(storage), data, std::move(shape), device);
+  t.capacity_ = count;
+  return t;
 }
 
 void Tensor::EnsureShape(const Shape& shape) {
   if (shape_ != shape) *this = Empty(shape, device_);
+}
+
+void Tensor::EnsureCapacity(const Shape& shape) {
+  if (shape_ == shape) return;
+  const int64_t count = NumElements(shape);
+  if (storage_ == nullptr || count > capacity_) {
+    *this = Empty(shape, device_);
+    return;
+  }
+  shape_ = shape;
+  numel_ = count;
 }
 
 Tensor Tensor::Zeros(Shape shape, Device device) {

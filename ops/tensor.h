@@ -46,6 +46,10 @@ class Tensor {
   // Makes this an owning tensor of `shape` (uninitialized, on this tensor's device) unless it
   // already has that shape, in which case its buffer (and contents) are kept.
   void EnsureShape(const Shape& shape);
+  // As EnsureShape, but keeps the buffer (contents unspecified) whenever this tensor owns one
+  // that holds `shape`: for tensors whose leading dimension varies from step to step (jagged
+  // rows), so that they reallocate only to grow. Copies sharing the buffer see the writes.
+  void EnsureCapacity(const Shape& shape);
   // Copies all elements from `src` (same element count; any devices).
   void CopyFrom(const Tensor& src);
   void Fill(float value);  // CPU or CUDA
@@ -72,6 +76,7 @@ class Tensor {
   float* data_ = nullptr;
   Shape shape_;
   int64_t numel_ = 0;
+  int64_t capacity_ = 0;  // elements of the owned buffer from data_ (EnsureCapacity)
   Device device_ = Device::kCPU;
 };
 

@@ -106,60 +106,51 @@ void CtrBatcher::Index(std::vector<data::CtrSample> samples, uint64_t step, CtrB
   batch->keys.assign(layout_.tables.size(), {});
   batch->samples = std::move(samples);
   const int B = static_cast<int>(batch->samples.size());
-  int T = 1;
-  for (const auto& s : batch->samples) {
-    T = std::max(T, std::min<int>(static_cast<int>(s.hist_items.size()), layout_.max_history));
-  }
   batch->num_samples = B;
-  batch->history = T;
-  batch->item_slot.assign(static_cast<size_t>(B) * (1 + T), -1);
-  batch->cate_slot.assign(static_cast<size_t>(B) * (1 + T), -1);
+  batch->target_item.resize(B);
+  batch->target_cate.resize(B);
+  batch->history_offsets.assign(1, 0);
+  batch->hist_item.clear();
+  batch->hist_cate.clear();
   batch->context.assign(layout_.context.size(), {});
   for (CtrBatch::Context& ctx : batch->context) ctx.offsets.assign(1, 0);
   const int item_table = layout_.target_item.table, cate_table = layout_.target_cate.table;
+  const size_t max_history = static_cast<size_t>(layout_.max_history);
   for (int b = 0; b < B; ++b) {
     const data::CtrSample& s = batch->samples[b];
-    int32_t* items = &batch->item_slot[static_cast<size_t>(b) * (1 + T)];
-    int32_t* cates = &batch->cate_slot[static_cast<size_t>(b) * (1 + T)];
-    items[0] = Slot(item_table, s.item, batch);
-    cates[0] = Slot(cate_table, s.cate, batch);
+    batch->target_item[b] = Slot(item_table, s.item, batch);
+    batch->target_cate[b] = Slot(cate_table, s.cate, batch);
     const size_t len = s.hist_items.size();
-    const size_t first = len > static_cast<size_t>(T) ? len - T : 0;  // the last T items
-    for (size_t i = first; i < len; ++i) {
-      items[1 + i - first] = Slot(item_table, s.hist_items[i], batch);
-      cates[1 + i - first] = Slot(cate_table, s.hist_cates[i], batch);
+    for (size_t i = len > max_history ? len - max_history : 0; i < len; ++i) {  // the last ones
+      batch->hist_item.push_back(Slot(item_table, s.hist_items[i], batch));
+      batch->hist_cate.push_back(Slot(cate_table, s.hist_cates[i], batch));
     }
+    batch->history_offsets.push_back(static_cast<int32_t>(batch->hist_item.size()));
     IndexContext(s, batch);
   }
 }
 
 void CtrBatcher::Gather(const CtrBatch& batch, models::CtrInputs* in) const {
-  const int B = batch.num_samples, T = batch.history;
+  const int B = batch.num_samples, N = static_cast<int>(batch.hist_item.size());
   const int di = layout_.item_dim(), dc = layout_.cate_dim(), D = di + dc;
   const int U = layout_.user_dim();
   const auto& item_rows = batch.rows[layout_.target_item.table];
   const auto& cate_rows = batch.rows[layout_.target_cate.table];
-  in->target.EnsureShape({B, D});
-  in->history.EnsureShape({B, T, D});
-  in->mask.EnsureShape({B, T});
-  if (U > 0) in->user.EnsureShape({B, U});
+  in->target.EnsureCapacity({B, D});
+  in->history.EnsureCapacity({N, D});
+  in->history_offsets = batch.history_offsets;
+  if (U > 0) in->user.EnsureCapacity({B, U});
   for (int b = 0; b < B; ++b) {
-    const int32_t* items = &batch.item_slot[static_cast<size_t>(b) * (1 + T)];
-    const int32_t* cates = &batch.cate_slot[static_cast<size_t>(b) * (1 + T)];
     float* q = in->target.data() + static_cast<size_t>(b) * D;
-    CopyRow(item_rows, items[0], di, q);
-    CopyRow(cate_rows, cates[0], dc, q + di);
-    for (int t = 0; t < T; ++t) {
-      float* k = in->history.data() + (static_cast<size_t>(b) * T + t) * D;
-      const bool valid = items[1 + t] >= 0;
-      in->mask.data()[static_cast<size_t>(b) * T + t] = valid ? 1.0f : 0.0f;
-      if (!valid) {
-        std::memset(k, 0, sizeof(float) * D);
-        continue;
-      }
-      CopyRow(item_rows, items[1 + t], di, k);
-      CopyRow(cate_rows, cates[1 + t], dc, k + di);
-    }
+    CopyRow(item_rows, batch.target_item[b], di, q);
+    CopyRow(cate_rows, batch.target_cate[b], dc, q + di);
+  }
+  for (int n = 0; n < N; ++n) {
+    float* k = in->history.data() + static_cast<size_t>(n) * D;
+    CopyRow(item_rows, batch.hist_item[n], di, k);
+    CopyRow(cate_rows, batch.hist_cate[n], dc, k + di);
+  }
+  for (int b = 0; b < B; ++b) {
     float* u = U > 0 ? in->user.data() + static_cast<size_t>(b) * U : nullptr;
     for (size_t c = 0; c < layout_.context.size(); ++c) {
       const CtrSlot& slot = layout_.context[c];
@@ -181,7 +172,7 @@ void CtrBatcher::Gather(const CtrBatch& batch, models::CtrInputs* in) const {
 }
 
 void CtrBatcher::Scatter(const models::CtrInputGrads& g, float scale, CtrBatch* batch) const {
-  const int B = batch->num_samples, T = batch->history;
+  const int B = batch->num_samples, N = static_cast<int>(batch->hist_item.size());
   const int di = layout_.item_dim(), dc = layout_.cate_dim(), D = di + dc;
   const int U = layout_.user_dim();
   const size_t tables = layout_.tables.size();
@@ -192,17 +183,16 @@ void CtrBatcher::Scatter(const models::CtrInputGrads& g, float scale, CtrBatch* 
   auto& item_grads = batch->grads[layout_.target_item.table];
   auto& cate_grads = batch->grads[layout_.target_cate.table];
   for (int b = 0; b < B; ++b) {
-    const int32_t* items = &batch->item_slot[static_cast<size_t>(b) * (1 + T)];
-    const int32_t* cates = &batch->cate_slot[static_cast<size_t>(b) * (1 + T)];
     const float* dq = g.target.data() + static_cast<size_t>(b) * D;
-    AddRow(dq, scale, items[0], di, &item_grads);
-    AddRow(dq + di, scale, cates[0], dc, &cate_grads);
-    for (int t = 0; t < T; ++t) {
-      if (items[1 + t] < 0) continue;
-      const float* dk = g.history.data() + (static_cast<size_t>(b) * T + t) * D;
-      AddRow(dk, scale, items[1 + t], di, &item_grads);
-      AddRow(dk + di, scale, cates[1 + t], dc, &cate_grads);
-    }
+    AddRow(dq, scale, batch->target_item[b], di, &item_grads);
+    AddRow(dq + di, scale, batch->target_cate[b], dc, &cate_grads);
+  }
+  for (int n = 0; n < N && !g.history.empty(); ++n) {
+    const float* dk = g.history.data() + static_cast<size_t>(n) * D;
+    AddRow(dk, scale, batch->hist_item[n], di, &item_grads);
+    AddRow(dk + di, scale, batch->hist_cate[n], dc, &cate_grads);
+  }
+  for (int b = 0; b < B; ++b) {
     const float* du = U > 0 ? g.user.data() + static_cast<size_t>(b) * U : nullptr;
     for (size_t c = 0; c < layout_.context.size(); ++c) {
       const CtrSlot& slot = layout_.context[c];

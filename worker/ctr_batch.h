@@ -4,7 +4,8 @@
 //
 // The layout comes from the config's feature slots (config::ToSlotOptions): the target slots
 // (columns 3 and 4) make a target row [item row | cate row] (D = item_dim + cate_dim), the
-// history slots (5 and 6) a row per position the same way (padding positions are zero), and the
+// history slots (5 and 6) a row per position the same way (jagged: each sample's last
+// data.max_history positions, nothing padded), and the
 // context slots (user, profile, context columns) the user input [B, U], each slot's row side by
 // side in config order (a SEQUENCE context slot: the sum of its rows; none: zeros).
 // Slots that share a table share its unique keys: each key is pulled and pushed once per batch.
@@ -52,9 +53,11 @@ CtrLayout MakeCtrLayout(const config::JobConfig& config);
 // keys.
 struct CtrBatch : TaskBatch {
   std::vector<data::CtrSample> samples;
-  int history = 0;                 // T: the longest history in the batch (>= 1)
-  std::vector<int32_t> item_slot;  // [B, 1 + T]: target, then history (-1 = padding)
-  std::vector<int32_t> cate_slot;  // [B, 1 + T]
+  std::vector<int32_t> target_item, target_cate;  // [B]
+  // Sample b's history positions are [history_offsets[b], history_offsets[b + 1]) of
+  // hist_item / hist_cate ([N]).
+  std::vector<int32_t> history_offsets;  // [B + 1]
+  std::vector<int32_t> hist_item, hist_cate;
   // Per context slot: sample b's key indices are index[offsets[b] .. offsets[b + 1]).
   struct Context {
     std::vector<int32_t> offsets;  // [B + 1]

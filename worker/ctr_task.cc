@@ -45,7 +45,7 @@ void ResizeLike(const Tensor& like, Tensor* t) {
   if (like.empty()) {
     *t = Tensor();
   } else {
-    t->EnsureShape(like.shape());
+    t->EnsureCapacity(like.shape());
   }
   if (!t->empty()) t->SetZero();
 }

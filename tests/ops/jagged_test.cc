@@ -288,6 +288,24 @@ TEST(SegmentSumPoolTest, EqualsMaskedSumPool) {
   }
 }
 
+TEST(JaggedToPaddedTest, PadsWithZerosAndAddsGradientsBack) {
+  std::mt19937 rng(23);
+  for (int64_t b : {1, 5, 17}) {
+    const RaggedBatch r = MakeRagged(b, 7, 3, &rng);
+    Tensor padded = Tensor::Filled({b, 7, 3}, 5.0f), mask = Tensor::Filled({b, 7}, 5.0f);
+    JaggedToPadded(r.k, r.offsets, &padded, &mask);
+    EXPECT_TRUE(AllClose(mask, r.mask, 0.0f, 0.0f));
+    for (int64_t i = 0; i < padded.numel(); ++i) {
+      EXPECT_EQ(padded[i], r.mask[i / 3] != 0.0f ? r.k_padded[i] : 0.0f) << i;
+    }
+    const Tensor dpadded = RandomTensor({b, 7, 3}, &rng);
+    Tensor dx = RandomTensor({r.n(), 3}, &rng);
+    const Tensor before = dx.Clone(), valid = GatherValid(dpadded, r);
+    PaddedToJaggedAdd(dpadded, r.offsets32, &dx);
+    for (int64_t i = 0; i < dx.numel(); ++i) EXPECT_FLOAT_EQ(dx[i], before[i] + valid[i]);
+  }
+}
+
 TEST(SegmentSumPoolTest, MatchesFiniteDifferences) {
   std::mt19937 rng(22);
   RaggedBatch r = MakeRagged(4, 5, 3, &rng);

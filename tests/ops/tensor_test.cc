@@ -36,6 +36,23 @@ TEST(TensorTest, CloneIsDeep) {
   EXPECT_EQ(t[0], 1.0f);
 }
 
+TEST(TensorTest, EnsureCapacityReallocatesOnlyToGrow) {
+  Tensor t = Tensor::Empty({10, 4});
+  float* const buffer = t.data();
+  t.EnsureCapacity({3, 4});
+  EXPECT_EQ(t.shape(), (Shape{3, 4}));
+  EXPECT_EQ(t.data(), buffer) << "a smaller shape keeps the buffer";
+  t.EnsureCapacity({10, 4});
+  EXPECT_EQ(t.data(), buffer);
+  t.EnsureCapacity({11, 4});
+  EXPECT_EQ(t.numel(), 44);
+  EXPECT_NE(t.data(), buffer) << "a larger one reallocates";
+  float raw[8];
+  Tensor view = Tensor::View(raw, {2, 4});
+  view.EnsureCapacity({1, 4});
+  EXPECT_TRUE(view.owns_memory()) << "a raw view is never resized in place";
+}
+
 TEST(TensorTest, RawViewOwnsNothing) {
   float buf[6] = {1, 2, 3, 4, 5, 6};
   Tensor v = Tensor::View(buf, {2, 3});

@@ -27,16 +27,15 @@ class ToyModel final : public models::CtrModel {
   Tensor& buffers() override { return buffers_; }
 
   void Forward(const models::CtrInputs& in, bool, Tensor* logits) override {
-    const int64_t B = in.target.dim(0), T = in.history.dim(1), D = in.target.dim(1);
+    const int64_t B = in.target.dim(0), D = in.target.dim(1);
     logits->EnsureShape({B});
     dot_.assign(B, 0.0f);
     count_.assign(B, 0.0f);
     for (int64_t b = 0; b < B; ++b) {
-      for (int64_t t = 0; t < T; ++t) {
-        if (in.mask.data()[b * T + t] == 0) continue;
+      for (int64_t t = in.history_offsets[b]; t < in.history_offsets[b + 1]; ++t) {
         count_[b] += 1;
         for (int64_t d = 0; d < D; ++d) {
-          dot_[b] += in.target.data()[b * D + d] * in.history.data()[(b * T + t) * D + d];
+          dot_[b] += in.target.data()[b * D + d] * in.history.data()[t * D + d];
         }
       }
       if (count_[b] > 0) dot_[b] /= count_[b];
@@ -45,7 +44,7 @@ class ToyModel final : public models::CtrModel {
   }
   void Backward(const models::CtrInputs& in, const Tensor& dlogits,
                 models::CtrInputGrads* g) override {
-    const int64_t B = in.target.dim(0), T = in.history.dim(1), D = in.target.dim(1);
+    const int64_t B = in.target.dim(0), D = in.target.dim(1);
     const float a = params_.data()[0];
     for (int64_t b = 0; b < B; ++b) {
       const float dl = dlogits.data()[b];
@@ -53,11 +52,10 @@ class ToyModel final : public models::CtrModel {
       grads_.data()[1] += dl;
       if (count_[b] == 0) continue;
       const float s = dl * a / count_[b];
-      for (int64_t t = 0; t < T; ++t) {
-        if (in.mask.data()[b * T + t] == 0) continue;
+      for (int64_t t = in.history_offsets[b]; t < in.history_offsets[b + 1]; ++t) {
         for (int64_t d = 0; d < D; ++d) {
-          g->target.data()[b * D + d] += s * in.history.data()[(b * T + t) * D + d];
-          g->history.data()[(b * T + t) * D + d] += s * in.target.data()[b * D + d];
+          g->target.data()[b * D + d] += s * in.history.data()[t * D + d];
+          g->history.data()[t * D + d] += s * in.target.data()[b * D + d];
         }
       }
     }

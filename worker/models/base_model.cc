@@ -1,9 +1,10 @@
-// Base (Embedding & MLP): masked sum pooling of the history, MLP on [user, pooled, q, pooled * q].
+// Base (Embedding & MLP): sum pooling of the (jagged) history, MLP on [user, pooled, q, pooled *
+// q].
 #include <glog/logging.h>
 
 #include <memory>
 
-#include "ops/pooling.h"
+#include "ops/jagged.h"
 #include "worker/config/job_config.h"
 #include "worker/models/mlp.h"
 #include "worker/models/mlp_input.h"
@@ -32,7 +33,7 @@ class BaseCtrModel final : public CtrModel {
   void Forward(const CtrInputs& in, bool training, Tensor* logits) override {
     const BatchSizes s = CheckCtrInputs(in, dims_);
     Resize(s.b);
-    MaskedSumPoolForward(in.history, in.mask, &pooled_);
+    SegmentSumPoolForward(in.history, in.history_offsets, &pooled_);
     layout_.Assemble(in.user, RowBlock::Of(pooled_), RowBlock::Of(in.target), Tensor(), &x_);
     logits->EnsureShape({s.b});
     mlp_->Forward(x_, training, logits);
@@ -49,7 +50,7 @@ class BaseCtrModel final : public CtrModel {
     layout_.Split(dx_, RowBlock::Of(pooled_), RowBlock::Of(in.target), &dinputs->user,
                   want_history ? RowBlock::Of(dpooled_) : RowBlock{}, RowBlock::Of(dinputs->target),
                   nullptr);
-    if (want_history) MaskedSumPoolBackward(in.mask, dpooled_, &dinputs->history);
+    if (want_history) SegmentSumPoolBackward(in.history_offsets, dpooled_, &dinputs->history);
   }
 
  private:

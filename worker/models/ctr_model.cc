@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "ops/jagged.h"
 #include "ops/loss.h"
 #include "worker/config/job_config.h"
 #include "worker/models/models_internal.h"
@@ -156,18 +157,21 @@ BatchSizes CheckCtrInputs(const CtrInputs& in, const CtrModelDims& dims) {
   const int64_t b = in.target.dim(0);
   CHECK_GT(b, 0);
   CHECK_EQ(in.target.dim(1), d) << "target [B, D], got " << in.target.ShapeString();
-  CHECK_EQ(in.history.ndim(), 3) << "history [B, T, D], got " << in.history.ShapeString();
-  const int64_t t = in.history.dim(1);
-  CHECK(in.history.dim(0) == b && in.history.dim(2) == d && t > 0)
-      << "history [B, T, D], got " << in.history.ShapeString();
-  CHECK(in.mask.shape() == (Shape{b, t})) << "mask [B, T], got " << in.mask.ShapeString();
+  const JaggedOffsets offsets(in.history_offsets);
+  CHECK_EQ(offsets.batch(), b) << "history_offsets: B + 1 = " << b + 1 << " entries, got "
+                               << in.history_offsets.size();
+  const std::string problem = offsets.Problem();
+  CHECK(problem.empty()) << "history_offsets: " << problem;
+  const int64_t n = offsets.total();
+  CHECK(in.history.shape() == (Shape{n, d}) || (n == 0 && in.history.numel() == 0))
+      << "history [N, D] = [" << n << ", " << d << "], got " << in.history.ShapeString();
   if (dims.user_dim > 0) {
     CHECK(in.user.shape() == (Shape{b, dims.user_dim}))
         << "user [B, U], got " << in.user.ShapeString();
   } else {
     CHECK(in.user.empty()) << "user given to a model without a user feature";
   }
-  return {b, t};
+  return {b, n};
 }
 
 }  // namespace attnps::models

@@ -3,9 +3,10 @@
 //
 // The embeddings come from the parameter servers: the CTR task gathers the pulled rows into
 // CtrInputs, runs the model, and scatters the input gradients back to the unique keys.
-// Shapes: B batch, T history length (padded; mask 1 = valid, 0 = padding), D = item_dim +
-// cate_dim (a position is [item row | cate row]), U = user_dim: the width of the user and context
-// features (every context slot's row side by side; 0: none).
+// Shapes: B batch, N the batch's history positions (jagged: every sample's valid positions stacked,
+// see ops/jagged.h; nothing is padded), D = item_dim + cate_dim (a position is [item row | cate
+// row]), U = user_dim: the width of the user and context features (every context slot's row side
+// by side; 0: none).
 // Flat params/grads/buffers and thread-safety: see DenseModel.
 #ifndef ATTNPS_WORKER_MODELS_CTR_MODEL_H_
 #define ATTNPS_WORKER_MODELS_CTR_MODEL_H_
@@ -24,13 +25,15 @@
 namespace attnps::models {
 
 struct CtrInputs {
-  Tensor target;   // [B, D]
-  Tensor history;  // [B, T, D]
-  Tensor mask;     // [B, T]
-  Tensor user;     // [B, U], or empty
+  Tensor target;                         // [B, D]
+  Tensor history;                        // [N, D]: sample b's positions, oldest first, are rows
+                                         // history_offsets[b] .. history_offsets[b + 1]
+  std::vector<int32_t> history_offsets;  // [B + 1], history_offsets[0] = 0, [B] = N
+  Tensor user;                           // [B, U], or empty
 };
 
-// Gradients w.r.t. the inputs, same shapes; accumulated (+=). An empty field is skipped.
+// Gradients w.r.t. the inputs, same shapes (history [N, D]); accumulated (+=). An empty field is
+// skipped.
 struct CtrInputGrads {
   Tensor target;
   Tensor history;

@@ -10,6 +10,7 @@
 #include "ops/attention.h"
 #include "ops/din_attention.h"
 #include "ops/interaction.h"
+#include "ops/jagged.h"
 #include "worker/config/job_config.h"
 #include "worker/models/mlp.h"
 #include "worker/models/mlp_input.h"
@@ -61,17 +62,19 @@ class DinCtrModel final : public CtrModel {
 
   void Forward(const CtrInputs& in, bool training, Tensor* logits) override {
     const BatchSizes s = CheckCtrInputs(in, dims_);
-    Resize(s);
+    const JaggedOffsets offsets(in.history_offsets);
+    Resize(s, offsets);
     if (score_scale_ != 1.0f) {
       for (int64_t j = 0; j < att_.w3.numel(); ++j) att_op_.w3[j] = score_scale_ * att_.w3[j];
       att_op_.b3[0] = score_scale_ * att_.b3[0];
     }
-    DinAttentionForward(in.target, in.history, in.mask, att_op_, options_, &att_ws_, &weights_,
-                        &pooled_);
-    if (heads_ > 0) {
+    JaggedDinAttentionForward(in.target, in.history, offsets, att_op_, options_, &att_ws_,
+                              &weights_, &pooled_);
+    if (heads_ > 0) {  // multi-head attention takes the padded layout
+      JaggedToPadded(in.history, offsets, &padded_history_, &padded_mask_);
       Tensor out = mha_out_.Reshaped({s.b, 1, d_});
-      MultiHeadAttentionForward(in.target.Reshaped({s.b, 1, d_}), in.history, in.mask, mha_,
-                                MhaOptions(), &mha_ws_, &out);
+      MultiHeadAttentionForward(in.target.Reshaped({s.b, 1, d_}), padded_history_, padded_mask_,
+                                mha_, MhaOptions(), &mha_ws_, &out);
     }
     RowBlock pooled = RowBlock::Of(pooled_), q = RowBlock::Of(in.target);
     if (senet_ratio_ > 0) {
@@ -88,6 +91,7 @@ class DinCtrModel final : public CtrModel {
   void Backward(const CtrInputs& in, const Tensor& dlogits, CtrInputGrads* dinputs) override {
     const BatchSizes s = CheckCtrInputs(in, dims_);
     CHECK_EQ(trained_batch_, s.b) << "Backward needs Forward(training = true) on the same batch";
+    const JaggedOffsets offsets(in.history_offsets);
     Tensor* dq = dinputs->target.empty() ? nullptr : &dinputs->target;
     Tensor* dk = dinputs->history.empty() ? nullptr : &dinputs->history;
     dx_.SetZero();
@@ -106,16 +110,19 @@ class DinCtrModel final : public CtrModel {
     }
     if (heads_ > 0) {
       Tensor dq3 = dq ? dq->Reshaped({s.b, 1, d_}) : Tensor();
-      MultiHeadAttentionBackward(in.target.Reshaped({s.b, 1, d_}), in.history, in.mask, mha_,
-                                 MhaOptions(), d_mha_out_.Reshaped({s.b, 1, d_}), &mha_ws_,
-                                 dq ? &dq3 : nullptr, dk, &mha_grad_);
+      if (dk) d_padded_history_.SetZero();
+      MultiHeadAttentionBackward(in.target.Reshaped({s.b, 1, d_}), padded_history_, padded_mask_,
+                                 mha_, MhaOptions(), d_mha_out_.Reshaped({s.b, 1, d_}), &mha_ws_,
+                                 dq ? &dq3 : nullptr, dk ? &d_padded_history_ : nullptr,
+                                 &mha_grad_);
+      if (dk) PaddedToJaggedAdd(d_padded_history_, offsets, dk);
     }
     if (score_scale_ != 1.0f) {
       att_op_grad_.w3.SetZero();
       att_op_grad_.b3.SetZero();
     }
-    DinAttentionBackward(in.target, in.history, in.mask, att_op_, options_, weights_, Tensor(),
-                         d_pooled_, &att_ws_, dq, dk, &att_op_grad_);
+    JaggedDinAttentionBackward(in.target, in.history, offsets, att_op_, options_, weights_,
+                               Tensor(), d_pooled_, &att_ws_, dq, dk, &att_op_grad_);
     if (score_scale_ != 1.0f) {  // scores = scale * (a2 w3 + b3)
       for (int64_t j = 0; j < att_grad_.w3.numel(); ++j)
         att_grad_.w3[j] += score_scale_ * att_op_grad_.w3[j];
@@ -215,20 +222,29 @@ class DinCtrModel final : public CtrModel {
     }
   }
 
-  // Per-batch workspaces, reallocated only when B or T changes.
-  void Resize(const BatchSizes& s) {
-    if (s.b == ws_b_ && s.t == ws_t_) return;
+  // Per-batch workspaces: the [N]-sized ones keep their buffers while they fit; the [B]-sized
+  // ones are reallocated when B changes (and the padded copy for multi-head attention when the
+  // longest history T does).
+  void Resize(const BatchSizes& s, const JaggedOffsets& offsets) {
+    weights_.EnsureCapacity({s.n});
+    if (heads_ > 0) {
+      const int64_t t = std::max<int64_t>(1, offsets.MaxLength());
+      if (s.b != ws_b_ || t != ws_t_) {
+        const int64_t head_dim = d_ / heads_;
+        mha_ws_ = MultiHeadAttentionWorkspace::Allocate(s.b, 1, t, heads_, head_dim, head_dim);
+        padded_history_ = Tensor::Empty({s.b, t, d_});
+        d_padded_history_ = Tensor::Empty({s.b, t, d_});
+        padded_mask_ = Tensor::Empty({s.b, t});
+        ws_t_ = t;
+      }
+    }
+    if (s.b == ws_b_) return;
     ws_b_ = s.b;
-    ws_t_ = s.t;
-    att_ws_ = DinAttentionWorkspace::Allocate(s.b, s.t, d_, h1_, h2_);
-    weights_ = Tensor::Empty({s.b, s.t});
     pooled_ = Tensor::Empty({s.b, d_});
     d_pooled_ = Tensor::Empty({s.b, d_});
     x_ = Tensor::Empty({s.b, layout_.width()});
     dx_ = Tensor::Empty({s.b, layout_.width()});
     if (heads_ > 0) {
-      const int64_t head_dim = d_ / heads_;
-      mha_ws_ = MultiHeadAttentionWorkspace::Allocate(s.b, 1, s.t, heads_, head_dim, head_dim);
       mha_out_ = Tensor::Empty({s.b, d_});
       d_mha_out_ = Tensor::Empty({s.b, d_});
     }
@@ -260,11 +276,13 @@ class DinCtrModel final : public CtrModel {
   // Per-batch workspace.
   int64_t ws_b_ = -1, ws_t_ = -1;
   int64_t trained_batch_ = -1;  // B of the last training forward, -1 after inference
-  DinAttentionWorkspace att_ws_;
+  JaggedDinAttentionWorkspace att_ws_;
   MultiHeadAttentionWorkspace mha_ws_;
   SenetWorkspace senet_ws_;
-  Tensor weights_, pooled_, d_pooled_;          // [B, T], [B, D], [B, D]
+  Tensor weights_, pooled_, d_pooled_;          // [N], [B, D], [B, D]
   Tensor mha_out_, d_mha_out_;                  // [B, D] (empty without heads)
+  Tensor padded_history_, d_padded_history_;    // [B, T, D] (empty without heads)
+  Tensor padded_mask_;                          // [B, T] (empty without heads)
   Tensor se_in_, se_out_, d_se_in_, d_se_out_;  // [B, 2D] = [pooled | q] (empty without SENet)
   Tensor x_, dx_;                               // MLP input [B, width]
 };

@@ -13,11 +13,12 @@ namespace attnps::models {
 
 struct BatchSizes {
   int64_t b = 0;
-  int64_t t = 0;
+  int64_t n = 0;  // history positions
 };
 
-// CHECK-fails (a caller bug) unless target [B, D], history [B, T, D], mask [B, T] and user is
-// [B, U] (or empty when U = 0), with D = item_dim + cate_dim; returns B and T.
+// CHECK-fails (a caller bug) unless target [B, D], history [N, D] with valid offsets [B + 1]
+// (ending at N) and user [B, U] (or empty when U = 0), with D = item_dim + cate_dim; returns B
+// and N.
 BatchSizes CheckCtrInputs(const CtrInputs& in, const CtrModelDims& dims);
 
 // The kinds of attnps's own registry (worker/models/ctr_model.cc), one per model file.

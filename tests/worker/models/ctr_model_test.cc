@@ -67,15 +67,20 @@ std::unique_ptr<CtrModel> MustMake(const config::ModelConfig& config, const CtrM
   return model;
 }
 
-// Random inputs; row 0 fully masked when `masked_row`, every other row has >= 1 valid position.
+// Random jagged inputs of lengths in [1, t] (t each when `full`); row 0 has no history when
+// `empty_row`.
 CtrInputs RandomInputs(int64_t b, int64_t t, const CtrModelDims& dims, std::mt19937* rng,
-                       bool masked_row) {
+                       bool empty_row, bool full = false) {
   const int64_t d = dims.item_dim + dims.cate_dim;
   CtrInputs in;
   in.target = RandomTensor({b, d}, rng);
-  in.history = RandomTensor({b, t, d}, rng);
-  in.mask = attnps::testing::RandomPrefixMask(b, t, rng, 1);
-  if (masked_row) attnps::testing::MaskOutRow(&in.mask, 0);
+  in.history_offsets.assign(1, 0);
+  std::uniform_int_distribution<int64_t> len(1, t);
+  for (int64_t r = 0; r < b; ++r) {
+    const int64_t l = (empty_row && r == 0) ? 0 : full ? t : len(*rng);
+    in.history_offsets.push_back(in.history_offsets.back() + static_cast<int32_t>(l));
+  }
+  in.history = RandomTensor({in.history_offsets.back(), d}, rng);
   if (dims.user_dim > 0) in.user = RandomTensor({b, dims.user_dim}, rng);
   return in;
 }
@@ -304,8 +309,10 @@ TEST(CtrModelTest, InferenceUsesRunningStatisticsAndLeavesThemAlone) {
   for (int64_t i = 0; i < 6; ++i) diff += std::fabs(train_logits[i] - infer_logits[i]);
   EXPECT_GT(diff, 1e-4);
   // Inference is per sample: the first row alone gives the same logit.
-  CtrInputs one{in.target.Rows(0, 1).Clone(), in.history.Rows(0, 1).Clone(),
-                in.mask.Rows(0, 1).Clone(), Tensor()};
+  CtrInputs one{in.target.Rows(0, 1).Clone(),
+                in.history.Rows(0, in.history_offsets[1]).Clone(),
+                {0, in.history_offsets[1]},
+                Tensor()};
   Tensor one_logit;
   model->Forward(one, false, &one_logit);
   EXPECT_NEAR(one_logit[0], infer_logits[0], 1e-5f);
@@ -401,9 +408,8 @@ double TrainAndReturnFinalLoss(const ModelCase& c, int steps) {
   Tensor labels = Tensor::Empty({b});
   for (int64_t r = 0; r < b; ++r) {
     double s = 0;
-    for (int64_t i = 0; i < t; ++i)
-      for (int64_t j = 0; j < 4; ++j)
-        s += in.mask[r * t + i] * in.target[r * 4 + j] * in.history[(r * t + i) * 4 + j];
+    for (int64_t i = in.history_offsets[r]; i < in.history_offsets[r + 1]; ++i)
+      for (int64_t j = 0; j < 4; ++j) s += in.target[r * 4 + j] * in.history[i * 4 + j];
     labels[r] = s > 0 ? 1.0f : 0.0f;
   }
   Tensor logits, dlogits = Tensor::Empty({b});
@@ -442,7 +448,7 @@ TEST(CtrModelTest, ReportsDinForwardBackwardTimeAtDinTorchShape) {
   const CtrModelDims dims{18, 18, 0, 50};
   std::unique_ptr<CtrModel> model = MustMake(m, dims, 1);
   std::mt19937 rng(1);
-  CtrInputs in = RandomInputs(128, 50, dims, &rng, false);
+  CtrInputs in = RandomInputs(128, 50, dims, &rng, false, /*full=*/true);
   CtrInputGrads g = ZeroGradsLike(in);
   Tensor logits, dlogits = RandomTensor({128}, &rng);
   const int saved_threads = NumThreads();

@@ -104,9 +104,9 @@ int Main(int argc, char** argv) {
   SetNumThreads(threads);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  std::printf("ops_bench: %d threads, B=%ld T=%ld D=%ld\n%s\nblas_core=%s\n", threads,
+  std::printf("ops_bench: %d threads, B=%ld T=%ld D=%ld\n%s\nblas_core=%s gemm=%s\n", threads,
               static_cast<long>(kB), static_cast<long>(kT), static_cast<long>(kD), kernels.c_str(),
-              CurrentBlasKernels().core.c_str());
+              CurrentBlasKernels().core.c_str(), GemmLibrary());
   FlopsReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();

@@ -279,11 +279,13 @@ int RunJob(int argc, char** argv, const std::vector<std::string>& args) {
 }
 
 int Main(int argc, char** argv) {
-  // The right BLAS kernels for this CPU, and OpenMP threads that sleep rather than spin while
-  // they wait: servers, workers and the reader thread share the cores, and a spinning thread
-  // starves them (3x slower DIN steps on 2 cores). libgomp reads OMP_WAIT_POLICY when it loads,
-  // before main, so this may re-execute the program (before anything else runs).
-  BlasSummary() = UseBestBlasKernels(argv, {{"OMP_WAIT_POLICY", "passive"}});
+  // The right BLAS kernels for this CPU, and OpenMP threads that spin only briefly before they
+  // sleep: a step runs many short parallel regions back to back (sleeping at once, as
+  // OMP_WAIT_POLICY=passive does, makes DIN steps 1.5-2.5x slower), but servers, workers and the
+  // reader thread share the cores, and threads that spin long starve them (3x slower on a busy
+  // machine). libgomp reads GOMP_SPINCOUNT (default 300000) when it loads, before main, so this
+  // may re-execute the program (before anything else runs). docs/benchmarks.md has the figures.
+  BlasSummary() = UseBestBlasKernels(argv, {{"GOMP_SPINCOUNT", "30000"}});
   google::InitGoogleLogging(argv[0]);
   FLAGS_logtostderr = true;
   std::vector<std::string> args(argv + 1, argv + argc);

@@ -1,5 +1,8 @@
-// Row-major GEMM front-ends over CBLAS, and the process-wide thread count shared by BLAS and the
-// OpenMP loops of the CPU kernels.
+// Row-major GEMM front-ends, and the process-wide thread count shared by BLAS and the OpenMP loops
+// of the CPU kernels. The GEMMs run on oneDNN's dnnl_sgemm when the build found it (CMake option
+// ATTNPS_GEMM; its kernels are JIT-compiled for the running CPU and beat OpenBLAS on the small
+// products of the attention units, see bench/gemm_paths_bench.cc), else on OpenBLAS's cblas_sgemm.
+// Inside a parallel region either runs single-threaded; outside it uses NumThreads() threads.
 // Thread-safety: the GEMM calls are reentrant; SetNumThreads is process-wide, call it at start-up.
 #ifndef ATTNPS_OPS_BLAS_H_
 #define ATTNPS_OPS_BLAS_H_
@@ -17,6 +20,9 @@ void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
 void GemmStridedBatched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                         const float* a, int64_t stride_a, const float* b, int64_t stride_b,
                         float beta, float* c, int64_t stride_c, int64_t batch);
+
+// The library behind Gemm: "onednn 2.6.3" or "openblas".
+const char* GemmLibrary();
 
 // Threads used by BLAS and by the kernels' parallel loops (default: all cores).
 void SetNumThreads(int threads);

@@ -15,23 +15,17 @@
 
 namespace attnps::din_unit {
 
-// a = act(a + bias_row) in place over `cols` columns; bias_row may be null.
-inline void BiasActivate(float* a, const float* bias_row, int64_t cols, DinActivation act) {
-  // One loop per case: a load under `bias_row ? ... : 0` would keep the loop scalar.
-  const bool sigmoid = act == DinActivation::kSigmoid;
-  if (bias_row == nullptr) {
-    if (sigmoid) {
-      for (int64_t j = 0; j < cols; ++j) a[j] = FastSigmoid(a[j]);
-    } else {
-      for (int64_t j = 0; j < cols; ++j) a[j] = a[j] > 0.0f ? a[j] : 0.0f;
-    }
-  } else if (sigmoid) {
-    for (int64_t j = 0; j < cols; ++j) a[j] = FastSigmoid(a[j] + bias_row[j]);
+// a = act(a + bias_row) in place over `cols` columns; bias_row may be null. The loops are kept
+// free of branches so that they vectorize.
+inline void BiasActivate(float* __restrict a, const float* __restrict bias_row, int64_t cols,
+                         DinActivation act) {
+  if (bias_row != nullptr) {
+    for (int64_t j = 0; j < cols; ++j) a[j] += bias_row[j];
+  }
+  if (act == DinActivation::kSigmoid) {
+    for (int64_t j = 0; j < cols; ++j) a[j] = FastSigmoid(a[j]);
   } else {
-    for (int64_t j = 0; j < cols; ++j) {
-      const float v = a[j] + bias_row[j];
-      a[j] = v > 0.0f ? v : 0.0f;
-    }
+    for (int64_t j = 0; j < cols; ++j) a[j] = a[j] > 0.0f ? a[j] : 0.0f;
   }
 }
 

@@ -2,6 +2,7 @@
 //
 //   mpirun -np 4 --oversubscribe transport_bench [--keys=65536] [--dim=16] [--iters=40]
 //                              [--rounds=3] [--shard_threads=1] [--max_keys_per_request=16384]
+//                              [--phase1_only]
 //
 // Phase 1, 1 server + 1 worker (ranks 0 and 2; the others sleep): a pull of `keys` keys beside an
 //   MPI ping-pong of the same sizes (keys out, rows back), and a push beside a ping-pong of
@@ -43,6 +44,7 @@ struct Flags {
   int rounds = 3;
   int shard_threads = 1;
   int64_t max_keys_per_request = PsClientOptions().max_keys_per_request;
+  bool only_phase1 = false;  // --phase1_only: for profiling the 1+1 pull and push
 };
 
 constexpr int kPullPingTag = 77, kPushPingTag = 78;  // apart: a worker may run ahead
@@ -296,9 +298,12 @@ Flags ParseFlags(int argc, char** argv) {
       f.shard_threads = std::atoi(v);
     else if (const char* v = value("max_keys_per_request"))
       f.max_keys_per_request = std::atoll(v);
+    else if (a == "--phase1_only")
+      f.only_phase1 = true;
     else
       LOG(FATAL) << "unknown flag " << a
-                 << " (--keys --dim --iters --rounds --shard_threads --max_keys_per_request)";
+                 << " (--keys --dim --iters --rounds --shard_threads --max_keys_per_request "
+                    "--phase1_only)";
   }
   return f;
 }
@@ -328,6 +333,10 @@ int Main(int argc, char** argv) {
   }
   SleepyBarrier(MPI_COMM_WORLD);
   if (reporter) Report("1 server + 1 worker:", one, f);
+  if (f.only_phase1) {
+    if (reporter) std::printf("pull_vs_pingpong=%.3f\n", one.pull_pingpong / one.pull);
+    return 0;
+  }
 
   // Phase 2: ranks 0, 1 serve; 2, 3 work.
   const PhaseTimes two = RunPhase(MPI_COMM_WORLD, 2, f);

@@ -8,6 +8,7 @@
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <thread>
 
 namespace attnps::ps {
@@ -65,21 +66,47 @@ MpiTransport::MpiTransport(MPI_Comm comm, int spin_us) : comm_(comm), spin_us_(s
   ATTNPS_MPI_CHECK(MPI_Comm_size(comm_, &size_));
 }
 
+namespace {
+
+// Envelope: magic | pad | payload bytes (uint64) | head.
+constexpr char kEnvelopeMagic[4] = {'A', 'T', 'E', '1'};
+constexpr size_t kEnvelopePrefix = 16;
+
+}  // namespace
+
 Status MpiTransport::Send(int dst, Tag tag, Buffer message) {
+  return SendFrame(dst, tag, std::move(message), 0);
+}
+
+Status MpiTransport::SendFrame(int dst, Tag tag, Buffer message, size_t head_bytes) {
   if (dst < 0 || dst >= size_)
     return Status::InvalidArgument("send to rank " + std::to_string(dst));
   if (message.size() > static_cast<size_t>(INT_MAX)) {
     return Status::InvalidArgument("message of " + std::to_string(message.size()) +
                                    " bytes exceeds MPI's int count");
   }
+  head_bytes = std::min(head_bytes, message.size());
+  if (message.size() - head_bytes < kMinSplitBytes) head_bytes = message.size();
+  const uint64_t payload_bytes = message.size() - head_bytes;
+  Buffer envelope(kEnvelopePrefix + head_bytes);
+  std::memcpy(envelope.data(), kEnvelopeMagic, 4);
+  std::memset(envelope.data() + 4, 0, 4);
+  std::memcpy(envelope.data() + 8, &payload_bytes, 8);
+  if (head_bytes > 0) std::memcpy(envelope.data() + kEnvelopePrefix, message.data(), head_bytes);
   last_send_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
                       std::memory_order_relaxed);
   std::lock_guard<std::mutex> lock(send_mu_);
   MPI_Request request;
-  ATTNPS_MPI_CHECK(MPI_Isend(message.data(), static_cast<int>(message.size()), MPI_BYTE, dst,
+  ATTNPS_MPI_CHECK(MPI_Isend(envelope.data(), static_cast<int>(envelope.size()), MPI_BYTE, dst,
                              static_cast<int>(tag), comm_, &request));
   sends_.push_back(request);
-  send_buffers_.push_back(std::move(message));
+  send_buffers_.push_back(std::move(envelope));
+  if (payload_bytes > 0) {
+    ATTNPS_MPI_CHECK(MPI_Isend(message.data() + head_bytes, static_cast<int>(payload_bytes),
+                               MPI_BYTE, dst, static_cast<int>(tag) + kNumTags, comm_, &request));
+    sends_.push_back(request);
+    send_buffers_.push_back(std::move(message));
+  }
   ReapSends(false);
   return Status::Ok();
 }
@@ -113,25 +140,83 @@ MpiTransport::~MpiTransport() {
 }
 
 Status MpiTransport::Recv(Tag tag, int timeout_ms, int* source, Buffer* message) {
-  // Matched probe: safe with several receiving threads (the probed message is ours).
+  bool placed = false;
+  return RecvPlaced(tag, timeout_ms, source, message, nullptr, &placed);
+}
+
+Status MpiTransport::Take(Tag tag, MPI_Message handle, int bytes, int source, Buffer* message,
+                          const Placer* place, bool* placed) {
+  Buffer& envelope = envelope_[static_cast<int>(tag)];
+  envelope.Resize(static_cast<size_t>(bytes));
+  ATTNPS_MPI_CHECK(MPI_Mrecv(envelope.data(), bytes, MPI_BYTE, &handle, MPI_STATUS_IGNORE));
+  uint64_t payload_bytes = 0;
+  size_t head_at = 0;
+  if (envelope.size() >= kEnvelopePrefix && std::memcmp(envelope.data(), kEnvelopeMagic, 4) == 0) {
+    std::memcpy(&payload_bytes, envelope.data() + 8, 8);
+    head_at = kEnvelopePrefix;
+  }  // else not one of ours: the bytes as they came
+  if (payload_bytes > static_cast<uint64_t>(INT_MAX)) {
+    return Status::Corruption("message from rank " + std::to_string(source) +
+                              ": envelope announces a payload of " + std::to_string(payload_bytes) +
+                              " bytes");
+  }
+  const size_t head_bytes = envelope.size() - head_at;
+  const char* head = envelope.data() + head_at;
+  char* room = nullptr;
+  if (payload_bytes > 0 && place != nullptr && *place) {
+    room = (*place)(source, head, head_bytes, payload_bytes);
+  }
+  if (room != nullptr) {
+    message->Resize(head_bytes);
+  } else {
+    message->Resize(head_bytes + payload_bytes);
+    room = message->data() + head_bytes;
+  }
+  if (head_bytes > 0) std::memcpy(message->data(), head, head_bytes);
+  *placed = false;
+  if (payload_bytes == 0) return Status::Ok();
+  // The payload is the next message from `source` on the payload tag; its size is checked
+  // before it is received into the room.
+  MPI_Message body;
+  MPI_Status status;
+  ATTNPS_MPI_CHECK(MPI_Mprobe(source, static_cast<int>(tag) + kNumTags, comm_, &body, &status));
+  int got = 0;
+  ATTNPS_MPI_CHECK(MPI_Get_count(&status, MPI_BYTE, &got));
+  if (static_cast<uint64_t>(got) != payload_bytes) {
+    Buffer discard(static_cast<size_t>(got));
+    ATTNPS_MPI_CHECK(MPI_Mrecv(discard.data(), got, MPI_BYTE, &body, MPI_STATUS_IGNORE));
+    return Status::Corruption("message from rank " + std::to_string(source) + ": payload of " +
+                              std::to_string(got) + " bytes, envelope says " +
+                              std::to_string(payload_bytes));
+  }
+  ATTNPS_MPI_CHECK(MPI_Mrecv(room, got, MPI_BYTE, &body, MPI_STATUS_IGNORE));
+  *placed = room != message->data() + head_bytes;
+  return Status::Ok();
+}
+
+Status MpiTransport::RecvPlaced(Tag tag, int timeout_ms, int* source, Buffer* message,
+                                const Placer& place, bool* placed) {
+  // Matched probe: safe with several receiving threads (the probed message is ours), and the
+  // tag's lock pairs each envelope with its payload.
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
   const auto spin = std::chrono::microseconds(spin_us_);
   const auto deadline = start + std::chrono::milliseconds(timeout_ms);
   int wait_us = 1;
   for (;;) {
-    int found = 0;
-    MPI_Message handle;
-    MPI_Status status;
-    ATTNPS_MPI_CHECK(
-        MPI_Improbe(MPI_ANY_SOURCE, static_cast<int>(tag), comm_, &found, &handle, &status));
-    if (found) {
-      int bytes = 0;
-      ATTNPS_MPI_CHECK(MPI_Get_count(&status, MPI_BYTE, &bytes));
-      *message = Buffer(bytes);
-      ATTNPS_MPI_CHECK(MPI_Mrecv(message->data(), bytes, MPI_BYTE, &handle, MPI_STATUS_IGNORE));
-      *source = status.MPI_SOURCE;
-      return Status::Ok();
+    {
+      std::lock_guard<std::mutex> lock(recv_mu_[static_cast<int>(tag)]);
+      int found = 0;
+      MPI_Message handle;
+      MPI_Status status;
+      ATTNPS_MPI_CHECK(
+          MPI_Improbe(MPI_ANY_SOURCE, static_cast<int>(tag), comm_, &found, &handle, &status));
+      if (found) {
+        int bytes = 0;
+        ATTNPS_MPI_CHECK(MPI_Get_count(&status, MPI_BYTE, &bytes));
+        *source = status.MPI_SOURCE;
+        return Take(tag, handle, bytes, status.MPI_SOURCE, message, &place, placed);
+      }
     }
     if (std::unique_lock<std::mutex> lock(send_mu_, std::try_to_lock); lock) ReapSends(false);
     const auto now = Clock::now();

@@ -63,20 +63,37 @@ Status SplitRoles(int world_size, int rank, int servers, Roles* roles);
 // Send is non-blocking (MPI_Isend): it owns the message until MPI has delivered it, so a server
 // goes on to its next request while a reply is being copied. The destructor waits for every
 // send in flight.
+// On the wire a message is an envelope on MPI tag `tag` (magic, payload size, then the head: the
+// whole message when it is small) and, for a payload of at least kMinSplitBytes, the payload as a
+// second MPI message on tag `tag + kNumTags`, sent from the message itself (no copy). A receiver
+// takes an envelope and its payload under one lock per tag, so they pair up (MPI keeps the order
+// of one source's messages on one tag); RecvPlaced receives the payload straight into the room
+// its placer gives (a pull reply into the caller's rows).
 class MpiTransport : public Transport {
  public:
+  static constexpr size_t kMinSplitBytes = 32 << 10;
+
   explicit MpiTransport(MPI_Comm comm, int spin_us = 1000);
   ~MpiTransport() override;
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   Status Send(int dst, Tag tag, Buffer message) override;
   Status Recv(Tag tag, int timeout_ms, int* source, Buffer* message) override;
+  Status SendFrame(int dst, Tag tag, Buffer message, size_t head_bytes) override;
+  Status RecvPlaced(Tag tag, int timeout_ms, int* source, Buffer* message, const Placer& place,
+                    bool* placed) override;
 
  private:
   MPI_Comm comm_;
   int rank_ = 0, size_ = 1;
   // Completes finished sends (all of them, waiting, when `wait`); caller holds send_mu_.
   void ReapSends(bool wait);
+  // Receives the envelope `handle` of `bytes` and its payload; caller holds recv_mu_[tag].
+  Status Take(Tag tag, MPI_Message handle, int bytes, int source, Buffer* message,
+              const Placer* place, bool* placed);
+
+  std::mutex recv_mu_[kNumTags];
+  Buffer envelope_[kNumTags];  // receive scratch, under recv_mu_
 
   int spin_us_;
   std::atomic<int64_t> last_send_ns_{0};  // steady clock

@@ -39,8 +39,9 @@ PsClient::Handle PsClient::Start(std::unique_ptr<Operation> op) {
   return h;
 }
 
-void PsClient::SendPart(const Part& part, Buffer frame, uint64_t request_id) {
-  const Status st = transport_->Send(part.server, Tag::kRequest, std::move(frame));
+void PsClient::SendPart(const Part& part, RequestFrame frame, uint64_t request_id) {
+  const Status st =
+      transport_->SendFrame(part.server, Tag::kRequest, std::move(frame.buffer), frame.head_bytes);
   if (!st.ok()) {
     Reply failed;
     failed.request_id = request_id;
@@ -77,16 +78,24 @@ PsClient::Handle PsClient::StartKeyed(const Request& header, const uint64_t* key
       r.sender = transport_->rank();
       r.num_keys = static_cast<uint64_t>(part.count);
       RequestFrame frame = NewRequestFrame(r);
-      for (int64_t j = 0; j < part.count; ++j) {
-        const int64_t i = pos == nullptr ? first + j : pos[first + j];
-        frame.keys[j] = keys[i];
-        if (grads != nullptr) std::memcpy(frame.values + j * dim, grads + i * dim, 4 * dim);
+      if (pos == nullptr) {  // one server: the part is a contiguous range
+        std::memcpy(frame.keys, keys + first, sizeof(uint64_t) * part.count);
+        if (grads != nullptr) {
+          std::memcpy(frame.values, grads + first * dim, sizeof(float) * dim * part.count);
+        }
+      } else {
+        for (int64_t j = 0; j < part.count; ++j) frame.keys[j] = keys[pos[first + j]];
+        if (grads != nullptr) {
+          for (int64_t j = 0; j < part.count; ++j) {
+            std::memcpy(frame.values + j * dim, grads + pos[first + j] * dim, 4 * dim);
+          }
+        }
       }
       {
         std::lock_guard<std::mutex> lock(mu_);
         parts_[r.request_id] = part;
       }
-      SendPart(part, std::move(frame.buffer), r.request_id);
+      SendPart(part, std::move(frame), r.request_id);
     }
   }
   return h;
@@ -144,7 +153,25 @@ void PsClient::Scatter(const Operation& op, const Part& part, const float* value
   }
 }
 
-void PsClient::Complete(const Reply& reply) {
+char* PsClient::Place(const char* head, size_t head_bytes, size_t payload_bytes) {
+  Reply reply;
+  if (!DecodeReplyHead(head, head_bytes, payload_bytes, &reply).ok() || !reply.status.ok()) {
+    return nullptr;  // Complete reports it
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = parts_.find(reply.request_id);
+  if (it == parts_.end()) return nullptr;
+  const Part& part = it->second;
+  const Operation& op = *ops_.at(part.op);
+  // A one-server pull's part is a contiguous range of the caller's rows: the payload lands there.
+  if (op.out == nullptr || !op.positions.empty() ||
+      reply.num_values != static_cast<uint64_t>(part.count) * op.dim) {
+    return nullptr;
+  }
+  return reinterpret_cast<char*>(op.out + part.first * op.dim);
+}
+
+void PsClient::Complete(const Reply& reply, bool placed) {
   Operation* op = nullptr;
   Part part;
   {
@@ -164,7 +191,7 @@ void PsClient::Complete(const Reply& reply) {
     if (reply.num_values != static_cast<uint64_t>(part.count) * op->dim) {
       st = Status::Corruption("pull reply with " + std::to_string(reply.num_values) +
                               " floats for " + std::to_string(part.count) + " keys");
-    } else {
+    } else if (!placed) {
       Scatter(*op, part, reply.values);  // unlocked: parts write disjoint rows
     }
   }
@@ -177,20 +204,29 @@ void PsClient::Complete(const Reply& reply) {
 }
 
 void PsClient::ReceiveLoop() {
+  Buffer message;  // reused: no allocation per reply
+  size_t placed_bytes = 0;
+  const Transport::Placer place = [this, &placed_bytes](int, const char* head, size_t head_bytes,
+                                                        size_t payload_bytes) {
+    placed_bytes = payload_bytes;
+    return Place(head, head_bytes, payload_bytes);
+  };
   while (!stopping_) {
     int source = -1;
-    Buffer message;
-    const Status st = transport_->Recv(Tag::kReply, 50, &source, &message);
+    bool placed = false;
+    const Status st = transport_->RecvPlaced(Tag::kReply, 50, &source, &message, place, &placed);
     if (st.code() == Status::Code::kUnavailable) continue;
     CHECK(st.ok()) << "rank " << transport_->rank() << ": receiving replies: " << st.ToString();
     Reply reply;
-    const Status decoded = DecodeReply(message.data(), message.size(), &reply);
+    const Status decoded =
+        placed ? DecodeReplyHead(message.data(), message.size(), placed_bytes, &reply)
+               : DecodeReply(message.data(), message.size(), &reply);
     if (!decoded.ok()) {
       LOG(ERROR) << "rank " << transport_->rank() << ": undecodable reply from rank " << source
                  << ": " << decoded.ToString();
       continue;
     }
-    Complete(reply);
+    Complete(reply, placed);
   }
 }
 
@@ -207,7 +243,10 @@ Status PsClient::Broadcast(Request request, std::map<uint32_t, uint64_t>* stats)
       std::lock_guard<std::mutex> lock(mu_);
       parts_[request.request_id] = part;
     }
-    SendPart(part, EncodeRequest(request), request.request_id);
+    RequestFrame frame;
+    frame.buffer = EncodeRequest(request);
+    frame.head_bytes = frame.buffer.size();
+    SendPart(part, std::move(frame), request.request_id);
   }
   return Wait(h);
 }

@@ -70,10 +70,13 @@ class PsClient {
   Handle StartKeyed(const Request& header, const uint64_t* keys, int64_t n, float* out,
                     const float* grads);
   Handle Start(std::unique_ptr<Operation> op);
-  void SendPart(const Part& part, Buffer frame, uint64_t request_id);
+  void SendPart(const Part& part, RequestFrame frame, uint64_t request_id);
   Status Broadcast(Request request, std::map<uint32_t, uint64_t>* stats = nullptr);
   void ReceiveLoop();
-  void Complete(const Reply& reply);
+  // Where a reply's payload may land in place (a one-server pull part's rows in `out`), or null.
+  char* Place(const char* head, size_t head_bytes, size_t payload_bytes);
+  // `placed`: the rows are in the caller's buffer already.
+  void Complete(const Reply& reply, bool placed = false);
   void Scatter(const Operation& op, const Part& part, const float* values);
 
   Transport* transport_;

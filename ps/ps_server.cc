@@ -44,9 +44,9 @@ class Loop {
   Loop(Transport* t, ShardServer* s, const ServeOptions& o) : t_(t), server_(s), options_(o) {}
 
   Status Run() {
+    Buffer message;  // reused: no allocation per request
     while (shut_down_ < options_.num_workers) {
       int source = -1;
-      Buffer message;
       ATTNPS_RETURN_IF_ERROR(t_->Recv(Tag::kRequest, -1, &source, &message));
       ATTNPS_RETURN_IF_ERROR(Handle(source, message));
     }
@@ -102,7 +102,7 @@ class Loop {
     reply.num_values = r.num_keys * r.dim;
     ReplyFrame frame = NewReplyFrame(reply);
     server_->Pull(r.table_id, r.keys, static_cast<int64_t>(r.num_keys), r.step, frame.values);
-    return t_->Send(source, Tag::kReply, std::move(frame.buffer));
+    return t_->SendFrame(source, Tag::kReply, std::move(frame.buffer), frame.head_bytes);
   }
 
   // Replies to every worker's barrier once all have arrived.

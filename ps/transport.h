@@ -8,6 +8,7 @@
 
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -30,7 +31,29 @@ class Transport {
   virtual Status Send(int dst, Tag tag, Buffer message) = 0;
   // The next message with `tag` addressed to this rank, from any source. Waits at most
   // timeout_ms (Unavailable when nothing came); timeout_ms < 0 waits forever.
+  // `message` keeps its storage when it is large enough (a receive loop reuses one buffer).
   virtual Status Recv(Tag tag, int timeout_ms, int* source, Buffer* message) = 0;
+
+  // A message whose bytes from head_bytes on are its payload: a transport may carry the head
+  // and the payload apart, so that the receiver can place the payload (RecvPlaced). The same
+  // message as Send's for Recv. Default: Send.
+  virtual Status SendFrame(int dst, Tag tag, Buffer message, size_t head_bytes) {
+    (void)head_bytes;
+    return Send(dst, tag, std::move(message));
+  }
+  // Chooses where the payload of a message sent by SendFrame goes, given its source, head and
+  // payload size: `payload_bytes` of room, or null to leave it in the message.
+  using Placer =
+      std::function<char*(int source, const char* head, size_t head_bytes, size_t payload_bytes)>;
+  // Recv, except that when the transport carried the payload apart and `place` gave it room,
+  // the payload lands there, `message` holds only the head and *placed is true. Otherwise
+  // `message` is the whole message (*placed false). Default: Recv.
+  virtual Status RecvPlaced(Tag tag, int timeout_ms, int* source, Buffer* message,
+                            const Placer& place, bool* placed) {
+    (void)place;
+    *placed = false;
+    return Recv(tag, timeout_ms, source, message);
+  }
 };
 
 // Mailboxes of `size` ranks in one process; Endpoint(r) is rank r's Transport.

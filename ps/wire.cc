@@ -115,6 +115,7 @@ RequestFrame NewRequestFrame(const Request& r) {
   RequestFrame f;
   char* payload = nullptr;
   f.buffer = Frame(h, key_bytes + value_bytes, &payload);
+  f.head_bytes = static_cast<size_t>(payload - f.buffer.data());
   f.keys = reinterpret_cast<uint64_t*>(payload);
   if (r.type == RequestType::kPush) f.values = reinterpret_cast<float*>(payload + key_bytes);
   return f;
@@ -167,6 +168,7 @@ ReplyFrame NewReplyFrame(const Reply& r) {
   ReplyFrame f;
   char* payload = nullptr;
   f.buffer = Frame(h, r.num_values * sizeof(float), &payload);
+  f.head_bytes = static_cast<size_t>(payload - f.buffer.data());
   f.values = reinterpret_cast<float*>(payload);
   return f;
 }
@@ -177,11 +179,11 @@ Buffer EncodeReply(const Reply& r) {
   return std::move(f.buffer);
 }
 
-Status DecodeReply(const char* data, size_t size, Reply* r) {
-  wire::ReplyHeader h;
-  const char* payload = nullptr;
-  size_t payload_size = 0;
-  ATTNPS_RETURN_IF_ERROR(Unframe(data, size, &h, &payload, &payload_size).WithContext("reply"));
+namespace {
+
+// A reply whose parsed header `h` comes with payload_size bytes of payload at `payload` (or
+// elsewhere: null).
+Status FinishReply(const wire::ReplyHeader& h, const char* payload, size_t payload_size, Reply* r) {
   if (h.num_values() > kMaxKeysPerRequest * kMaxDim ||
       payload_size != h.num_values() * sizeof(float)) {
     return Status::InvalidArgument("reply " + std::to_string(h.request_id()) + ": payload is " +
@@ -198,6 +200,30 @@ Status DecodeReply(const char* data, size_t size, Reply* r) {
   r->values = reinterpret_cast<const float*>(payload);
   r->stats.clear();
   for (const wire::TableStats& s : h.stats()) r->stats.emplace_back(s.table_id(), s.rows());
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status DecodeReply(const char* data, size_t size, Reply* r) {
+  wire::ReplyHeader h;
+  const char* payload = nullptr;
+  size_t payload_size = 0;
+  ATTNPS_RETURN_IF_ERROR(Unframe(data, size, &h, &payload, &payload_size).WithContext("reply"));
+  return FinishReply(h, payload, payload_size, r);
+}
+
+Status DecodeReplyHead(const char* data, size_t size, size_t payload_bytes, Reply* r) {
+  wire::ReplyHeader h;
+  const char* payload = nullptr;
+  size_t rest = 0;
+  ATTNPS_RETURN_IF_ERROR(Unframe(data, size, &h, &payload, &rest).WithContext("reply"));
+  if (rest != 0) {
+    return Status::InvalidArgument("reply head of " + std::to_string(size) + " bytes has " +
+                                   std::to_string(rest) + " bytes after the header");
+  }
+  ATTNPS_RETURN_IF_ERROR(FinishReply(h, nullptr, payload_bytes, r));
+  r->values = nullptr;
   return Status::Ok();
 }
 

@@ -52,8 +52,10 @@ struct Reply {
 
 // A frame with the header of `r` and room for its payload, which the caller fills: keys
 // [r.num_keys], and for kPush values [r.num_keys * r.dim]. r.keys/r.values are not read.
+// head_bytes: where the payload starts (what Transport::SendFrame may send apart from it).
 struct RequestFrame {
   Buffer buffer;
+  size_t head_bytes = 0;
   uint64_t* keys = nullptr;
   float* values = nullptr;
 };
@@ -64,11 +66,15 @@ Status DecodeRequest(const char* data, size_t size, Request* r);
 
 struct ReplyFrame {
   Buffer buffer;
+  size_t head_bytes = 0;
   float* values = nullptr;  // [r.num_values], to fill
 };
 ReplyFrame NewReplyFrame(const Reply& r);
 Buffer EncodeReply(const Reply& r);
 Status DecodeReply(const char* data, size_t size, Reply* r);
+// The same checks for a frame whose head [data, size) came apart from its payload of
+// payload_bytes (received elsewhere): r->values is null.
+Status DecodeReplyHead(const char* data, size_t size, size_t payload_bytes, Reply* r);
 
 const char* RequestTypeName(RequestType type);
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # attnps runs the BLAS kernels of its CPU: when the library detected a lower core (simulated with
 # ATTNPS_TEST_BLAS_CORE=Prescott) it re-executes itself with OPENBLAS_CORETYPE set, alone and under
-# mpirun, and the job's log says which kernels run; a user's OPENBLAS_CORETYPE is kept.
+# mpirun, and the job's log says which kernels run; a user's OPENBLAS_CORETYPE is kept. Likewise
+# OpenMP's spin count (GOMP_SPINCOUNT, read when libgomp loads): set by the re-exec, a user's kept.
 #
 #   blas_kernels.sh <attnps binary> <work dir> <mpirun command...>
 set -euo pipefail
@@ -15,8 +16,13 @@ tables { name: "item" dim: 4 } tables { name: "cate" dim: 4 }
 model { din {} }
 train { batch_size: 32 max_steps: 3 }
 CFG
-"$BIN" train --config=job.pbtxt | tee plain.log
+env -u GOMP_SPINCOUNT "$BIN" train --config=job.pbtxt | tee plain.log
 grep -q "^\[attnps\] BLAS kernels .* on a .* CPU" plain.log || { echo "FAIL: no BLAS line"; exit 1; }
+grep -q "GOMP_SPINCOUNT=30000 set by attnps" plain.log ||
+  { echo "FAIL: OpenMP's spin count was not set at load time"; exit 1; }
+GOMP_SPINCOUNT=1000 "$BIN" train --config=job.pbtxt | tee spin.log
+grep -q "GOMP_SPINCOUNT=.* set by attnps" spin.log &&
+  { echo "FAIL: the user's GOMP_SPINCOUNT was overridden"; exit 1; }
 ATTNPS_TEST_BLAS_CORE=Prescott "$BIN" train --config=job.pbtxt | tee fixed.log
 grep -q "OPENBLAS_CORETYPE=.* set by attnps" fixed.log ||
   { echo "FAIL: a Prescott fallback was not re-executed with the CPU's core"; exit 1; }

@@ -10,6 +10,9 @@
 #ifndef ATTNPS_WORKER_MODELS_DENSE_MODEL_H_
 #define ATTNPS_WORKER_MODELS_DENSE_MODEL_H_
 
+#include <cstdint>
+#include <vector>
+
 #include "ops/tensor.h"
 
 namespace attnps::models {
@@ -24,11 +27,13 @@ class DenseModel {
 
 // Retrieval models (ComiRec, the self-attention encoder, YouTube-DNN): the user's history in,
 // K interest vectors [B, K, D] out; the retrieval task scores them against item rows pulled from
-// the servers (sampled softmax). Shapes: B batch, T history (padded; mask 1 = valid), D item dim.
+// the servers (sampled softmax). Shapes: B batch, N the batch's history positions (jagged, as the
+// CTR inputs: ops/jagged.h; a model whose ops take the padded layout pads internally with
+// JaggedToPadded), D item dim.
 struct RetrievalInputs {
-  Tensor history;  // [B, T, D]
-  Tensor mask;     // [B, T]
-  Tensor user;     // [B, U], or empty
+  Tensor history;                        // [N, D]
+  std::vector<int32_t> history_offsets;  // [B + 1]: sample b's positions, oldest first
+  Tensor user;                           // [B, U], or empty
 };
 
 class RetrievalModel : public DenseModel {

@@ -7,7 +7,8 @@
 #     (`din_torch.py --samples`).
 # Both sides run the right BLAS kernels for this CPU: attnps sets OPENBLAS_CORETYPE itself when
 # the library detected a lower core (ops/cpu_kernels.h), and the peer, which calls the system
-# BLAS through PyTorch, gets the same setting. Each side's kernel core is printed.
+# BLAS through PyTorch, gets the same setting, and the same OpenMP spin count (GOMP_SPINCOUNT).
+# Each side's kernel core is printed.
 #
 #   bash bench/din_vs_torch.sh        (after bash launch/setup.sh build)
 #
@@ -51,9 +52,13 @@ core=$(grep -o 'OPENBLAS_CORETYPE=[A-Za-z0-9]* set by attnps' runs/din_vs_torch_
   cut -d= -f2 | cut -d' ' -f1 || true)
 PEER_ENV=(env OMP_NUM_THREADS="$THREADS")
 [ -z "$core" ] || PEER_ENV+=(OPENBLAS_CORETYPE="$core")
+# And the OpenMP spin count attnps runs with (PyTorch's CPU ops use the same libgomp).
+spin=$(grep -o 'GOMP_SPINCOUNT=[0-9]* set by attnps' runs/din_vs_torch_ours.log | cut -d= -f2 |
+  cut -d' ' -f1 || true)
+[ -z "$spin" ] || PEER_ENV+=(GOMP_SPINCOUNT="$spin")
 our_core=$(grep -o 'BLAS kernels [A-Za-z0-9]*' runs/din_vs_torch_ours.log | head -1 | cut -d' ' -f3)
 peer_core=$("${PEER_ENV[@]}" /usr/bin/python3 bench/blas_core.py)
-echo "== BLAS: attnps core=$our_core; torch $peer_core" >&2
+echo "== BLAS: attnps core=$our_core; torch $peer_core; peer env: ${PEER_ENV[*]:1}" >&2
 
 echo "== PyTorch reference: $PEER, $THREADS threads" >&2
 "${PEER_ENV[@]}" /usr/bin/python3 "$PEER" --inter "$ML100K/ml-100k.inter" \

@@ -284,8 +284,10 @@ int Main(int argc, char** argv) {
   // OMP_WAIT_POLICY=passive does, makes DIN steps 1.5-2.5x slower), but servers, workers and the
   // reader thread share the cores, and threads that spin long starve them (3x slower on a busy
   // machine). libgomp reads GOMP_SPINCOUNT (default 300000) when it loads, before main, so this
-  // may re-execute the program (before anything else runs). docs/benchmarks.md has the figures.
-  BlasSummary() = UseBestBlasKernels(argv, {{"GOMP_SPINCOUNT", "30000"}});
+  // may re-execute the program (before anything else runs). A user's GOMP_SPINCOUNT or
+  // OMP_WAIT_POLICY (which libgomp reads only without GOMP_SPINCOUNT) is kept. docs/benchmarks.md
+  // has the figures.
+  BlasSummary() = UseBestBlasKernels(argv, {{"GOMP_SPINCOUNT", "30000", "OMP_WAIT_POLICY"}});
   google::InitGoogleLogging(argv[0]);
   FLAGS_logtostderr = true;
   std::vector<std::string> args(argv + 1, argv + argc);

@@ -183,17 +183,23 @@ std::string UseBestBlasKernels(char** argv, const std::vector<EnvDefault>& load_
   }
   if (reexecuted) return summary;
   std::string setting = c.reexec ? "OPENBLAS_CORETYPE" : "";
+  std::vector<const EnvDefault*> defaults;  // the ones this call sets
   for (const EnvDefault& e : load_time_env) {
-    if (std::getenv(e.name.c_str()) == nullptr) setting += (setting.empty() ? "" : " ") + e.name;
+    const bool user_chose = std::getenv(e.name.c_str()) != nullptr ||
+                            (!e.unless.empty() && std::getenv(e.unless.c_str()) != nullptr);
+    if (user_chose) continue;
+    defaults.push_back(&e);
+    setting += (setting.empty() ? "" : " ") + e.name;
   }
   if (setting.empty()) return summary;
   if (c.reexec) setenv("OPENBLAS_CORETYPE", c.core.c_str(), 1);
-  for (const EnvDefault& e : load_time_env) setenv(e.name.c_str(), e.value.c_str(), 0);
+  for (const EnvDefault* e : defaults) setenv(e->name.c_str(), e->value.c_str(), 1);
   setenv(kReexecMarker, setting.c_str(), 1);
   execv("/proc/self/exe", argv);
   // exec failed: go on as loaded (the libraries read the variables at load time only).
   const std::string why = std::strerror(errno);
   if (c.reexec) unsetenv("OPENBLAS_CORETYPE");
+  for (const EnvDefault* e : defaults) unsetenv(e->name.c_str());
   unsetenv(kReexecMarker);
   return summary + "; re-executing with " + setting + " set failed: " + why;
 }

@@ -57,9 +57,11 @@ struct KernelChoice {
 KernelChoice ChooseBlasKernels(const CpuFeatures& cpu, const BlasKernels& blas,
                                const char* coretype_env, bool reexecuted);
 
-// An environment variable a library reads when it loads, and attnps's default for it.
+// An environment variable a library reads when it loads, and attnps's default for it; the default
+// is not applied when the user set `name`, or `unless` (another variable that decides the same).
 struct EnvDefault {
   std::string name, value;
+  std::string unless;  // may be empty
 };
 
 // Called first in main (before threads, MPI or any BLAS call): when the BLAS library runs

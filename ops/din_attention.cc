@@ -205,6 +205,7 @@ void DinAttentionBackward(const Tensor& q, const Tensor& k, const Tensor& mask,
     check.Like("ws.d_q_term", ws->d_q_term, ws->q_term);
     check.Like("ws.d_folded_q", ws->d_folded_q, ws->folded_q).Done();
   }
+  if (s.b == 0 || s.t == 0) return;  // no positions: nothing to add
   const int64_t d = s.d, d2 = 2 * s.d, h1 = s.h1, h2 = s.h2, t = s.t;
   const DinActivation act = options.activation;
   float* block_grads = ZeroedBlockGrads(s, Blocks(s), ws);

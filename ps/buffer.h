@@ -24,6 +24,7 @@ class Buffer {
     other.size_ = other.capacity_ = 0;
   }
   Buffer& operator=(Buffer&& other) noexcept {
+    if (this == &other) return *this;
     data_ = std::move(other.data_);
     size_ = other.size_;
     capacity_ = other.capacity_;

@@ -23,6 +23,9 @@ grep -q "GOMP_SPINCOUNT=30000 set by attnps" plain.log ||
 GOMP_SPINCOUNT=1000 "$BIN" train --config=job.pbtxt | tee spin.log
 grep -q "GOMP_SPINCOUNT=.* set by attnps" spin.log &&
   { echo "FAIL: the user's GOMP_SPINCOUNT was overridden"; exit 1; }
+env -u GOMP_SPINCOUNT OMP_WAIT_POLICY=passive "$BIN" train --config=job.pbtxt | tee wait.log
+grep -q "GOMP_SPINCOUNT=.* set by attnps" wait.log &&
+  { echo "FAIL: the user's OMP_WAIT_POLICY was overridden by a spin count"; exit 1; }
 ATTNPS_TEST_BLAS_CORE=Prescott "$BIN" train --config=job.pbtxt | tee fixed.log
 grep -q "OPENBLAS_CORETYPE=.* set by attnps" fixed.log ||
   { echo "FAIL: a Prescott fallback was not re-executed with the CPU's core"; exit 1; }

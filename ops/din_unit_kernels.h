@@ -7,7 +7,10 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdint>
+
+#include "ops/blas.h"
 
 #include "ops/din_attention.h"
 #include "ops/fast_math.h"
@@ -110,6 +113,42 @@ PartialGrads ReduceBlockGrads(const Sizes& s, Workspace* ws, DinAttentionParams*
   add(sum.w3, &grads->w3);
   add(sum.b3, &grads->b3);
   return sum;
+}
+
+// One block of n rows, above the first layer: a2 = act(a1 w2 + b2), scores = a2 w3 + b3, given
+// a1 [n, H1] (already activated). Writes a2 [n, H2] and scores [n].
+template <typename Sizes>
+void UpperLayersForward(const float* a1, int64_t n, const DinAttentionParams& params,
+                        const Sizes& s, DinActivation act, float* a2, float* scores) {
+  const int64_t h1 = s.h1, h2 = s.h2;
+  Gemm(false, false, n, h2, h1, 1.0f, a1, h1, params.w2.data(), h2, 0.0f, a2, h2);
+  for (int64_t r = 0; r < n; ++r) BiasActivate(a2 + r * h2, params.b2.data(), h2, act);
+  std::fill(scores, scores + n, params.b3[0]);
+  Gemm(false, false, n, 1, h2, 1.0f, a2, h2, params.w3.data(), 1, 1.0f, scores, 1);
+}
+
+// The block's backward from d_scores ds [n] down to the folded first layer: adds the output,
+// second and first layers' weight gradients to *part; writes dz2 [n, H2] and dz1 [n, H1] (the
+// gradient at the first layer's pre-activation), from the forward's x [n, 2D], a1 and a2.
+template <typename Sizes>
+void LayersBackward(const float* ds, const float* x, const float* a1, const float* a2, int64_t n,
+                    const DinAttentionParams& params, const Sizes& s, DinActivation act,
+                    const PartialGrads& part, float* dz2, float* dz1) {
+  const int64_t d2 = 2 * s.d, h1 = s.h1, h2 = s.h2;
+  // Output layer: scores = a2 w3 + b3.
+  for (int64_t r = 0; r < n; ++r) part.b3[0] += ds[r];
+  Gemm(true, false, h2, 1, n, 1.0f, a2, h2, ds, 1, 1.0f, part.w3, 1);
+  for (int64_t r = 0; r < n; ++r) {
+    for (int64_t j = 0; j < h2; ++j) dz2[r * h2 + j] = ds[r] * params.w3[j];
+    TimesActivationGrad(dz2 + r * h2, a2 + r * h2, h2, act);
+  }
+  // Second layer: a2 = act(a1 w2 + b2).
+  Gemm(true, false, h1, h2, n, 1.0f, a1, h1, dz2, h2, 1.0f, part.w2, h2);
+  AddColumnSums(dz2, n, h2, part.b2);
+  Gemm(false, true, n, h1, h2, 1.0f, dz2, h2, params.w2.data(), h2, 0.0f, dz1, h1);
+  for (int64_t r = 0; r < n; ++r) TimesActivationGrad(dz1 + r * h1, a1 + r * h1, h1, act);
+  // First layer (folded): z1 = x folded_kp + q_term[b].
+  Gemm(true, false, d2, h1, n, 1.0f, x, d2, dz1, h1, 1.0f, part.kp, h1);
 }
 
 // dW1 += the gradient of the folded first layer, unfolded into its q, k, q-k, q*k blocks.

@@ -18,10 +18,11 @@ namespace attnps {
 using din_unit::AddColumnSums;
 using din_unit::BiasActivate;
 using din_unit::FoldFirstLayer;
+using din_unit::LayersBackward;
 using din_unit::PartialGrads;
 using din_unit::ReduceBlockGrads;
-using din_unit::TimesActivationGrad;
 using din_unit::UnfoldFirstLayerGrad;
+using din_unit::UpperLayersForward;
 using din_unit::ZeroedBlockGrads;
 
 int64_t JaggedOffsets::MaxLength() const {
@@ -303,13 +304,8 @@ void JaggedDinAttentionForward(const Tensor& q, const Tensor& k, const JaggedOff
           BiasActivate(ws->a1.data() + r * h1, qt, h1, options.activation);
         }
       }
-      float* a2 = ws->a2.data() + r0 * h2;
-      Gemm(false, false, n, h2, h1, 1.0f, a1, h1, params.w2.data(), h2, 0.0f, a2, h2);
-      for (int64_t r = 0; r < n; ++r)
-        BiasActivate(a2 + r * h2, params.b2.data(), h2, options.activation);
-      float* scores = ws->scores.data() + r0;
-      std::fill(scores, scores + n, params.b3[0]);
-      Gemm(false, false, n, 1, h2, 1.0f, a2, h2, params.w3.data(), 1, 1.0f, scores, 1);
+      UpperLayersForward(a1, n, params, s, options.activation, ws->a2.data() + r0 * h2,
+                         ws->scores.data() + r0);
     }
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t rb = offsets.begin(b), len = offsets.length(b);
@@ -366,25 +362,9 @@ void JaggedDinAttentionBackward(const Tensor& q, const Tensor& k, const JaggedOf
     float* ds = ws->d_scores.data() + r0;
     BackwardThroughPooling(k, offsets, weights, d_weights, d_pooled, options.normalization, s, b0,
                            b1, dk, ws->d_scores.data());
-    // Output layer: scores = a2 w3 + b3.
-    for (int64_t r = 0; r < n; ++r) part.b3[0] += ds[r];
-    const float* a2 = ws->a2.data() + r0 * h2;
-    Gemm(true, false, h2, 1, n, 1.0f, a2, h2, ds, 1, 1.0f, part.w3, 1);
-    float* dz2 = ws->d_a2.data() + r0 * h2;
-    for (int64_t r = 0; r < n; ++r) {
-      for (int64_t j = 0; j < h2; ++j) dz2[r * h2 + j] = ds[r] * params.w3[j];
-      TimesActivationGrad(dz2 + r * h2, a2 + r * h2, h2, act);
-    }
-    // Second layer: a2 = act(a1 w2 + b2).
-    const float* a1 = ws->a1.data() + r0 * h1;
-    Gemm(true, false, h1, h2, n, 1.0f, a1, h1, dz2, h2, 1.0f, part.w2, h2);
-    AddColumnSums(dz2, n, h2, part.b2);
     float* dz1 = ws->d_a1.data() + r0 * h1;
-    Gemm(false, true, n, h1, h2, 1.0f, dz2, h2, params.w2.data(), h2, 0.0f, dz1, h1);
-    for (int64_t r = 0; r < n; ++r) TimesActivationGrad(dz1 + r * h1, a1 + r * h1, h1, act);
-    // First layer (folded): z1 = x folded_kp + q_term[b].
-    const float* x = ws->x.data() + r0 * d2;
-    Gemm(true, false, d2, h1, n, 1.0f, x, d2, dz1, h1, 1.0f, part.kp, h1);
+    LayersBackward(ds, ws->x.data() + r0 * d2, ws->a1.data() + r0 * h1, ws->a2.data() + r0 * h2, n,
+                   params, s, act, part, ws->d_a2.data() + r0 * h2, dz1);
     for (int64_t b = b0; b < b1; ++b) {
       AddColumnSums(ws->d_a1.data() + offsets.begin(b) * h1, offsets.length(b), h1, dqt + b * h1);
     }

@@ -129,7 +129,8 @@ void UpperLayersForward(const float* a1, int64_t n, const DinAttentionParams& pa
 
 // The block's backward from d_scores ds [n] down to the folded first layer: adds the output,
 // second and first layers' weight gradients to *part; writes dz2 [n, H2] and dz1 [n, H1] (the
-// gradient at the first layer's pre-activation), from the forward's x [n, 2D], a1 and a2.
+// gradient at the first layer's pre-activation), from the forward's x [n, 2D], a1 and a2. With x
+// null the first layer's weight gradient is left to the caller.
 template <typename Sizes>
 void LayersBackward(const float* ds, const float* x, const float* a1, const float* a2, int64_t n,
                     const DinAttentionParams& params, const Sizes& s, DinActivation act,
@@ -148,7 +149,7 @@ void LayersBackward(const float* ds, const float* x, const float* a1, const floa
   Gemm(false, true, n, h1, h2, 1.0f, dz2, h2, params.w2.data(), h2, 0.0f, dz1, h1);
   for (int64_t r = 0; r < n; ++r) TimesActivationGrad(dz1 + r * h1, a1 + r * h1, h1, act);
   // First layer (folded): z1 = x folded_kp + q_term[b].
-  Gemm(true, false, d2, h1, n, 1.0f, x, d2, dz1, h1, 1.0f, part.kp, h1);
+  if (x != nullptr) Gemm(true, false, d2, h1, n, 1.0f, x, d2, dz1, h1, 1.0f, part.kp, h1);
 }
 
 // dW1 += the gradient of the folded first layer, unfolded into its q, k, q-k, q*k blocks.

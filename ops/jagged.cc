@@ -143,6 +143,32 @@ struct Sizes {
 constexpr int64_t kBlockRows = 256;
 // Rows per block at least, when a small batch is split so that every thread gets blocks.
 constexpr int64_t kMinBlockRows = 32;
+// A block whose samples average at least this many rows computes the first layer one sample at a
+// time, k_b M_b with M_b = (Wk - Wd) + diag(q_b) Wp [D, H1]: half the multiply-adds of
+// [k, q*k] [Wk - Wd; Wp] and no [n, 2D] copy. Blocks of shorter samples batch the whole block
+// through [k, q*k] instead (a GEMM per sample of a few rows costs more than it saves).
+constexpr int64_t kPerSampleMinMeanRows = 16;
+
+bool PerSampleFirstLayer(const JaggedOffsets& offsets, int64_t b0, int64_t b1) {
+  return offsets.begin(b1) - offsets.begin(b0) >= kPerSampleMinMeanRows * (b1 - b0);
+}
+
+// m [D, H1] = (Wk - Wd) + diag(q) Wp, from folded_kp = [Wk - Wd; Wp].
+void SampleFirstLayer(const float* folded_kp, const float* q, int64_t d, int64_t h1, float* m) {
+  const float* wp = folded_kp + d * h1;
+  for (int64_t j = 0; j < d; ++j) {
+    const float qj = q[j];
+    const float* wkd_row = folded_kp + j * h1;
+    const float* wp_row = wp + j * h1;
+    float* m_row = m + j * h1;
+    for (int64_t h = 0; h < h1; ++h) m_row[h] = wkd_row[h] + qj * wp_row[h];
+  }
+}
+
+// This thread's [2, D, H1] scratch: a sample's M_b and its gradient.
+float* SampleScratch(JaggedDinAttentionWorkspace* ws, const Sizes& s) {
+  return ws->sample_w.data() + omp_get_thread_num() * 2 * s.d * s.h1;
+}
 
 Sizes CheckArgs(ShapeCheck* check, const Tensor& q, const Tensor& k, const JaggedOffsets& offsets,
                 const DinAttentionParams& p, const Tensor& weights) {
@@ -213,6 +239,40 @@ void BackwardThroughPooling(const Tensor& k, const JaggedOffsets& offsets, const
   }
 }
 
+// Sample b's first layer backward when it was computed per sample (PerSampleFirstLayer): from
+// dz1 (in ws->d_a1), adds d(Wk - Wd) = dM and dWp = diag(q_b) dM to part.kp, with
+// dM = k_b^T dz1_b, and accumulates dq_b += rowsum(dM * Wp) and dk_b += dz1_b M_b^T.
+void SampleFirstLayerBackward(const Tensor& q, const Tensor& k, const JaggedOffsets& offsets,
+                              const Sizes& s, int64_t b, JaggedDinAttentionWorkspace* ws,
+                              const PartialGrads& part, Tensor* dq, Tensor* dk) {
+  const int64_t d = s.d, h1 = s.h1, rb = offsets.begin(b), len = offsets.length(b);
+  if (len == 0) return;
+  float* m = SampleScratch(ws, s);
+  float* dm = m + d * h1;
+  const float* kb = k.data() + rb * d;
+  const float* qb = q.data() + b * d;
+  const float* dz = ws->d_a1.data() + rb * h1;
+  const float* wp = ws->folded_kp.data() + d * h1;
+  Gemm(true, false, d, h1, len, 1.0f, kb, d, dz, h1, 0.0f, dm, h1);
+  for (int64_t j = 0; j < d; ++j) {
+    const float qj = qb[j];
+    const float* dm_row = dm + j * h1;
+    const float* wp_row = wp + j * h1;
+    float* d_wkd = part.kp + j * h1;
+    float* d_wp = part.kp + (d + j) * h1;
+    float dqj = 0.0f;
+    for (int64_t h = 0; h < h1; ++h) {
+      d_wkd[h] += dm_row[h];
+      d_wp[h] += qj * dm_row[h];
+      dqj += dm_row[h] * wp_row[h];
+    }
+    if (dq) (*dq)[b * d + j] += dqj;
+  }
+  if (!dk) return;
+  SampleFirstLayer(ws->folded_kp.data(), qb, d, h1, m);
+  Gemm(false, true, len, d, h1, 1.0f, dz, h1, m, h1, 1.0f, dk->data() + rb * d, d);
+}
+
 bool HasSizes(const Tensor& t, int64_t rows, int64_t cols) {
   return t.ndim() == 2 && t.dim(0) >= rows && t.dim(1) == cols;
 }
@@ -278,26 +338,38 @@ void JaggedDinAttentionForward(const Tensor& q, const Tensor& k, const JaggedOff
   ws->Reserve(s.n, s.b, s.d, s.h1, s.h2);
   const int64_t d = s.d, d2 = 2 * s.d, h1 = s.h1, h2 = s.h2;
   FoldFirstLayer(params.w1, s, ws);
+  ws->sample_w.EnsureCapacity({std::max(1, omp_get_max_threads()), 2 * d * h1});
   Tensor q_term = ws->q_term.Rows(0, s.b);
   LinearForward(q, ws->folded_q, params.b1, &q_term);
   PlanBlocks(offsets, s, &ws->block_starts);
   ForEachBlock(ws->block_starts, [&](int64_t b0, int64_t b1, int64_t) {
     const int64_t r0 = offsets.begin(b0), n = offsets.begin(b1) - r0;
     if (n > 0) {
-      float* x = ws->x.data() + r0 * d2;
-      for (int64_t b = b0; b < b1; ++b) {
-        const float* qb = q.data() + b * d;
-        for (int64_t r = offsets.begin(b); r < offsets.begin(b + 1); ++r) {
-          const float* kr = k.data() + r * d;
-          float* xr = x + (r - r0) * d2;
-          for (int64_t j = 0; j < d; ++j) {
-            xr[j] = kr[j];
-            xr[d + j] = qb[j] * kr[j];
+      float* a1 = ws->a1.data() + r0 * h1;
+      if (PerSampleFirstLayer(offsets, b0, b1)) {
+        float* m = SampleScratch(ws, s);
+        for (int64_t b = b0; b < b1; ++b) {
+          const int64_t rb = offsets.begin(b), len = offsets.length(b);
+          if (len == 0) continue;
+          SampleFirstLayer(ws->folded_kp.data(), q.data() + b * d, d, h1, m);
+          Gemm(false, false, len, h1, d, 1.0f, k.data() + rb * d, d, m, h1, 0.0f,
+               ws->a1.data() + rb * h1, h1);
+        }
+      } else {
+        float* x = ws->x.data() + r0 * d2;
+        for (int64_t b = b0; b < b1; ++b) {
+          const float* qb = q.data() + b * d;
+          for (int64_t r = offsets.begin(b); r < offsets.begin(b + 1); ++r) {
+            const float* kr = k.data() + r * d;
+            float* xr = x + (r - r0) * d2;
+            for (int64_t j = 0; j < d; ++j) {
+              xr[j] = kr[j];
+              xr[d + j] = qb[j] * kr[j];
+            }
           }
         }
+        Gemm(false, false, n, h1, d2, 1.0f, x, d2, ws->folded_kp.data(), h1, 0.0f, a1, h1);
       }
-      float* a1 = ws->a1.data() + r0 * h1;
-      Gemm(false, false, n, h1, d2, 1.0f, x, d2, ws->folded_kp.data(), h1, 0.0f, a1, h1);
       for (int64_t b = b0; b < b1; ++b) {
         const float* qt = ws->q_term.data() + b * h1;
         for (int64_t r = offsets.begin(b); r < offsets.begin(b + 1); ++r) {
@@ -352,6 +424,7 @@ void JaggedDinAttentionBackward(const Tensor& q, const Tensor& k, const JaggedOf
   const int64_t d = s.d, d2 = 2 * s.d, h1 = s.h1, h2 = s.h2;
   const DinActivation act = options.activation;
   float* block_grads = ZeroedBlockGrads(s, static_cast<int64_t>(ws->block_starts.size()) - 1, ws);
+  ws->sample_w.EnsureCapacity({std::max(1, omp_get_max_threads()), 2 * d * h1});
   const int64_t slot = PartialGrads::Size(s);
   float* dqt = ws->d_q_term.data();
   ForEachBlock(ws->block_starts, [&](int64_t b0, int64_t b1, int64_t block) {
@@ -363,10 +436,17 @@ void JaggedDinAttentionBackward(const Tensor& q, const Tensor& k, const JaggedOf
     BackwardThroughPooling(k, offsets, weights, d_weights, d_pooled, options.normalization, s, b0,
                            b1, dk, ws->d_scores.data());
     float* dz1 = ws->d_a1.data() + r0 * h1;
-    LayersBackward(ds, ws->x.data() + r0 * d2, ws->a1.data() + r0 * h1, ws->a2.data() + r0 * h2, n,
-                   params, s, act, part, ws->d_a2.data() + r0 * h2, dz1);
+    const bool per_sample = PerSampleFirstLayer(offsets, b0, b1);
+    LayersBackward(ds, per_sample ? nullptr : ws->x.data() + r0 * d2, ws->a1.data() + r0 * h1,
+                   ws->a2.data() + r0 * h2, n, params, s, act, part, ws->d_a2.data() + r0 * h2,
+                   dz1);
     for (int64_t b = b0; b < b1; ++b) {
       AddColumnSums(ws->d_a1.data() + offsets.begin(b) * h1, offsets.length(b), h1, dqt + b * h1);
+    }
+    if (per_sample) {
+      for (int64_t b = b0; b < b1; ++b)
+        SampleFirstLayerBackward(q, k, offsets, s, b, ws, part, dq, dk);
+      return;
     }
     if (!dq && !dk) return;
     float* dx = ws->d_x.data() + r0 * d2;

@@ -68,7 +68,7 @@ struct JaggedDinAttentionWorkspace {
   Tensor folded_q;     // [D, H1]       Wq + Wd
   Tensor folded_kp;    // [2D, H1]      [Wk - Wd; Wp]
   Tensor q_term;       // [B_max, H1]   q (Wq + Wd) + b1
-  Tensor x;            // [N_max, 2D]   [k, q*k]
+  Tensor x;            // [N_max, 2D]   [k, q*k] (blocks of short samples only)
   Tensor a1;           // [N_max, H1]
   Tensor a2;           // [N_max, H2]
   Tensor scores;       // [N_max]       raw MLP output
@@ -79,6 +79,7 @@ struct JaggedDinAttentionWorkspace {
   Tensor d_q_term;     // backward scratch [B_max, H1]
   Tensor d_folded_q;   // backward scratch [D, H1]
   Tensor block_grads;  // backward scratch: per-block partial weight gradients, sized on use
+  Tensor sample_w;     // scratch [threads, 2 * D * H1]: a sample's first layer and its gradient
   std::vector<int64_t> block_starts;  // first sample of each block of whole samples (+ B)
 
   static JaggedDinAttentionWorkspace Allocate(int64_t n_max, int64_t b_max, int64_t d, int64_t h1,

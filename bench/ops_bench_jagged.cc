@@ -1,7 +1,8 @@
 // Padded vs jagged DIN activation unit on a short-history batch: B = 128, T = 50, lengths drawn
 // geometric (median 5, one sample of length 50), forward + backward. Both report the FLOPs of the
 // valid positions only, so their GFLOP/s compare as their speeds do (the padded unit also computes
-// the padding, which counts as no useful work).
+// the padding, which counts as no useful work). BM_DinFullHistoryJagged: the jagged unit on full
+// histories (every sample T = 50 long, as MovieLens-100K's batches nearly are), the same count.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -26,7 +27,8 @@ struct ShortHistoryBatch {
 };
 
 // Lengths 1 + Geometric(p = 0.13): median 5, mean about 7.7; clipped at T, the last sample is T.
-ShortHistoryBatch MakeShortHistoryBatch() {
+// With full = true every sample is T long.
+ShortHistoryBatch MakeShortHistoryBatch(bool full = false) {
   std::mt19937 rng(2024);
   std::geometric_distribution<int64_t> geo(0.13);
   ShortHistoryBatch s;
@@ -34,7 +36,7 @@ ShortHistoryBatch MakeShortHistoryBatch() {
   s.mask = Tensor::Zeros({kB, kT});
   s.k_padded = Uniform({kB, kT, kD}, 2);
   for (int64_t b = 0; b < kB; ++b) {
-    const int64_t len = b == kB - 1 ? kT : std::min<int64_t>(kT, 1 + geo(rng));
+    const int64_t len = full || b == kB - 1 ? kT : std::min<int64_t>(kT, 1 + geo(rng));
     for (int64_t i = 0; i < len; ++i) s.mask[b * kT + i] = 1.0f;
     s.offsets.push_back(s.offsets.back() + len);
   }
@@ -87,8 +89,8 @@ BENCHMARK(BM_DinShortHistoryPadded)
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 
-void BM_DinShortHistoryJagged(benchmark::State& state) {
-  const ShortHistoryBatch s = MakeShortHistoryBatch();
+void JaggedUnit(benchmark::State& state, bool full) {
+  const ShortHistoryBatch s = MakeShortHistoryBatch(full);
   Tensor q = Uniform({kB, kD}, 1);
   const DinAttentionParams p = Params();
   DinAttentionParams grads = DinAttentionParams::Zeros(kD, kH1, kH2);
@@ -105,7 +107,17 @@ void BM_DinShortHistoryJagged(benchmark::State& state) {
   }
   SetFlops(state, UnitFlops(static_cast<double>(s.n())));
 }
+
+void BM_DinShortHistoryJagged(benchmark::State& state) { JaggedUnit(state, false); }
 BENCHMARK(BM_DinShortHistoryJagged)
+    ->ArgName("softmax")
+    ->Arg(0)
+    ->Arg(1)
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+
+void BM_DinFullHistoryJagged(benchmark::State& state) { JaggedUnit(state, true); }
+BENCHMARK(BM_DinFullHistoryJagged)
     ->ArgName("softmax")
     ->Arg(0)
     ->Arg(1)

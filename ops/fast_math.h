@@ -33,6 +33,14 @@ inline float FastSigmoid(float x) { return 1.0f / (1.0f + FastExp(-x)); }
 
 inline float FastTanh(float x) { return 2.0f / (1.0f + FastExp(-2.0f * x)) - 1.0f; }
 
+// sum_i a[i] * b[i], vectorized (partial sums per lane: the order differs from a scalar loop's).
+inline float Dot(const float* a, const float* b, int64_t n) {
+  float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
 }  // namespace attnps
 
 #endif  // ATTNPS_OPS_FAST_MATH_H_

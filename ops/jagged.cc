@@ -225,9 +225,7 @@ void BackwardThroughPooling(const Tensor& k, const JaggedOffsets& offsets, const
     float* ds = d_scores + r0;
     for (int64_t i = 0; i < len; ++i) {
       const float* kr = k.data() + (r0 + i) * d;
-      float g = d_weights.empty() ? 0.0f : d_weights[r0 + i];
-      for (int64_t j = 0; j < d; ++j) g += dp[j] * kr[j];
-      ds[i] = g;
+      ds[i] = (d_weights.empty() ? 0.0f : d_weights[r0 + i]) + Dot(dp, kr, d);
       if (dk) {
         float* dkr = dk->data() + (r0 + i) * d;
         for (int64_t j = 0; j < d; ++j) dkr[j] += w[i] * dp[j];
@@ -260,13 +258,11 @@ void SampleFirstLayerBackward(const Tensor& q, const Tensor& k, const JaggedOffs
     const float* wp_row = wp + j * h1;
     float* d_wkd = part.kp + j * h1;
     float* d_wp = part.kp + (d + j) * h1;
-    float dqj = 0.0f;
     for (int64_t h = 0; h < h1; ++h) {
       d_wkd[h] += dm_row[h];
       d_wp[h] += qj * dm_row[h];
-      dqj += dm_row[h] * wp_row[h];
     }
-    if (dq) (*dq)[b * d + j] += dqj;
+    if (dq) (*dq)[b * d + j] += Dot(dm_row, wp_row, h1);
   }
   if (!dk) return;
   SampleFirstLayer(ws->folded_kp.data(), qb, d, h1, m);

@@ -22,13 +22,6 @@ inline float StableSigmoid(float x) {
   return x >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
 }
 
-inline float Dot(const float* a, const float* b, int64_t n) {
-  float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
-  return s;
-}
-
 int64_t CheckBce(ShapeCheck* check, const Tensor& logits, const Tensor& labels,
                  const Tensor& weights) {
   Dim n("N");

@@ -17,13 +17,14 @@ namespace attnps {
 
 using din_unit::AddColumnSums;
 using din_unit::BiasActivate;
+using din_unit::BlockGradSlots;
 using din_unit::FoldFirstLayer;
 using din_unit::LayersBackward;
 using din_unit::PartialGrads;
 using din_unit::ReduceBlockGrads;
 using din_unit::UnfoldFirstLayerGrad;
 using din_unit::UpperLayersForward;
-using din_unit::ZeroedBlockGrads;
+using din_unit::ZeroedSlot;
 
 namespace {
 
@@ -204,10 +205,9 @@ void DinAttentionBackward(const Tensor& q, const Tensor& k, const Tensor& mask,
   if (s.b == 0 || s.t == 0) return;  // no positions: nothing to add
   const int64_t d = s.d, d2 = 2 * s.d, h1 = s.h1, h2 = s.h2, t = s.t;
   const DinActivation act = options.activation;
-  float* block_grads = ZeroedBlockGrads(s, Blocks(s), ws);
-  const int64_t slot = PartialGrads::Size(s);
+  float* block_grads = BlockGradSlots(s, Blocks(s), ws);
   ForEachBlock(s, [&](int64_t b0, int64_t b1, int64_t block) {
-    const PartialGrads part = PartialGrads::At(block_grads + block * slot, s);
+    const PartialGrads part = ZeroedSlot(block_grads, s, block);
     const int64_t r0 = b0 * t, n = (b1 - b0) * t;
     float* ds = ws->d_scores.data() + r0;
     BackwardThroughPooling(k, mask, weights, d_weights, d_pooled, options.normalization, s, b0, b1,

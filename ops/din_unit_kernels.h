@@ -14,6 +14,7 @@
 
 #include "ops/din_attention.h"
 #include "ops/fast_math.h"
+#include "ops/parallel.h"
 #include "ops/tensor.h"
 
 namespace attnps::din_unit {
@@ -87,23 +88,36 @@ struct PartialGrads {
   }
 };
 
-// Zeroed partial gradient slots, one per block of rows (reallocated only to grow):
-// summed in block order, the weight gradients do not depend on which thread ran which block.
+// Partial gradient slots, one per block of rows (reallocated only to grow); every block zeroes
+// its own (ZeroedSlot) before anything else, so that all are summed. Summed in block order, the
+// weight gradients do not depend on which thread ran which block.
 template <typename Sizes, typename Workspace>
-float* ZeroedBlockGrads(const Sizes& s, int64_t blocks, Workspace* ws) {
-  const int64_t size = PartialGrads::Size(s);
-  ws->block_grads.EnsureCapacity({blocks, size});
-  ws->block_grads.SetZero();
+float* BlockGradSlots(const Sizes& s, int64_t blocks, Workspace* ws) {
+  ws->block_grads.EnsureCapacity({blocks, PartialGrads::Size(s)});
   return ws->block_grads.data();
 }
 
-// Sums the block slots, in order, into slot 0 and adds the MLP's weight gradients to *grads.
+// Block `block`'s slot of `slots`, zeroed.
+template <typename Sizes>
+PartialGrads ZeroedSlot(float* slots, const Sizes& s, int64_t block) {
+  const int64_t size = PartialGrads::Size(s);
+  float* slot = slots + block * size;
+  std::fill(slot, slot + size, 0.0f);
+  return PartialGrads::At(slot, s);
+}
+
+// Sums the block slots, in order, into slot 0 (over the threads, by chunks of elements) and adds
+// the MLP's weight gradients to *grads.
 template <typename Sizes, typename Workspace>
 PartialGrads ReduceBlockGrads(const Sizes& s, Workspace* ws, DinAttentionParams* grads) {
-  const int64_t size = PartialGrads::Size(s);
+  const int64_t size = PartialGrads::Size(s), blocks = ws->block_grads.dim(0);
+  constexpr int64_t kChunk = 1024;
   float* base = ws->block_grads.data();
-  for (int64_t th = 1; th < ws->block_grads.dim(0); ++th)
-    for (int64_t i = 0; i < size; ++i) base[i] += base[th * size + i];
+  ParallelFor((size + kChunk - 1) / kChunk, kChunk * blocks, [&](int64_t c) {
+    const int64_t i0 = c * kChunk, i1 = std::min(size, i0 + kChunk);
+    for (int64_t th = 1; th < blocks; ++th)
+      for (int64_t i = i0; i < i1; ++i) base[i] += base[th * size + i];
+  });
   PartialGrads sum = PartialGrads::At(base, s);
   auto add = [](const float* src, Tensor* dst) {
     for (int64_t i = 0; i < dst->numel(); ++i) (*dst)[i] += src[i];

@@ -17,13 +17,14 @@ namespace attnps {
 
 using din_unit::AddColumnSums;
 using din_unit::BiasActivate;
+using din_unit::BlockGradSlots;
 using din_unit::FoldFirstLayer;
 using din_unit::LayersBackward;
 using din_unit::PartialGrads;
 using din_unit::ReduceBlockGrads;
 using din_unit::UnfoldFirstLayerGrad;
 using din_unit::UpperLayersForward;
-using din_unit::ZeroedBlockGrads;
+using din_unit::ZeroedSlot;
 
 int64_t JaggedOffsets::MaxLength() const {
   int64_t longest = 0;
@@ -419,12 +420,11 @@ void JaggedDinAttentionBackward(const Tensor& q, const Tensor& k, const JaggedOf
   if (s.b == 0) return;
   const int64_t d = s.d, d2 = 2 * s.d, h1 = s.h1, h2 = s.h2;
   const DinActivation act = options.activation;
-  float* block_grads = ZeroedBlockGrads(s, static_cast<int64_t>(ws->block_starts.size()) - 1, ws);
+  float* block_grads = BlockGradSlots(s, static_cast<int64_t>(ws->block_starts.size()) - 1, ws);
   ws->sample_w.EnsureCapacity({std::max(1, omp_get_max_threads()), 2 * d * h1});
-  const int64_t slot = PartialGrads::Size(s);
   float* dqt = ws->d_q_term.data();
   ForEachBlock(ws->block_starts, [&](int64_t b0, int64_t b1, int64_t block) {
-    const PartialGrads part = PartialGrads::At(block_grads + block * slot, s);
+    const PartialGrads part = ZeroedSlot(block_grads, s, block);
     const int64_t r0 = offsets.begin(b0), n = offsets.begin(b1) - r0;
     std::fill(dqt + b0 * h1, dqt + b1 * h1, 0.0f);
     if (n == 0) return;

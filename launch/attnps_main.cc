@@ -253,6 +253,7 @@ int RunJob(int argc, char** argv, const std::vector<std::string>& args) {
   options.allreduce_backend = worker::AllreduceBackendFor(config.train().device());
   options.servers = f.servers > 0 ? f.servers : config.ps().servers();
   options.shard_threads = config.ps().shard_threads();
+  options.serve_inline = config.train().staleness() == 0;  // local mode only
   options.tables = config::ToPsTables(config);
   std::unique_ptr<ps::JobRuntime> runtime;
   st = ps::JobRuntime::Create(mpi, options, &runtime);

@@ -50,14 +50,26 @@ Status JobRuntime::StartLocal(const RuntimeOptions& options) {
     server_ends_.push_back(hub_->Endpoint(s));
   }
   for (int s = 0; s < servers; ++s) {
+    if (options.serve_inline) {
+      inline_servers_.push_back(std::make_unique<RequestHandler>(
+          server_ends_[s].get(), tables_[s].get(), ServeOptions{servers, 1}));
+      RequestHandler* handler = inline_servers_.back().get();
+      hub_->ServeInline(s, [handler](int source, const Buffer& message) {
+        return handler->Handle(source, message);
+      });
+      continue;
+    }
     server_threads_.emplace_back([this, s, servers] {
       server_status_[s] = ServeRequests(server_ends_[s].get(), tables_[s].get(), {servers, 1});
     });
   }
   transport_ = hub_->Endpoint(servers);
-  client_ = std::make_unique<PsClient>(transport_.get(), servers);
+  PsClientOptions client_options;
+  client_options.receive_thread = !options.serve_inline;
+  client_ = std::make_unique<PsClient>(transport_.get(), servers, client_options);
   allreduce_ = std::make_unique<SingleWorkerAllreduce>();
-  VLOG(1) << "local mode: " << servers << " in-process server(s)";
+  VLOG(1) << "local mode: " << servers << " in-process server(s)"
+          << (options.serve_inline ? ", served inline" : "");
   return Status::Ok();
 }
 

@@ -21,6 +21,7 @@
 #include "ps/dense_allreduce.h"
 #include "ps/mpi_transport.h"
 #include "ps/ps_client.h"
+#include "ps/ps_server.h"
 #include "ps/shard_server.h"
 #include "ps/table_config.h"
 #include "ps/transport.h"
@@ -36,6 +37,11 @@ struct RuntimeOptions {
   AllreduceBackend allreduce_backend = AllreduceBackend::kMpi;
   int cuda_device = 0;  // kNccl
   AllreduceOptions allreduce;
+  // Local mode: the in-process servers handle each request on the worker's thread as it is sent
+  // (no server or receive threads, no hand-offs between them). For a worker that waits for every
+  // request before its next step anyway (staleness 0); otherwise each server has a thread, which
+  // overlaps the pulls ahead and the pushes with the worker's compute.
+  bool serve_inline = false;
 };
 
 class JobRuntime {
@@ -80,8 +86,9 @@ class JobRuntime {
   std::unique_ptr<InProcessHub> hub_;                    // local mode
   std::vector<std::unique_ptr<Transport>> server_ends_;  // local mode, one per server
   std::vector<std::unique_ptr<ShardServer>> tables_;     // this rank's (or every local) server
-  std::vector<std::thread> server_threads_;              // local mode
-  std::vector<Status> server_status_;                    // local mode
+  std::vector<std::thread> server_threads_;              // local mode, unless inline
+  std::vector<std::unique_ptr<RequestHandler>> inline_servers_;  // local mode, inline
+  std::vector<Status> server_status_;                            // local mode
   std::unique_ptr<Transport> transport_;
   std::unique_ptr<PsClient> client_;
   std::unique_ptr<DenseAllreduce> allreduce_;

@@ -24,12 +24,12 @@ PsClient::PsClient(Transport* transport, int num_servers, PsClientOptions option
   CHECK(num_servers > 0 && num_servers < transport->size())
       << "PsClient: " << num_servers << " servers in a job of " << transport->size() << " ranks";
   CHECK_GT(options_.max_keys_per_request, 0);
-  receiver_ = std::thread([this] { ReceiveLoop(); });
+  if (options_.receive_thread) receiver_ = std::thread([this] { ReceiveLoop(); });
 }
 
 PsClient::~PsClient() {
   stopping_ = true;
-  receiver_.join();
+  if (receiver_.joinable()) receiver_.join();
 }
 
 PsClient::Handle PsClient::Start(std::unique_ptr<Operation> op) {
@@ -126,7 +126,16 @@ Status PsClient::Wait(Handle handle) {
   auto it = ops_.find(handle);
   CHECK(it != ops_.end()) << "Wait on unknown or already waited handle " << handle;
   Operation* op = it->second.get();
-  done_cv_.wait(lock, [&] { return op->remaining == 0; });
+  if (options_.receive_thread) {
+    done_cv_.wait(lock, [&] { return op->remaining == 0; });
+  } else {
+    Buffer message;
+    while (op->remaining > 0) {
+      lock.unlock();
+      ReceiveOne(50, &message);
+      lock.lock();
+    }
+  }
   const Status st = op->status;
   ops_.erase(it);
   return st;
@@ -205,29 +214,33 @@ void PsClient::Complete(const Reply& reply, bool placed) {
 
 void PsClient::ReceiveLoop() {
   Buffer message;  // reused: no allocation per reply
+  while (!stopping_) ReceiveOne(50, &message);
+}
+
+bool PsClient::ReceiveOne(int timeout_ms, Buffer* message) {
   size_t placed_bytes = 0;
   const Transport::Placer place = [this, &placed_bytes](int, const char* head, size_t head_bytes,
                                                         size_t payload_bytes) {
     placed_bytes = payload_bytes;
     return Place(head, head_bytes, payload_bytes);
   };
-  while (!stopping_) {
-    int source = -1;
-    bool placed = false;
-    const Status st = transport_->RecvPlaced(Tag::kReply, 50, &source, &message, place, &placed);
-    if (st.code() == Status::Code::kUnavailable) continue;
-    CHECK(st.ok()) << "rank " << transport_->rank() << ": receiving replies: " << st.ToString();
-    Reply reply;
-    const Status decoded =
-        placed ? DecodeReplyHead(message.data(), message.size(), placed_bytes, &reply)
-               : DecodeReply(message.data(), message.size(), &reply);
-    if (!decoded.ok()) {
-      LOG(ERROR) << "rank " << transport_->rank() << ": undecodable reply from rank " << source
-                 << ": " << decoded.ToString();
-      continue;
-    }
-    Complete(reply, placed);
+  int source = -1;
+  bool placed = false;
+  const Status st =
+      transport_->RecvPlaced(Tag::kReply, timeout_ms, &source, message, place, &placed);
+  if (st.code() == Status::Code::kUnavailable) return false;
+  CHECK(st.ok()) << "rank " << transport_->rank() << ": receiving replies: " << st.ToString();
+  Reply reply;
+  const Status decoded =
+      placed ? DecodeReplyHead(message->data(), message->size(), placed_bytes, &reply)
+             : DecodeReply(message->data(), message->size(), &reply);
+  if (!decoded.ok()) {
+    LOG(ERROR) << "rank " << transport_->rank() << ": undecodable reply from rank " << source
+               << ": " << decoded.ToString();
+    return true;
   }
+  Complete(reply, placed);
+  return true;
 }
 
 Status PsClient::Broadcast(Request request, std::map<uint32_t, uint64_t>* stats) {

@@ -30,6 +30,9 @@ namespace attnps::ps {
 
 struct PsClientOptions {
   int64_t max_keys_per_request = 16384;
+  // A thread receives the replies as they come (false: Wait receives them itself, for a
+  // transport whose servers reply before Send returns, as local mode's inline servers do).
+  bool receive_thread = true;
 };
 
 class PsClient {
@@ -73,6 +76,8 @@ class PsClient {
   void SendPart(const Part& part, RequestFrame frame, uint64_t request_id);
   Status Broadcast(Request request, std::map<uint32_t, uint64_t>* stats = nullptr);
   void ReceiveLoop();
+  // Receives one reply (waiting at most timeout_ms) and completes its part; false when none came.
+  bool ReceiveOne(int timeout_ms, Buffer* message);
   // Where a reply's payload may land in place (a one-server pull part's rows in `out`), or null.
   char* Place(const char* head, size_t head_bytes, size_t payload_bytes);
   // `placed`: the rows are in the caller's buffer already.

@@ -39,96 +39,84 @@ std::vector<std::string> ShardDirs(const std::string& path) {
   return dirs;
 }
 
-class Loop {
- public:
-  Loop(Transport* t, ShardServer* s, const ServeOptions& o) : t_(t), server_(s), options_(o) {}
-
-  Status Run() {
-    Buffer message;  // reused: no allocation per request
-    while (shut_down_ < options_.num_workers) {
-      int source = -1;
-      ATTNPS_RETURN_IF_ERROR(t_->Recv(Tag::kRequest, -1, &source, &message));
-      ATTNPS_RETURN_IF_ERROR(Handle(source, message));
-    }
-    return Status::Ok();
-  }
-
- private:
-  Status Handle(int source, const Buffer& message) {
-    Request r;
-    Reply reply;
-    Status st = DecodeRequest(message.data(), message.size(), &r);
-    if (st.ok()) st = ValidateAgainstTables(r, *server_);
-    reply.request_id = r.request_id;
-    if (!st.ok()) {
-      LOG(WARNING) << "server " << t_->rank() << ": refused a request from rank " << source << ": "
-                   << st.ToString();
-      reply.status = st;
-      return t_->Send(source, Tag::kReply, EncodeReply(reply));
-    }
-    VLOG(2) << "server " << t_->rank() << ": " << RequestTypeName(r.type) << " from " << source;
-    switch (r.type) {
-      case RequestType::kPull:
-        return Pull(source, r);
-      case RequestType::kPush:
-        server_->Push(r.table_id, r.keys, static_cast<int64_t>(r.num_keys), r.values, r.step);
-        break;
-      case RequestType::kBarrier:
-        return Barrier(source, r.request_id);
-      case RequestType::kSave:
-        reply.status = server_->Save(r.path + "/server-" + std::to_string(t_->rank()), r.step);
-        break;
-      case RequestType::kLoad: {
-        const int rank = t_->rank(), servers = options_.num_servers;
-        reply.status = server_->Load(ShardDirs(r.path), [rank, servers](uint64_t key) {
-          return ServerOf(key, servers) == rank;
-        });
-        break;
-      }
-      case RequestType::kStats:
-        for (uint32_t id : server_->TableIds()) reply.stats.emplace_back(id, server_->NumRows(id));
-        break;
-      case RequestType::kShutdown:
-        ++shut_down_;
-        break;
-    }
-    return t_->Send(source, Tag::kReply, EncodeReply(reply));
-  }
-
-  // Gathers the rows straight into the reply frame.
-  Status Pull(int source, const Request& r) {
-    Reply reply;
-    reply.request_id = r.request_id;
-    reply.num_values = r.num_keys * r.dim;
-    ReplyFrame frame = NewReplyFrame(reply);
-    server_->Pull(r.table_id, r.keys, static_cast<int64_t>(r.num_keys), r.step, frame.values);
-    return t_->SendFrame(source, Tag::kReply, std::move(frame.buffer), frame.head_bytes);
-  }
-
-  // Replies to every worker's barrier once all have arrived.
-  Status Barrier(int source, uint64_t request_id) {
-    waiting_.emplace_back(source, request_id);
-    if (static_cast<int>(waiting_.size()) < options_.num_workers) return Status::Ok();
-    for (const auto& [worker, id] : waiting_) {
-      Reply reply;
-      reply.request_id = id;
-      ATTNPS_RETURN_IF_ERROR(t_->Send(worker, Tag::kReply, EncodeReply(reply)));
-    }
-    waiting_.clear();
-    return Status::Ok();
-  }
-
-  Transport* t_;
-  ShardServer* server_;
-  ServeOptions options_;
-  int shut_down_ = 0;
-  std::vector<std::pair<int, uint64_t>> waiting_;
-};
-
 }  // namespace
 
+RequestHandler::RequestHandler(Transport* t, ShardServer* s, const ServeOptions& o)
+    : t_(t), server_(s), options_(o) {}
+
+Status RequestHandler::Handle(int source, const Buffer& message) {
+  Request r;
+  Reply reply;
+  Status st = DecodeRequest(message.data(), message.size(), &r);
+  if (st.ok()) st = ValidateAgainstTables(r, *server_);
+  reply.request_id = r.request_id;
+  if (!st.ok()) {
+    LOG(WARNING) << "server " << t_->rank() << ": refused a request from rank " << source << ": "
+                 << st.ToString();
+    reply.status = st;
+    return t_->Send(source, Tag::kReply, EncodeReply(reply));
+  }
+  VLOG(2) << "server " << t_->rank() << ": " << RequestTypeName(r.type) << " from " << source;
+  switch (r.type) {
+    case RequestType::kPull:
+      return Pull(source, r);
+    case RequestType::kPush:
+      server_->Push(r.table_id, r.keys, static_cast<int64_t>(r.num_keys), r.values, r.step);
+      break;
+    case RequestType::kBarrier:
+      return Barrier(source, r.request_id);
+    case RequestType::kSave:
+      reply.status = server_->Save(r.path + "/server-" + std::to_string(t_->rank()), r.step);
+      break;
+    case RequestType::kLoad: {
+      const int rank = t_->rank(), servers = options_.num_servers;
+      reply.status = server_->Load(ShardDirs(r.path), [rank, servers](uint64_t key) {
+        return ServerOf(key, servers) == rank;
+      });
+      break;
+    }
+    case RequestType::kStats:
+      for (uint32_t id : server_->TableIds()) reply.stats.emplace_back(id, server_->NumRows(id));
+      break;
+    case RequestType::kShutdown:
+      ++shut_down_;
+      break;
+  }
+  return t_->Send(source, Tag::kReply, EncodeReply(reply));
+}
+
+// Gathers the rows straight into the reply frame.
+Status RequestHandler::Pull(int source, const Request& r) {
+  Reply reply;
+  reply.request_id = r.request_id;
+  reply.num_values = r.num_keys * r.dim;
+  ReplyFrame frame = NewReplyFrame(reply);
+  server_->Pull(r.table_id, r.keys, static_cast<int64_t>(r.num_keys), r.step, frame.values);
+  return t_->SendFrame(source, Tag::kReply, std::move(frame.buffer), frame.head_bytes);
+}
+
+// Replies to every worker's barrier once all have arrived.
+Status RequestHandler::Barrier(int source, uint64_t request_id) {
+  waiting_.emplace_back(source, request_id);
+  if (static_cast<int>(waiting_.size()) < options_.num_workers) return Status::Ok();
+  for (const auto& [worker, id] : waiting_) {
+    Reply reply;
+    reply.request_id = id;
+    ATTNPS_RETURN_IF_ERROR(t_->Send(worker, Tag::kReply, EncodeReply(reply)));
+  }
+  waiting_.clear();
+  return Status::Ok();
+}
+
 Status ServeRequests(Transport* transport, ShardServer* server, const ServeOptions& options) {
-  return Loop(transport, server, options).Run();
+  RequestHandler handler(transport, server, options);
+  Buffer message;  // reused: no allocation per request
+  while (!handler.done()) {
+    int source = -1;
+    ATTNPS_RETURN_IF_ERROR(transport->Recv(Tag::kRequest, -1, &source, &message));
+    ATTNPS_RETURN_IF_ERROR(handler.Handle(source, message));
+  }
+  return Status::Ok();
 }
 
 }  // namespace attnps::ps

@@ -17,8 +17,7 @@ class InProcessTransport : public Transport {
       return Status::InvalidArgument("send to rank " + std::to_string(dst) + " of " +
                                      std::to_string(hub_->size()));
     }
-    hub_->Post(dst, tag, rank_, std::move(message));
-    return Status::Ok();
+    return hub_->Post(dst, tag, rank_, std::move(message));
   }
   Status Recv(Tag tag, int timeout_ms, int* source, Buffer* message) override {
     return hub_->Take(rank_, tag, timeout_ms, source, message);
@@ -34,6 +33,13 @@ class InProcessTransport : public Transport {
 InProcessHub::InProcessHub(int size) {
   CHECK_GT(size, 0);
   for (int r = 0; r < size; ++r) boxes_.emplace_back(new Mailbox[kNumTags]);
+  inline_.resize(size);
+}
+
+void InProcessHub::ServeInline(int rank, Handler handler) {
+  CHECK(rank >= 0 && rank < size()) << "rank " << rank << " of " << size();
+  inline_[rank] = std::make_unique<Inline>();
+  inline_[rank]->handler = std::move(handler);
 }
 
 std::unique_ptr<Transport> InProcessHub::Endpoint(int rank) {
@@ -41,13 +47,20 @@ std::unique_ptr<Transport> InProcessHub::Endpoint(int rank) {
   return std::make_unique<InProcessTransport>(this, rank);
 }
 
-void InProcessHub::Post(int dst, Tag tag, int source, Buffer message) {
+Status InProcessHub::Post(int dst, Tag tag, int source, Buffer message) {
+  if (tag == Tag::kRequest && inline_[dst] != nullptr) {
+    Inline& server = *inline_[dst];
+    std::lock_guard<std::mutex> lock(server.mu);
+    if (server.failed.ok()) server.failed = server.handler(source, message);
+    return server.failed;
+  }
   Mailbox& box = boxes_[dst][static_cast<int>(tag)];
   {
     std::lock_guard<std::mutex> lock(box.mu);
     box.queue.emplace_back(source, std::move(message));
   }
   box.cv.notify_one();
+  return Status::Ok();
 }
 
 Status InProcessHub::Take(int rank, Tag tag, int timeout_ms, int* source, Buffer* message) {

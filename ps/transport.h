@@ -63,7 +63,14 @@ class InProcessHub {
   std::unique_ptr<Transport> Endpoint(int rank);
   int size() const { return static_cast<int>(boxes_.size()); }
 
-  void Post(int dst, Tag tag, int source, Buffer message);
+  // Requests (Tag::kRequest) sent to `rank` from now on go to `handler`, called on the sending
+  // thread before Send returns, one at a time, instead of to its mailbox: a server served inline.
+  // A failed handler call is kept: later Sends to `rank` return it.
+  using Handler = std::function<Status(int source, const Buffer& message)>;
+  void ServeInline(int rank, Handler handler);
+
+  // Returns the inline handler's status, else Ok.
+  Status Post(int dst, Tag tag, int source, Buffer message);
   Status Take(int rank, Tag tag, int timeout_ms, int* source, Buffer* message);
 
  private:
@@ -72,7 +79,13 @@ class InProcessHub {
     std::condition_variable cv;
     std::deque<std::pair<int, Buffer>> queue;
   };
+  struct Inline {
+    std::mutex mu;  // one request at a time
+    Handler handler;
+    Status failed;
+  };
   std::vector<std::unique_ptr<Mailbox[]>> boxes_;  // [rank][tag]
+  std::vector<std::unique_ptr<Inline>> inline_;    // [rank], null when not served inline
 };
 
 }  // namespace attnps::ps

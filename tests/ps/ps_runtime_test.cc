@@ -23,24 +23,39 @@ std::vector<TableConfig> Tables() {
   return {t};
 }
 
-// S servers (ranks 0..S-1) serving in threads, W worker endpoints (ranks S..S+W-1).
+// How the servers get their requests: a thread per server running ServeRequests, or inline on
+// the sending thread (InProcessHub::ServeInline, clients without a receive thread).
+enum class Serving { kThreads, kInline };
+
+// S servers (ranks 0..S-1), W worker endpoints (ranks S..S+W-1).
 class Job {
  public:
-  Job(int servers, int workers) : hub_(servers + workers), servers_(servers), workers_(workers) {
+  Job(int servers, int workers, Serving serving)
+      : hub_(servers + workers), servers_(servers), workers_(workers) {
     for (int s = 0; s < servers; ++s) {
       tables_.push_back(std::make_unique<ShardServer>(Tables(), 2));
       endpoints_.push_back(hub_.Endpoint(s));
     }
     for (int s = 0; s < servers; ++s) {
+      if (serving == Serving::kInline) {
+        handlers_.push_back(std::make_unique<RequestHandler>(endpoints_[s].get(), tables_[s].get(),
+                                                             ServeOptions{servers_, workers_}));
+        RequestHandler* h = handlers_.back().get();
+        hub_.ServeInline(s, [h](int source, const Buffer& m) { return h->Handle(source, m); });
+        continue;
+      }
       threads_.emplace_back([this, s] {
         const Status st =
             ServeRequests(endpoints_[s].get(), tables_[s].get(), {servers_, workers_});
         EXPECT_TRUE(st.ok()) << st.ToString();
       });
     }
+    PsClientOptions options;
+    options.receive_thread = serving == Serving::kThreads;
     for (int w = 0; w < workers; ++w) {
       worker_endpoints_.push_back(hub_.Endpoint(servers + w));
-      clients_.push_back(std::make_unique<PsClient>(worker_endpoints_.back().get(), servers));
+      clients_.push_back(
+          std::make_unique<PsClient>(worker_endpoints_.back().get(), servers, options));
     }
   }
   ~Job() {
@@ -56,8 +71,11 @@ class Job {
   std::vector<std::unique_ptr<ShardServer>> tables_;
   std::vector<std::unique_ptr<Transport>> endpoints_, worker_endpoints_;
   std::vector<std::thread> threads_;
+  std::vector<std::unique_ptr<RequestHandler>> handlers_;
   std::vector<std::unique_ptr<PsClient>> clients_;
 };
+
+class PsRuntimeTest : public ::testing::TestWithParam<Serving> {};
 
 std::vector<uint64_t> Keys(int n) {
   std::vector<uint64_t> keys;
@@ -72,8 +90,8 @@ std::vector<float> Pull(PsClient& c, const std::vector<uint64_t>& keys) {
   return out;
 }
 
-TEST(PsRuntimeTest, PullMatchesALocalTableAcrossServers) {
-  Job job(2, 1);
+TEST_P(PsRuntimeTest, PullMatchesALocalTableAcrossServers) {
+  Job job(2, 1, GetParam());
   const auto keys = Keys(500);
   EmbeddingShard local(Tables()[0]);
   std::vector<float> want(keys.size() * 4);
@@ -81,8 +99,8 @@ TEST(PsRuntimeTest, PullMatchesALocalTableAcrossServers) {
   EXPECT_EQ(Pull(job.client(0), keys), want);
 }
 
-TEST(PsRuntimeTest, ConcurrentSgdPushesFromTwoWorkersSumLikeSerialOnes) {
-  Job job(2, 2);
+TEST_P(PsRuntimeTest, ConcurrentSgdPushesFromTwoWorkersSumLikeSerialOnes) {
+  Job job(2, 2, GetParam());
   const auto keys = Keys(300);
   const auto initial = Pull(job.client(0), keys);
   const int rounds = 10;
@@ -104,8 +122,8 @@ TEST(PsRuntimeTest, ConcurrentSgdPushesFromTwoWorkersSumLikeSerialOnes) {
   }
 }
 
-TEST(PsRuntimeTest, PullAfterPushWaitSeesThePush) {
-  Job job(2, 1);
+TEST_P(PsRuntimeTest, PullAfterPushWaitSeesThePush) {
+  Job job(2, 1, GetParam());
   PsClient& c = job.client(0);
   const auto keys = Keys(64);
   const auto before = Pull(c, keys);
@@ -115,8 +133,8 @@ TEST(PsRuntimeTest, PullAfterPushWaitSeesThePush) {
   for (size_t i = 0; i < after.size(); ++i) ASSERT_FLOAT_EQ(after[i], before[i] - 0.5f);
 }
 
-TEST(PsRuntimeTest, ManyRequestsInFlight) {
-  Job job(2, 1);
+TEST_P(PsRuntimeTest, ManyRequestsInFlight) {
+  Job job(2, 1, GetParam());
   PsClient& c = job.client(0);
   const auto keys = Keys(200);
   std::vector<std::vector<float>> outs(20, std::vector<float>(keys.size() * 4));
@@ -126,8 +144,8 @@ TEST(PsRuntimeTest, ManyRequestsInFlight) {
   for (const auto& out : outs) EXPECT_EQ(out, outs[0]);
 }
 
-TEST(PsRuntimeTest, MalformedRequestsGetErrorsAndTheServerKeepsServing) {
-  Job job(1, 1);
+TEST_P(PsRuntimeTest, MalformedRequestsGetErrorsAndTheServerKeepsServing) {
+  Job job(1, 1, GetParam());
   PsClient& c = job.client(0);
   const auto keys = Keys(8);
   std::vector<float> out(8 * 4);
@@ -141,14 +159,14 @@ TEST(PsRuntimeTest, MalformedRequestsGetErrorsAndTheServerKeepsServing) {
   EXPECT_EQ(Pull(c, keys).size(), 32u);
 }
 
-TEST(PsRuntimeTest, SaveWithTwoServersLoadWithOne) {
+TEST_P(PsRuntimeTest, SaveWithTwoServersLoadWithOne) {
   const fs::path dir =
       fs::path(::testing::TempDir()) / ("runtime_ckpt_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   const auto keys = Keys(400);
   std::vector<float> saved;
   {
-    Job job(2, 1);
+    Job job(2, 1, GetParam());
     PsClient& c = job.client(0);
     saved = Pull(c, keys);
     const std::vector<float> grads(keys.size() * 4, 0.25f);
@@ -157,7 +175,7 @@ TEST(PsRuntimeTest, SaveWithTwoServersLoadWithOne) {
     const Status st = c.Save(dir.string(), 3);
     ASSERT_TRUE(st.ok()) << st.ToString();
   }
-  Job job(1, 1);
+  Job job(1, 1, GetParam());
   PsClient& c = job.client(0);
   const Status st = c.Load(dir.string());
   ASSERT_TRUE(st.ok()) << st.ToString();
@@ -166,6 +184,33 @@ TEST(PsRuntimeTest, SaveWithTwoServersLoadWithOne) {
   EXPECT_EQ(rows[1], 400u);
   EXPECT_EQ(Pull(c, keys), saved);
   fs::remove_all(dir);
+}
+
+INSTANTIATE_TEST_SUITE_P(Serving, PsRuntimeTest,
+                         ::testing::Values(Serving::kThreads, Serving::kInline),
+                         [](const ::testing::TestParamInfo<Serving>& info) {
+                           return info.param == Serving::kThreads ? "Threads" : "Inline";
+                         });
+
+// An inline server whose handler fails: that send and every later one to it return the failure.
+TEST(InProcessHubTest, AFailedInlineHandlerFailsLaterSends) {
+  InProcessHub hub(2);
+  int calls = 0;
+  hub.ServeInline(0, [&calls](int, const Buffer&) {
+    ++calls;
+    return Status::Unavailable("server gone");
+  });
+  auto worker = hub.Endpoint(1);
+  EXPECT_EQ(worker->Send(0, Tag::kRequest, Buffer::Copy("a")).code(), Status::Code::kUnavailable);
+  EXPECT_EQ(worker->Send(0, Tag::kRequest, Buffer::Copy("b")).code(), Status::Code::kUnavailable);
+  EXPECT_EQ(calls, 1);
+  // Replies still go to the mailbox.
+  auto server = hub.Endpoint(0);
+  ASSERT_TRUE(server->Send(1, Tag::kReply, Buffer::Copy("r")).ok());
+  int source = -1;
+  Buffer got;
+  ASSERT_TRUE(worker->Recv(Tag::kReply, 100, &source, &got).ok());
+  EXPECT_EQ(source, 0);
 }
 
 }  // namespace

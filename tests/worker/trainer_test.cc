@@ -25,9 +25,10 @@ struct RunResult {
   metrics::Record eval;
 };
 
-RunResult TrainLocally(config::JobConfig c, bool resume) {
+RunResult TrainLocally(config::JobConfig c, bool resume, bool serve_inline = false) {
   ps::RuntimeOptions o;
   o.servers = 2;
+  o.serve_inline = serve_inline;
   o.tables = config::ToPsTables(c);
   std::unique_ptr<ps::JobRuntime> job;
   EXPECT_TRUE(ps::JobRuntime::CreateLocal(o, &job).ok());
@@ -65,6 +66,27 @@ TEST(TrainerTest, OneWorkerRunsAreBitIdenticalAndLearn) {
   EXPECT_EQ(a.params, b.params);
   EXPECT_EQ(a.rows, b.rows);
   EXPECT_GT(a.eval.auc, 0.75) << "the model did not learn the cluster signal";
+}
+
+// Local mode's servers served on the trainer's thread (staleness 0, as attnps runs them) train
+// the very same weights as server threads, checkpoints and a resume included.
+TEST(TrainerTest, InlineServersTrainLikeServerThreads) {
+  const std::string dir = FreshDir("inline");
+  WriteData(dir, 600, 2);
+  config::JobConfig c = Config(dir, "din {}");
+  const RunResult threads = TrainLocally(c, false, false);
+  fs::remove_all(dir + "/ckpt");
+  const RunResult whole = TrainLocally(c, false, true);
+  EXPECT_EQ(whole.params, threads.params);
+  EXPECT_EQ(whole.rows, threads.rows);
+  fs::remove_all(dir + "/ckpt");
+  config::JobConfig first = c;
+  first.mutable_train()->set_max_steps(23);
+  TrainLocally(first, false, true);
+  ASSERT_TRUE(fs::exists(dir + "/ckpt/step-23/MANIFEST"));
+  const RunResult resumed = TrainLocally(c, true, true);
+  EXPECT_EQ(resumed.params, threads.params);
+  EXPECT_EQ(resumed.rows, threads.rows);
 }
 
 TEST(TrainerTest, ResumedRunEndsWithTheUninterruptedWeights) {

@@ -1,6 +1,7 @@
 #include "ops/jagged.h"
 
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <vector>
 
@@ -71,6 +72,10 @@ DinAttentionParams CloneParams(const DinAttentionParams& p) {
 // Tolerance of the jagged-vs-padded comparisons: they differ in summation order and, for blocks of
 // long samples, in how the first layer is factored (k M_b against [k, q*k] [Wk - Wd; Wp]).
 constexpr float kAtol = 1e-5f, kRtol = 1e-4f;
+// The weight gradients are sums over every row of the batch (up to ~1600 here) whose terms cancel
+// (random signs): either order's rounding is about eps * sum |terms|, which can be 1e-5 where the
+// result itself is only a few hundredths (seen: 0.028329 against 0.028342 in the ASan build).
+constexpr float kGradAtol = 1e-4f;
 
 ::testing::AssertionResult ParamsClose(const DinAttentionParams& got,
                                        const DinAttentionParams& want) {
@@ -78,7 +83,7 @@ constexpr float kAtol = 1e-5f, kRtol = 1e-4f;
   const Tensor* g[] = {&got.w1, &got.b1, &got.w2, &got.b2, &got.w3, &got.b3};
   const Tensor* w[] = {&want.w1, &want.b1, &want.w2, &want.b2, &want.w3, &want.b3};
   for (int i = 0; i < 6; ++i) {
-    ::testing::AssertionResult r = AllClose(*g[i], *w[i], kAtol, kRtol);
+    ::testing::AssertionResult r = AllClose(*g[i], *w[i], kGradAtol, kRtol);
     if (!r) return ::testing::AssertionFailure() << "grads." << names[i] << ": " << r.message();
   }
   return ::testing::AssertionSuccess();
@@ -237,6 +242,40 @@ TEST(JaggedDinAttentionTest, WorkspaceGrowsAndIsReused) {
                                nullptr, &jg);
     EXPECT_TRUE(AllClose(jdq, pdq, kAtol, kRtol));
     EXPECT_TRUE(ParamsClose(jg, pg));
+  }
+}
+
+// Called on every thread of an enclosing parallel region (its own region is then inactive), each
+// with its own workspace, the unit (one block of a long sample: the per-sample scratch) gives
+// exactly the results of the same call made outside.
+TEST(JaggedDinAttentionTest, RunsOnAnyThreadOfAnEnclosingParallelRegion) {
+  std::mt19937 rng(13);
+  const int64_t b = 1, t = 20, d = 3, h1 = 4, h2 = 2;
+  const RaggedBatch r = MakeRagged(b, t, d, &rng);  // one sample of length t: one block
+  Tensor q = RandomTensor({b, d}, &rng);
+  const DinAttentionParams p = RandomParams(d, h1, h2, &rng);
+  const DinAttentionOptions options{AttentionNormalization::kSoftmax, DinActivation::kSigmoid};
+  Tensor d_pooled = RandomTensor({b, d}, &rng);
+  auto run = [&](Tensor* dq) {
+    JaggedDinAttentionWorkspace ws = JaggedDinAttentionWorkspace::Allocate(1, 1, d, h1, h2);
+    Tensor w = Tensor::Empty({r.n()}), pooled = Tensor::Empty({b, d});
+    JaggedDinAttentionForward(q, r.k, r.offsets32, p, options, &ws, &w, &pooled);
+    DinAttentionParams g = DinAttentionParams::Zeros(d, h1, h2);
+    JaggedDinAttentionBackward(q, r.k, r.offsets32, p, options, w, Tensor(), d_pooled, &ws, dq,
+                               nullptr, &g);
+  };
+  Tensor want = Tensor::Zeros({b, d});
+  run(&want);
+  std::vector<Tensor> got(4);
+#pragma omp parallel num_threads(4)
+  {
+    const int th = omp_get_thread_num();
+    got[th] = Tensor::Zeros({b, d});
+    run(&got[th]);
+  }
+  for (const Tensor& g : got) {
+    if (g.empty()) continue;  // a thread the runtime did not start
+    EXPECT_TRUE(AllClose(g, want, 0.0f, 0.0f));
   }
 }
 

@@ -65,7 +65,8 @@ class InProcessHub {
 
   // Requests (Tag::kRequest) sent to `rank` from now on go to `handler`, called on the sending
   // thread before Send returns, one at a time, instead of to its mailbox: a server served inline.
-  // A failed handler call is kept: later Sends to `rank` return it.
+  // A failed handler call is kept: later Sends to `rank` return it. Call before the first Send
+  // to `rank` (set-up: not synchronized with Post).
   using Handler = std::function<Status(int source, const Buffer& message)>;
   void ServeInline(int rank, Handler handler);
 

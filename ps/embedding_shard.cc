@@ -137,6 +137,7 @@ void EmbeddingShard::Pull(const uint64_t* keys, int64_t n, uint64_t step, float*
 int64_t EmbeddingShard::Push(const uint64_t* keys, int64_t n, const float* grads, uint64_t step) {
   const int dim = config_.dim;
   const uint32_t meta = StepToMeta(step);
+  const SparseStep at = PrepareSparseStep(config_.optimizer, step);
   int64_t updated = 0;
   uint32_t ahead[kRowAhead];
   constexpr uint32_t kAbsent = ~0u;
@@ -145,7 +146,7 @@ int64_t EmbeddingShard::Push(const uint64_t* keys, int64_t n, const float* grads
     if (j >= 0 && ahead[j % kRowAhead] != kAbsent) {
       const uint32_t slot = ahead[j % kRowAhead];
       float* row = RowAt(slot);
-      ApplySparseUpdate(config_.optimizer, dim, grads + j * dim, row, row + dim);
+      ApplySparseUpdate(config_.optimizer, at, dim, grads + j * dim, row, row + dim);
       LastUpdateAt(slot) = meta;
       ++updated;
     }

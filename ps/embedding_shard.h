@@ -41,8 +41,9 @@ class EmbeddingShard {
   // reaches min_count, otherwise the unadmitted value is returned and nothing is stored.
   void Pull(const uint64_t* keys, int64_t n, uint64_t step, float* out);
 
-  // Applies grads[n * dim] to the rows of keys[0, n) with the sparse optimizer and stamps them
-  // with `step`. Keys without a row (not admitted) are skipped. Returns the rows updated.
+  // Applies grads[n * dim] to the rows of keys[0, n) with the sparse optimizer (at global step
+  // `step`: Adam's bias correction) and stamps them with `step`. Keys without a row (not admitted)
+  // are skipped. Returns the rows updated.
   int64_t Push(const uint64_t* keys, int64_t n, const float* grads, uint64_t step);
 
   // Steps are stored as uint32 per row: a step >= 2^32 CHECK-fails.

@@ -18,23 +18,34 @@ void Adagrad(const SparseOptimizerConfig& c, int dim, const float* g, float* w, 
   }
 }
 
-// State: m[dim], v[dim], then the row's step count as the bits of a uint32.
-void Adam(const SparseOptimizerConfig& c, int dim, const float* g, float* w, float* state) {
+struct AdamCorrection {
+  float step_size, inv_sqrt_c2;
+};
+
+AdamCorrection AdamCorrectionAt(const SparseOptimizerConfig& c, uint64_t t) {
+  const double tt = static_cast<double>(t);
+  const double c1 = 1.0 - std::pow(static_cast<double>(c.beta1), tt);
+  const double c2 = 1.0 - std::pow(static_cast<double>(c.beta2), tt);
+  return {static_cast<float>(c.learning_rate / c1), static_cast<float>(1.0 / std::sqrt(c2))};
+}
+
+// State: m[dim], v[dim], then the row's update count as the bits of a uint32 (kept in both
+// bias-correction modes, so a checkpoint resumes in either).
+void Adam(const SparseOptimizerConfig& c, const SparseStep& at, int dim, const float* g, float* w,
+          float* state) {
   float* m = state;
   float* v = state + dim;
   uint32_t t;
   std::memcpy(&t, v + dim, sizeof(t));
   ++t;
   std::memcpy(v + dim, &t, sizeof(t));
-  const double tt = static_cast<double>(t);
-  const float correction1 = static_cast<float>(1.0 - std::pow(static_cast<double>(c.beta1), tt));
-  const float correction2 = static_cast<float>(1.0 - std::pow(static_cast<double>(c.beta2), tt));
-  const float step = c.learning_rate / correction1;
-  const float inv_sqrt_c2 = 1.0f / std::sqrt(correction2);
+  const AdamCorrection k = at.adam_row_step
+                               ? AdamCorrectionAt(c, t)
+                               : AdamCorrection{at.adam_step_size, at.adam_inv_sqrt_c2};
   for (int i = 0; i < dim; ++i) {
     m[i] = c.beta1 * m[i] + (1.0f - c.beta1) * g[i];
     v[i] = c.beta2 * v[i] + (1.0f - c.beta2) * g[i] * g[i];
-    w[i] -= step * m[i] / (std::sqrt(v[i]) * inv_sqrt_c2 + c.epsilon);
+    w[i] -= k.step_size * m[i] / (std::sqrt(v[i]) * k.inv_sqrt_c2 + c.epsilon);
   }
 }
 
@@ -80,15 +91,26 @@ void InitOptimizerState(const SparseOptimizerConfig& config, int dim, float* sta
   for (int i = 0; i < width; ++i) state[i] = fill;  // Adam's step count: bits of 0.0f == 0u
 }
 
-void ApplySparseUpdate(const SparseOptimizerConfig& config, int dim, const float* grad,
-                       float* embedding, float* state) {
+SparseStep PrepareSparseStep(const SparseOptimizerConfig& config, uint64_t step) {
+  SparseStep at;
+  if (config.kind != SparseOptimizerKind::kAdam) return at;
+  at.adam_row_step = config.adam_bias_correction == AdamBiasCorrection::kRowStep;
+  if (at.adam_row_step) return at;
+  const AdamCorrection k = AdamCorrectionAt(config, step + 1);
+  at.adam_step_size = k.step_size;
+  at.adam_inv_sqrt_c2 = k.inv_sqrt_c2;
+  return at;
+}
+
+void ApplySparseUpdate(const SparseOptimizerConfig& config, const SparseStep& at, int dim,
+                       const float* grad, float* embedding, float* state) {
   switch (config.kind) {
     case SparseOptimizerKind::kSgd:
       return Sgd(config, dim, grad, embedding);
     case SparseOptimizerKind::kAdagrad:
       return Adagrad(config, dim, grad, embedding, state);
     case SparseOptimizerKind::kAdam:
-      return Adam(config, dim, grad, embedding, state);
+      return Adam(config, at, dim, grad, embedding, state);
     case SparseOptimizerKind::kFtrl:
       return Ftrl(config, dim, grad, embedding, state);
   }

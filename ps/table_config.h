@@ -18,12 +18,18 @@ struct InitializerConfig {
 
 enum class SparseOptimizerKind { kSgd, kAdagrad, kAdam, kFtrl };
 
+// Which step count Adam's bias correction uses: the global step of the push (as torch's
+// SparseAdam and TF's LazyAdam do: a row first touched late moves by about 3 lr), or the row's own
+// update count (a row's first update moves it by about lr, whenever it comes).
+enum class AdamBiasCorrection { kGlobalStep, kRowStep };
+
 struct SparseOptimizerConfig {
   SparseOptimizerKind kind = SparseOptimizerKind::kAdagrad;
   float learning_rate = 0.01f;
   float initial_accumulator = 0.1f;                                            // Adagrad
   float epsilon = 1e-8f;                                                       // Adagrad, Adam
   float beta1 = 0.9f, beta2 = 0.999f;                                          // Adam
+  AdamBiasCorrection adam_bias_correction = AdamBiasCorrection::kGlobalStep;   // Adam
   float ftrl_alpha = 0.05f, ftrl_beta = 1.0f, ftrl_l1 = 0.0f, ftrl_l2 = 0.0f;  // FTRL-Proximal
 };
 

@@ -195,6 +195,16 @@ ps::SparseOptimizerKind ToPs(SparseOptimizerConfig::Kind kind) {
   LOG(FATAL) << "unknown sparse optimizer kind " << kind;
 }
 
+ps::AdamBiasCorrection ToPs(SparseOptimizerConfig::AdamBiasCorrection value) {
+  switch (value) {
+    case SparseOptimizerConfig::GLOBAL_STEP:
+      return ps::AdamBiasCorrection::kGlobalStep;
+    case SparseOptimizerConfig::ROW_STEP:
+      return ps::AdamBiasCorrection::kRowStep;
+  }
+  LOG(FATAL) << "unknown Adam bias correction " << value;
+}
+
 ps::UnadmittedValue ToPs(AdmissionConfig::UnadmittedValue value) {
   switch (value) {
     case AdmissionConfig::INITIALIZER:
@@ -225,6 +235,7 @@ ps::TableConfig ToPsTable(const TableConfig& table, uint32_t id) {
   out.optimizer.epsilon = opt.epsilon();
   out.optimizer.beta1 = opt.beta1();
   out.optimizer.beta2 = opt.beta2();
+  out.optimizer.adam_bias_correction = ToPs(opt.adam_bias_correction());
   out.optimizer.ftrl_alpha = opt.ftrl_alpha();
   out.optimizer.ftrl_beta = opt.ftrl_beta();
   out.optimizer.ftrl_l1 = opt.ftrl_l1();

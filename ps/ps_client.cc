@@ -217,7 +217,7 @@ void PsClient::ReceiveLoop() {
   while (!stopping_) ReceiveOne(50, &message);
 }
 
-bool PsClient::ReceiveOne(int timeout_ms, Buffer* message) {
+void PsClient::ReceiveOne(int timeout_ms, Buffer* message) {
   size_t placed_bytes = 0;
   const Transport::Placer place = [this, &placed_bytes](int, const char* head, size_t head_bytes,
                                                         size_t payload_bytes) {
@@ -228,7 +228,7 @@ bool PsClient::ReceiveOne(int timeout_ms, Buffer* message) {
   bool placed = false;
   const Status st =
       transport_->RecvPlaced(Tag::kReply, timeout_ms, &source, message, place, &placed);
-  if (st.code() == Status::Code::kUnavailable) return false;
+  if (st.code() == Status::Code::kUnavailable) return;
   CHECK(st.ok()) << "rank " << transport_->rank() << ": receiving replies: " << st.ToString();
   Reply reply;
   const Status decoded =
@@ -237,10 +237,9 @@ bool PsClient::ReceiveOne(int timeout_ms, Buffer* message) {
   if (!decoded.ok()) {
     LOG(ERROR) << "rank " << transport_->rank() << ": undecodable reply from rank " << source
                << ": " << decoded.ToString();
-    return true;
+    return;
   }
   Complete(reply, placed);
-  return true;
 }
 
 Status PsClient::Broadcast(Request request, std::map<uint32_t, uint64_t>* stats) {

@@ -76,8 +76,8 @@ class PsClient {
   void SendPart(const Part& part, RequestFrame frame, uint64_t request_id);
   Status Broadcast(Request request, std::map<uint32_t, uint64_t>* stats = nullptr);
   void ReceiveLoop();
-  // Receives one reply (waiting at most timeout_ms) and completes its part; false when none came.
-  bool ReceiveOne(int timeout_ms, Buffer* message);
+  // Receives one reply (waiting at most timeout_ms) and completes its part, if one came.
+  void ReceiveOne(int timeout_ms, Buffer* message);
   // Where a reply's payload may land in place (a one-server pull part's rows in `out`), or null.
   char* Place(const char* head, size_t head_bytes, size_t payload_bytes);
   // `placed`: the rows are in the caller's buffer already.

@@ -39,7 +39,7 @@ void Adam(const SparseOptimizerConfig& c, const SparseStep& at, int dim, const f
   std::memcpy(&t, v + dim, sizeof(t));
   ++t;
   std::memcpy(v + dim, &t, sizeof(t));
-  const AdamCorrection k = at.adam_row_step
+  const AdamCorrection k = c.adam_bias_correction == AdamBiasCorrection::kRowStep
                                ? AdamCorrectionAt(c, t)
                                : AdamCorrection{at.adam_step_size, at.adam_inv_sqrt_c2};
   for (int i = 0; i < dim; ++i) {
@@ -93,9 +93,10 @@ void InitOptimizerState(const SparseOptimizerConfig& config, int dim, float* sta
 
 SparseStep PrepareSparseStep(const SparseOptimizerConfig& config, uint64_t step) {
   SparseStep at;
-  if (config.kind != SparseOptimizerKind::kAdam) return at;
-  at.adam_row_step = config.adam_bias_correction == AdamBiasCorrection::kRowStep;
-  if (at.adam_row_step) return at;
+  if (config.kind != SparseOptimizerKind::kAdam ||
+      config.adam_bias_correction == AdamBiasCorrection::kRowStep) {
+    return at;
+  }
   const AdamCorrection k = AdamCorrectionAt(config, step + 1);
   at.adam_step_size = k.step_size;
   at.adam_inv_sqrt_c2 = k.inv_sqrt_c2;

@@ -24,9 +24,8 @@ int StateWidth(SparseOptimizerKind kind, int dim);
 void InitOptimizerState(const SparseOptimizerConfig& config, int dim, float* state);
 
 // What an update needs that depends only on the config and the global step: computed once per
-// push, not per row.
+// push, not per row (unused under ROW_STEP, which corrects by each row's own count).
 struct SparseStep {
-  bool adam_row_step = false;  // Adam: correct by the row's count (the fields below unused)
   float adam_step_size = 0;    // lr / (1 - beta1^t)
   float adam_inv_sqrt_c2 = 0;  // 1 / sqrt(1 - beta2^t)
 };

@@ -11,6 +11,10 @@
 namespace attnps {
 namespace {
 
+// How the attention a_t enters the update: not at all (GRU), scaling the update gate (AUGRU,
+// u' = a * u), or in its place (AGRU, u' = a).
+enum class Gate { kGru, kAugru, kAgru };
+
 struct Sizes {
   int64_t b, t, in, h;
   int64_t h3() const { return 3 * h; }
@@ -33,8 +37,8 @@ Sizes CheckArgs(ShapeCheck* check, const Tensor& x, const Tensor& mask, const Te
 }
 
 // One cell step for row `r` at position `s`: gates, state, and h_prev of the next position.
-void CellForward(const Sizes& z, int64_t r, int64_t s, const Tensor& mask, const Tensor& attention,
-                 GruWorkspace* ws, Tensor* states) {
+void CellForward(const Sizes& z, Gate gate, int64_t r, int64_t s, const Tensor& mask,
+                 const Tensor& attention, GruWorkspace* ws, Tensor* states) {
   const int64_t h = z.h, idx = r * z.t + s;
   const float* xp = ws->x_proj.data() + idx * z.h3();
   const float* hp = ws->h_proj.data() + idx * z.h3();
@@ -47,7 +51,8 @@ void CellForward(const Sizes& z, int64_t r, int64_t s, const Tensor& mask, const
     const float u = FastSigmoid(xp[j] + hp[j]);
     const float rr = FastSigmoid(xp[h + j] + hp[h + j]);
     const float c = FastTanh(xp[2 * h + j] + rr * hp[2 * h + j]);
-    const float candidate = prev[j] + a * u * (c - prev[j]);
+    const float ua = gate == Gate::kAgru ? a : a * u;
+    const float candidate = prev[j] + ua * (c - prev[j]);
     g[j] = u;
     g[h + j] = rr;
     g[2 * h + j] = c;
@@ -56,8 +61,9 @@ void CellForward(const Sizes& z, int64_t r, int64_t s, const Tensor& mask, const
   if (s + 1 < z.t) std::copy(out, out + h, ws->h_prev.data() + (idx + 1) * h);
 }
 
-void ForwardImpl(const Sizes& z, const Tensor& x, const Tensor& mask, const Tensor& attention,
-                 const Tensor& h0, const GruParams& p, GruWorkspace* ws, Tensor* states) {
+void ForwardImpl(const Sizes& z, Gate gate, const Tensor& x, const Tensor& mask,
+                 const Tensor& attention, const Tensor& h0, const GruParams& p, GruWorkspace* ws,
+                 Tensor* states) {
   const int64_t h = z.h, h3 = z.h3(), t = z.t;
   if (z.b == 0 || t == 0) return;
   Tensor xp = ws->x_proj.Reshaped({z.b * t, h3});
@@ -75,15 +81,17 @@ void ForwardImpl(const Sizes& z, const Tensor& x, const Tensor& mask, const Tens
     // h_proj[:, s] = h_prev[:, s] Wh: rows strided by T positions.
     Gemm(false, false, z.b, h3, h, 1.0f, ws->h_prev.data() + s * h, t * h, p.wh.data(), h3, 0.0f,
          ws->h_proj.data() + s * h3, t * h3);
-    ParallelFor(z.b, 24 * h, [&](int64_t r) { CellForward(z, r, s, mask, attention, ws, states); });
+    ParallelFor(z.b, 24 * h,
+                [&](int64_t r) { CellForward(z, gate, r, s, mask, attention, ws, states); });
   }
 }
 
 // Back-propagates row `r` at position `s` through the cell. On entry ws->d_state row r holds the
 // gradient reaching h_s from later positions; on exit it holds the direct part of dL/dh_{s-1}
 // (the part through h_proj is added by the caller's GEMM).
-void CellBackward(const Sizes& z, int64_t r, int64_t s, const Tensor& mask, const Tensor& attention,
-                  const Tensor& d_states, GruWorkspace* ws, Tensor* d_attention) {
+void CellBackward(const Sizes& z, Gate gate, int64_t r, int64_t s, const Tensor& mask,
+                  const Tensor& attention, const Tensor& d_states, GruWorkspace* ws,
+                  Tensor* d_attention) {
   const int64_t h = z.h, idx = r * z.t + s;
   const float* hp = ws->h_proj.data() + idx * z.h3();
   const float* prev = ws->h_prev.data() + idx * h;
@@ -99,10 +107,11 @@ void CellBackward(const Sizes& z, int64_t r, int64_t s, const Tensor& mask, cons
     const float u = g[j], rr = g[h + j], c = g[2 * h + j];
     const float total = dh[j] + carry[j];
     const float d_candidate = m * total;
-    const float ua = a * u;
+    const bool agru = gate == Gate::kAgru;
+    const float ua = agru ? a : a * u;
     const float d_ua = d_candidate * (c - prev[j]);
-    da += d_ua * u;
-    const float dzu = d_ua * a * u * (1.0f - u);
+    da += agru ? d_ua : d_ua * u;
+    const float dzu = agru ? 0.0f : d_ua * a * u * (1.0f - u);
     const float dzc = d_candidate * ua * (1.0f - c * c);
     const float dzr = dzc * hp[2 * h + j] * rr * (1.0f - rr);
     dxp[j] = dzu;
@@ -116,16 +125,17 @@ void CellBackward(const Sizes& z, int64_t r, int64_t s, const Tensor& mask, cons
   if (d_attention) (*d_attention)[idx] += da;
 }
 
-void BackwardImpl(const Sizes& z, const Tensor& x, const Tensor& mask, const Tensor& attention,
-                  const Tensor& h0, const GruParams& p, const Tensor& d_states, GruWorkspace* ws,
-                  Tensor* dx, Tensor* dh0, Tensor* d_attention, GruParams* grads) {
+void BackwardImpl(const Sizes& z, Gate gate, const Tensor& x, const Tensor& mask,
+                  const Tensor& attention, const Tensor& h0, const GruParams& p,
+                  const Tensor& d_states, GruWorkspace* ws, Tensor* dx, Tensor* dh0,
+                  Tensor* d_attention, GruParams* grads) {
   const int64_t h = z.h, h3 = z.h3(), t = z.t;
   if (z.b == 0 || t == 0) return;
   ws->d_state.SetZero();
   const bool need_dh0 = dh0 != nullptr && !h0.empty();
   for (int64_t s = t - 1; s >= 0; --s) {
     ParallelFor(z.b, 30 * h, [&](int64_t r) {
-      CellBackward(z, r, s, mask, attention, d_states, ws, d_attention);
+      CellBackward(z, gate, r, s, mask, attention, d_states, ws, d_attention);
     });
     if (s > 0 || need_dh0) {  // d_state += d_h_proj[:, s] Wh^T
       Gemm(false, true, z.b, h, h3, 1.0f, ws->d_h_proj.data() + s * h3, t * h3, p.wh.data(), h3,
@@ -187,7 +197,7 @@ void GruForward(const Tensor& x, const Tensor& mask, const Tensor& h0, const Gru
   ShapeCheck check("gru_forward");
   const Sizes z = CheckArgs(&check, x, mask, nullptr, h0, params, *ws, "states", *states);
   check.Done();
-  ForwardImpl(z, x, mask, Tensor(), h0, params, ws, states);
+  ForwardImpl(z, Gate::kGru, x, mask, Tensor(), h0, params, ws, states);
 }
 
 void GruBackward(const Tensor& x, const Tensor& mask, const Tensor& h0, const GruParams& params,
@@ -197,26 +207,56 @@ void GruBackward(const Tensor& x, const Tensor& mask, const Tensor& h0, const Gr
   const Sizes z = CheckArgs(&check, x, mask, nullptr, h0, params, *ws, "d_states", d_states);
   CheckBackwardArgs(&check, z, x, h0, params, *ws, dx, dh0, grads);
   check.Done();
-  BackwardImpl(z, x, mask, Tensor(), h0, params, d_states, ws, dx, dh0, nullptr, grads);
+  BackwardImpl(z, Gate::kGru, x, mask, Tensor(), h0, params, d_states, ws, dx, dh0, nullptr, grads);
 }
+
+namespace {
+
+void AttentionalForward(Gate gate, const char* op, const Tensor& x, const Tensor& mask,
+                        const Tensor& attention, const Tensor& h0, const GruParams& params,
+                        GruWorkspace* ws, Tensor* states) {
+  ShapeCheck check(op);
+  const Sizes z = CheckArgs(&check, x, mask, &attention, h0, params, *ws, "states", *states);
+  check.Done();
+  ForwardImpl(z, gate, x, mask, attention, h0, params, ws, states);
+}
+
+void AttentionalBackward(Gate gate, const char* op, const Tensor& x, const Tensor& mask,
+                         const Tensor& attention, const Tensor& h0, const GruParams& params,
+                         const Tensor& d_states, GruWorkspace* ws, Tensor* dx, Tensor* dh0,
+                         Tensor* d_attention, GruParams* grads) {
+  ShapeCheck check(op);
+  const Sizes z = CheckArgs(&check, x, mask, &attention, h0, params, *ws, "d_states", d_states);
+  CheckBackwardArgs(&check, z, x, h0, params, *ws, dx, dh0, grads);
+  if (d_attention) check.Like("d_attention", *d_attention, attention);
+  check.Done();
+  BackwardImpl(z, gate, x, mask, attention, h0, params, d_states, ws, dx, dh0, d_attention, grads);
+}
+
+}  // namespace
 
 void AugruForward(const Tensor& x, const Tensor& mask, const Tensor& attention, const Tensor& h0,
                   const GruParams& params, GruWorkspace* ws, Tensor* states) {
-  ShapeCheck check("augru_forward");
-  const Sizes z = CheckArgs(&check, x, mask, &attention, h0, params, *ws, "states", *states);
-  check.Done();
-  ForwardImpl(z, x, mask, attention, h0, params, ws, states);
+  AttentionalForward(Gate::kAugru, "augru_forward", x, mask, attention, h0, params, ws, states);
 }
 
 void AugruBackward(const Tensor& x, const Tensor& mask, const Tensor& attention, const Tensor& h0,
                    const GruParams& params, const Tensor& d_states, GruWorkspace* ws, Tensor* dx,
                    Tensor* dh0, Tensor* d_attention, GruParams* grads) {
-  ShapeCheck check("augru_backward");
-  const Sizes z = CheckArgs(&check, x, mask, &attention, h0, params, *ws, "d_states", d_states);
-  CheckBackwardArgs(&check, z, x, h0, params, *ws, dx, dh0, grads);
-  if (d_attention) check.Like("d_attention", *d_attention, attention);
-  check.Done();
-  BackwardImpl(z, x, mask, attention, h0, params, d_states, ws, dx, dh0, d_attention, grads);
+  AttentionalBackward(Gate::kAugru, "augru_backward", x, mask, attention, h0, params, d_states, ws,
+                      dx, dh0, d_attention, grads);
+}
+
+void AgruForward(const Tensor& x, const Tensor& mask, const Tensor& attention, const Tensor& h0,
+                 const GruParams& params, GruWorkspace* ws, Tensor* states) {
+  AttentionalForward(Gate::kAgru, "agru_forward", x, mask, attention, h0, params, ws, states);
+}
+
+void AgruBackward(const Tensor& x, const Tensor& mask, const Tensor& attention, const Tensor& h0,
+                  const GruParams& params, const Tensor& d_states, GruWorkspace* ws, Tensor* dx,
+                  Tensor* dh0, Tensor* d_attention, GruParams* grads) {
+  AttentionalBackward(Gate::kAgru, "agru_backward", x, mask, attention, h0, params, d_states, ws,
+                      dx, dh0, d_attention, grads);
 }
 
 }  // namespace attnps

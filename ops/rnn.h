@@ -1,4 +1,4 @@
-// GRU and AUGRU over a padded sequence (DIEN, Zhou et al. AAAI'19, paper form).
+// GRU, AUGRU and AGRU over a padded sequence (DIEN, Zhou et al. AAAI'19, paper form).
 //
 // Shape letters: B batch, T sequence length (padded, with a mask), I input size, H hidden size.
 // Outputs assigned (=), gradients accumulated (+=) into caller-zeroed buffers; a null gradient
@@ -7,7 +7,7 @@
 // Cell (gate column blocks of Wx, Wh and b in the order u, r, c):
 //   u_t = sigmoid(x_t Wxu + h_{t-1} Whu + bu)      r_t = sigmoid(x_t Wxr + h_{t-1} Whr + br)
 //   c_t = tanh(x_t Wxc + r_t * (h_{t-1} Whc) + bc)
-//   u'_t = a_t * u_t (AUGRU; u'_t = u_t for the GRU)
+//   u'_t = a_t * u_t (AUGRU), u'_t = a_t (AGRU), u'_t = u_t (GRU)
 //   h~_t = (1 - u'_t) * h_{t-1} + u'_t * c_t
 //   h_t = m_t * h~_t + (1 - m_t) * h_{t-1}          (the state is frozen at padded positions)
 // The outputs are all states [B, T, H]; at padded positions the frozen state, so states[:, T-1] is
@@ -67,6 +67,14 @@ void AugruForward(const Tensor& x, const Tensor& mask, const Tensor& attention, 
 void AugruBackward(const Tensor& x, const Tensor& mask, const Tensor& attention, const Tensor& h0,
                    const GruParams& params, const Tensor& d_states, GruWorkspace* ws, Tensor* dx,
                    Tensor* dh0, Tensor* d_attention, GruParams* grads);
+
+// AGRU: the attention replaces the update gate (u' = a; u is computed but gets no gradient). The
+// arguments are as AUGRU's.
+void AgruForward(const Tensor& x, const Tensor& mask, const Tensor& attention, const Tensor& h0,
+                 const GruParams& params, GruWorkspace* ws, Tensor* states);
+void AgruBackward(const Tensor& x, const Tensor& mask, const Tensor& attention, const Tensor& h0,
+                  const GruParams& params, const Tensor& d_states, GruWorkspace* ws, Tensor* dx,
+                  Tensor* dh0, Tensor* d_attention, GruParams* grads);
 
 }  // namespace attnps
 

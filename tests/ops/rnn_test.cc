@@ -19,8 +19,9 @@ GruParams RandomGruParams(int64_t in, int64_t h, std::mt19937* rng) {
 struct GruCase {
   int64_t b, t, in, h;
   bool with_h0;
-  bool augru;
+  bool augru;  // an attention input: AUGRU, or AGRU when `agru`
   bool fully_masked_row;
+  bool agru = false;
 };
 
 class GruGradTest : public ::testing::TestWithParam<GruCase> {};
@@ -41,7 +42,9 @@ TEST_P(GruGradTest, MatchesFiniteDifferences) {
   if (c.augru) inputs.push_back({"attention", &att});
   auto forward = [&] {
     Tensor states = Tensor::Empty({c.b, c.t, c.h});
-    if (c.augru) {
+    if (c.agru) {
+      AgruForward(x, mask, att, h0, p, &ws, &states);
+    } else if (c.augru) {
       AugruForward(x, mask, att, h0, p, &ws, &states);
     } else {
       GruForward(x, mask, h0, p, &ws, &states);
@@ -53,7 +56,11 @@ TEST_P(GruGradTest, MatchesFiniteDifferences) {
     Tensor* dh0 = c.with_h0 ? &(*g)[4] : nullptr;
     if (c.augru) {
       Tensor* da = &(*g)[c.with_h0 ? 5 : 4];
-      AugruBackward(x, mask, att, h0, p, dy[0], &ws, &(*g)[0], dh0, da, &grads);
+      if (c.agru) {
+        AgruBackward(x, mask, att, h0, p, dy[0], &ws, &(*g)[0], dh0, da, &grads);
+      } else {
+        AugruBackward(x, mask, att, h0, p, dy[0], &ws, &(*g)[0], dh0, da, &grads);
+      }
     } else {
       GruBackward(x, mask, h0, p, dy[0], &ws, &(*g)[0], dh0, &grads);
     }
@@ -70,7 +77,9 @@ INSTANTIATE_TEST_SUITE_P(
                       GruCase{4, 1, 3, 2, true, true, false},    // AUGRU, T = 1
                       GruCase{3, 5, 4, 3, true, false, true},    // fully masked row
                       GruCase{3, 6, 5, 4, true, true, true},     // AUGRU, fully masked row
-                      GruCase{1, 1, 2, 3, false, true, false}));
+                      GruCase{1, 1, 2, 3, false, true, false},
+                      GruCase{3, 5, 4, 3, true, true, false, true},    // AGRU
+                      GruCase{3, 6, 2, 4, false, true, true, true}));  // AGRU, masked row
 
 TEST(GruTest, HandComputedOneStep) {
   // I = H = 1, x = 1, h0 = 0.5: zu = 0.5 + 0.5 = 1, zr = -0.5 + 1 + 0.25 = 0.75,
@@ -222,6 +231,22 @@ TEST(AugruTest, ZeroAttentionKeepsState) {
   for (int64_t r = 0; r < b; ++r)
     for (int64_t s = 0; s < t; ++s)
       for (int64_t j = 0; j < h; ++j) EXPECT_EQ(states[(r * t + s) * h + j], h0[r * h + j]);
+}
+
+// With the update gate saturated open (u = 1 in float), AUGRU's u' = a * u is AGRU's u' = a.
+TEST(AgruTest, EqualsAugruWhenTheUpdateGateIsOpen) {
+  std::mt19937 rng(23);
+  const int64_t b = 3, t = 5, in = 2, h = 3;
+  Tensor x = RandomTensor({b, t, in}, &rng), h0 = RandomTensor({b, h}, &rng);
+  Tensor mask = testing::RandomPrefixMask(b, t, &rng, 1);
+  Tensor att = RandomTensor({b, t}, &rng, 0.0f, 1.0f);
+  GruParams p = RandomGruParams(in, h, &rng);
+  for (int64_t j = 0; j < h; ++j) p.b[j] = 60.0f;
+  GruWorkspace ws = GruWorkspace::Allocate(b, t, in, h);
+  Tensor agru = Tensor::Empty({b, t, h}), augru = Tensor::Empty({b, t, h});
+  AgruForward(x, mask, att, h0, p, &ws, &agru);
+  AugruForward(x, mask, att, h0, p, &ws, &augru);
+  EXPECT_TRUE(AllClose(agru, augru, 0.0f, 0.0f));
 }
 
 TEST(GruDeathTest, GateColumnsMustBeThreeH) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "ops/random.h"
 #include "worker/config/job_config.h"
 
 namespace attnps::worker {
@@ -100,7 +101,25 @@ void CtrBatcher::IndexContext(const data::CtrSample& s, CtrBatch* batch) {
   }
 }
 
-void CtrBatcher::Index(std::vector<data::CtrSample> samples, uint64_t step, CtrBatch* batch) {
+void CtrBatcher::SetNegativePool(std::vector<ItemCate> pool, uint64_t seed) {
+  negative_pool_ = std::move(pool);
+  negative_seed_ = seed;
+}
+
+// Up to 8 draws until one differs from the clicked item (the pool may hold only that one).
+void CtrBatcher::DrawNegative(uint64_t key, uint64_t clicked, CtrBatch* batch) {
+  const uint64_t size = negative_pool_.size();
+  const ItemCate* pick = nullptr;
+  for (uint64_t attempt = 0; attempt < 8; ++attempt) {
+    pick = &negative_pool_[StreamBits(key, attempt) % size];
+    if (pick->item != clicked) break;
+  }
+  batch->neg_item.push_back(Slot(layout_.target_item.table, pick->item, batch));
+  batch->neg_cate.push_back(Slot(layout_.target_cate.table, pick->cate, batch));
+}
+
+void CtrBatcher::Index(std::vector<data::CtrSample> samples, uint64_t step, CtrBatch* batch,
+                       bool draw_negatives) {
   for (auto& seen : seen_) seen.clear();
   batch->step = step;
   batch->keys.assign(layout_.tables.size(), {});
@@ -112,6 +131,9 @@ void CtrBatcher::Index(std::vector<data::CtrSample> samples, uint64_t step, CtrB
   batch->history_offsets.assign(1, 0);
   batch->hist_item.clear();
   batch->hist_cate.clear();
+  batch->neg_item.clear();
+  batch->neg_cate.clear();
+  const bool negatives = draw_negatives && !negative_pool_.empty();
   batch->context.assign(layout_.context.size(), {});
   for (CtrBatch::Context& ctx : batch->context) ctx.offsets.assign(1, 0);
   const int item_table = layout_.target_item.table, cate_table = layout_.target_cate.table;
@@ -124,6 +146,10 @@ void CtrBatcher::Index(std::vector<data::CtrSample> samples, uint64_t step, CtrB
     for (size_t i = len > max_history ? len - max_history : 0; i < len; ++i) {  // the last ones
       batch->hist_item.push_back(Slot(item_table, s.hist_items[i], batch));
       batch->hist_cate.push_back(Slot(cate_table, s.hist_cates[i], batch));
+      if (negatives) {
+        DrawNegative(StreamKey(negative_seed_, step, StreamKey(b, i, s.user)), s.hist_items[i],
+                     batch);
+      }
     }
     batch->history_offsets.push_back(static_cast<int32_t>(batch->hist_item.size()));
     IndexContext(s, batch);
@@ -149,6 +175,16 @@ void CtrBatcher::Gather(const CtrBatch& batch, models::CtrInputs* in) const {
     float* k = in->history.data() + static_cast<size_t>(n) * D;
     CopyRow(item_rows, batch.hist_item[n], di, k);
     CopyRow(cate_rows, batch.hist_cate[n], dc, k + di);
+  }
+  if (batch.neg_item.empty()) {
+    in->negatives = Tensor();
+  } else {
+    in->negatives.EnsureCapacity({N, D});
+    for (int n = 0; n < N; ++n) {
+      float* k = in->negatives.data() + static_cast<size_t>(n) * D;
+      CopyRow(item_rows, batch.neg_item[n], di, k);
+      CopyRow(cate_rows, batch.neg_cate[n], dc, k + di);
+    }
   }
   for (int b = 0; b < B; ++b) {
     float* u = U > 0 ? in->user.data() + static_cast<size_t>(b) * U : nullptr;
@@ -191,6 +227,12 @@ void CtrBatcher::Scatter(const models::CtrInputGrads& g, float scale, CtrBatch* 
     const float* dk = g.history.data() + static_cast<size_t>(n) * D;
     AddRow(dk, scale, batch->hist_item[n], di, &item_grads);
     AddRow(dk + di, scale, batch->hist_cate[n], dc, &cate_grads);
+  }
+  const bool negatives = !g.negatives.empty() && !batch->neg_item.empty();
+  for (int n = 0; n < N && negatives; ++n) {
+    const float* dk = g.negatives.data() + static_cast<size_t>(n) * D;
+    AddRow(dk, scale, batch->neg_item[n], di, &item_grads);
+    AddRow(dk + di, scale, batch->neg_cate[n], dc, &cate_grads);
   }
   for (int b = 0; b < B; ++b) {
     const float* du = U > 0 ? g.user.data() + static_cast<size_t>(b) * U : nullptr;

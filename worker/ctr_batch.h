@@ -64,6 +64,13 @@ struct CtrBatch : TaskBatch {
     std::vector<int32_t> index;
   };
   std::vector<Context> context;
+  // Drawn negatives (DIEN's auxiliary loss), [N] like hist_item / hist_cate, or empty.
+  std::vector<int32_t> neg_item, neg_cate;
+};
+
+// An item and its category: what a negative draw picks.
+struct ItemCate {
+  uint64_t item = 0, cate = 0;
 };
 
 class CtrBatcher {
@@ -71,9 +78,17 @@ class CtrBatcher {
   explicit CtrBatcher(CtrLayout layout);
   const CtrLayout& layout() const { return layout_; }
 
-  // Takes the samples and fills the unique keys of every table and the slot indices.
-  void Index(std::vector<data::CtrSample> samples, uint64_t step, CtrBatch* batch);
-  // Gathers the pulled rows into model inputs (tensors resized as needed).
+  // The items negatives are drawn from (uniformly), and the seed of the draws; an empty pool
+  // draws none.
+  void SetNegativePool(std::vector<ItemCate> pool, uint64_t seed);
+  // Takes the samples and fills the unique keys of every table and the slot indices. With
+  // `draw_negatives` and a pool, every history position also gets a negative item (never the
+  // position's own item when the pool has another), a pure function of (seed, step, sample,
+  // position): a resumed job draws the same ones.
+  void Index(std::vector<data::CtrSample> samples, uint64_t step, CtrBatch* batch,
+             bool draw_negatives = false);
+  // Gathers the pulled rows into model inputs (tensors resized as needed; negatives empty when
+  // the batch has none).
   void Gather(const CtrBatch& batch, models::CtrInputs* in) const;
   // batch->grads[t] = scale * sum of the input gradients of each unique key.
   void Scatter(const models::CtrInputGrads& grads, float scale, CtrBatch* batch) const;
@@ -82,7 +97,11 @@ class CtrBatcher {
   int32_t Slot(int table, uint64_t key, CtrBatch* batch);
   void IndexContext(const data::CtrSample& s, CtrBatch* batch);
 
+  void DrawNegative(uint64_t key, uint64_t clicked, CtrBatch* batch);
+
   CtrLayout layout_;
+  std::vector<ItemCate> negative_pool_;
+  uint64_t negative_seed_ = 0;
   std::vector<absl::flat_hash_map<uint64_t, int32_t>> seen_;  // per table, reused across batches
 };
 

@@ -10,6 +10,7 @@
 #include "ops/loss.h"
 #include "worker/checkpoint.h"
 #include "worker/config/job_config.h"
+#include "worker/data/text.h"
 
 namespace attnps::worker {
 namespace {
@@ -64,6 +65,37 @@ models::CtrModelDims ModelDims(const CtrLayout& layout, const config::JobConfig&
   return dims;
 }
 
+// The "item \t cate" lines of `path` (data.item_cates_path), at least one.
+Status ReadItemCates(const std::string& path, std::vector<ItemCate>* pool) {
+  std::string text;
+  ATTNPS_RETURN_IF_ERROR(ReadFile(path, &text));
+  size_t line_no = 0;
+  for (std::string_view rest = text; !rest.empty();) {
+    const size_t end = rest.find('\n');
+    std::string_view line = rest.substr(0, end);
+    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty()) continue;
+    const size_t tab = line.find('\t');
+    ItemCate ic;
+    if (tab == std::string_view::npos || !data::ParseUint64(line.substr(0, tab), &ic.item) ||
+        !data::ParseUint64(line.substr(tab + 1), &ic.cate)) {
+      return Status::InvalidArgument(
+          "data.item_cates_path " + path + ":" + std::to_string(line_no) +
+          ": expected \"item<TAB>cate\" (two unsigned integers), got \"" +
+          std::string(line.substr(0, 80)) + "\"");
+    }
+    pool->push_back(ic);
+  }
+  if (pool->empty()) {
+    return Status::InvalidArgument("data.item_cates_path " + path +
+                                   ": no items (the negatives of DIEN's auxiliary loss are drawn "
+                                   "from it)");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 CtrTask::CtrTask(const config::JobConfig& config, CtrLayout layout)
@@ -74,6 +106,11 @@ Status CtrTask::Create(const config::JobConfig& config, std::unique_ptr<CtrTask>
   std::unique_ptr<CtrTask> task(new CtrTask(config, layout));
   ATTNPS_RETURN_IF_ERROR(models::MakeCtrModel(config.model(), ModelDims(layout, config),
                                               config.train().seed(), &task->model_));
+  if (task->model_->wants_negatives()) {
+    std::vector<ItemCate> pool;
+    ATTNPS_RETURN_IF_ERROR(ReadItemCates(config.data().item_cates_path(), &pool));
+    task->batcher_.SetNegativePool(std::move(pool), config.train().seed());
+  }
   *out = std::move(task);
   return Status::Ok();
 }
@@ -98,7 +135,7 @@ Status CtrTask::OpenTrainSource(int worker_index, int num_workers,
 
 void CtrTask::Index(uint64_t step, TaskBatch* batch) {
   auto* ctr = static_cast<CtrBatch*>(batch);
-  batcher_.Index(std::move(ctr->samples), step, ctr);
+  batcher_.Index(std::move(ctr->samples), step, ctr, /*draw_negatives=*/true);
 }
 
 Status CtrTask::TrainStep(TaskBatch* batch, float loss_scale, float sparse_scale, double* loss,
@@ -110,6 +147,7 @@ Status CtrTask::TrainStep(TaskBatch* batch, float loss_scale, float sparse_scale
   ResizeLike(inputs_.target, &input_grads_.target);
   ResizeLike(inputs_.history, &input_grads_.history);
   ResizeLike(inputs_.user, &input_grads_.user);
+  ResizeLike(inputs_.negatives, &input_grads_.negatives);
   // The loss is the mean over all workers' batches (loss_scale): the dense gradients summed by
   // the allreduce are then their average; sparse_scale turns that back into this batch's mean.
   const double t1 = Seconds();

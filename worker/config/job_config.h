@@ -139,6 +139,13 @@ inline std::vector<int> AttentionHidden(const DinModel& din) {
   }
   return {din.attention_hidden().begin(), din.attention_hidden().end()};
 }
+// dien.attention_hidden, or kDefaultAttentionHidden when empty.
+inline std::vector<int> AttentionHidden(const DienModel& dien) {
+  if (dien.attention_hidden_size() == 0) {
+    return {std::begin(kDefaultAttentionHidden), std::end(kDefaultAttentionHidden)};
+  }
+  return {dien.attention_hidden().begin(), dien.attention_hidden().end()};
+}
 // D: the dim of an item's embedding (the target item slot's table dim + the target category
 // slot's). Precondition: valid.
 int ItemDim(const JobConfig& config);

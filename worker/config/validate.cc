@@ -248,6 +248,12 @@ void CheckModel(const JobConfig& config, Problems* p, models::CtrModelSizes* siz
   bool known = false;
   const models::CtrModelDims dims = ModelDims(config, &known);
   models::CheckCtrModelConfig(config.model(), dims, p, known ? sizes : nullptr);
+  if (config.model().has_dien() && config.model().dien().aux_loss_weight() > 0 &&
+      config.data().item_cates_path().empty()) {
+    p->Add("data.item_cates_path",
+           "DIEN's auxiliary loss (model.dien.aux_loss_weight > 0) draws its negative items from "
+           "the item -> category file; set it, or set model.dien.aux_loss_weight: 0");
+  }
 }
 
 void CheckDenseOptimizer(const DenseOptimizerConfig& opt, Problems* p) {

@@ -28,6 +28,7 @@ std::vector<CtrModelKind>& Kinds() {
   static auto* kinds = new std::vector<CtrModelKind>{
       BaseModelKind(),  // worker/models/base_model.cc
       DinModelKind(),   // worker/models/din_model.cc
+      DienModelKind(),  // worker/models/dien_model.cc
   };
   return *kinds;
 }

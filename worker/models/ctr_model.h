@@ -30,6 +30,9 @@ struct CtrInputs {
                                          // history_offsets[b] .. history_offsets[b + 1]
   std::vector<int32_t> history_offsets;  // [B + 1], history_offsets[0] = 0, [B] = N
   Tensor user;                           // [B, U], or empty
+  // [N, D]: for every history position a sampled item the user did not click there, as
+  // [item row | cate row], for a model that asks for them (wants_negatives()); else empty.
+  Tensor negatives;
 };
 
 // Gradients w.r.t. the inputs, same shapes (history [N, D]); accumulated (+=). An empty field is
@@ -38,6 +41,7 @@ struct CtrInputGrads {
   Tensor target;
   Tensor history;
   Tensor user;
+  Tensor negatives;
 };
 
 struct CtrModelDims {
@@ -62,6 +66,9 @@ class CtrModel : public DenseModel {
   // or a non-finite value, in which case the gradients are unspecified.
   virtual double TrainStep(const CtrInputs& in, const Tensor& labels, float loss_scale,
                            Tensor* logits, CtrInputGrads* dinputs);
+  // True when TrainStep reads CtrInputs::negatives (DIEN's auxiliary loss); the task then draws
+  // them for training batches.
+  virtual bool wants_negatives() const { return false; }
 
  private:
   Tensor dlogits_;
@@ -96,7 +103,7 @@ struct CtrModelKind {
 
 // Adds a kind; false (nothing changed) when its name is taken. Thread-safe.
 bool RegisterCtrModel(const CtrModelKind& kind);
-// The registered names, in registration order: "base, din".
+// The registered names, in registration order: "base, din, dien".
 std::string CtrModelNames();
 
 // The one validation of config.model: the MLP settings, then the selected kind's check (an unset

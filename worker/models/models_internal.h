@@ -24,6 +24,7 @@ BatchSizes CheckCtrInputs(const CtrInputs& in, const CtrModelDims& dims);
 // The kinds of attnps's own registry (worker/models/ctr_model.cc), one per model file.
 CtrModelKind BaseModelKind();
 CtrModelKind DinModelKind();
+CtrModelKind DienModelKind();
 
 }  // namespace attnps::models
 

@@ -1,0 +1,193 @@
+// DIEN: the whole model's gradients (the training step's loss, auxiliary loss included) against
+// finite differences, for each interest-evolution variant; and its contracts.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "ops/loss.h"
+#include "tests/ops/gradcheck.h"
+#include "worker/models/ctr_model.h"
+
+namespace attnps::models {
+namespace {
+
+using attnps::testing::GradCheckOptions;
+using attnps::testing::GradientsMatch;
+using attnps::testing::RandomTensor;
+
+struct DienCase {
+  std::string name;
+  config::DienModel::Evolution evolution = config::DienModel::AUGRU;
+  float alpha = 1.0f;
+  int user_dim = 0;
+  config::Activation mlp_act = config::DICE;
+};
+
+// d = 2 per field (D = 4), attention 6-3, MLP 5-3.
+config::ModelConfig SmallDien(const DienCase& c) {
+  config::ModelConfig m;
+  m.mutable_mlp()->add_hidden(5);
+  m.mutable_mlp()->add_hidden(3);
+  m.mutable_mlp()->set_activation(c.mlp_act);
+  config::DienModel* dien = m.mutable_dien();
+  dien->add_attention_hidden(6);
+  dien->add_attention_hidden(3);
+  dien->set_evolution(c.evolution);
+  dien->set_aux_loss_weight(c.alpha);
+  return m;
+}
+
+std::unique_ptr<CtrModel> MakeDien(const DienCase& c, uint64_t seed) {
+  std::unique_ptr<CtrModel> model;
+  const Status s = MakeCtrModel(SmallDien(c), {2, 2, c.user_dim, 5}, seed, &model);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return model;
+}
+
+// Lengths 0 (row 0), 1 (row 1: no auxiliary pair) and random in [2, 5].
+CtrInputs RandomDienInputs(int64_t b, int user_dim, std::mt19937* rng) {
+  const int64_t d = 4;
+  CtrInputs in;
+  in.target = RandomTensor({b, d}, rng);
+  in.history_offsets.assign(1, 0);
+  std::uniform_int_distribution<int> len(2, 5);
+  for (int64_t r = 0; r < b; ++r) {
+    const int l = r == 0 ? 0 : r == 1 ? 1 : len(*rng);
+    in.history_offsets.push_back(in.history_offsets.back() + l);
+  }
+  const int64_t n = in.history_offsets.back();
+  in.history = RandomTensor({n, d}, rng);
+  in.negatives = RandomTensor({n, d}, rng);
+  if (user_dim > 0) in.user = RandomTensor({b, user_dim}, rng);
+  return in;
+}
+
+Tensor Labels(int64_t b) {
+  Tensor y = Tensor::Zeros({b});
+  for (int64_t r = 0; r < b; r += 2) y[r] = 1.0f;
+  return y;
+}
+
+void PrintTo(const DienCase& c, std::ostream* os) { *os << c.name; }
+
+class DienGradTest : public ::testing::TestWithParam<DienCase> {};
+
+// L = the training step's loss (BCE + alpha * L_aux) as a function of the weights and inputs.
+TEST_P(DienGradTest, TrainStepGradientsMatchFiniteDifferences) {
+  const DienCase c = GetParam();
+  std::unique_ptr<CtrModel> model = MakeDien(c, 13);
+  ASSERT_NE(model, nullptr);
+  EXPECT_EQ(model->wants_negatives(), c.alpha > 0);
+  std::mt19937 rng(9);
+  const int64_t b = 5;
+  CtrInputs in = RandomDienInputs(b, c.user_dim, &rng);
+  const Tensor labels = Labels(b);
+  Tensor& params = model->params();
+  for (int64_t i = 0; i < params.numel(); ++i) params[i] *= 2.0f;
+  Tensor logits;
+  auto zeros_like = [](const Tensor& t) { return t.empty() ? Tensor() : Tensor::Zeros(t.shape()); };
+  auto forward = [&] {
+    CtrInputGrads scratch{zeros_like(in.target), zeros_like(in.history), zeros_like(in.user),
+                          zeros_like(in.negatives)};
+    Tensor loss = Tensor::Zeros({1});
+    loss[0] = static_cast<float>(model->TrainStep(in, labels, 0.0f, &logits, &scratch));
+    return std::vector<Tensor>{loss};
+  };
+  auto backward = [&](const std::vector<Tensor>& dys, std::vector<Tensor>* dxs) {
+    model->grads().SetZero();
+    CtrInputGrads g{(*dxs)[1], (*dxs)[2], c.user_dim > 0 ? (*dxs)[4] : Tensor(), (*dxs)[3]};
+    model->TrainStep(in, labels, dys[0][0], &logits, &g);
+    (*dxs)[0].CopyFrom(model->grads());
+  };
+  std::vector<attnps::testing::NamedInput> inputs = {{"params", &params},
+                                                     {"target", &in.target},
+                                                     {"history", &in.history},
+                                                     {"negatives", &in.negatives}};
+  if (c.user_dim > 0) inputs.push_back({"user", &in.user});
+  GradCheckOptions opts;
+  opts.step = 1e-3;
+  opts.max_probes_per_input = 400;
+  EXPECT_TRUE(GradientsMatch(inputs, forward, backward, opts));
+}
+
+std::vector<DienCase> DienCases() {
+  std::vector<DienCase> cases;
+  for (auto [evolution, name] :
+       {std::pair{config::DienModel::AUGRU, "Augru"}, std::pair{config::DienModel::AIGRU, "Aigru"},
+        std::pair{config::DienModel::AGRU, "Agru"}}) {
+    for (float alpha : {1.0f, 0.0f}) {
+      DienCase c;
+      c.evolution = evolution;
+      c.alpha = alpha;
+      c.name = std::string(name) + (alpha > 0 ? "AuxLoss" : "NoAuxLoss");
+      cases.push_back(c);
+    }
+  }
+  DienCase c;
+  c.name = "AugruAlpha3UserPrelu";
+  c.alpha = 3.0f;
+  c.user_dim = 3;
+  c.mlp_act = config::PRELU;
+  cases.push_back(c);
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(Configs, DienGradTest, ::testing::ValuesIn(DienCases()),
+                         [](const ::testing::TestParamInfo<DienCase>& info) {
+                           return info.param.name;
+                         });
+
+// The auxiliary loss is alpha times the mean over (position, next position) pairs of the two
+// BCE terms: recomputed here from the logits with alpha 0 and 1 on the same weights.
+TEST(DienTest, AuxiliaryLossIsTheTrainStepDifference) {
+  DienCase with;
+  DienCase without;
+  without.alpha = 0.0f;
+  std::unique_ptr<CtrModel> a = MakeDien(with, 3), b = MakeDien(without, 3);
+  ASSERT_EQ(a->params().numel(), b->params().numel());
+  std::mt19937 rng(4);
+  CtrInputs in = RandomDienInputs(6, 0, &rng);
+  const Tensor labels = Labels(6);
+  Tensor la, lb;
+  CtrInputGrads none;
+  const double loss_a = a->TrainStep(in, labels, 1.0f, &la, &none);
+  const double loss_b = b->TrainStep(in, labels, 1.0f, &lb, &none);
+  EXPECT_TRUE(attnps::testing::AllClose(la, lb, 0.0f, 0.0f));  // alpha does not touch the logit
+  EXPECT_GT(loss_a - loss_b, 0.1);  // two softplus terms per pair, each > 0
+  EXPECT_NEAR(loss_b, BceWithLogitsForward(lb, labels, Tensor()), 1e-6);
+}
+
+// A row without history scores like any other and gets no gradient from the empty GRU.
+TEST(DienTest, EmptyHistoriesScoreAndTrain) {
+  std::unique_ptr<CtrModel> model = MakeDien(DienCase{}, 5);
+  CtrInputs in;
+  std::mt19937 rng(2);
+  in.target = RandomTensor({3, 4}, &rng);
+  in.history_offsets = {0, 0, 0, 0};
+  in.history = Tensor::Zeros({0, 4});
+  in.negatives = Tensor::Zeros({0, 4});
+  Tensor logits;
+  CtrInputGrads g{Tensor::Zeros({3, 4}), Tensor(), Tensor(), Tensor()};
+  const double loss = model->TrainStep(in, Labels(3), 1.0f, &logits, &g);
+  EXPECT_TRUE(std::isfinite(loss));
+  for (int64_t r = 0; r < 3; ++r) EXPECT_TRUE(std::isfinite(logits[r]));
+}
+
+TEST(DienTest, BadSettingsAreRefusedNamingTheField) {
+  DienCase c;
+  config::ModelConfig m = SmallDien(c);
+  m.mutable_dien()->set_aux_loss_weight(-1.0f);
+  m.mutable_dien()->add_attention_hidden(7);
+  std::unique_ptr<CtrModel> model;
+  const Status s = MakeCtrModel(m, {2, 2, 0, 5}, 1, &model);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.ToString().find("model.dien.aux_loss_weight"), std::string::npos) << s.ToString();
+  EXPECT_NE(s.ToString().find("model.dien.attention_hidden"), std::string::npos) << s.ToString();
+}
+
+}  // namespace
+}  // namespace attnps::models

@@ -1,0 +1,366 @@
+// DIEN (Zhou et al., AAAI'19), paper form. Over the padded history E [B, T, D]:
+//   S = GRU(E)                      interest extractor, hidden size D
+//   a = softmax_valid(unit(q, S))   the DIN activation unit of the target q over the states
+//   F = AUGRU(S, a) | GRU(a * S) (AIGRU) | AGRU(S, a), final state f = F[:, T-1]
+//   logit = MLP([user, sum_t E_t, q, q * sum_t E_t, f])
+// and in training L = BCE(logit) + alpha * L_aux, with
+//   L_aux = mean over pairs (b, t < len_b - 1) of softplus(-S_t . E_{t+1}) + softplus(S_t .
+//   N_{t+1})
+// where N is the negative item drawn for each position (CtrInputs::negatives).
+#include <glog/logging.h>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <vector>
+
+#include "ops/din_attention.h"
+#include "ops/jagged.h"
+#include "ops/loss.h"
+#include "ops/rnn.h"
+#include "worker/config/job_config.h"
+#include "worker/models/mlp.h"
+#include "worker/models/mlp_input.h"
+#include "worker/models/models_internal.h"
+#include "worker/models/param_arena.h"
+
+namespace attnps::models {
+namespace {
+
+float Softplus(float x) { return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
+float Sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+
+class DienCtrModel final : public CtrModel {
+ public:
+  DienCtrModel(const config::ModelConfig& config, const CtrModelDims& dims, uint64_t seed)
+      : dims_(dims),
+        d_(dims.item_dim + dims.cate_dim),
+        evolution_(config.dien().evolution()),
+        alpha_(config.dien().aux_loss_weight()),
+        layout_(dims.user_dim, d_, /*extra_dim=*/d_) {
+    options_.normalization = AttentionNormalization::kSoftmax;
+    options_.activation = config.dien().attention_activation() == config::RELU
+                              ? DinActivation::kRelu
+                              : DinActivation::kSigmoid;
+    DeclareGru(&extractor_, &extractor_grad_);
+    DeclareAttention(config::AttentionHidden(config.dien()));
+    DeclareGru(&evolver_, &evolver_grad_);
+    const config::MlpConfig& mlp = config.mlp();
+    mlp_ = std::make_unique<MlpTower>(layout_.width(), config::MlpHidden(mlp), mlp.activation(),
+                                      mlp.dice_epsilon(), mlp.dice_momentum(), &arena_);
+    arena_.Allocate(seed);
+  }
+
+  Tensor& params() override { return arena_.params(); }
+  Tensor& grads() override { return arena_.grads(); }
+  Tensor& buffers() override { return arena_.buffers(); }
+  bool wants_negatives() const override { return alpha_ > 0; }
+
+  void Forward(const CtrInputs& in, bool training, Tensor* logits) override {
+    const BatchSizes s = CheckCtrInputs(in, dims_);
+    const JaggedOffsets offsets(in.history_offsets);
+    Resize(s.b, std::max<int64_t>(1, offsets.MaxLength()));
+    JaggedToPadded(in.history, offsets, &emb_, &mask_);
+    GruForward(emb_, mask_, Tensor(), extractor_, &extractor_ws_, &states_);
+    DinAttentionForward(in.target, states_, mask_, att_, options_, &att_ws_, &weights_,
+                        &att_pooled_);
+    EvolveForward();
+    const int64_t t = mask_.dim(1);
+    for (int64_t r = 0; r < s.b; ++r) {
+      const float* last = evolved_.data() + (r * t + t - 1) * d_;
+      std::copy_n(last, d_, final_.data() + r * d_);
+    }
+    SegmentSumPoolForward(in.history, offsets, &pooled_);
+    layout_.Assemble(in.user, RowBlock::Of(pooled_), RowBlock::Of(in.target), final_, &x_);
+    logits->EnsureShape({s.b});
+    mlp_->Forward(x_, training, logits);
+    trained_batch_ = training ? s.b : -1;
+  }
+
+  double TrainStep(const CtrInputs& in, const Tensor& labels, float loss_scale, Tensor* logits,
+                   CtrInputGrads* dinputs) override {
+    Forward(in, /*training=*/true, logits);
+    double loss = BceWithLogitsForward(*logits, labels, Tensor());
+    if (alpha_ > 0) {
+      const int64_t pairs = AuxForward(in);
+      if (pairs > 0) {
+        loss += alpha_ * aux_loss_;
+        aux_scale_ = loss_scale * alpha_ / static_cast<float>(pairs);
+      }
+    }
+    if (!std::isfinite(loss)) {
+      aux_scale_ = 0.0f;
+      return loss;
+    }
+    dlogits_.EnsureShape(logits->shape());
+    dlogits_.SetZero();
+    BceWithLogitsBackward(*logits, labels, Tensor(), loss_scale, &dlogits_);
+    Backward(in, dlogits_, dinputs);
+    aux_scale_ = 0.0f;
+    return loss;
+  }
+
+  void Backward(const CtrInputs& in, const Tensor& dlogits, CtrInputGrads* dinputs) override {
+    const BatchSizes s = CheckCtrInputs(in, dims_);
+    CHECK_EQ(trained_batch_, s.b) << "Backward needs Forward(training = true) on the same batch";
+    const JaggedOffsets offsets(in.history_offsets);
+    const int64_t t = mask_.dim(1);
+    dx_.SetZero();
+    mlp_->Backward(x_, dlogits, &dx_);
+    d_pooled_.SetZero();
+    d_final_.SetZero();
+    Tensor* dq = dinputs->target.empty() ? nullptr : &dinputs->target;
+    layout_.Split(dx_, RowBlock::Of(pooled_), RowBlock::Of(in.target), &dinputs->user,
+                  RowBlock::Of(d_pooled_), dq ? RowBlock::Of(*dq) : RowBlock{}, &d_final_);
+    d_evolved_.SetZero();
+    for (int64_t r = 0; r < s.b; ++r) {
+      std::copy_n(d_final_.data() + r * d_, d_, d_evolved_.data() + (r * t + t - 1) * d_);
+    }
+    d_states_.SetZero();
+    d_weights_.SetZero();
+    EvolveBackward();
+    d_emb_.SetZero();
+    d_neg_.SetZero();
+    if (aux_scale_ != 0.0f) AuxBackward();
+    d_att_pooled_.SetZero();
+    DinAttentionBackward(in.target, states_, mask_, att_, options_, weights_, d_weights_,
+                         d_att_pooled_, &att_ws_, dq, &d_states_, &att_grad_);
+    GruBackward(emb_, mask_, Tensor(), extractor_, d_states_, &extractor_ws_, &d_emb_, nullptr,
+                &extractor_grad_);
+    if (!dinputs->history.empty()) {
+      PaddedToJaggedAdd(d_emb_, offsets, &dinputs->history);
+      SegmentSumPoolBackward(offsets, d_pooled_, &dinputs->history);
+    }
+    if (aux_scale_ != 0.0f && !dinputs->negatives.empty()) {
+      PaddedToJaggedAdd(d_neg_, offsets, &dinputs->negatives);
+    }
+  }
+
+ private:
+  // W_x [D, 3D], W_h [D, 3D], b [3D]: torch's GRU init, U(-1/sqrt(H), 1/sqrt(H)).
+  void DeclareGru(GruParams* p, GruParams* g) {
+    const ParamInit init = ParamInit::LinearLike(d_);
+    arena_.AddParam({d_, 3 * d_}, init, &p->wx, &g->wx);
+    arena_.AddParam({d_, 3 * d_}, init, &p->wh, &g->wh);
+    arena_.AddParam({3 * d_}, init, &p->b, &g->b);
+  }
+
+  // The DIN unit: w1 [4D, H1], b1, w2 [H1, H2], b2, w3 [H2, 1], b3 (torch Linear init).
+  void DeclareAttention(const std::vector<int>& hidden) {
+    h1_ = hidden[0];
+    h2_ = hidden[1];
+    const int64_t in[] = {4 * d_, h1_, h2_}, out[] = {h1_, h2_, 1};
+    Tensor* w[][2] = {
+        {&att_.w1, &att_grad_.w1}, {&att_.w2, &att_grad_.w2}, {&att_.w3, &att_grad_.w3}};
+    Tensor* b[][2] = {
+        {&att_.b1, &att_grad_.b1}, {&att_.b2, &att_grad_.b2}, {&att_.b3, &att_grad_.b3}};
+    for (int l = 0; l < 3; ++l) {
+      arena_.AddParam({in[l], out[l]}, ParamInit::LinearLike(in[l]), w[l][0], w[l][1]);
+      arena_.AddParam({out[l]}, ParamInit::LinearLike(in[l]), b[l][0], b[l][1]);
+    }
+  }
+
+  void EvolveForward() {
+    switch (evolution_) {
+      case config::DienModel::AIGRU:
+        ScaleByWeights(states_, &scaled_);
+        GruForward(scaled_, mask_, Tensor(), evolver_, &evolver_ws_, &evolved_);
+        break;
+      case config::DienModel::AGRU:
+        AgruForward(states_, mask_, weights_, Tensor(), evolver_, &evolver_ws_, &evolved_);
+        break;
+      default:
+        AugruForward(states_, mask_, weights_, Tensor(), evolver_, &evolver_ws_, &evolved_);
+    }
+  }
+
+  // From d_evolved_: the evolver's weight gradients, d_states_ and d_weights_ (+=).
+  void EvolveBackward() {
+    switch (evolution_) {
+      case config::DienModel::AIGRU: {
+        d_scaled_.SetZero();
+        GruBackward(scaled_, mask_, Tensor(), evolver_, d_evolved_, &evolver_ws_, &d_scaled_,
+                    nullptr, &evolver_grad_);
+        const int64_t rows = weights_.numel();
+        for (int64_t i = 0; i < rows; ++i) {
+          const float a = weights_[i];
+          const float* g = d_scaled_.data() + i * d_;
+          const float* h = states_.data() + i * d_;
+          float* dh = d_states_.data() + i * d_;
+          float da = 0.0f;
+          for (int64_t j = 0; j < d_; ++j) {
+            dh[j] += a * g[j];
+            da += g[j] * h[j];
+          }
+          d_weights_[i] += da;
+        }
+        break;
+      }
+      case config::DienModel::AGRU:
+        AgruBackward(states_, mask_, weights_, Tensor(), evolver_, d_evolved_, &evolver_ws_,
+                     &d_states_, nullptr, &d_weights_, &evolver_grad_);
+        break;
+      default:
+        AugruBackward(states_, mask_, weights_, Tensor(), evolver_, d_evolved_, &evolver_ws_,
+                      &d_states_, nullptr, &d_weights_, &evolver_grad_);
+    }
+  }
+
+  // out [B, T, D] = weights_ [B, T] (broadcast over D) * x.
+  void ScaleByWeights(const Tensor& x, Tensor* out) const {
+    for (int64_t i = 0; i < weights_.numel(); ++i) {
+      for (int64_t j = 0; j < d_; ++j) (*out)[i * d_ + j] = weights_[i] * x[i * d_ + j];
+    }
+  }
+
+  // aux_loss_ = the mean over the batch's pairs; keeps the pair logits; returns the pair count.
+  int64_t AuxForward(const CtrInputs& in) {
+    CHECK(in.negatives.shape() == in.history.shape())
+        << "DIEN's auxiliary loss needs negatives [N, D] like the history, got "
+        << in.negatives.ShapeString();
+    const JaggedOffsets offsets(in.history_offsets);
+    JaggedToPadded(in.negatives, offsets, &neg_, &mask_);
+    const int64_t b = mask_.dim(0), t = mask_.dim(1);
+    double sum = 0.0;
+    int64_t pairs = 0;
+    for (int64_t r = 0; r < b; ++r) {
+      const int64_t len = offsets.length(r);
+      for (int64_t p = 0; p + 1 < len; ++p) {
+        const float* h = states_.data() + (r * t + p) * d_;
+        const float pos = Dot(h, emb_.data() + (r * t + p + 1) * d_);
+        const float neg = Dot(h, neg_.data() + (r * t + p + 1) * d_);
+        pos_logit_[r * t + p] = pos;
+        neg_logit_[r * t + p] = neg;
+        sum += Softplus(-pos) + Softplus(neg);
+        ++pairs;
+      }
+    }
+    aux_loss_ = pairs > 0 ? sum / static_cast<double>(pairs) : 0.0;
+    aux_lengths_.assign(b, 0);
+    for (int64_t r = 0; r < b; ++r) aux_lengths_[r] = offsets.length(r);
+    return pairs;
+  }
+
+  // The auxiliary loss's gradients (scaled by aux_scale_) into d_states_, d_emb_ and d_neg_.
+  void AuxBackward() {
+    const int64_t b = mask_.dim(0), t = mask_.dim(1);
+    for (int64_t r = 0; r < b; ++r) {
+      for (int64_t p = 0; p + 1 < aux_lengths_[r]; ++p) {
+        const float gp = aux_scale_ * (Sigmoid(pos_logit_[r * t + p]) - 1.0f);
+        const float gn = aux_scale_ * Sigmoid(neg_logit_[r * t + p]);
+        const int64_t at = (r * t + p) * d_, next = (r * t + p + 1) * d_;
+        const float* h = states_.data() + at;
+        for (int64_t j = 0; j < d_; ++j) {
+          d_states_[at + j] += gp * emb_[next + j] + gn * neg_[next + j];
+          d_emb_[next + j] += gp * h[j];
+          d_neg_[next + j] += gn * h[j];
+        }
+      }
+    }
+  }
+
+  float Dot(const float* a, const float* b) const {
+    float s = 0.0f;
+    for (int64_t j = 0; j < d_; ++j) s += a[j] * b[j];
+    return s;
+  }
+
+  // Per-batch tensors: reallocated when B or the batch's longest history T changes.
+  void Resize(int64_t b, int64_t t) {
+    if (b == ws_b_ && t == ws_t_) return;
+    ws_b_ = b;
+    ws_t_ = t;
+    extractor_ws_ = GruWorkspace::Allocate(b, t, d_, d_);
+    evolver_ws_ = GruWorkspace::Allocate(b, t, d_, d_);
+    att_ws_ = DinAttentionWorkspace::Allocate(b, t, d_, h1_, h2_);
+    for (Tensor* x : {&emb_, &d_emb_, &neg_, &d_neg_, &states_, &d_states_, &evolved_, &d_evolved_,
+                      &scaled_, &d_scaled_}) {
+      *x = Tensor::Empty({b, t, d_});
+    }
+    for (Tensor* x : {&mask_, &weights_, &d_weights_, &pos_logit_, &neg_logit_}) {
+      *x = Tensor::Empty({b, t});
+    }
+    for (Tensor* x : {&att_pooled_, &d_att_pooled_, &pooled_, &d_pooled_, &final_, &d_final_}) {
+      *x = Tensor::Empty({b, d_});
+    }
+    x_ = Tensor::Empty({b, layout_.width()});
+    dx_ = Tensor::Empty({b, layout_.width()});
+  }
+
+  const CtrModelDims dims_;
+  const int64_t d_;
+  const config::DienModel::Evolution evolution_;
+  const float alpha_;
+  const MlpInputLayout layout_;
+  DinAttentionOptions options_;
+  int64_t h1_ = 0, h2_ = 0;
+
+  ParamArena arena_;
+  GruParams extractor_, extractor_grad_, evolver_, evolver_grad_;  // views into the arena
+  DinAttentionParams att_, att_grad_;
+  std::unique_ptr<MlpTower> mlp_;
+
+  // Per-batch workspace.
+  int64_t ws_b_ = -1, ws_t_ = -1;
+  int64_t trained_batch_ = -1;  // B of the last training forward, -1 after inference
+  GruWorkspace extractor_ws_, evolver_ws_;
+  DinAttentionWorkspace att_ws_;
+  Tensor emb_, d_emb_, neg_, d_neg_, mask_;         // padded history and negatives [B, T, D]
+  Tensor states_, d_states_, evolved_, d_evolved_;  // [B, T, D]
+  Tensor scaled_, d_scaled_;                        // AIGRU's input a * S [B, T, D]
+  Tensor weights_, d_weights_;                      // attention [B, T]
+  Tensor pos_logit_, neg_logit_;                    // auxiliary pairs [B, T]
+  std::vector<int64_t> aux_lengths_;
+  Tensor att_pooled_, d_att_pooled_;            // the unit's pooled output: unused, its gradient 0
+  Tensor pooled_, d_pooled_, final_, d_final_;  // [B, D]
+  Tensor x_, dx_;                               // MLP input [B, width]
+  Tensor dlogits_;
+  double aux_loss_ = 0.0;
+  float aux_scale_ = 0.0f;  // d(scaled loss) / d(sum of pair losses), set for one TrainStep
+};
+
+constexpr double kMaxAuxLossWeight = 1000;  // model.dien.aux_loss_weight
+
+void CheckDien(const config::ModelConfig& config, const CtrModelDims& dims, config::Problems* p,
+               CtrModelSizes* sizes) {
+  const config::DienModel& dien = config.dien();
+  const size_t before = p->size();
+  p->AllPositiveAtMost("model.dien.attention_hidden", dien.attention_hidden(),
+                       config::kMaxLayerSize);
+  const std::vector<int> hidden = config::AttentionHidden(dien);
+  if (hidden.size() != 2) {
+    p->Add("model.dien.attention_hidden",
+           "the DIN activation unit has exactly two hidden layers, got " +
+               std::to_string(hidden.size()));
+  }
+  if (dien.attention_activation() != config::SIGMOID &&
+      dien.attention_activation() != config::RELU) {
+    p->Add("model.dien.attention_activation",
+           "the DIN activation unit supports SIGMOID and RELU, got " +
+               config::Activation_Name(dien.attention_activation()));
+  }
+  if (!config::DienModel::Evolution_IsValid(dien.evolution())) {
+    p->Add("model.dien.evolution", "unsupported value " + std::to_string(dien.evolution()));
+  }
+  p->NonNegativeAtMost("model.dien.aux_loss_weight", dien.aux_loss_weight(), kMaxAuxLossWeight);
+  const int64_t d = dims.item_dim > 0 && dims.cate_dim > 0 ? dims.item_dim + dims.cate_dim : 0;
+  if (p->size() != before || d == 0) return;
+  sizes->weights.push_back({"model.dien (interest extractor GRU)", d, 3 * d});
+  sizes->weights.push_back({"model.dien (interest evolution GRU)", d, 3 * d});
+  sizes->weights.push_back({"model.dien.attention_hidden[0]", 4 * d, hidden[0]});
+  sizes->weights.push_back({"model.dien.attention_hidden[1]", hidden[0], hidden[1]});
+  sizes->mlp_input = dims.user_dim + 4 * d;  // [user, pooled, q, pooled * q, final state]
+  sizes->per_position = std::max<int64_t>(3 * d, std::max(hidden[0], hidden[1]));
+}
+
+}  // namespace
+
+CtrModelKind DienModelKind() {
+  auto make = [](const config::ModelConfig& config, const CtrModelDims& dims,
+                 uint64_t seed) -> std::unique_ptr<CtrModel> {
+    return std::make_unique<DienCtrModel>(config, dims, seed);
+  };
+  return {"dien", CheckDien, make};
+}
+
+}  // namespace attnps::models

@@ -142,6 +142,60 @@ TEST(CtrBatchTest, GatherReadsEachSlotsRowsAndScatterSumsOntoUniqueKeys) {
   }
 }
 
+// DIEN's negatives: one per kept history position, from the pool, never the clicked item there,
+// the same on a second Index of the same step (a resumed job) and different at another step;
+// gathered like the history and scattered onto the item and cate keys.
+TEST(CtrBatchTest, NegativesAreDrawnPerPositionReproduciblyAndScattered) {
+  const CtrLayout layout = MakeCtrLayout(Parse(kSlots));
+  CtrBatcher batcher(layout);
+  std::vector<ItemCate> pool;
+  for (uint64_t i = 1; i <= 8; ++i) pool.push_back({i, 10 + i});
+  batcher.SetNegativePool(pool, 5);
+  const std::vector<data::CtrSample> samples = RandomSamples(32, 11);
+  CtrBatch a, again, later, eval;
+  batcher.Index(samples, 7, &a, /*draw_negatives=*/true);
+  std::vector<uint64_t> negs;
+  for (int32_t k : a.neg_item) negs.push_back(a.keys[0][k]);
+  batcher.Index(samples, 7, &again, true);
+  batcher.Index(samples, 8, &later, true);
+  batcher.Index(samples, 7, &eval, false);
+  ASSERT_EQ(a.neg_item.size(), a.hist_item.size());
+  EXPECT_TRUE(eval.neg_item.empty());
+  std::vector<uint64_t> negs_again, negs_later;
+  for (int32_t k : again.neg_item) negs_again.push_back(again.keys[0][k]);
+  for (int32_t k : later.neg_item) negs_later.push_back(later.keys[0][k]);
+  EXPECT_EQ(negs, negs_again);
+  EXPECT_NE(negs, negs_later);
+  for (size_t n = 0; n < a.hist_item.size(); ++n) {
+    EXPECT_NE(a.keys[0][a.neg_item[n]], a.keys[0][a.hist_item[n]]) << "position " << n;
+    EXPECT_EQ(a.keys[1][a.neg_cate[n]], 10 + a.keys[0][a.neg_item[n]]) << "the item's category";
+  }
+  a.rows.resize(layout.tables.size());
+  for (size_t t = 0; t < layout.tables.size(); ++t) {
+    for (uint64_t key : a.keys[t]) {
+      for (int d = 0; d < layout.tables[t].dim; ++d) a.rows[t].push_back(RowValue(t, key, d));
+    }
+  }
+  models::CtrInputs in;
+  batcher.Gather(a, &in);
+  ASSERT_EQ(in.negatives.shape(), in.history.shape());
+  for (size_t n = 0; n < a.neg_item.size(); ++n) {
+    EXPECT_EQ(in.negatives.data()[n * 5], RowValue(0, a.keys[0][a.neg_item[n]], 0));
+    EXPECT_EQ(in.negatives.data()[n * 5 + 3], RowValue(1, a.keys[1][a.neg_cate[n]], 0));
+  }
+  models::CtrInputGrads g;
+  g.target = Tensor::Zeros(in.target.shape());
+  g.history = Tensor::Zeros(in.history.shape());
+  g.user = Tensor::Zeros(in.user.shape());
+  g.negatives = Tensor::Filled(in.negatives.shape(), 1.0f);
+  batcher.Scatter(g, 1.0f, &a);
+  std::map<uint64_t, int> draws;
+  for (uint64_t item : negs) ++draws[item];
+  for (size_t k = 0; k < a.keys[0].size(); ++k) {
+    EXPECT_EQ(a.grads[0][k * 3], static_cast<float>(draws[a.keys[0][k]])) << a.keys[0][k];
+  }
+}
+
 TEST(CtrBatchTest, TheLegacyFeatureFieldsMeanTheSameSlots) {
   const config::JobConfig legacy = Parse(R"(
     data { train_path: "x" }

@@ -467,6 +467,14 @@ TEST(ValidateJobConfigTest, EachRuleNamesItsFieldPath) {
        "tables[1].optimizer.ftrl_l2: must be finite, got inf"},
       {"progress_inf", [](JobConfig* c) { c->mutable_train()->set_progress_seconds(INFINITY); },
        "train.progress_seconds: must be finite, got inf"},
+      {"dien_negatives_need_item_cates", [](JobConfig* c) { c->mutable_model()->mutable_dien(); },
+       "data.item_cates_path: DIEN's auxiliary loss (model.dien.aux_loss_weight > 0) draws"},
+      {"dien_alpha",
+       [](JobConfig* c) { c->mutable_model()->mutable_dien()->set_aux_loss_weight(-1); },
+       "model.dien.aux_loss_weight: must be >= 0, got -1"},
+      {"dien_attention_hidden",
+       [](JobConfig* c) { c->mutable_model()->mutable_dien()->add_attention_hidden(80); },
+       "model.dien.attention_hidden: the DIN activation unit has exactly two hidden layers"},
       // Products that size one allocation.
       {"batch_times_history",
        [](JobConfig* c) {

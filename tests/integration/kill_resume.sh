@@ -7,17 +7,20 @@
 #     their shards, before the manifest) leaves LATEST on the previous checkpoint, which loads.
 #
 #   kill_resume.sh <attnps binary> <source dir> <work dir>
+# ATTNPS_TEST_MODEL: the model kind block (default: a small DIN).
 set -euo pipefail
 BIN="$1"; SRC="$2"; WORK="$3"
 rm -rf "$WORK"; mkdir -p "$WORK"; cd "$WORK"
 
 "$BIN" prepare --format=synthetic --users=400 --items=2000 --clusters=40 --out=data >/dev/null
+DEFAULT_MODEL='din { attention_hidden: [16, 8] }'
+MODEL="${ATTNPS_TEST_MODEL:-$DEFAULT_MODEL}"
 cat >job.pbtxt <<CFG
-data { train_path: "data/train.tsv" test_path: "data/test.tsv" max_history: 20 shuffle_buffer: 500 }
+data { train_path: "data/train.tsv" test_path: "data/test.tsv" item_cates_path: "data/item_cates.tsv" max_history: 20 shuffle_buffer: 500 }
 tables { name: "item" dim: 8 optimizer { kind: ADAM learning_rate: 0.01 } }
 tables { name: "cate" dim: 8 optimizer { kind: ADAGRAD learning_rate: 0.05 } }
 features { item_table: "item" cate_table: "cate" }
-model { mlp { hidden: [32, 16] activation: DICE } din { attention_hidden: [16, 8] } }
+model { mlp { hidden: [32, 16] activation: DICE } ${MODEL} }
 dense_optimizer { kind: ADAM learning_rate: 0.003 }
 train { batch_size: 32 epochs: 2 seed: 9 threads: 1 progress_seconds: 1000 }
 ps { servers: 2 }

@@ -3,18 +3,21 @@
 # 2 workers (the checkpoint re-shards onto the new server count), then evaluated.
 #
 #   mpi_train.sh <attnps binary> <work dir> <mpirun command...>
+# ATTNPS_TEST_MODEL: the model kind block (default: a small DIN).
 set -euo pipefail
 BIN="$1"; WORK="$2"; shift 2
 MPIRUN=("$@")
 rm -rf "$WORK"; mkdir -p "$WORK"; cd "$WORK"
 "$BIN" prepare --format=synthetic --users=600 --items=3000 --clusters=50 --out=data >/dev/null
+DEFAULT_MODEL='din { attention_hidden: [16, 8] }'
+MODEL="${ATTNPS_TEST_MODEL:-$DEFAULT_MODEL}"
 cat >job.pbtxt <<CFG
-data { train_path: "data/train.tsv" test_path: "data/test.tsv" max_history: 20 shuffle_buffer: 1000 }
+data { train_path: "data/train.tsv" test_path: "data/test.tsv" item_cates_path: "data/item_cates.tsv" max_history: 20 shuffle_buffer: 1000 }
 tables { name: "user" dim: 8 optimizer { kind: ADAGRAD learning_rate: 0.05 } }
 tables { name: "item" dim: 8 optimizer { kind: ADAM learning_rate: 0.01 } }
 tables { name: "cate" dim: 8 optimizer { kind: ADAM learning_rate: 0.01 } }
 features { user_table: "user" item_table: "item" cate_table: "cate" }
-model { mlp { hidden: [32, 16] activation: DICE } din { attention_hidden: [16, 8] } }
+model { mlp { hidden: [32, 16] activation: DICE } ${MODEL} }
 dense_optimizer { kind: ADAM learning_rate: 0.003 }
 train { batch_size: 64 epochs: 1 seed: 3 staleness: 1 progress_seconds: 2 }
 ps { shard_threads: 2 }

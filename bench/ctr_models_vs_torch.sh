@@ -10,7 +10,8 @@
 #
 # Prints per model each side's test AUC (mean +- std over the seeds, and per seed) and median
 # training samples/s, then `<model>_vs_torch=<attnps / twin median samples per second>`.
-# Models: dien (launch/dien_ml100k.pbtxt, AUGRU; the twin with --evolution augru).
+# Models: dien (launch/dien_ml100k.pbtxt, AUGRU; the twin with --evolution augru and the config's
+# aux_loss_weight as --alpha).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${ATTNPS_BUILD_DIR:-$ROOT/build}"
@@ -45,9 +46,10 @@ for model in $MODELS; do
       cut -d' ' -f1 || true)
     env=(OMP_NUM_THREADS="$THREADS")
     [ -z "$core" ] || env+=(OPENBLAS_CORETYPE="$core")
+    alpha=$(grep -o 'aux_loss_weight: *[0-9.e-]*' "launch/${model}_ml100k.pbtxt" | grep -o '[0-9.e-]*$' || echo 1)
     log="$LOGS/${model}_torch_s$seed.log"
     env "${env[@]}" /usr/bin/python3 bench/ctr_models_torch.py --model "$model" --samples data/ml-100k \
-      --threads "$THREADS" --epochs 1 --seed "$seed" >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
+      --threads "$THREADS" --epochs 1 --seed "$seed" --alpha "$alpha" >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
   done
 done
 

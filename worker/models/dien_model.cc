@@ -215,6 +215,7 @@ class DienCtrModel final : public CtrModel {
 
   // aux_loss_ = the mean over the batch's pairs; keeps the pair logits; returns the pair count.
   int64_t AuxForward(const CtrInputs& in) {
+    if (in.history.numel() == 0) return 0;  // no positions: the batcher drew no negatives
     CHECK(in.negatives.shape() == in.history.shape())
         << "DIEN's auxiliary loss needs negatives [N, D] like the history, got "
         << in.negatives.ShapeString();

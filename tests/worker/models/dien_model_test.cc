@@ -169,7 +169,7 @@ TEST(DienTest, EmptyHistoriesScoreAndTrain) {
   in.target = RandomTensor({3, 4}, &rng);
   in.history_offsets = {0, 0, 0, 0};
   in.history = Tensor::Zeros({0, 4});
-  in.negatives = Tensor::Zeros({0, 4});
+  in.negatives = Tensor();  // the batcher draws none for a batch without positions
   Tensor logits;
   CtrInputGrads g{Tensor::Zeros({3, 4}), Tensor(), Tensor(), Tensor()};
   const double loss = model->TrainStep(in, Labels(3), 1.0f, &logits, &g);

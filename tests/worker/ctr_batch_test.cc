@@ -4,12 +4,14 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <map>
 #include <random>
 #include <set>
 #include <string>
 
 #include "worker/config/job_config.h"
+#include "worker/ctr_task.h"
 
 namespace attnps::worker {
 namespace {
@@ -194,6 +196,20 @@ TEST(CtrBatchTest, NegativesAreDrawnPerPositionReproduciblyAndScattered) {
   for (size_t k = 0; k < a.keys[0].size(); ++k) {
     EXPECT_EQ(a.grads[0][k * 3], static_cast<float>(draws[a.keys[0][k]])) << a.keys[0][k];
   }
+}
+
+// DIEN reads its negatives' pool at start: a malformed line is refused naming the file and line.
+TEST(CtrTaskTest, ABadItemCatesLineIsRefusedNamingFileAndLine) {
+  const std::string path = ::testing::TempDir() + "bad_item_cates.tsv";
+  std::ofstream(path) << "1\t2\n3 4\n";
+  std::string text = kSlots;
+  text.replace(text.find("model { din {} }"), 16, "model { dien {} }");
+  text.replace(text.find("max_history: 4"), 14, "max_history: 4 item_cates_path: \"" + path + "\"");
+  std::unique_ptr<CtrTask> task;
+  const Status s = CtrTask::Create(Parse(text), &task);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("data.item_cates_path " + path + ":2: expected"), std::string::npos)
+      << s.message();
 }
 
 TEST(CtrBatchTest, TheLegacyFeatureFieldsMeanTheSameSlots) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "ops/din_attention.h"
+#include "ops/fast_math.h"
 #include "ops/jagged.h"
 #include "ops/loss.h"
 #include "ops/rnn.h"
@@ -121,7 +122,7 @@ class DienCtrModel final : public CtrModel {
     EvolveBackward();
     d_emb_.SetZero();
     d_neg_.SetZero();
-    if (aux_scale_ != 0.0f) AuxBackward();
+    if (aux_scale_ != 0.0f) AuxBackward(offsets);
     d_att_pooled_.SetZero();
     DinAttentionBackward(in.target, states_, mask_, att_, options_, weights_, d_weights_,
                          d_att_pooled_, &att_ws_, dq, &d_states_, &att_grad_);
@@ -145,19 +146,10 @@ class DienCtrModel final : public CtrModel {
     arena_.AddParam({3 * d_}, init, &p->b, &g->b);
   }
 
-  // The DIN unit: w1 [4D, H1], b1, w2 [H1, H2], b2, w3 [H2, 1], b3 (torch Linear init).
   void DeclareAttention(const std::vector<int>& hidden) {
     h1_ = hidden[0];
     h2_ = hidden[1];
-    const int64_t in[] = {4 * d_, h1_, h2_}, out[] = {h1_, h2_, 1};
-    Tensor* w[][2] = {
-        {&att_.w1, &att_grad_.w1}, {&att_.w2, &att_grad_.w2}, {&att_.w3, &att_grad_.w3}};
-    Tensor* b[][2] = {
-        {&att_.b1, &att_grad_.b1}, {&att_.b2, &att_grad_.b2}, {&att_.b3, &att_grad_.b3}};
-    for (int l = 0; l < 3; ++l) {
-      arena_.AddParam({in[l], out[l]}, ParamInit::LinearLike(in[l]), w[l][0], w[l][1]);
-      arena_.AddParam({out[l]}, ParamInit::LinearLike(in[l]), b[l][0], b[l][1]);
-    }
+    DeclareDinUnit(d_, h1_, h2_, &arena_, &att_, &att_grad_);
   }
 
   void EvolveForward() {
@@ -228,8 +220,8 @@ class DienCtrModel final : public CtrModel {
       const int64_t len = offsets.length(r);
       for (int64_t p = 0; p + 1 < len; ++p) {
         const float* h = states_.data() + (r * t + p) * d_;
-        const float pos = Dot(h, emb_.data() + (r * t + p + 1) * d_);
-        const float neg = Dot(h, neg_.data() + (r * t + p + 1) * d_);
+        const float pos = Dot(h, emb_.data() + (r * t + p + 1) * d_, d_);
+        const float neg = Dot(h, neg_.data() + (r * t + p + 1) * d_, d_);
         pos_logit_[r * t + p] = pos;
         neg_logit_[r * t + p] = neg;
         sum += Softplus(-pos) + Softplus(neg);
@@ -237,16 +229,14 @@ class DienCtrModel final : public CtrModel {
       }
     }
     aux_loss_ = pairs > 0 ? sum / static_cast<double>(pairs) : 0.0;
-    aux_lengths_.assign(b, 0);
-    for (int64_t r = 0; r < b; ++r) aux_lengths_[r] = offsets.length(r);
     return pairs;
   }
 
   // The auxiliary loss's gradients (scaled by aux_scale_) into d_states_, d_emb_ and d_neg_.
-  void AuxBackward() {
+  void AuxBackward(const JaggedOffsets& offsets) {
     const int64_t b = mask_.dim(0), t = mask_.dim(1);
     for (int64_t r = 0; r < b; ++r) {
-      for (int64_t p = 0; p + 1 < aux_lengths_[r]; ++p) {
+      for (int64_t p = 0; p + 1 < offsets.length(r); ++p) {
         const float gp = aux_scale_ * (Sigmoid(pos_logit_[r * t + p]) - 1.0f);
         const float gn = aux_scale_ * Sigmoid(neg_logit_[r * t + p]);
         const int64_t at = (r * t + p) * d_, next = (r * t + p + 1) * d_;
@@ -258,12 +248,6 @@ class DienCtrModel final : public CtrModel {
         }
       }
     }
-  }
-
-  float Dot(const float* a, const float* b) const {
-    float s = 0.0f;
-    for (int64_t j = 0; j < d_; ++j) s += a[j] * b[j];
-    return s;
   }
 
   // Per-batch tensors: reallocated when B or the batch's longest history T changes.
@@ -311,7 +295,6 @@ class DienCtrModel final : public CtrModel {
   Tensor scaled_, d_scaled_;                        // AIGRU's input a * S [B, T, D]
   Tensor weights_, d_weights_;                      // attention [B, T]
   Tensor pos_logit_, neg_logit_;                    // auxiliary pairs [B, T]
-  std::vector<int64_t> aux_lengths_;
   Tensor att_pooled_, d_att_pooled_;            // the unit's pooled output: unused, its gradient 0
   Tensor pooled_, d_pooled_, final_, d_final_;  // [B, D]
   Tensor x_, dx_;                               // MLP input [B, width]

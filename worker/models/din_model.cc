@@ -131,22 +131,11 @@ class DinCtrModel final : public CtrModel {
   }
 
  private:
-  // Unit: w1 [4D, H1], b1 [H1], w2 [H1, H2], b2 [H2], w3 [H2, 1], b3 [1] (torch Linear init).
   void DeclareAttention(const std::vector<int>& hidden) {
     CHECK_EQ(hidden.size(), 2u);
     h1_ = hidden[0];
     h2_ = hidden[1];
-    const struct {
-      Shape shape;
-      int64_t fan_in;
-      Tensor *value, *grad;
-    } decl[] = {
-        {{4 * d_, h1_}, 4 * d_, &att_.w1, &att_grad_.w1}, {{h1_}, 4 * d_, &att_.b1, &att_grad_.b1},
-        {{h1_, h2_}, h1_, &att_.w2, &att_grad_.w2},       {{h2_}, h1_, &att_.b2, &att_grad_.b2},
-        {{h2_, 1}, h2_, &att_.w3, &att_grad_.w3},         {{1}, h2_, &att_.b3, &att_grad_.b3}};
-    for (const auto& p : decl) {
-      arena_.AddParam(p.shape, ParamInit::LinearLike(p.fan_in), p.value, p.grad);
-    }
+    DeclareDinUnit(d_, h1_, h2_, &arena_, &att_, &att_grad_);
   }
 
   // Q, K, V and output projections, each [D, D] + [D] (Pk = Pv = Dout = D).
@@ -341,6 +330,20 @@ void CheckDin(const config::ModelConfig& config, const CtrModelDims& dims, confi
 }
 
 }  // namespace
+
+void DeclareDinUnit(int64_t d, int64_t h1, int64_t h2, ParamArena* arena, DinAttentionParams* p,
+                    DinAttentionParams* g) {
+  const struct {
+    Shape shape;
+    int64_t fan_in;
+    Tensor *value, *grad;
+  } decl[] = {{{4 * d, h1}, 4 * d, &p->w1, &g->w1}, {{h1}, 4 * d, &p->b1, &g->b1},
+              {{h1, h2}, h1, &p->w2, &g->w2},       {{h2}, h1, &p->b2, &g->b2},
+              {{h2, 1}, h2, &p->w3, &g->w3},        {{1}, h2, &p->b3, &g->b3}};
+  for (const auto& e : decl) {
+    arena->AddParam(e.shape, ParamInit::LinearLike(e.fan_in), e.value, e.grad);
+  }
+}
 
 CtrModelKind DinModelKind() {
   auto make = [](const config::ModelConfig& config, const CtrModelDims& dims,

@@ -6,8 +6,10 @@
 #include <cstdint>
 #include <memory>
 
+#include "ops/din_attention.h"
 #include "ops/tensor.h"
 #include "worker/models/ctr_model.h"
+#include "worker/models/param_arena.h"
 
 namespace attnps::models {
 
@@ -20,6 +22,12 @@ struct BatchSizes {
 // (ending at N) and user [B, U] (or empty when U = 0), with D = item_dim + cate_dim; returns B
 // and N.
 BatchSizes CheckCtrInputs(const CtrInputs& in, const CtrModelDims& dims);
+
+// Declares the DIN activation unit's weights in `arena` for item dim d and hidden sizes h1, h2:
+// w1 [4D, H1], b1 [H1], w2 [H1, H2], b2 [H2], w3 [H2, 1], b3 [1], in that order, torch's Linear
+// init; *p and *g become views of the values and gradients once the arena is allocated.
+void DeclareDinUnit(int64_t d, int64_t h1, int64_t h2, ParamArena* arena, DinAttentionParams* p,
+                    DinAttentionParams* g);
 
 // The kinds of attnps's own registry (worker/models/ctr_model.cc), one per model file.
 CtrModelKind BaseModelKind();

@@ -3,7 +3,8 @@
 # MovieLens-100K: each model trained once per seed with attnps and once with its twin, one process
 # with 2 threads each, one epoch, in the same run, both on the very same prepared files (the twin
 # reads attnps's train.tsv, test.tsv and item_cates.tsv). The sides run one after the other, never
-# at the same time.
+# at the same time, on the same BLAS kernels: the twin gets the OPENBLAS_CORETYPE and
+# GOMP_SPINCOUNT attnps set for itself, and each side's kernel core is printed.
 #
 #   bash bench/ctr_models_vs_torch.sh                (after bash launch/setup.sh build)
 #   MODELS=dien SEEDS=3 bash bench/ctr_models_vs_torch.sh
@@ -44,8 +45,11 @@ for model in $MODELS; do
       --set=train.seed="$seed" >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
     core=$(grep -o 'OPENBLAS_CORETYPE=[A-Za-z0-9]* set by attnps' "$log" | cut -d= -f2 |
       cut -d' ' -f1 || true)
-    env=(OMP_NUM_THREADS="$THREADS")
+    spin=$(grep -o 'GOMP_SPINCOUNT=[0-9]* set by attnps' "$log" | cut -d= -f2 | cut -d' ' -f1 || true)
+    env=(OMP_NUM_THREADS="$THREADS")  # the twin gets the BLAS core and spin count attnps ran with
     [ -z "$core" ] || env+=(OPENBLAS_CORETYPE="$core")
+    [ -z "$spin" ] || env+=(GOMP_SPINCOUNT="$spin")
+    echo "== twin env: ${env[*]}; torch $(env "${env[@]}" /usr/bin/python3 bench/blas_core.py)" >&2
     alpha=$(grep -o 'aux_loss_weight: *[0-9.e-]*' "launch/${model}_ml100k.pbtxt" | grep -o '[0-9.e-]*$' || echo 1)
     log="$LOGS/${model}_torch_s$seed.log"
     env "${env[@]}" /usr/bin/python3 bench/ctr_models_torch.py --model "$model" --samples data/ml-100k \

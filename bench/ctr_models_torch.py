@@ -2,12 +2,17 @@
 """PyTorch twins of attnps's CTR sequence models, trained on attnps's own prepared files.
 
   python3 bench/ctr_models_torch.py --model dien --samples data/ml-100k [--evolution augru]
+  python3 bench/ctr_models_torch.py --model bst --samples data/ml-100k [--target din|sdp|none]
 
 Written as a competent PyTorch user would: nn.Module, vectorized over the batch, nn.GRU on the right-padded
 batch for the interest extractor, an AUGRU / AGRU cell looped over time (torch has none), sparse
 embeddings with lazy SparseAdam, N(0, 0.01) init cut at 2 sigma, torch's default Linear / GRU init,
 Dice as torch BatchNorm1d, Adam 1e-3 on the dense weights: the settings of launch/dien_ml100k.pbtxt.
 Negatives for the auxiliary loss are drawn per position from item_cates.tsv (uniform).
+BST: nn.TransformerEncoder of post-LN nn.TransformerEncoderLayer (relu, batch_first, the padding
+as src_key_padding_mask) over [history, target], learned position embeddings by distance from the
+target (nn.Embedding, U(-0.01, 0.01)), the projections re-initialized as torch Linear's default
+and no dropout on the attention probabilities (as attnps's blocks; launch/bst_ml100k.pbtxt).
 Prints samples=..., epoch=... test_auc=..., train_samples_per_s=... lines.
 """
 import argparse, collections, random, time
@@ -101,7 +106,7 @@ class AttGRUCell(nn.Module):
 
 
 class DIEN(nn.Module):
-    def __init__(self, n_items, n_cats, d=18, evolution="augru"):
+    def __init__(self, n_items, n_cats, d=18, evolution="augru", query_projection=True):
         super().__init__()
         self.item = nn.Embedding(n_items + 1, d, padding_idx=0, sparse=True)
         self.cat = nn.Embedding(n_cats + 1, d, padding_idx=0, sparse=True)
@@ -110,6 +115,8 @@ class DIEN(nn.Module):
                 nn.init.trunc_normal_(e.weight, std=0.01, a=-0.02, b=0.02); e.weight[0].zero_()
         D = 2 * d; self.D = D; self.evolution = evolution
         self.extractor = nn.GRU(D, D, batch_first=True)
+        # The official code's query map before the unit (model.dien.query_projection).
+        self.qproj = nn.Sequential(nn.Linear(D, D), nn.PReLU(D)) if query_projection else None
         self.unit = DinUnit(D)
         if evolution == "aigru":
             self.evolver = nn.GRU(D, D, batch_first=True)
@@ -128,7 +135,7 @@ class DIEN(nn.Module):
         # on the padded batch (faster than packing on CPU), the padded states zeroed.
         S = self.extractor(E)[0] * mask.unsqueeze(-1)
         last = (lens - 1).clamp(min=0)
-        a = self.unit(q, S, mask)                                         # B,T
+        a = self.unit(self.qproj(q) if self.qproj is not None else q, S, mask)  # B,T
         if self.evolution == "aigru":
             out = self.evolver(S * a.unsqueeze(-1))[0]
             f = out[torch.arange(B), last] * (lens > 0).unsqueeze(-1)
@@ -152,6 +159,56 @@ class DIEN(nn.Module):
         return (l * pair).sum() / pair.sum().clamp(min=1)
 
 
+class BST(nn.Module):
+    def __init__(self, n_items, n_cats, d=18, maxlen=50, blocks=1, heads=2, ffn=0, dropout=0.1,
+                 target="din"):
+        super().__init__()
+        self.item = nn.Embedding(n_items + 1, d, padding_idx=0, sparse=True)
+        self.cat = nn.Embedding(n_cats + 1, d, padding_idx=0, sparse=True)
+        for e in (self.item, self.cat):
+            with torch.no_grad():
+                nn.init.trunc_normal_(e.weight, std=0.01, a=-0.02, b=0.02); e.weight[0].zero_()
+        D = 2 * d; self.D = D; self.target = target
+        self.pos = nn.Embedding(maxlen + 1, D)
+        nn.init.uniform_(self.pos.weight, -0.01, 0.01)
+        layer = nn.TransformerEncoderLayer(D, heads, ffn or 4 * D, dropout, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, blocks, enable_nested_tensor=False)
+        k = 1.0 / D ** 0.5
+        for l in self.encoder.layers:
+            l.self_attn.dropout = 0.0
+            for w in (l.self_attn.in_proj_weight, l.self_attn.in_proj_bias,
+                      l.self_attn.out_proj.weight, l.self_attn.out_proj.bias):
+                nn.init.uniform_(w, -k, k)
+        if target == "din":
+            self.unit = DinUnit(D)
+        self.mlp = mlp(3 * D)
+
+    def embed(self, items, cates):
+        return torch.cat([self.item(items), self.cat(cates)], -1)
+
+    def forward(self, hist, hc, tgt, tc):
+        E = self.embed(hist, hc); q = self.embed(tgt, tc)               # B,T,D  B,D
+        mask = hist > 0; lens = mask.sum(1, keepdim=True)
+        B, T, D = E.shape
+        pos = (lens - torch.arange(T).unsqueeze(0)).clamp(min=0) * mask   # len - i, padding 0
+        seq_mask = torch.cat([mask, torch.ones(B, 1, dtype=torch.bool)], 1)
+        X = torch.cat([E, q.unsqueeze(1)], 1)
+        X = X + self.pos(torch.cat([pos, torch.zeros(B, 1, dtype=torch.long)], 1)) * seq_mask.unsqueeze(-1)
+        O = self.encoder(X, src_key_padding_mask=~seq_mask)
+        if self.target == "none":
+            m = seq_mask.unsqueeze(-1).float()
+            pooled = (O * m).sum(1) / m.sum(1)
+        else:
+            H = O[:, :T]
+            if self.target == "din":
+                a = self.unit(q, H, mask)
+            else:
+                s = (H @ q.unsqueeze(-1)).squeeze(-1) / D ** 0.5
+                a = torch.softmax(s.masked_fill(~mask, -1e9), -1) * mask
+            pooled = (a.unsqueeze(-1) * H).sum(1)
+        return (self.mlp(torch.cat([pooled, q, pooled * q], -1)).squeeze(-1),)
+
+
 def auc(y, s):
     from sklearn.metrics import roc_auc_score
     return roc_auc_score(y, s)
@@ -159,10 +216,14 @@ def auc(y, s):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="dien", choices=["dien"])
+    ap.add_argument("--model", default="dien", choices=["dien", "bst"])
     ap.add_argument("--samples", required=True, help="a directory with train.tsv, test.tsv, item_cates.tsv")
     ap.add_argument("--evolution", default="augru", choices=["augru", "aigru", "agru"])
     ap.add_argument("--alpha", type=float, default=1.0)
+    ap.add_argument("--query-projection", default="on", choices=["on", "off"])
+    ap.add_argument("--blocks", type=int, default=1); ap.add_argument("--heads", type=int, default=2)
+    ap.add_argument("--ffn", type=int, default=0); ap.add_argument("--dropout", type=float, default=0.1)
+    ap.add_argument("--target", default="din", choices=["din", "sdp", "none"])
     ap.add_argument("--maxlen", type=int, default=50); ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--epochs", type=int, default=1); ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--lr", type=float, default=1e-3); ap.add_argument("--seed", type=int, default=1)
@@ -175,7 +236,13 @@ def main():
     n_items = max(int(pool_items.max()), max(max([r[3]] + r[1]) for r in train + test))
     n_cats = max(int(pool_cates.max()), max(max([r[4]] + r[2]) for r in train + test))
     print(f"samples={a.samples} items={n_items} cats={n_cats} train={len(train)} test={len(test)}")
-    model = DIEN(n_items, n_cats, evolution=a.evolution)
+    if a.model == "dien":
+        model = DIEN(n_items, n_cats, evolution=a.evolution,
+                     query_projection=a.query_projection == "on")
+    else:
+        model = BST(n_items, n_cats, maxlen=a.maxlen, blocks=a.blocks, heads=a.heads, ffn=a.ffn,
+                    dropout=a.dropout, target=a.target)
+        a.alpha = 0.0
     emb = list(model.item.parameters()) + list(model.cat.parameters())
     dense = [p for n, p in model.named_parameters() if not n.startswith(("item.", "cat."))]
     opts = [torch.optim.SparseAdam(emb, lr=a.lr), torch.optim.Adam(dense, lr=a.lr)]
@@ -186,9 +253,10 @@ def main():
         model.train()
         for hist, hc, tgt, tc, y, _ in batches(train, a.batch, a.maxlen, True, rng):
             t0 = time.perf_counter()
-            logit, S, E, mask = model(hist, hc, tgt, tc)
-            loss = F.binary_cross_entropy_with_logits(logit, y)
+            out = model(hist, hc, tgt, tc)
+            loss = F.binary_cross_entropy_with_logits(out[0], y)
             if a.alpha > 0:
+                S, E, mask = out[1:]
                 pick = torch.randint(len(pool_items), hist.shape, generator=gen)
                 loss = loss + a.alpha * model.aux_loss(S, E, mask, pool_items_t[pick] * mask,
                                                        pool_cates_t[pick] * mask)

@@ -11,15 +11,40 @@
 #
 # Prints per model each side's test AUC (mean +- std over the seeds, and per seed) and median
 # training samples/s, then `<model>_vs_torch=<attnps / twin median samples per second>`.
-# Models: dien (launch/dien_ml100k.pbtxt, AUGRU; the twin with --evolution augru and the config's
-# aux_loss_weight as --alpha).
+# Models: dien (launch/dien_ml100k.pbtxt; the twin gets the config's evolution, query_projection
+# and aux_loss_weight)
+# and bst (launch/bst_ml100k.pbtxt; the twin gets its blocks, heads, ffn_hidden, dropout and
+# target_attention).
 set -euo pipefail
+
+# The value of `field:` in config $1 (first match), or $3 when absent.
+setting() { grep -o "^ *$2: *[A-Za-z0-9.e_-]*" "$1" | head -1 | sed 's/.*: *//' || true; }
+
+# The twin's flags for model $1, read off its attnps config.
+twin_args() {
+  local cfg="launch/$1_ml100k.pbtxt" v
+  case "$1" in
+    dien)
+      v=$(setting "$cfg" evolution); echo -n "--evolution $(echo "${v:-AUGRU}" | tr A-Z a-z) "
+      v=$(setting "$cfg" query_projection); [ "${v:-true}" = true ] && echo -n "--query-projection on " ||
+        echo -n "--query-projection off "
+      v=$(setting "$cfg" aux_loss_weight); echo "--alpha ${v:-1}" ;;
+    bst)
+      v=$(setting "$cfg" blocks); echo -n "--blocks ${v:-1} "
+      v=$(setting "$cfg" heads); echo -n "--heads ${v:-2} "
+      v=$(setting "$cfg" ffn_hidden); echo -n "--ffn ${v:-0} "
+      v=$(setting "$cfg" dropout); echo -n "--dropout ${v:-0.1} "
+      case "$(setting "$cfg" target_attention)" in
+        SCALED_DOT_PRODUCT) echo "--target sdp" ;; NONE) echo "--target none" ;; *) echo "--target din" ;;
+      esac ;;
+  esac
+}
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${ATTNPS_BUILD_DIR:-$ROOT/build}"
 ML100K="${ML100K:-$ROOT/../shared/data/ml-100k}"
 THREADS="${THREADS:-2}"
 SEEDS="${SEEDS:-1}"
-MODELS="${MODELS:-dien}"
+MODELS="${MODELS:-dien bst}"
 LOGS=runs/ctr_models_vs_torch
 cd "$ROOT"
 mkdir -p "$LOGS"
@@ -50,10 +75,11 @@ for model in $MODELS; do
     [ -z "$core" ] || env+=(OPENBLAS_CORETYPE="$core")
     [ -z "$spin" ] || env+=(GOMP_SPINCOUNT="$spin")
     echo "== twin env: ${env[*]}; torch $(env "${env[@]}" /usr/bin/python3 bench/blas_core.py)" >&2
-    alpha=$(grep -o 'aux_loss_weight: *[0-9.e-]*' "launch/${model}_ml100k.pbtxt" | grep -o '[0-9.e-]*$' || echo 1)
+    read -r -a args <<<"$(twin_args "$model")"
+    echo "== twin flags: ${args[*]}" >&2
     log="$LOGS/${model}_torch_s$seed.log"
     env "${env[@]}" /usr/bin/python3 bench/ctr_models_torch.py --model "$model" --samples data/ml-100k \
-      --threads "$THREADS" --epochs 1 --seed "$seed" --alpha "$alpha" >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
+      --threads "$THREADS" --epochs 1 --seed "$seed" "${args[@]}" >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
   done
 done
 

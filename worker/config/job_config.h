@@ -132,19 +132,13 @@ inline std::vector<int> MlpHidden(const MlpConfig& mlp) {
   if (mlp.hidden_size() == 0) return {std::begin(kDefaultMlpHidden), std::end(kDefaultMlpHidden)};
   return {mlp.hidden().begin(), mlp.hidden().end()};
 }
-// din.attention_hidden, or kDefaultAttentionHidden when empty.
-inline std::vector<int> AttentionHidden(const DinModel& din) {
-  if (din.attention_hidden_size() == 0) {
+// <kind>.attention_hidden (DinModel, DienModel, BstModel), or kDefaultAttentionHidden when empty.
+template <typename KindConfig>
+std::vector<int> AttentionHidden(const KindConfig& kind) {
+  if (kind.attention_hidden_size() == 0) {
     return {std::begin(kDefaultAttentionHidden), std::end(kDefaultAttentionHidden)};
   }
-  return {din.attention_hidden().begin(), din.attention_hidden().end()};
-}
-// dien.attention_hidden, or kDefaultAttentionHidden when empty.
-inline std::vector<int> AttentionHidden(const DienModel& dien) {
-  if (dien.attention_hidden_size() == 0) {
-    return {std::begin(kDefaultAttentionHidden), std::end(kDefaultAttentionHidden)};
-  }
-  return {dien.attention_hidden().begin(), dien.attention_hidden().end()};
+  return {kind.attention_hidden().begin(), kind.attention_hidden().end()};
 }
 // D: the dim of an item's embedding (the target item slot's table dim + the target category
 // slot's). Precondition: valid.

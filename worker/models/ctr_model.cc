@@ -29,6 +29,7 @@ std::vector<CtrModelKind>& Kinds() {
       BaseModelKind(),  // worker/models/base_model.cc
       DinModelKind(),   // worker/models/din_model.cc
       DienModelKind(),  // worker/models/dien_model.cc
+      BstModelKind(),   // worker/models/bst_model.cc
   };
   return *kinds;
 }

@@ -1,6 +1,8 @@
 // DIEN (Zhou et al., AAAI'19), paper form. Over the padded history E [B, T, D]:
 //   S = GRU(E)                      interest extractor, hidden size D
-//   a = softmax_valid(unit(q, S))   the DIN activation unit of the target q over the states
+//   a = softmax_valid(unit(q', S))  the DIN activation unit of the target over the states, with
+//                                   q' = PReLU(q Wp + bp) (query_projection, the official code's)
+//                                   or q
 //   F = AUGRU(S, a) | GRU(a * S) (AIGRU) | AGRU(S, a), final state f = F[:, T-1]
 //   logit = MLP([user, sum_t E_t, q, q * sum_t E_t, f])
 // and in training L = BCE(logit) + alpha * L_aux, with
@@ -14,9 +16,11 @@
 #include <memory>
 #include <vector>
 
+#include "ops/activation.h"
 #include "ops/din_attention.h"
 #include "ops/fast_math.h"
 #include "ops/jagged.h"
+#include "ops/linear.h"
 #include "ops/loss.h"
 #include "ops/rnn.h"
 #include "worker/config/job_config.h"
@@ -31,6 +35,8 @@ namespace {
 float Softplus(float x) { return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
 float Sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
+constexpr float kPreluInitAlpha = 0.25f;  // torch.nn.PReLU
+
 class DienCtrModel final : public CtrModel {
  public:
   DienCtrModel(const config::ModelConfig& config, const CtrModelDims& dims, uint64_t seed)
@@ -38,6 +44,7 @@ class DienCtrModel final : public CtrModel {
         d_(dims.item_dim + dims.cate_dim),
         evolution_(config.dien().evolution()),
         alpha_(config.dien().aux_loss_weight()),
+        project_query_(config.dien().query_projection()),
         layout_(dims.user_dim, d_, /*extra_dim=*/d_) {
     options_.normalization = AttentionNormalization::kSoftmax;
     options_.activation = config.dien().attention_activation() == config::RELU
@@ -45,6 +52,7 @@ class DienCtrModel final : public CtrModel {
                               : DinActivation::kSigmoid;
     DeclareGru(&extractor_, &extractor_grad_);
     DeclareAttention(config::AttentionHidden(config.dien()));
+    if (project_query_) DeclareQueryProjection();
     DeclareGru(&evolver_, &evolver_grad_);
     const config::MlpConfig& mlp = config.mlp();
     mlp_ = std::make_unique<MlpTower>(layout_.width(), config::MlpHidden(mlp), mlp.activation(),
@@ -63,7 +71,7 @@ class DienCtrModel final : public CtrModel {
     Resize(s.b, std::max<int64_t>(1, offsets.MaxLength()));
     JaggedToPadded(in.history, offsets, &emb_, &mask_);
     GruForward(emb_, mask_, Tensor(), extractor_, &extractor_ws_, &states_);
-    DinAttentionForward(in.target, states_, mask_, att_, options_, &att_ws_, &weights_,
+    DinAttentionForward(Query(in), states_, mask_, att_, options_, &att_ws_, &weights_,
                         &att_pooled_);
     EvolveForward();
     const int64_t t = mask_.dim(1);
@@ -124,8 +132,17 @@ class DienCtrModel final : public CtrModel {
     d_neg_.SetZero();
     if (aux_scale_ != 0.0f) AuxBackward(offsets);
     d_att_pooled_.SetZero();
-    DinAttentionBackward(in.target, states_, mask_, att_, options_, weights_, d_weights_,
-                         d_att_pooled_, &att_ws_, dq, &d_states_, &att_grad_);
+    if (project_query_) {
+      d_query_.SetZero();
+      DinAttentionBackward(query_, states_, mask_, att_, options_, weights_, d_weights_,
+                           d_att_pooled_, &att_ws_, &d_query_, &d_states_, &att_grad_);
+      d_query_pre_.SetZero();
+      PreluBackward(query_pre_, qp_alpha_, d_query_, &d_query_pre_, &qp_grad_alpha_);
+      LinearBackward(in.target, qp_w_, d_query_pre_, dq, &qp_grad_w_, &qp_grad_b_);
+    } else {
+      DinAttentionBackward(in.target, states_, mask_, att_, options_, weights_, d_weights_,
+                           d_att_pooled_, &att_ws_, dq, &d_states_, &att_grad_);
+    }
     GruBackward(emb_, mask_, Tensor(), extractor_, d_states_, &extractor_ws_, &d_emb_, nullptr,
                 &extractor_grad_);
     if (!dinputs->history.empty()) {
@@ -150,6 +167,21 @@ class DienCtrModel final : public CtrModel {
     h1_ = hidden[0];
     h2_ = hidden[1];
     DeclareDinUnit(d_, h1_, h2_, &arena_, &att_, &att_grad_);
+  }
+
+  // Wp [D, D], bp [D] (torch's Linear init), the PReLU's alpha [D] (torch's 0.25).
+  void DeclareQueryProjection() {
+    arena_.AddParam({d_, d_}, ParamInit::LinearLike(d_), &qp_w_, &qp_grad_w_);
+    arena_.AddParam({d_}, ParamInit::LinearLike(d_), &qp_b_, &qp_grad_b_);
+    arena_.AddParam({d_}, ParamInit::Constant(kPreluInitAlpha), &qp_alpha_, &qp_grad_alpha_);
+  }
+
+  // The unit's query: q' = PReLU(q Wp + bp) into query_, or the target itself.
+  const Tensor& Query(const CtrInputs& in) {
+    if (!project_query_) return in.target;
+    LinearForward(in.target, qp_w_, qp_b_, &query_pre_);
+    PreluForward(query_pre_, qp_alpha_, &query_);
+    return query_;
   }
 
   void EvolveForward() {
@@ -265,7 +297,8 @@ class DienCtrModel final : public CtrModel {
     for (Tensor* x : {&mask_, &weights_, &d_weights_, &pos_logit_, &neg_logit_}) {
       *x = Tensor::Empty({b, t});
     }
-    for (Tensor* x : {&att_pooled_, &d_att_pooled_, &pooled_, &d_pooled_, &final_, &d_final_}) {
+    for (Tensor* x : {&att_pooled_, &d_att_pooled_, &pooled_, &d_pooled_, &final_, &d_final_,
+                      &query_pre_, &query_, &d_query_pre_, &d_query_}) {
       *x = Tensor::Empty({b, d_});
     }
     x_ = Tensor::Empty({b, layout_.width()});
@@ -276,6 +309,7 @@ class DienCtrModel final : public CtrModel {
   const int64_t d_;
   const config::DienModel::Evolution evolution_;
   const float alpha_;
+  const bool project_query_;
   const MlpInputLayout layout_;
   DinAttentionOptions options_;
   int64_t h1_ = 0, h2_ = 0;
@@ -283,6 +317,7 @@ class DienCtrModel final : public CtrModel {
   ParamArena arena_;
   GruParams extractor_, extractor_grad_, evolver_, evolver_grad_;  // views into the arena
   DinAttentionParams att_, att_grad_;
+  Tensor qp_w_, qp_b_, qp_alpha_, qp_grad_w_, qp_grad_b_, qp_grad_alpha_;  // query projection
   std::unique_ptr<MlpTower> mlp_;
 
   // Per-batch workspace.
@@ -290,11 +325,12 @@ class DienCtrModel final : public CtrModel {
   int64_t trained_batch_ = -1;  // B of the last training forward, -1 after inference
   GruWorkspace extractor_ws_, evolver_ws_;
   DinAttentionWorkspace att_ws_;
-  Tensor emb_, d_emb_, neg_, d_neg_, mask_;         // padded history and negatives [B, T, D]
-  Tensor states_, d_states_, evolved_, d_evolved_;  // [B, T, D]
-  Tensor scaled_, d_scaled_;                        // AIGRU's input a * S [B, T, D]
-  Tensor weights_, d_weights_;                      // attention [B, T]
-  Tensor pos_logit_, neg_logit_;                    // auxiliary pairs [B, T]
+  Tensor emb_, d_emb_, neg_, d_neg_, mask_;           // padded history and negatives [B, T, D]
+  Tensor states_, d_states_, evolved_, d_evolved_;    // [B, T, D]
+  Tensor scaled_, d_scaled_;                          // AIGRU's input a * S [B, T, D]
+  Tensor weights_, d_weights_;                        // attention [B, T]
+  Tensor pos_logit_, neg_logit_;                      // auxiliary pairs [B, T]
+  Tensor query_pre_, query_, d_query_pre_, d_query_;  // q Wp + bp and q' [B, D]
   Tensor att_pooled_, d_att_pooled_;            // the unit's pooled output: unused, its gradient 0
   Tensor pooled_, d_pooled_, final_, d_final_;  // [B, D]
   Tensor x_, dx_;                               // MLP input [B, width]
@@ -309,20 +345,8 @@ void CheckDien(const config::ModelConfig& config, const CtrModelDims& dims, conf
                CtrModelSizes* sizes) {
   const config::DienModel& dien = config.dien();
   const size_t before = p->size();
-  p->AllPositiveAtMost("model.dien.attention_hidden", dien.attention_hidden(),
-                       config::kMaxLayerSize);
+  CheckDinUnit("model.dien", dien, p);
   const std::vector<int> hidden = config::AttentionHidden(dien);
-  if (hidden.size() != 2) {
-    p->Add("model.dien.attention_hidden",
-           "the DIN activation unit has exactly two hidden layers, got " +
-               std::to_string(hidden.size()));
-  }
-  if (dien.attention_activation() != config::SIGMOID &&
-      dien.attention_activation() != config::RELU) {
-    p->Add("model.dien.attention_activation",
-           "the DIN activation unit supports SIGMOID and RELU, got " +
-               config::Activation_Name(dien.attention_activation()));
-  }
   if (!config::DienModel::Evolution_IsValid(dien.evolution())) {
     p->Add("model.dien.evolution", "unsupported value " + std::to_string(dien.evolution()));
   }
@@ -331,6 +355,7 @@ void CheckDien(const config::ModelConfig& config, const CtrModelDims& dims, conf
   if (p->size() != before || d == 0) return;
   sizes->weights.push_back({"model.dien (interest extractor GRU)", d, 3 * d});
   sizes->weights.push_back({"model.dien (interest evolution GRU)", d, 3 * d});
+  if (dien.query_projection()) sizes->weights.push_back({"model.dien.query_projection", d, d});
   sizes->weights.push_back({"model.dien.attention_hidden[0]", 4 * d, hidden[0]});
   sizes->weights.push_back({"model.dien.attention_hidden[1]", hidden[0], hidden[1]});
   sizes->mlp_input = dims.user_dim + 4 * d;  // [user, pooled, q, pooled * q, final state]

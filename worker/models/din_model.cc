@@ -284,30 +284,16 @@ void CheckDin(const config::ModelConfig& config, const CtrModelDims& dims, confi
               CtrModelSizes* sizes) {
   const config::DinModel& din = config.din();
   const size_t before = p->size();
-  p->AllPositiveAtMost("model.din.attention_hidden", din.attention_hidden(), config::kMaxLayerSize);
+  CheckDinUnit("model.din", din, p);
   const std::vector<int> hidden = config::AttentionHidden(din);
-  if (hidden.size() != 2) {
-    p->Add("model.din.attention_hidden",
-           "the DIN activation unit has exactly two hidden layers, got " +
-               std::to_string(hidden.size()));
-  }
-  if (din.attention_activation() != config::SIGMOID && din.attention_activation() != config::RELU) {
-    p->Add("model.din.attention_activation",
-           "the DIN activation unit supports SIGMOID and RELU, got " +
-               config::Activation_Name(din.attention_activation()));
-  }
   if (din.attention_normalization() == config::DinModel::SOFTMAX) {
     p->PositiveAtMost("model.din.softmax_scale", din.softmax_scale(), kMaxSoftmaxScale);
   }
   const int heads = din.multi_head_target_attention().heads();
   const std::string heads_path = "model.din.multi_head_target_attention.heads";
   p->NonNegativeAtMost(heads_path, heads, kMaxHeads);
+  if (heads > 0) CheckHeadsDivideItemDim(heads_path, heads, dims, p);
   const int64_t d = dims.item_dim > 0 && dims.cate_dim > 0 ? dims.item_dim + dims.cate_dim : 0;
-  if (heads > 0 && d > 0 && d % heads != 0) {
-    p->Add(heads_path, std::to_string(heads) + " does not divide the item dim " +
-                           std::to_string(d) +
-                           (dims.d_source.empty() ? "" : " (" + dims.d_source + ")"));
-  }
   const int ratio = din.senet().reduction_ratio();
   p->NonNegativeAtMost("model.din.senet.reduction_ratio", ratio, kMaxSenetRatio);
   if (ratio > 0 && d > 0 && dims.item_dim != dims.cate_dim) {
@@ -343,6 +329,14 @@ void DeclareDinUnit(int64_t d, int64_t h1, int64_t h2, ParamArena* arena, DinAtt
   for (const auto& e : decl) {
     arena->AddParam(e.shape, ParamInit::LinearLike(e.fan_in), e.value, e.grad);
   }
+}
+
+void CheckHeadsDivideItemDim(const std::string& path, int64_t heads, const CtrModelDims& dims,
+                             config::Problems* p) {
+  const int64_t d = dims.item_dim > 0 && dims.cate_dim > 0 ? dims.item_dim + dims.cate_dim : 0;
+  if (heads <= 0 || d == 0 || d % heads == 0) return;
+  p->Add(path, std::to_string(heads) + " does not divide the item dim " + std::to_string(d) +
+                   (dims.d_source.empty() ? "" : " (" + dims.d_source + ")"));
 }
 
 CtrModelKind DinModelKind() {

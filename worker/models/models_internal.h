@@ -5,9 +5,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "ops/din_attention.h"
 #include "ops/tensor.h"
+#include "worker/config/job_config.h"
+#include "worker/config/problems.h"
 #include "worker/models/ctr_model.h"
 #include "worker/models/param_arena.h"
 
@@ -29,10 +32,35 @@ BatchSizes CheckCtrInputs(const CtrInputs& in, const CtrModelDims& dims);
 void DeclareDinUnit(int64_t d, int64_t h1, int64_t h2, ParamArena* arena, DinAttentionParams* p,
                     DinAttentionParams* g);
 
+// Checks the DIN unit's settings of a kind's config at `path` ("model.din"): attention_hidden
+// (two sizes, each in 1..kMaxLayerSize) and attention_activation (SIGMOID or RELU).
+template <typename KindConfig>
+void CheckDinUnit(const std::string& path, const KindConfig& kind, config::Problems* p) {
+  const std::string hidden_path = path + ".attention_hidden";
+  p->AllPositiveAtMost(hidden_path, kind.attention_hidden(), config::kMaxLayerSize);
+  const size_t layers = config::AttentionHidden(kind).size();
+  if (layers != 2) {
+    p->Add(hidden_path,
+           "the DIN activation unit has exactly two hidden layers, got " + std::to_string(layers));
+  }
+  const config::Activation act = kind.attention_activation();
+  if (act != config::SIGMOID && act != config::RELU) {
+    p->Add(
+        path + ".attention_activation",
+        "the DIN activation unit supports SIGMOID and RELU, got " + config::Activation_Name(act));
+  }
+}
+
+// Adds "path: H does not divide the item dim D (d_source)" unless heads H divides D (or D is
+// unknown).
+void CheckHeadsDivideItemDim(const std::string& path, int64_t heads, const CtrModelDims& dims,
+                             config::Problems* p);
+
 // The kinds of attnps's own registry (worker/models/ctr_model.cc), one per model file.
 CtrModelKind BaseModelKind();
 CtrModelKind DinModelKind();
 CtrModelKind DienModelKind();
+CtrModelKind BstModelKind();
 
 }  // namespace attnps::models
 

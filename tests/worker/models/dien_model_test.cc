@@ -25,6 +25,7 @@ struct DienCase {
   float alpha = 1.0f;
   int user_dim = 0;
   config::Activation mlp_act = config::DICE;
+  bool query_projection = true;
 };
 
 // d = 2 per field (D = 4), attention 6-3, MLP 5-3.
@@ -38,6 +39,7 @@ config::ModelConfig SmallDien(const DienCase& c) {
   dien->add_attention_hidden(3);
   dien->set_evolution(c.evolution);
   dien->set_aux_loss_weight(c.alpha);
+  dien->set_query_projection(c.query_projection);
   return m;
 }
 
@@ -127,6 +129,10 @@ std::vector<DienCase> DienCases() {
       cases.push_back(c);
     }
   }
+  DienCase raw;
+  raw.name = "AugruNoQueryProjection";
+  raw.query_projection = false;
+  cases.push_back(raw);
   DienCase c;
   c.name = "AugruAlpha3UserPrelu";
   c.alpha = 3.0f;

@@ -1,0 +1,213 @@
+// BST: the whole model's gradients (BCE of the training step) against finite differences, for
+// each target attention and with dropout; and its contracts.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "tests/ops/gradcheck.h"
+#include "worker/models/ctr_model.h"
+
+namespace attnps::models {
+namespace {
+
+using attnps::testing::GradCheckOptions;
+using attnps::testing::GradientsMatch;
+using attnps::testing::RandomTensor;
+using Bst = config::BstModel;
+
+struct BstCase {
+  std::string name;
+  Bst::TargetAttention target_attention = Bst::DIN_UNIT;
+  int blocks = 1;
+  int heads = 2;
+  float dropout = 0.0f;
+  int user_dim = 0;
+  config::Activation mlp_act = config::DICE;
+};
+
+// d = 2 per field (D = 4), FFN 6, attention 6-3, MLP 5-3, max_history 5.
+config::ModelConfig SmallBst(const BstCase& c) {
+  config::ModelConfig m;
+  m.mutable_mlp()->add_hidden(5);
+  m.mutable_mlp()->add_hidden(3);
+  m.mutable_mlp()->set_activation(c.mlp_act);
+  Bst* bst = m.mutable_bst();
+  bst->set_blocks(c.blocks);
+  bst->set_heads(c.heads);
+  bst->set_ffn_hidden(6);
+  bst->set_dropout(c.dropout);
+  bst->set_target_attention(c.target_attention);
+  bst->add_attention_hidden(6);
+  bst->add_attention_hidden(3);
+  return m;
+}
+
+std::unique_ptr<CtrModel> MakeBst(const BstCase& c, uint64_t seed) {
+  std::unique_ptr<CtrModel> model;
+  const Status s = MakeCtrModel(SmallBst(c), {2, 2, c.user_dim, 5, ""}, seed, &model);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return model;
+}
+
+// Lengths 0 (row 0), 1 (row 1) and random in [2, 5].
+CtrInputs RandomInputs(int64_t b, int user_dim, std::mt19937* rng) {
+  const int64_t d = 4;
+  CtrInputs in;
+  in.target = RandomTensor({b, d}, rng);
+  in.history_offsets.assign(1, 0);
+  std::uniform_int_distribution<int> len(2, 5);
+  for (int64_t r = 0; r < b; ++r) {
+    const int l = r == 0 ? 0 : r == 1 ? 1 : len(*rng);
+    in.history_offsets.push_back(in.history_offsets.back() + l);
+  }
+  in.history = RandomTensor({in.history_offsets.back(), d}, rng);
+  if (user_dim > 0) in.user = RandomTensor({b, user_dim}, rng);
+  return in;
+}
+
+Tensor Labels(int64_t b) {
+  Tensor y = Tensor::Zeros({b});
+  for (int64_t r = 0; r < b; r += 2) y[r] = 1.0f;
+  return y;
+}
+
+void PrintTo(const BstCase& c, std::ostream* os) { *os << c.name; }
+
+class BstGradTest : public ::testing::TestWithParam<BstCase> {};
+
+// L = the training step's BCE as a function of the weights and inputs. With dropout the masks
+// are a function of the target rows and lengths, so the target is not perturbed then.
+TEST_P(BstGradTest, TrainStepGradientsMatchFiniteDifferences) {
+  const BstCase c = GetParam();
+  std::unique_ptr<CtrModel> model = MakeBst(c, 17);
+  ASSERT_NE(model, nullptr);
+  std::mt19937 rng(5);
+  const int64_t b = 5;
+  CtrInputs in = RandomInputs(b, c.user_dim, &rng);
+  const Tensor labels = Labels(b);
+  Tensor& params = model->params();
+  for (int64_t i = 0; i < params.numel(); ++i) params[i] *= 2.0f;
+  Tensor logits;
+  auto zeros_like = [](const Tensor& t) { return t.empty() ? Tensor() : Tensor::Zeros(t.shape()); };
+  auto forward = [&] {
+    CtrInputGrads scratch{zeros_like(in.target), zeros_like(in.history), zeros_like(in.user),
+                          Tensor()};
+    Tensor loss = Tensor::Zeros({1});
+    loss[0] = static_cast<float>(model->TrainStep(in, labels, 0.0f, &logits, &scratch));
+    return std::vector<Tensor>{loss};
+  };
+  const bool check_target = c.dropout == 0.0f;
+  auto backward = [&](const std::vector<Tensor>& dys, std::vector<Tensor>* dxs) {
+    model->grads().SetZero();
+    CtrInputGrads g{check_target ? (*dxs)[2] : zeros_like(in.target), (*dxs)[1],
+                    c.user_dim > 0 ? dxs->back() : Tensor(), Tensor()};
+    model->TrainStep(in, labels, dys[0][0], &logits, &g);
+    (*dxs)[0].CopyFrom(model->grads());
+  };
+  std::vector<attnps::testing::NamedInput> inputs = {{"params", &params}, {"history", &in.history}};
+  if (check_target) inputs.push_back({"target", &in.target});
+  if (c.user_dim > 0) inputs.push_back({"user", &in.user});
+  GradCheckOptions opts;
+  opts.step = 1e-3;
+  opts.max_probes_per_input = 400;
+  EXPECT_TRUE(GradientsMatch(inputs, forward, backward, opts));
+}
+
+std::vector<BstCase> BstCases() {
+  std::vector<BstCase> cases;
+  for (auto [ta, name] :
+       {std::pair{Bst::DIN_UNIT, "DinUnit"}, std::pair{Bst::SCALED_DOT_PRODUCT, "ScaledDotProduct"},
+        std::pair{Bst::NONE, "SelfAttentionOnly"}}) {
+    BstCase c;
+    c.name = name;
+    c.target_attention = ta;
+    cases.push_back(c);
+  }
+  BstCase two;
+  two.name = "TwoBlocksOneHeadUserPrelu";
+  two.blocks = 2;
+  two.heads = 1;
+  two.user_dim = 3;
+  two.mlp_act = config::PRELU;
+  cases.push_back(two);
+  BstCase drop;
+  drop.name = "DinUnitDropout";
+  drop.dropout = 0.3f;
+  drop.blocks = 2;
+  cases.push_back(drop);
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(Configs, BstGradTest, ::testing::ValuesIn(BstCases()),
+                         [](const ::testing::TestParamInfo<BstCase>& info) {
+                           return info.param.name;
+                         });
+
+// Dropout is drawn per batch in training (the same batch twice: the same mask, as a resumed run
+// needs) and never at inference.
+TEST(BstTest, DropoutIsAPureFunctionOfTheBatchAndOffAtInference) {
+  BstCase c;
+  c.dropout = 0.5f;
+  std::unique_ptr<CtrModel> model = MakeBst(c, 3);
+  std::mt19937 rng(8);
+  CtrInputs in = RandomInputs(6, 0, &rng);
+  Tensor a, b, e1, e2;
+  model->Forward(in, true, &a);
+  model->Forward(in, true, &b);
+  EXPECT_TRUE(attnps::testing::AllClose(a, b, 0.0f, 0.0f));
+  model->Forward(in, false, &e1);
+  model->Forward(in, false, &e2);
+  EXPECT_TRUE(attnps::testing::AllClose(e1, e2, 0.0f, 0.0f));
+  CtrInputs other = in;
+  other.target = in.target.Clone();
+  other.target[0] += 1e-3f;  // another batch: other masks
+  Tensor c1;
+  model->Forward(other, true, &c1);
+  double diff = 0;
+  for (int64_t r = 1; r < 6; ++r) diff += std::fabs(c1[r] - a[r]);
+  EXPECT_GT(diff, 1e-4);
+}
+
+// Rows without history score (the sequence is the target alone) and train.
+TEST(BstTest, EmptyHistoriesScoreAndTrain) {
+  for (auto ta : {Bst::DIN_UNIT, Bst::SCALED_DOT_PRODUCT, Bst::NONE}) {
+    BstCase c;
+    c.target_attention = ta;
+    std::unique_ptr<CtrModel> model = MakeBst(c, 5);
+    CtrInputs in;
+    std::mt19937 rng(2);
+    in.target = RandomTensor({3, 4}, &rng);
+    in.history_offsets = {0, 0, 0, 0};
+    in.history = Tensor::Zeros({0, 4});
+    Tensor logits;
+    CtrInputGrads g{Tensor::Zeros({3, 4}), Tensor(), Tensor(), Tensor()};
+    EXPECT_TRUE(std::isfinite(model->TrainStep(in, Labels(3), 1.0f, &logits, &g)));
+    for (int64_t r = 0; r < 3; ++r) EXPECT_TRUE(std::isfinite(logits[r]));
+  }
+}
+
+TEST(BstTest, BadSettingsAreRefusedNamingTheField) {
+  struct Bad {
+    void (*edit)(Bst*);
+    std::string field;
+  } bad[] = {{[](Bst* b) { b->set_heads(3); }, "model.bst.heads: 3 does not divide the item dim 4"},
+             {[](Bst* b) { b->set_blocks(0); }, "model.bst.blocks"},
+             {[](Bst* b) { b->set_dropout(1.0f); }, "model.bst.dropout"},
+             {[](Bst* b) { b->set_ffn_hidden(-1); }, "model.bst.ffn_hidden"},
+             {[](Bst* b) { b->add_attention_hidden(2); }, "model.bst.attention_hidden"}};
+  for (const Bad& c : bad) {
+    config::ModelConfig m = SmallBst(BstCase{});
+    c.edit(m.mutable_bst());
+    std::unique_ptr<CtrModel> model;
+    const Status s = MakeCtrModel(m, {2, 2, 0, 5, ""}, 1, &model);
+    ASSERT_FALSE(s.ok()) << c.field;
+    EXPECT_NE(s.ToString().find(c.field), std::string::npos) << s.ToString();
+  }
+}
+
+}  // namespace
+}  // namespace attnps::models

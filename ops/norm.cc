@@ -60,14 +60,31 @@ void LayerNormGradRow(const float* __restrict x, const float* __restrict g,
     gx[j] += s * (g[j] * w[j] - mean_gh - (x[j] - m) * s * mean_ghx);
 }
 
+// Element e's 32 random bits: half of output e / 2 of the stream (the high half for even e), so
+// one 64-bit hash serves two elements.
+inline uint32_t DropoutBits(uint64_t key, int64_t e) {
+  const uint64_t h = StreamBits(key, static_cast<uint64_t>(e) >> 1);
+  return static_cast<uint32_t>((e & 1) ? h : h >> 32);
+}
+
 void DropoutRows(const float* __restrict x, uint64_t key, uint64_t threshold, float scale,
                  int64_t begin, int64_t end, float* __restrict mask, float* __restrict y) {
-  for (int64_t e = begin; e < end; ++e) {
-    const uint64_t h = StreamBits(key, static_cast<uint64_t>(e));
-    const float m = (h >> 32) >= threshold ? scale : 0.0f;
+  auto keep = [&](int64_t e, uint32_t bits) {
+    const float m = bits >= threshold ? scale : 0.0f;
     mask[e] = m;
     y[e] = x[e] * m;
+  };
+  int64_t e = begin;
+  if (e < end && (e & 1)) {
+    keep(e, DropoutBits(key, e));
+    ++e;
   }
+  for (; e + 1 < end; e += 2) {
+    const uint64_t h = StreamBits(key, static_cast<uint64_t>(e) >> 1);
+    keep(e, static_cast<uint32_t>(h >> 32));
+    keep(e + 1, static_cast<uint32_t>(h));
+  }
+  if (e < end) keep(e, DropoutBits(key, e));
 }
 
 void DropoutGradRows(const float* __restrict mask, const float* __restrict g, int64_t begin,
@@ -157,8 +174,8 @@ void DropoutForward(const Tensor& x, float rate, uint64_t seed, Mode mode, Tenso
     });
     return;
   }
-  // Element e is kept when the top 32 bits of the e-th output of a splitmix64 stream seeded
-  // by Mix64(seed) are >= rate * 2^32.
+  // Element e is kept when its 32 bits (DropoutBits: half of output e / 2 of a splitmix64
+  // stream seeded by Mix64(seed)) are >= rate * 2^32.
   const uint64_t threshold = static_cast<uint64_t>(static_cast<double>(rate) * 4294967296.0);
   const float scale = 1.0f / (1.0f - rate);
   const uint64_t key = Mix64(seed + kGoldenGamma);

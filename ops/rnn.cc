@@ -13,7 +13,23 @@ namespace {
 
 // How the attention a_t enters the update: not at all (GRU), scaling the update gate (AUGRU,
 // u' = a * u), or in its place (AGRU, u' = a).
-enum class Gate { kGru, kAugru, kAgru };
+enum class Gate { kGru, kAugru, kAgru, kAugruOfficial };
+
+// The update gate the cell applies, u' (u the GRU's, a the attention), and its partial
+// derivatives du'/du and du'/da.
+struct GateMix {
+  float ua, d_u, d_a;
+};
+inline GateMix MixGate(Gate gate, float u, float a) {
+  switch (gate) {
+    case Gate::kAgru:
+      return {a, 0.0f, 1.0f};
+    case Gate::kAugruOfficial:  // u' = 1 - (1 - a)(1 - u)
+      return {u + a - a * u, 1.0f - a, 1.0f - u};
+    default:  // kGru (a = 1), kAugru
+      return {a * u, a, u};
+  }
+}
 
 struct Sizes {
   int64_t b, t, in, h;
@@ -51,7 +67,7 @@ void CellForward(const Sizes& z, Gate gate, int64_t r, int64_t s, const Tensor& 
     const float u = FastSigmoid(xp[j] + hp[j]);
     const float rr = FastSigmoid(xp[h + j] + hp[h + j]);
     const float c = FastTanh(xp[2 * h + j] + rr * hp[2 * h + j]);
-    const float ua = gate == Gate::kAgru ? a : a * u;
+    const float ua = MixGate(gate, u, a).ua;
     const float candidate = prev[j] + ua * (c - prev[j]);
     g[j] = u;
     g[h + j] = rr;
@@ -107,11 +123,11 @@ void CellBackward(const Sizes& z, Gate gate, int64_t r, int64_t s, const Tensor&
     const float u = g[j], rr = g[h + j], c = g[2 * h + j];
     const float total = dh[j] + carry[j];
     const float d_candidate = m * total;
-    const bool agru = gate == Gate::kAgru;
-    const float ua = agru ? a : a * u;
+    const GateMix mix = MixGate(gate, u, a);
+    const float ua = mix.ua;
     const float d_ua = d_candidate * (c - prev[j]);
-    da += agru ? d_ua : d_ua * u;
-    const float dzu = agru ? 0.0f : d_ua * a * u * (1.0f - u);
+    da += d_ua * mix.d_a;
+    const float dzu = d_ua * mix.d_u * u * (1.0f - u);
     const float dzc = d_candidate * ua * (1.0f - c * c);
     const float dzr = dzc * hp[2 * h + j] * rr * (1.0f - rr);
     dxp[j] = dzu;
@@ -257,6 +273,21 @@ void AgruBackward(const Tensor& x, const Tensor& mask, const Tensor& attention, 
                   Tensor* dh0, Tensor* d_attention, GruParams* grads) {
   AttentionalBackward(Gate::kAgru, "agru_backward", x, mask, attention, h0, params, d_states, ws,
                       dx, dh0, d_attention, grads);
+}
+
+void AugruOfficialForward(const Tensor& x, const Tensor& mask, const Tensor& attention,
+                          const Tensor& h0, const GruParams& params, GruWorkspace* ws,
+                          Tensor* states) {
+  AttentionalForward(Gate::kAugruOfficial, "augru_official_forward", x, mask, attention, h0, params,
+                     ws, states);
+}
+
+void AugruOfficialBackward(const Tensor& x, const Tensor& mask, const Tensor& attention,
+                           const Tensor& h0, const GruParams& params, const Tensor& d_states,
+                           GruWorkspace* ws, Tensor* dx, Tensor* dh0, Tensor* d_attention,
+                           GruParams* grads) {
+  AttentionalBackward(Gate::kAugruOfficial, "augru_official_backward", x, mask, attention, h0,
+                      params, d_states, ws, dx, dh0, d_attention, grads);
 }
 
 }  // namespace attnps

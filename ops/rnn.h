@@ -76,6 +76,17 @@ void AgruBackward(const Tensor& x, const Tensor& mask, const Tensor& attention, 
                   const GruParams& params, const Tensor& d_states, GruWorkspace* ws, Tensor* dx,
                   Tensor* dh0, Tensor* d_attention, GruParams* grads);
 
+// AUGRU as the DIEN authors' code has it (VecAttGRUCell): the attention raises the update gate,
+// u' = u + a (1 - u) = 1 - (1 - a)(1 - u), so a = 0 is a plain GRU and a = 1 replaces the state
+// by the candidate. The arguments are as AUGRU's.
+void AugruOfficialForward(const Tensor& x, const Tensor& mask, const Tensor& attention,
+                          const Tensor& h0, const GruParams& params, GruWorkspace* ws,
+                          Tensor* states);
+void AugruOfficialBackward(const Tensor& x, const Tensor& mask, const Tensor& attention,
+                           const Tensor& h0, const GruParams& params, const Tensor& d_states,
+                           GruWorkspace* ws, Tensor* dx, Tensor* dh0, Tensor* d_attention,
+                           GruParams* grads);
+
 }  // namespace attnps
 
 #endif  // ATTNPS_OPS_RNN_H_

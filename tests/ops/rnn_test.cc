@@ -22,6 +22,7 @@ struct GruCase {
   bool augru;  // an attention input: AUGRU, or AGRU when `agru`
   bool fully_masked_row;
   bool agru = false;
+  bool official = false;  // the authors' code's AUGRU (with augru)
 };
 
 class GruGradTest : public ::testing::TestWithParam<GruCase> {};
@@ -44,6 +45,8 @@ TEST_P(GruGradTest, MatchesFiniteDifferences) {
     Tensor states = Tensor::Empty({c.b, c.t, c.h});
     if (c.agru) {
       AgruForward(x, mask, att, h0, p, &ws, &states);
+    } else if (c.official) {
+      AugruOfficialForward(x, mask, att, h0, p, &ws, &states);
     } else if (c.augru) {
       AugruForward(x, mask, att, h0, p, &ws, &states);
     } else {
@@ -58,6 +61,8 @@ TEST_P(GruGradTest, MatchesFiniteDifferences) {
       Tensor* da = &(*g)[c.with_h0 ? 5 : 4];
       if (c.agru) {
         AgruBackward(x, mask, att, h0, p, dy[0], &ws, &(*g)[0], dh0, da, &grads);
+      } else if (c.official) {
+        AugruOfficialBackward(x, mask, att, h0, p, dy[0], &ws, &(*g)[0], dh0, da, &grads);
       } else {
         AugruBackward(x, mask, att, h0, p, dy[0], &ws, &(*g)[0], dh0, da, &grads);
       }
@@ -78,8 +83,10 @@ INSTANTIATE_TEST_SUITE_P(
                       GruCase{3, 5, 4, 3, true, false, true},    // fully masked row
                       GruCase{3, 6, 5, 4, true, true, true},     // AUGRU, fully masked row
                       GruCase{1, 1, 2, 3, false, true, false},
-                      GruCase{3, 5, 4, 3, true, true, false, true},    // AGRU
-                      GruCase{3, 6, 2, 4, false, true, true, true}));  // AGRU, masked row
+                      GruCase{3, 5, 4, 3, true, true, false, true},         // AGRU
+                      GruCase{3, 6, 2, 4, false, true, true, true},         // AGRU, masked row
+                      GruCase{3, 5, 4, 3, true, true, false, false, true},  // AUGRU (code's)
+                      GruCase{2, 6, 3, 4, false, true, true, false, true}));
 
 TEST(GruTest, HandComputedOneStep) {
   // I = H = 1, x = 1, h0 = 0.5: zu = 0.5 + 0.5 = 1, zr = -0.5 + 1 + 0.25 = 0.75,
@@ -234,6 +241,19 @@ TEST(AugruTest, ZeroAttentionKeepsState) {
 }
 
 // With the update gate saturated open (u = 1 in float), AUGRU's u' = a * u is AGRU's u' = a.
+// The authors' code's AUGRU is a plain GRU where the attention is 0.
+TEST(AugruOfficialTest, IsThePlainGruWithoutAttention) {
+  std::mt19937 rng(12);
+  Tensor x = RandomTensor({3, 4, 2}, &rng);
+  Tensor mask = testing::RandomPrefixMask(3, 4, &rng, 1);
+  GruParams p = RandomGruParams(2, 3, &rng);
+  GruWorkspace ws = GruWorkspace::Allocate(3, 4, 2, 3);
+  Tensor gru = Tensor::Empty({3, 4, 3}), official = Tensor::Empty({3, 4, 3});
+  GruForward(x, mask, Tensor(), p, &ws, &gru);
+  AugruOfficialForward(x, mask, Tensor::Zeros({3, 4}), Tensor(), p, &ws, &official);
+  EXPECT_TRUE(AllClose(official, gru, 1e-6f, 1e-6f));
+}
+
 TEST(AgruTest, EqualsAugruWhenTheUpdateGateIsOpen) {
   std::mt19937 rng(23);
   const int64_t b = 3, t = 5, in = 2, h = 3;

@@ -3,7 +3,8 @@
 //   a = softmax_valid(unit(q', S))  the DIN activation unit of the target over the states, with
 //                                   q' = PReLU(q Wp + bp) (query_projection, the official code's)
 //                                   or q
-//   F = AUGRU(S, a) | GRU(a * S) (AIGRU) | AGRU(S, a), final state f = F[:, T-1]
+//   F = AUGRU(S, a) | GRU(a * S) (AIGRU) | AGRU(S, a) | the authors' code's AUGRU,
+//   final state f = F[:, T-1]
 //   logit = MLP([user, sum_t E_t, q, q * sum_t E_t, f])
 // and in training L = BCE(logit) + alpha * L_aux, with
 //   L_aux = mean over pairs (b, t < len_b - 1) of softplus(-S_t . E_{t+1}) + softplus(S_t .
@@ -193,6 +194,9 @@ class DienCtrModel final : public CtrModel {
       case config::DienModel::AGRU:
         AgruForward(states_, mask_, weights_, Tensor(), evolver_, &evolver_ws_, &evolved_);
         break;
+      case config::DienModel::AUGRU_OFFICIAL:
+        AugruOfficialForward(states_, mask_, weights_, Tensor(), evolver_, &evolver_ws_, &evolved_);
+        break;
       default:
         AugruForward(states_, mask_, weights_, Tensor(), evolver_, &evolver_ws_, &evolved_);
     }
@@ -223,6 +227,10 @@ class DienCtrModel final : public CtrModel {
       case config::DienModel::AGRU:
         AgruBackward(states_, mask_, weights_, Tensor(), evolver_, d_evolved_, &evolver_ws_,
                      &d_states_, nullptr, &d_weights_, &evolver_grad_);
+        break;
+      case config::DienModel::AUGRU_OFFICIAL:
+        AugruOfficialBackward(states_, mask_, weights_, Tensor(), evolver_, d_evolved_,
+                              &evolver_ws_, &d_states_, nullptr, &d_weights_, &evolver_grad_);
         break;
       default:
         AugruBackward(states_, mask_, weights_, Tensor(), evolver_, d_evolved_, &evolver_ws_,

@@ -2,22 +2,34 @@
 
 #include <glog/logging.h>
 
+#include <algorithm>
+
 #include "ops/activation.h"
 #include "ops/linear.h"
 #include "ops/norm.h"
+#include "ops/parallel.h"
 #include "ops/random.h"
 
 namespace attnps::models {
 namespace {
 
-// out = a + b, elementwise.
-void Add(const Tensor& a, const Tensor& b, Tensor* out) {
-  for (int64_t i = 0; i < a.numel(); ++i) (*out)[i] = a[i] + b[i];
+constexpr int64_t kChunk = 4096;
+
+// out = a + b (or out += a when b is null), elementwise, over chunks in parallel.
+void AddChunks(const float* a, const float* b, int64_t n, float* out) {
+  ParallelFor((n + kChunk - 1) / kChunk, 2 * kChunk, [&](int64_t c) {
+    const int64_t end = std::min(n, (c + 1) * kChunk);
+    for (int64_t i = c * kChunk; i < end; ++i) out[i] = (b ? b[i] : out[i]) + a[i];
+  });
 }
 
-// dst += src, elementwise.
+void Add(const Tensor& a, const Tensor& b, Tensor* out) {
+  AddChunks(a.data(), b.data(), a.numel(), out->data());
+}
+
+// dst += src.
 void AddTo(const Tensor& src, Tensor* dst) {
-  for (int64_t i = 0; i < src.numel(); ++i) (*dst)[i] += src[i];
+  AddChunks(src.data(), nullptr, src.numel(), dst->data());
 }
 
 }  // namespace
@@ -52,7 +64,7 @@ void EncoderBlock::Resize(int64_t b, int64_t l) {
   const int64_t n = b * l, d = options_.d, f = options_.ffn, dh = d / options_.heads;
   mha_ws_ = MultiHeadAttentionWorkspace::Allocate(b, l, l, options_.heads, dh, dh);
   for (Tensor* t : {&attn_, &attn_mask_, &attn_drop_, &r1_, &h_, &f2_, &f2_mask_, &f2_drop_, &r2_,
-                    &d_r2_, &d_f2_, &d_h_, &d_r1_, &d_attn_}) {
+                    &d_r2_, &d_f2_, &d_r1_, &d_attn_}) {
     *t = Tensor::Empty({n, d});
   }
   for (Tensor* t : {&f1_, &a1_, &a1_mask_, &a1_drop_, &d_a1_, &d_f1_}) *t = Tensor::Empty({n, f});
@@ -90,18 +102,17 @@ void EncoderBlock::Forward(const Tensor& x, const Tensor& mask, bool training, u
 void EncoderBlock::Backward(const Tensor& x, const Tensor& mask, const Tensor& dy, Tensor* dx) {
   const int64_t b = x.dim(0), l = x.dim(1), d = options_.d;
   CHECK(b == ws_b_ && l == ws_l_) << "EncoderBlock::Backward needs the Forward of the same batch";
+  // d_r2_ is dL/dr2 = the residual's part of dL/dh; the FFN's part is added into it below.
   d_r2_.SetZero();
   LayerNormBackward(r2_, ln2_gamma_, mean2_, rstd2_, dy.Reshaped({b * l, d}), &d_r2_, &d_ln2_gamma_,
                     &d_ln2_beta_);
-  d_h_.CopyFrom(d_r2_);  // the residual
-  d_f2_.SetZero();
   if (dropping_) {
+    d_f2_.SetZero();
     DropoutBackward(f2_mask_, d_r2_, &d_f2_);
-  } else {
-    d_f2_.CopyFrom(d_r2_);
   }
   d_a1_.SetZero();
-  LinearBackward(dropping_ ? a1_drop_ : a1_, w2_, d_f2_, &d_a1_, &d_w2_, &d_b2_);
+  LinearBackward(dropping_ ? a1_drop_ : a1_, w2_, dropping_ ? d_f2_ : d_r2_, &d_a1_, &d_w2_,
+                 &d_b2_);
   d_f1_.SetZero();
   if (dropping_) {  // d_f1_ holds d(a1) for a moment
     DropoutBackward(a1_mask_, d_a1_, &d_f1_);
@@ -109,21 +120,20 @@ void EncoderBlock::Backward(const Tensor& x, const Tensor& mask, const Tensor& d
     d_f1_.SetZero();
   }
   ReluBackward(a1_, d_a1_, &d_f1_);
-  LinearBackward(h_, w1_, d_f1_, &d_h_, &d_w1_, &d_b1_);
+  LinearBackward(h_, w1_, d_f1_, &d_r2_, &d_w1_, &d_b1_);  // d_r2_ is now dL/dh
   d_r1_.SetZero();
-  LayerNormBackward(r1_, ln1_gamma_, mean1_, rstd1_, d_h_, &d_r1_, &d_ln1_gamma_, &d_ln1_beta_);
+  LayerNormBackward(r1_, ln1_gamma_, mean1_, rstd1_, d_r2_, &d_r1_, &d_ln1_gamma_, &d_ln1_beta_);
   Tensor dx2 = dx->Reshaped({b * l, d});
   AddTo(d_r1_, &dx2);  // the residual
-  d_attn_.SetZero();
   if (dropping_) {
+    d_attn_.SetZero();
     DropoutBackward(attn_mask_, d_r1_, &d_attn_);
-  } else {
-    d_attn_.CopyFrom(d_r1_);
   }
+  const Tensor& d_attn = dropping_ ? d_attn_ : d_r1_;
   MultiHeadAttentionOptions mha_options;
   mha_options.heads = options_.heads;
   mha_options.causal = options_.causal;
-  MultiHeadAttentionBackward(x, x, mask, mha_, mha_options, d_attn_.Reshaped({b, l, d}), &mha_ws_,
+  MultiHeadAttentionBackward(x, x, mask, mha_, mha_options, d_attn.Reshaped({b, l, d}), &mha_ws_,
                              dx, dx, &mha_grad_);
 }
 

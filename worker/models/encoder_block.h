@@ -58,7 +58,7 @@ class EncoderBlock {
   Tensor f1_, a1_, a1_mask_, a1_drop_;   // h W1 + b1, relu, its dropout mask and output [F]
   Tensor f2_, f2_mask_, f2_drop_;        // a1 W2 + b2, its dropout mask and output
   Tensor r2_, mean2_, rstd2_;            // h + Dropout(f2), LN2 statistics
-  Tensor d_r2_, d_f2_, d_a1_, d_f1_, d_h_, d_r1_, d_attn_;  // backward scratch
+  Tensor d_r2_, d_f2_, d_a1_, d_f1_, d_r1_, d_attn_;  // backward scratch
 };
 
 }  // namespace attnps::models

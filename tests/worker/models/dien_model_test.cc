@@ -120,7 +120,8 @@ std::vector<DienCase> DienCases() {
   std::vector<DienCase> cases;
   for (auto [evolution, name] :
        {std::pair{config::DienModel::AUGRU, "Augru"}, std::pair{config::DienModel::AIGRU, "Aigru"},
-        std::pair{config::DienModel::AGRU, "Agru"}}) {
+        std::pair{config::DienModel::AGRU, "Agru"},
+        std::pair{config::DienModel::AUGRU_OFFICIAL, "AugruOfficial"}}) {
     for (float alpha : {1.0f, 0.0f}) {
       DienCase c;
       c.evolution = evolution;

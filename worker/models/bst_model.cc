@@ -160,7 +160,7 @@ class BstCtrModel final : public CtrModel {
 
   void PoolForward(const Tensor& q) {
     const Tensor& out = acts_.back();
-    const int64_t b = q.dim(0), l = seq_mask_.dim(1);
+    const int64_t b = q.dim(0);
     switch (target_attention_) {
       case Bst::SCALED_DOT_PRODUCT: {
         Tensor pooled3 = pooled_.Reshaped({b, 1, d_});
@@ -174,7 +174,6 @@ class BstCtrModel final : public CtrModel {
       default:
         DinAttentionForward(q, out, key_mask_, att_, options_, &att_ws_, &weights_, &pooled_);
     }
-    (void)l;
   }
 
   // From d_pooled_: into d_target_ (the query) and d_acts_.back().

@@ -57,6 +57,14 @@ def batches(rows, bs, maxlen, shuffle, rng):
                torch.tensor([c[5] for c in chunk], dtype=torch.float32), [c[0] for c in chunk])
 
 
+def sparse_table(n, d):
+    """Rows 1..n (0 the zero padding row), N(0, 0.01) cut at 2 sigma, for SparseAdam."""
+    e = nn.Embedding(n + 1, d, padding_idx=0, sparse=True)
+    with torch.no_grad():
+        nn.init.trunc_normal_(e.weight, std=0.01, a=-0.02, b=0.02); e.weight[0].zero_()
+    return e
+
+
 class Dice(nn.Module):
     def __init__(self, n):
         super().__init__()
@@ -108,11 +116,7 @@ class AttGRUCell(nn.Module):
 class DIEN(nn.Module):
     def __init__(self, n_items, n_cats, d=18, evolution="augru", query_projection=True):
         super().__init__()
-        self.item = nn.Embedding(n_items + 1, d, padding_idx=0, sparse=True)
-        self.cat = nn.Embedding(n_cats + 1, d, padding_idx=0, sparse=True)
-        for e in (self.item, self.cat):
-            with torch.no_grad():
-                nn.init.trunc_normal_(e.weight, std=0.01, a=-0.02, b=0.02); e.weight[0].zero_()
+        self.item, self.cat = sparse_table(n_items, d), sparse_table(n_cats, d)
         D = 2 * d; self.D = D; self.evolution = evolution
         self.extractor = nn.GRU(D, D, batch_first=True)
         # The official code's query map before the unit (model.dien.query_projection).
@@ -163,11 +167,7 @@ class BST(nn.Module):
     def __init__(self, n_items, n_cats, d=18, maxlen=50, blocks=1, heads=2, ffn=0, dropout=0.1,
                  target="din"):
         super().__init__()
-        self.item = nn.Embedding(n_items + 1, d, padding_idx=0, sparse=True)
-        self.cat = nn.Embedding(n_cats + 1, d, padding_idx=0, sparse=True)
-        for e in (self.item, self.cat):
-            with torch.no_grad():
-                nn.init.trunc_normal_(e.weight, std=0.01, a=-0.02, b=0.02); e.weight[0].zero_()
+        self.item, self.cat = sparse_table(n_items, d), sparse_table(n_cats, d)
         D = 2 * d; self.D = D; self.target = target
         self.pos = nn.Embedding(maxlen + 1, D)
         nn.init.uniform_(self.pos.weight, -0.01, 0.01)

@@ -20,9 +20,7 @@ class BaseCtrModel final : public CtrModel {
       : dims_(dims),
         d_(dims.item_dim + dims.cate_dim),
         layout_(dims.user_dim, d_, /*extra_dim=*/0) {
-    const config::MlpConfig& mlp = config.mlp();
-    mlp_ = std::make_unique<MlpTower>(layout_.width(), config::MlpHidden(mlp), mlp.activation(),
-                                      mlp.dice_epsilon(), mlp.dice_momentum(), &arena_);
+    mlp_ = std::make_unique<MlpTower>(layout_.width(), config.mlp(), &arena_);
     arena_.Allocate(seed);
   }
 

@@ -61,13 +61,9 @@ class BstCtrModel final : public CtrModel {
       h1_ = hidden[0];
       h2_ = hidden[1];
       DeclareDinUnit(d_, h1_, h2_, &arena_, &att_, &att_grad_);
-      options_.normalization = AttentionNormalization::kSoftmax;
-      options_.activation = bst.attention_activation() == config::RELU ? DinActivation::kRelu
-                                                                       : DinActivation::kSigmoid;
+      options_ = DinUnitOptions(bst.attention_activation(), AttentionNormalization::kSoftmax);
     }
-    const config::MlpConfig& mlp = config.mlp();
-    mlp_ = std::make_unique<MlpTower>(layout_.width(), config::MlpHidden(mlp), mlp.activation(),
-                                      mlp.dice_epsilon(), mlp.dice_momentum(), &arena_);
+    mlp_ = std::make_unique<MlpTower>(layout_.width(), config.mlp(), &arena_);
     arena_.Allocate(seed);
   }
 

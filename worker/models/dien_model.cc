@@ -47,17 +47,13 @@ class DienCtrModel final : public CtrModel {
         alpha_(config.dien().aux_loss_weight()),
         project_query_(config.dien().query_projection()),
         layout_(dims.user_dim, d_, /*extra_dim=*/d_) {
-    options_.normalization = AttentionNormalization::kSoftmax;
-    options_.activation = config.dien().attention_activation() == config::RELU
-                              ? DinActivation::kRelu
-                              : DinActivation::kSigmoid;
+    options_ =
+        DinUnitOptions(config.dien().attention_activation(), AttentionNormalization::kSoftmax);
     DeclareGru(&extractor_, &extractor_grad_);
     DeclareAttention(config::AttentionHidden(config.dien()));
     if (project_query_) DeclareQueryProjection();
     DeclareGru(&evolver_, &evolver_grad_);
-    const config::MlpConfig& mlp = config.mlp();
-    mlp_ = std::make_unique<MlpTower>(layout_.width(), config::MlpHidden(mlp), mlp.activation(),
-                                      mlp.dice_epsilon(), mlp.dice_momentum(), &arena_);
+    mlp_ = std::make_unique<MlpTower>(layout_.width(), config.mlp(), &arena_);
     arena_.Allocate(seed);
   }
 

@@ -25,13 +25,10 @@ constexpr int64_t kSenetFields = 4;
 constexpr float kSenetInitGateBias = 1.0f;
 
 DinAttentionOptions AttentionOptions(const config::DinModel& din) {
-  DinAttentionOptions o;
-  o.normalization = din.attention_normalization() == config::DinModel::SOFTMAX
-                        ? AttentionNormalization::kSoftmax
-                        : AttentionNormalization::kNone;
-  o.activation =
-      din.attention_activation() == config::RELU ? DinActivation::kRelu : DinActivation::kSigmoid;
-  return o;
+  return DinUnitOptions(din.attention_activation(),
+                        din.attention_normalization() == config::DinModel::SOFTMAX
+                            ? AttentionNormalization::kSoftmax
+                            : AttentionNormalization::kNone);
 }
 
 class DinCtrModel final : public CtrModel {
@@ -47,11 +44,9 @@ class DinCtrModel final : public CtrModel {
         senet_ratio_(config.din().senet().reduction_ratio()),
         layout_(dims.user_dim, d_, heads_ > 0 ? d_ : 0) {
     DeclareAttention(config::AttentionHidden(config.din()));
-    if (heads_ > 0) DeclareMultiHead();
+    if (heads_ > 0) DeclareMultiHeadAttention(d_, &arena_, &mha_, &mha_grad_);
     if (senet_ratio_ > 0) DeclareSenet();
-    const config::MlpConfig& mlp = config.mlp();
-    mlp_ = std::make_unique<MlpTower>(layout_.width(), config::MlpHidden(mlp), mlp.activation(),
-                                      mlp.dice_epsilon(), mlp.dice_momentum(), &arena_);
+    mlp_ = std::make_unique<MlpTower>(layout_.width(), config.mlp(), &arena_);
     arena_.Allocate(seed);
     BindScaledScores();
   }
@@ -136,19 +131,6 @@ class DinCtrModel final : public CtrModel {
     h1_ = hidden[0];
     h2_ = hidden[1];
     DeclareDinUnit(d_, h1_, h2_, &arena_, &att_, &att_grad_);
-  }
-
-  // Q, K, V and output projections, each [D, D] + [D] (Pk = Pv = Dout = D).
-  void DeclareMultiHead() {
-    const ParamInit init = ParamInit::LinearLike(d_);
-    Tensor* pairs[][2] = {{&mha_.wq, &mha_grad_.wq}, {&mha_.bq, &mha_grad_.bq},
-                          {&mha_.wk, &mha_grad_.wk}, {&mha_.bk, &mha_grad_.bk},
-                          {&mha_.wv, &mha_grad_.wv}, {&mha_.bv, &mha_grad_.bv},
-                          {&mha_.wo, &mha_grad_.wo}, {&mha_.bo, &mha_grad_.bo}};
-    for (int i = 0; i < 8; ++i) {
-      const Shape shape = i % 2 == 0 ? Shape{d_, d_} : Shape{d_};
-      arena_.AddParam(shape, init, pairs[i][0], pairs[i][1]);
-    }
   }
 
   // w1 [F, R], b1 [R], w2 [R, F], b2 [F] over the kSenetFields fields. Both SENet layers are
@@ -337,6 +319,16 @@ void CheckHeadsDivideItemDim(const std::string& path, int64_t heads, const CtrMo
   if (heads <= 0 || d == 0 || d % heads == 0) return;
   p->Add(path, std::to_string(heads) + " does not divide the item dim " + std::to_string(d) +
                    (dims.d_source.empty() ? "" : " (" + dims.d_source + ")"));
+}
+
+void DeclareMultiHeadAttention(int64_t d, ParamArena* arena, MultiHeadAttentionParams* p,
+                               MultiHeadAttentionParams* g) {
+  Tensor* pairs[][2] = {{&p->wq, &g->wq}, {&p->bq, &g->bq}, {&p->wk, &g->wk}, {&p->bk, &g->bk},
+                        {&p->wv, &g->wv}, {&p->bv, &g->bv}, {&p->wo, &g->wo}, {&p->bo, &g->bo}};
+  for (int i = 0; i < 8; ++i) {
+    arena->AddParam(i % 2 == 0 ? Shape{d, d} : Shape{d}, ParamInit::LinearLike(d), pairs[i][0],
+                    pairs[i][1]);
+  }
 }
 
 CtrModelKind DinModelKind() {

@@ -9,6 +9,7 @@
 #include "ops/norm.h"
 #include "ops/parallel.h"
 #include "ops/random.h"
+#include "worker/models/models_internal.h"
 
 namespace attnps::models {
 namespace {
@@ -39,14 +40,8 @@ EncoderBlock::EncoderBlock(const EncoderBlockOptions& options, ParamArena* arena
   const int64_t d = options.d, f = options.ffn;
   CHECK(d > 0 && f > 0 && options.heads > 0 && d % options.heads == 0)
       << "EncoderBlock: D " << d << ", F " << f << ", heads " << options.heads;
+  DeclareMultiHeadAttention(d, arena, &mha_, &mha_grad_);
   const ParamInit by_d = ParamInit::LinearLike(d);
-  Tensor* mha[][2] = {{&mha_.wq, &mha_grad_.wq}, {&mha_.bq, &mha_grad_.bq},
-                      {&mha_.wk, &mha_grad_.wk}, {&mha_.bk, &mha_grad_.bk},
-                      {&mha_.wv, &mha_grad_.wv}, {&mha_.bv, &mha_grad_.bv},
-                      {&mha_.wo, &mha_grad_.wo}, {&mha_.bo, &mha_grad_.bo}};
-  for (int i = 0; i < 8; ++i) {
-    arena->AddParam(i % 2 == 0 ? Shape{d, d} : Shape{d}, by_d, mha[i][0], mha[i][1]);
-  }
   arena->AddParam({d}, ParamInit::Constant(1.0f), &ln1_gamma_, &d_ln1_gamma_);
   arena->AddParam({d}, ParamInit::Constant(0.0f), &ln1_beta_, &d_ln1_beta_);
   arena->AddParam({d, f}, by_d, &w1_, &d_w1_);

@@ -16,6 +16,7 @@
 #include "ops/activation.h"
 #include "ops/tensor.h"
 #include "proto/job_config.pb.h"
+#include "worker/config/job_config.h"
 #include "worker/models/param_arena.h"
 
 namespace attnps::models {
@@ -27,6 +28,10 @@ class MlpTower {
   // running + (1 - momentum) * batch.
   MlpTower(int64_t input_dim, const std::vector<int>& hidden, config::Activation activation,
            float dice_epsilon, float dice_momentum, ParamArena* arena);
+  // The same, with the hidden sizes, activation and Dice settings of `mlp` (model.mlp).
+  MlpTower(int64_t input_dim, const config::MlpConfig& mlp, ParamArena* arena)
+      : MlpTower(input_dim, config::MlpHidden(mlp), mlp.activation(), mlp.dice_epsilon(),
+                 mlp.dice_momentum(), arena) {}
   // The arena holds pointers into the tower: never copied or moved.
   MlpTower(const MlpTower&) = delete;
   MlpTower& operator=(const MlpTower&) = delete;

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "ops/attention.h"
 #include "ops/din_attention.h"
 #include "ops/tensor.h"
 #include "worker/config/job_config.h"
@@ -31,6 +32,21 @@ BatchSizes CheckCtrInputs(const CtrInputs& in, const CtrModelDims& dims);
 // init; *p and *g become views of the values and gradients once the arena is allocated.
 void DeclareDinUnit(int64_t d, int64_t h1, int64_t h2, ParamArena* arena, DinAttentionParams* p,
                     DinAttentionParams* g);
+
+// Declares multi-head attention's weights for model dim d (Pk = Pv = Dout = d) in `arena`:
+// wq, bq, wk, bk, wv, bv, wo, bo, each [d, d] / [d] with torch's Linear init; *p and *g become
+// views of the values and gradients once the arena is allocated.
+void DeclareMultiHeadAttention(int64_t d, ParamArena* arena, MultiHeadAttentionParams* p,
+                               MultiHeadAttentionParams* g);
+
+// The DIN unit's options for `activation` (SIGMOID or RELU) and `normalization`.
+inline DinAttentionOptions DinUnitOptions(config::Activation activation,
+                                          AttentionNormalization normalization) {
+  DinAttentionOptions o;
+  o.normalization = normalization;
+  o.activation = activation == config::RELU ? DinActivation::kRelu : DinActivation::kSigmoid;
+  return o;
+}
 
 // Checks the DIN unit's settings of a kind's config at `path` ("model.din"): attention_hidden
 // (two sizes, each in 1..kMaxLayerSize) and attention_activation (SIGMOID or RELU).

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "tests/ops/gradcheck.h"
+#include "tests/worker/models/ctr_inputs_testing.h"
 #include "worker/models/ctr_model.h"
 
 namespace attnps::models {
@@ -17,6 +18,8 @@ namespace {
 using attnps::testing::GradCheckOptions;
 using attnps::testing::GradientsMatch;
 using attnps::testing::RandomTensor;
+using testing::AlternatingLabels;
+using testing::RandomCtrInputs;
 using Bst = config::BstModel;
 
 struct BstCase {
@@ -53,28 +56,6 @@ std::unique_ptr<CtrModel> MakeBst(const BstCase& c, uint64_t seed) {
   return model;
 }
 
-// Lengths 0 (row 0), 1 (row 1) and random in [2, 5].
-CtrInputs RandomInputs(int64_t b, int user_dim, std::mt19937* rng) {
-  const int64_t d = 4;
-  CtrInputs in;
-  in.target = RandomTensor({b, d}, rng);
-  in.history_offsets.assign(1, 0);
-  std::uniform_int_distribution<int> len(2, 5);
-  for (int64_t r = 0; r < b; ++r) {
-    const int l = r == 0 ? 0 : r == 1 ? 1 : len(*rng);
-    in.history_offsets.push_back(in.history_offsets.back() + l);
-  }
-  in.history = RandomTensor({in.history_offsets.back(), d}, rng);
-  if (user_dim > 0) in.user = RandomTensor({b, user_dim}, rng);
-  return in;
-}
-
-Tensor Labels(int64_t b) {
-  Tensor y = Tensor::Zeros({b});
-  for (int64_t r = 0; r < b; r += 2) y[r] = 1.0f;
-  return y;
-}
-
 void PrintTo(const BstCase& c, std::ostream* os) { *os << c.name; }
 
 class BstGradTest : public ::testing::TestWithParam<BstCase> {};
@@ -87,8 +68,8 @@ TEST_P(BstGradTest, TrainStepGradientsMatchFiniteDifferences) {
   ASSERT_NE(model, nullptr);
   std::mt19937 rng(5);
   const int64_t b = 5;
-  CtrInputs in = RandomInputs(b, c.user_dim, &rng);
-  const Tensor labels = Labels(b);
+  CtrInputs in = RandomCtrInputs(b, c.user_dim, false, &rng);
+  const Tensor labels = AlternatingLabels(b);
   Tensor& params = model->params();
   for (int64_t i = 0; i < params.numel(); ++i) params[i] *= 2.0f;
   Tensor logits;
@@ -154,7 +135,7 @@ TEST(BstTest, DropoutIsAPureFunctionOfTheBatchAndOffAtInference) {
   c.dropout = 0.5f;
   std::unique_ptr<CtrModel> model = MakeBst(c, 3);
   std::mt19937 rng(8);
-  CtrInputs in = RandomInputs(6, 0, &rng);
+  CtrInputs in = RandomCtrInputs(6, 0, false, &rng);
   Tensor a, b, e1, e2;
   model->Forward(in, true, &a);
   model->Forward(in, true, &b);
@@ -185,7 +166,7 @@ TEST(BstTest, EmptyHistoriesScoreAndTrain) {
     in.history = Tensor::Zeros({0, 4});
     Tensor logits;
     CtrInputGrads g{Tensor::Zeros({3, 4}), Tensor(), Tensor(), Tensor()};
-    EXPECT_TRUE(std::isfinite(model->TrainStep(in, Labels(3), 1.0f, &logits, &g)));
+    EXPECT_TRUE(std::isfinite(model->TrainStep(in, AlternatingLabels(3), 1.0f, &logits, &g)));
     for (int64_t r = 0; r < 3; ++r) EXPECT_TRUE(std::isfinite(logits[r]));
   }
 }

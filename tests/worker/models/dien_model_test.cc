@@ -10,6 +10,7 @@
 
 #include "ops/loss.h"
 #include "tests/ops/gradcheck.h"
+#include "tests/worker/models/ctr_inputs_testing.h"
 #include "worker/models/ctr_model.h"
 
 namespace attnps::models {
@@ -18,6 +19,8 @@ namespace {
 using attnps::testing::GradCheckOptions;
 using attnps::testing::GradientsMatch;
 using attnps::testing::RandomTensor;
+using testing::AlternatingLabels;
+using testing::RandomCtrInputs;
 
 struct DienCase {
   std::string name;
@@ -50,30 +53,6 @@ std::unique_ptr<CtrModel> MakeDien(const DienCase& c, uint64_t seed) {
   return model;
 }
 
-// Lengths 0 (row 0), 1 (row 1: no auxiliary pair) and random in [2, 5].
-CtrInputs RandomDienInputs(int64_t b, int user_dim, std::mt19937* rng) {
-  const int64_t d = 4;
-  CtrInputs in;
-  in.target = RandomTensor({b, d}, rng);
-  in.history_offsets.assign(1, 0);
-  std::uniform_int_distribution<int> len(2, 5);
-  for (int64_t r = 0; r < b; ++r) {
-    const int l = r == 0 ? 0 : r == 1 ? 1 : len(*rng);
-    in.history_offsets.push_back(in.history_offsets.back() + l);
-  }
-  const int64_t n = in.history_offsets.back();
-  in.history = RandomTensor({n, d}, rng);
-  in.negatives = RandomTensor({n, d}, rng);
-  if (user_dim > 0) in.user = RandomTensor({b, user_dim}, rng);
-  return in;
-}
-
-Tensor Labels(int64_t b) {
-  Tensor y = Tensor::Zeros({b});
-  for (int64_t r = 0; r < b; r += 2) y[r] = 1.0f;
-  return y;
-}
-
 void PrintTo(const DienCase& c, std::ostream* os) { *os << c.name; }
 
 class DienGradTest : public ::testing::TestWithParam<DienCase> {};
@@ -86,8 +65,8 @@ TEST_P(DienGradTest, TrainStepGradientsMatchFiniteDifferences) {
   EXPECT_EQ(model->wants_negatives(), c.alpha > 0);
   std::mt19937 rng(9);
   const int64_t b = 5;
-  CtrInputs in = RandomDienInputs(b, c.user_dim, &rng);
-  const Tensor labels = Labels(b);
+  CtrInputs in = RandomCtrInputs(b, c.user_dim, true, &rng);
+  const Tensor labels = AlternatingLabels(b);
   Tensor& params = model->params();
   for (int64_t i = 0; i < params.numel(); ++i) params[i] *= 2.0f;
   Tensor logits;
@@ -157,8 +136,8 @@ TEST(DienTest, AuxiliaryLossIsTheTrainStepDifference) {
   std::unique_ptr<CtrModel> a = MakeDien(with, 3), b = MakeDien(without, 3);
   ASSERT_EQ(a->params().numel(), b->params().numel());
   std::mt19937 rng(4);
-  CtrInputs in = RandomDienInputs(6, 0, &rng);
-  const Tensor labels = Labels(6);
+  CtrInputs in = RandomCtrInputs(6, 0, true, &rng);
+  const Tensor labels = AlternatingLabels(6);
   Tensor la, lb;
   CtrInputGrads none;
   const double loss_a = a->TrainStep(in, labels, 1.0f, &la, &none);
@@ -179,7 +158,7 @@ TEST(DienTest, EmptyHistoriesScoreAndTrain) {
   in.negatives = Tensor();  // the batcher draws none for a batch without positions
   Tensor logits;
   CtrInputGrads g{Tensor::Zeros({3, 4}), Tensor(), Tensor(), Tensor()};
-  const double loss = model->TrainStep(in, Labels(3), 1.0f, &logits, &g);
+  const double loss = model->TrainStep(in, AlternatingLabels(3), 1.0f, &logits, &g);
   EXPECT_TRUE(std::isfinite(loss));
   for (int64_t r = 0; r < 3; ++r) EXPECT_TRUE(std::isfinite(logits[r]));
 }

@@ -57,6 +57,7 @@ models::CtrModelDims ModelDims(const CtrLayout& layout, const config::JobConfig&
   dims.cate_dim = layout.cate_dim();
   dims.user_dim = layout.user_dim();
   dims.max_history = layout.max_history;
+  for (const CtrSlot& s : layout.context) dims.context.push_back({s.name, s.dim});
   for (const config::FeatureSlot& s : config::CtrSlots(config)) {
     if (s.column() == config::kTargetItemColumn)
       dims.d_source = s.table() + ".dim + " + dims.d_source;

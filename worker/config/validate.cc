@@ -236,6 +236,7 @@ models::CtrModelDims ModelDims(const JobConfig& config, bool* known) {
       cate_table = s.table();
     } else if (s.column() != kHistItemsColumn && s.column() != kHistCatesColumn) {
       dims.user_dim += dim;
+      dims.context.push_back({s.name(), dim});
     }
   }
   *known = *known && dims.item_dim > 0 && dims.cate_dim > 0;

@@ -3,9 +3,9 @@
 // position i of a length-len history is len - i, the target 0):
 //   X_0 = [E ; q] + P[pos],  X_k = Block_k(X_{k-1})   post-LN transformer blocks (encoder_block.h)
 //   pooled = target attention of q over the history outputs X_N[:, :len]:
-//            the DIN unit (softmax), or softmax(q . o / sqrt(D)); or, with NONE, the mean of
-//            X_N over the valid positions (history and target)
-//   logit = MLP([user, pooled, q, pooled * q])
+//            the DIN unit (softmax), softmax(q . o / sqrt(D)) or model.blocks.scorer's; or,
+//            with NONE, the mean of X_N over the valid positions (history and target)
+//   logit = head([user, pooled, q, pooled * q])
 #include <glog/logging.h>
 
 #include <algorithm>
@@ -21,10 +21,10 @@
 #include "ops/random.h"
 #include "worker/config/job_config.h"
 #include "worker/models/encoder_block.h"
-#include "worker/models/mlp.h"
-#include "worker/models/mlp_input.h"
+#include "worker/models/ctr_head.h"
 #include "worker/models/models_internal.h"
 #include "worker/models/param_arena.h"
+#include "worker/models/target_scorer.h"
 
 namespace attnps::models {
 namespace {
@@ -37,14 +37,25 @@ int64_t FfnWidth(const Bst& bst, int64_t d) {
   return bst.ffn_hidden() > 0 ? bst.ffn_hidden() : 4 * d;
 }
 
+// The target attention of model.bst (DIN_UNIT or SCALED_DOT_PRODUCT), or model.blocks.scorer.
+ScorerSpec BstScorer(const config::ModelConfig& config) {
+  const Bst& bst = config.bst();
+  ScorerSpec spec;
+  spec.kind = bst.target_attention() == Bst::SCALED_DOT_PRODUCT
+                  ? config::TargetScorerConfig::SCALED_DOT_PRODUCT
+                  : config::TargetScorerConfig::DIN_UNIT;
+  spec.din_hidden = config::AttentionHidden(bst);
+  spec.din_options = DinUnitOptions(bst.attention_activation(), AttentionNormalization::kSoftmax);
+  return ScorerOf(config, spec);
+}
+
 class BstCtrModel final : public CtrModel {
  public:
   BstCtrModel(const config::ModelConfig& config, const CtrModelDims& dims, uint64_t seed)
       : dims_(dims),
         d_(dims.item_dim + dims.cate_dim),
         target_attention_(config.bst().target_attention()),
-        seed_(seed),
-        layout_(dims.user_dim, d_, /*extra_dim=*/0) {
+        seed_(seed) {
     const Bst& bst = config.bst();
     arena_.AddParam({dims.max_history + 1, d_}, {ParamInit::Kind::kUniform, kPositionInit},
                     &positions_, &d_positions_);
@@ -56,14 +67,10 @@ class BstCtrModel final : public CtrModel {
     for (int k = 0; k < bst.blocks(); ++k) {
       blocks_.push_back(std::make_unique<EncoderBlock>(block, &arena_));
     }
-    if (target_attention_ == Bst::DIN_UNIT) {
-      const std::vector<int> hidden = config::AttentionHidden(bst);
-      h1_ = hidden[0];
-      h2_ = hidden[1];
-      DeclareDinUnit(d_, h1_, h2_, &arena_, &att_, &att_grad_);
-      options_ = DinUnitOptions(bst.attention_activation(), AttentionNormalization::kSoftmax);
+    if (target_attention_ != Bst::NONE) {
+      scorer_ = std::make_unique<TargetScorer>(BstScorer(config), d_, &arena_);
     }
-    mlp_ = std::make_unique<MlpTower>(layout_.width(), config.mlp(), &arena_);
+    head_ = std::make_unique<CtrHead>(config, dims, /*extra_dim=*/0, &arena_);
     arena_.Allocate(seed);
   }
 
@@ -83,9 +90,7 @@ class BstCtrModel final : public CtrModel {
       blocks_[k]->Forward(acts_[k], seq_mask_, training, StreamKey(seed, k), &acts_[k + 1]);
     }
     PoolForward(in.target);
-    layout_.Assemble(in.user, RowBlock::Of(pooled_), RowBlock::Of(in.target), Tensor(), &x_);
-    logits->EnsureShape({s.b});
-    mlp_->Forward(x_, training, logits);
+    head_->Forward(in.user, pooled_, in.target, Tensor(), training, logits);
     trained_batch_ = training ? s.b : -1;
   }
 
@@ -93,13 +98,9 @@ class BstCtrModel final : public CtrModel {
     const BatchSizes s = CheckCtrInputs(in, dims_);
     CHECK_EQ(trained_batch_, s.b) << "Backward needs Forward(training = true) on the same batch";
     const JaggedOffsets offsets(in.history_offsets);
-    dx_.SetZero();
-    mlp_->Backward(x_, dlogits, &dx_);
     d_pooled_.SetZero();
     d_target_.SetZero();
-    Tensor none;
-    layout_.Split(dx_, RowBlock::Of(pooled_), RowBlock::Of(in.target), &dinputs->user,
-                  RowBlock::Of(d_pooled_), RowBlock::Of(d_target_), &none);
+    head_->Backward(dlogits, &dinputs->user, &d_pooled_, &d_target_, nullptr);
     const size_t n = blocks_.size();
     d_acts_[n].SetZero();
     PoolBackward(in.target);
@@ -156,19 +157,10 @@ class BstCtrModel final : public CtrModel {
 
   void PoolForward(const Tensor& q) {
     const Tensor& out = acts_.back();
-    const int64_t b = q.dim(0);
-    switch (target_attention_) {
-      case Bst::SCALED_DOT_PRODUCT: {
-        Tensor pooled3 = pooled_.Reshaped({b, 1, d_});
-        ScaledDotProductAttentionForward(q.Reshaped({b, 1, d_}), out, out, key_mask_, false,
-                                         &probs_, &pooled3);
-        break;
-      }
-      case Bst::NONE:
-        MaskedMeanPoolForward(out, seq_mask_, &pooled_);
-        break;
-      default:
-        DinAttentionForward(q, out, key_mask_, att_, options_, &att_ws_, &weights_, &pooled_);
+    if (scorer_) {
+      scorer_->Forward(q, out, key_mask_, &weights_, &pooled_);
+    } else {
+      MaskedMeanPoolForward(out, seq_mask_, &pooled_);
     }
   }
 
@@ -176,20 +168,10 @@ class BstCtrModel final : public CtrModel {
   void PoolBackward(const Tensor& q) {
     const Tensor& out = acts_.back();
     Tensor& d_out = d_acts_.back();
-    const int64_t b = q.dim(0);
-    switch (target_attention_) {
-      case Bst::SCALED_DOT_PRODUCT: {
-        Tensor dq3 = d_target_.Reshaped({b, 1, d_});
-        ScaledDotProductAttentionBackward(q.Reshaped({b, 1, d_}), out, out, probs_,
-                                          d_pooled_.Reshaped({b, 1, d_}), &dq3, &d_out, &d_out);
-        break;
-      }
-      case Bst::NONE:
-        MaskedMeanPoolBackward(seq_mask_, d_pooled_, &d_out);
-        break;
-      default:
-        DinAttentionBackward(q, out, key_mask_, att_, options_, weights_, Tensor(), d_pooled_,
-                             &att_ws_, &d_target_, &d_out, &att_grad_);
+    if (scorer_) {
+      scorer_->Backward(q, out, key_mask_, weights_, Tensor(), d_pooled_, &d_target_, &d_out);
+    } else {
+      MaskedMeanPoolBackward(seq_mask_, d_pooled_, &d_out);
     }
   }
 
@@ -228,38 +210,27 @@ class BstCtrModel final : public CtrModel {
     seq_mask_ = Tensor::Empty({b, l});
     key_mask_ = Tensor::Empty({b, l});
     weights_ = Tensor::Empty({b, l});
-    probs_ = Tensor::Empty({b, 1, l});
-    if (target_attention_ == Bst::DIN_UNIT) {
-      att_ws_ = DinAttentionWorkspace::Allocate(b, l, d_, h1_, h2_);
-    }
     for (Tensor* x : {&pooled_, &d_pooled_, &d_target_}) *x = Tensor::Empty({b, d_});
-    x_ = Tensor::Empty({b, layout_.width()});
-    dx_ = Tensor::Empty({b, layout_.width()});
   }
 
   const CtrModelDims dims_;
   const int64_t d_;
   const Bst::TargetAttention target_attention_;
   const uint64_t seed_;
-  const MlpInputLayout layout_;
-  DinAttentionOptions options_;
-  int64_t h1_ = 0, h2_ = 0;
 
   ParamArena arena_;
   Tensor positions_, d_positions_;  // P [max_history + 1, D]: row 0 the target's
   std::vector<std::unique_ptr<EncoderBlock>> blocks_;
-  DinAttentionParams att_, att_grad_;  // DIN_UNIT only
-  std::unique_ptr<MlpTower> mlp_;
+  std::unique_ptr<TargetScorer> scorer_;  // null with NONE
+  std::unique_ptr<CtrHead> head_;
 
   // Per-batch workspace.
   int64_t ws_b_ = -1, ws_t_ = -1;
   int64_t trained_batch_ = -1;         // B of the last training forward, -1 after inference
   std::vector<Tensor> acts_, d_acts_;  // block inputs and outputs [B, T+1, D], N + 1 of each
   Tensor seq_mask_, key_mask_;         // [B, T+1]
-  DinAttentionWorkspace att_ws_;
-  Tensor weights_, probs_;               // target attention [B, T+1], [B, 1, T+1]
+  Tensor weights_;                       // target attention [B, T+1]
   Tensor pooled_, d_pooled_, d_target_;  // [B, D]
-  Tensor x_, dx_;                        // MLP input [B, width]
 };
 
 constexpr int kMaxBlocks = 64;  // model.bst.blocks
@@ -279,6 +250,11 @@ void CheckBst(const config::ModelConfig& config, const CtrModelDims& dims, confi
            "unsupported value " + std::to_string(bst.target_attention()));
   }
   if (bst.target_attention() == Bst::DIN_UNIT) CheckDinUnit("model.bst", bst, p);
+  CheckScorer(config, dims, /*per_position_weights=*/false, "bst", p);
+  if (config.blocks().has_scorer() && bst.target_attention() == Bst::NONE) {
+    p->Add("model.blocks.scorer",
+           "model.bst.target_attention is NONE: there is no target attention to score");
+  }
   if (dims.max_history <= 0) p->Add("data.max_history", "BST needs a positive max_history");
   const int64_t d = dims.item_dim > 0 && dims.cate_dim > 0 ? dims.item_dim + dims.cate_dim : 0;
   if (p->size() != before || d == 0) return;

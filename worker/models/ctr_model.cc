@@ -13,6 +13,7 @@
 #include "ops/jagged.h"
 #include "ops/loss.h"
 #include "worker/config/job_config.h"
+#include "worker/models/ctr_head.h"
 #include "worker/models/models_internal.h"
 
 namespace attnps::models {
@@ -125,6 +126,7 @@ void CheckCtrModelConfig(const config::ModelConfig& config, const CtrModelDims& 
   const size_t before = problems->size();
   CtrModelSizes mine;
   kind->check(config, dims, problems, &mine);
+  CheckCtrHead(config, dims, problems, problems->size() == before ? &mine : nullptr);
   if (sizes == nullptr || problems->size() != before) return;
   *sizes = mine;
   if (sizes->mlp_input > 0) AddMlpSizes(config.mlp(), sizes);

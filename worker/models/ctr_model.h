@@ -44,12 +44,21 @@ struct CtrInputGrads {
   Tensor negatives;
 };
 
+// A context slot's block of the user input [B, U].
+struct ContextField {
+  std::string name;  // the feature slot's name (features.slots[].name)
+  int dim = 0;
+};
+
 struct CtrModelDims {
   int item_dim = 0;
   int cate_dim = 0;
   int user_dim = 0;  // U; 0: no user or context feature
   int max_history = 0;
   std::string d_source;  // how D is made, for errors, e.g. "item.dim + cate.dim"; may be empty
+  // The context slots side by side in the user input, their dims summing to U; empty with U > 0:
+  // one field named "user".
+  std::vector<ContextField> context;
 };
 
 class CtrModel : public DenseModel {

@@ -25,10 +25,10 @@
 #include "ops/loss.h"
 #include "ops/rnn.h"
 #include "worker/config/job_config.h"
-#include "worker/models/mlp.h"
-#include "worker/models/mlp_input.h"
+#include "worker/models/ctr_head.h"
 #include "worker/models/models_internal.h"
 #include "worker/models/param_arena.h"
+#include "worker/models/target_scorer.h"
 
 namespace attnps::models {
 namespace {
@@ -38,6 +38,15 @@ float Sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
 constexpr float kPreluInitAlpha = 0.25f;  // torch.nn.PReLU
 
+// The DIN unit of model.dien (softmax over valid positions), or model.blocks.scorer.
+ScorerSpec DienScorer(const config::ModelConfig& config) {
+  ScorerSpec spec;
+  spec.din_hidden = config::AttentionHidden(config.dien());
+  spec.din_options =
+      DinUnitOptions(config.dien().attention_activation(), AttentionNormalization::kSoftmax);
+  return ScorerOf(config, spec);
+}
+
 class DienCtrModel final : public CtrModel {
  public:
   DienCtrModel(const config::ModelConfig& config, const CtrModelDims& dims, uint64_t seed)
@@ -45,15 +54,12 @@ class DienCtrModel final : public CtrModel {
         d_(dims.item_dim + dims.cate_dim),
         evolution_(config.dien().evolution()),
         alpha_(config.dien().aux_loss_weight()),
-        project_query_(config.dien().query_projection()),
-        layout_(dims.user_dim, d_, /*extra_dim=*/d_) {
-    options_ =
-        DinUnitOptions(config.dien().attention_activation(), AttentionNormalization::kSoftmax);
+        project_query_(config.dien().query_projection()) {
     DeclareGru(&extractor_, &extractor_grad_);
-    DeclareAttention(config::AttentionHidden(config.dien()));
+    scorer_ = std::make_unique<TargetScorer>(DienScorer(config), d_, &arena_);
     if (project_query_) DeclareQueryProjection();
     DeclareGru(&evolver_, &evolver_grad_);
-    mlp_ = std::make_unique<MlpTower>(layout_.width(), config.mlp(), &arena_);
+    head_ = std::make_unique<CtrHead>(config, dims, /*extra_dim=*/d_, &arena_);
     arena_.Allocate(seed);
   }
 
@@ -68,8 +74,7 @@ class DienCtrModel final : public CtrModel {
     Resize(s.b, std::max<int64_t>(1, offsets.MaxLength()));
     JaggedToPadded(in.history, offsets, &emb_, &mask_);
     GruForward(emb_, mask_, Tensor(), extractor_, &extractor_ws_, &states_);
-    DinAttentionForward(Query(in), states_, mask_, att_, options_, &att_ws_, &weights_,
-                        &att_pooled_);
+    scorer_->Forward(Query(in), states_, mask_, &weights_, &att_pooled_);
     EvolveForward();
     const int64_t t = mask_.dim(1);
     for (int64_t r = 0; r < s.b; ++r) {
@@ -77,9 +82,7 @@ class DienCtrModel final : public CtrModel {
       std::copy_n(last, d_, final_.data() + r * d_);
     }
     SegmentSumPoolForward(in.history, offsets, &pooled_);
-    layout_.Assemble(in.user, RowBlock::Of(pooled_), RowBlock::Of(in.target), final_, &x_);
-    logits->EnsureShape({s.b});
-    mlp_->Forward(x_, training, logits);
+    head_->Forward(in.user, pooled_, in.target, final_, training, logits);
     trained_batch_ = training ? s.b : -1;
   }
 
@@ -111,13 +114,10 @@ class DienCtrModel final : public CtrModel {
     CHECK_EQ(trained_batch_, s.b) << "Backward needs Forward(training = true) on the same batch";
     const JaggedOffsets offsets(in.history_offsets);
     const int64_t t = mask_.dim(1);
-    dx_.SetZero();
-    mlp_->Backward(x_, dlogits, &dx_);
     d_pooled_.SetZero();
     d_final_.SetZero();
     Tensor* dq = dinputs->target.empty() ? nullptr : &dinputs->target;
-    layout_.Split(dx_, RowBlock::Of(pooled_), RowBlock::Of(in.target), &dinputs->user,
-                  RowBlock::Of(d_pooled_), dq ? RowBlock::Of(*dq) : RowBlock{}, &d_final_);
+    head_->Backward(dlogits, &dinputs->user, &d_pooled_, dq, &d_final_);
     d_evolved_.SetZero();
     for (int64_t r = 0; r < s.b; ++r) {
       std::copy_n(d_final_.data() + r * d_, d_, d_evolved_.data() + (r * t + t - 1) * d_);
@@ -131,14 +131,14 @@ class DienCtrModel final : public CtrModel {
     d_att_pooled_.SetZero();
     if (project_query_) {
       d_query_.SetZero();
-      DinAttentionBackward(query_, states_, mask_, att_, options_, weights_, d_weights_,
-                           d_att_pooled_, &att_ws_, &d_query_, &d_states_, &att_grad_);
+      scorer_->Backward(query_, states_, mask_, weights_, d_weights_, d_att_pooled_, &d_query_,
+                        &d_states_);
       d_query_pre_.SetZero();
       PreluBackward(query_pre_, qp_alpha_, d_query_, &d_query_pre_, &qp_grad_alpha_);
       LinearBackward(in.target, qp_w_, d_query_pre_, dq, &qp_grad_w_, &qp_grad_b_);
     } else {
-      DinAttentionBackward(in.target, states_, mask_, att_, options_, weights_, d_weights_,
-                           d_att_pooled_, &att_ws_, dq, &d_states_, &att_grad_);
+      scorer_->Backward(in.target, states_, mask_, weights_, d_weights_, d_att_pooled_, dq,
+                        &d_states_);
     }
     GruBackward(emb_, mask_, Tensor(), extractor_, d_states_, &extractor_ws_, &d_emb_, nullptr,
                 &extractor_grad_);
@@ -158,12 +158,6 @@ class DienCtrModel final : public CtrModel {
     arena_.AddParam({d_, 3 * d_}, init, &p->wx, &g->wx);
     arena_.AddParam({d_, 3 * d_}, init, &p->wh, &g->wh);
     arena_.AddParam({3 * d_}, init, &p->b, &g->b);
-  }
-
-  void DeclareAttention(const std::vector<int>& hidden) {
-    h1_ = hidden[0];
-    h2_ = hidden[1];
-    DeclareDinUnit(d_, h1_, h2_, &arena_, &att_, &att_grad_);
   }
 
   // Wp [D, D], bp [D] (torch's Linear init), the PReLU's alpha [D] (torch's 0.25).
@@ -293,7 +287,6 @@ class DienCtrModel final : public CtrModel {
     ws_t_ = t;
     extractor_ws_ = GruWorkspace::Allocate(b, t, d_, d_);
     evolver_ws_ = GruWorkspace::Allocate(b, t, d_, d_);
-    att_ws_ = DinAttentionWorkspace::Allocate(b, t, d_, h1_, h2_);
     for (Tensor* x : {&emb_, &d_emb_, &neg_, &d_neg_, &states_, &d_states_, &evolved_, &d_evolved_,
                       &scaled_, &d_scaled_}) {
       *x = Tensor::Empty({b, t, d_});
@@ -305,8 +298,6 @@ class DienCtrModel final : public CtrModel {
                       &query_pre_, &query_, &d_query_pre_, &d_query_}) {
       *x = Tensor::Empty({b, d_});
     }
-    x_ = Tensor::Empty({b, layout_.width()});
-    dx_ = Tensor::Empty({b, layout_.width()});
   }
 
   const CtrModelDims dims_;
@@ -314,21 +305,17 @@ class DienCtrModel final : public CtrModel {
   const config::DienModel::Evolution evolution_;
   const float alpha_;
   const bool project_query_;
-  const MlpInputLayout layout_;
-  DinAttentionOptions options_;
-  int64_t h1_ = 0, h2_ = 0;
 
   ParamArena arena_;
   GruParams extractor_, extractor_grad_, evolver_, evolver_grad_;  // views into the arena
-  DinAttentionParams att_, att_grad_;
+  std::unique_ptr<TargetScorer> scorer_;  // the target's attention over the states
   Tensor qp_w_, qp_b_, qp_alpha_, qp_grad_w_, qp_grad_b_, qp_grad_alpha_;  // query projection
-  std::unique_ptr<MlpTower> mlp_;
+  std::unique_ptr<CtrHead> head_;
 
   // Per-batch workspace.
   int64_t ws_b_ = -1, ws_t_ = -1;
   int64_t trained_batch_ = -1;  // B of the last training forward, -1 after inference
   GruWorkspace extractor_ws_, evolver_ws_;
-  DinAttentionWorkspace att_ws_;
   Tensor emb_, d_emb_, neg_, d_neg_, mask_;           // padded history and negatives [B, T, D]
   Tensor states_, d_states_, evolved_, d_evolved_;    // [B, T, D]
   Tensor scaled_, d_scaled_;                          // AIGRU's input a * S [B, T, D]
@@ -337,7 +324,6 @@ class DienCtrModel final : public CtrModel {
   Tensor query_pre_, query_, d_query_pre_, d_query_;  // q Wp + bp and q' [B, D]
   Tensor att_pooled_, d_att_pooled_;            // the unit's pooled output: unused, its gradient 0
   Tensor pooled_, d_pooled_, final_, d_final_;  // [B, D]
-  Tensor x_, dx_;                               // MLP input [B, width]
   Tensor dlogits_;
   double aux_loss_ = 0.0;
   float aux_scale_ = 0.0f;  // d(scaled loss) / d(sum of pair losses), set for one TrainStep
@@ -350,6 +336,7 @@ void CheckDien(const config::ModelConfig& config, const CtrModelDims& dims, conf
   const config::DienModel& dien = config.dien();
   const size_t before = p->size();
   CheckDinUnit("model.dien", dien, p);
+  CheckScorer(config, dims, /*per_position_weights=*/true, "DIEN's evolution GRU", p);
   const std::vector<int> hidden = config::AttentionHidden(dien);
   if (!config::DienModel::Evolution_IsValid(dien.evolution())) {
     p->Add("model.dien.evolution", "unsupported value " + std::to_string(dien.evolution()));

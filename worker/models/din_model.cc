@@ -1,6 +1,6 @@
-// DIN (Zhou et al., KDD'18): the activation unit pools the history for the target, optionally
-// with multi-head target attention and SENet field re-weighting; MLP on
-// [user, pooled, q, pooled * q, mha]. See docs/models.md for the exact definition.
+// DIN (Zhou et al., KDD'18): the activation unit (or model.blocks.scorer's scorer) pools the
+// history for the target, optionally beside multi-head target attention; the head (MLP on
+// [user, pooled, q, pooled * q, mha] and the blocks). See docs/models.md for the exact definition.
 #include <glog/logging.h>
 
 #include <algorithm>
@@ -9,26 +9,27 @@
 
 #include "ops/attention.h"
 #include "ops/din_attention.h"
-#include "ops/interaction.h"
 #include "ops/jagged.h"
 #include "worker/config/job_config.h"
-#include "worker/models/mlp.h"
-#include "worker/models/mlp_input.h"
+#include "worker/models/ctr_head.h"
 #include "worker/models/models_internal.h"
 #include "worker/models/param_arena.h"
+#include "worker/models/target_scorer.h"
 
 namespace attnps::models {
 namespace {
-
-// SENet fields: [pooled item, pooled cate, target item, target cate], each item_dim wide.
-constexpr int64_t kSenetFields = 4;
-constexpr float kSenetInitGateBias = 1.0f;
 
 DinAttentionOptions AttentionOptions(const config::DinModel& din) {
   return DinUnitOptions(din.attention_activation(),
                         din.attention_normalization() == config::DinModel::SOFTMAX
                             ? AttentionNormalization::kSoftmax
                             : AttentionNormalization::kNone);
+}
+
+// True when model.blocks.scorer replaces the DIN unit (any scorer but DIN_UNIT).
+bool OtherScorer(const config::ModelConfig& config) {
+  return config.blocks().has_scorer() &&
+         config.blocks().scorer().kind() != config::TargetScorerConfig::DIN_UNIT;
 }
 
 class DinCtrModel final : public CtrModel {
@@ -40,15 +41,16 @@ class DinCtrModel final : public CtrModel {
         score_scale_(options_.normalization == AttentionNormalization::kSoftmax
                          ? config.din().softmax_scale()
                          : 1.0f),
-        heads_(config.din().multi_head_target_attention().heads()),
-        senet_ratio_(config.din().senet().reduction_ratio()),
-        layout_(dims.user_dim, d_, heads_ > 0 ? d_ : 0) {
-    DeclareAttention(config::AttentionHidden(config.din()));
+        heads_(config.din().multi_head_target_attention().heads()) {
+    if (OtherScorer(config)) {
+      scorer_ = std::make_unique<TargetScorer>(ScorerOf(config, ScorerSpec()), d_, &arena_);
+    } else {
+      DeclareAttention(config::AttentionHidden(config.din()));
+    }
     if (heads_ > 0) DeclareMultiHeadAttention(d_, &arena_, &mha_, &mha_grad_);
-    if (senet_ratio_ > 0) DeclareSenet();
-    mlp_ = std::make_unique<MlpTower>(layout_.width(), config.mlp(), &arena_);
+    head_ = std::make_unique<CtrHead>(config, dims, heads_ > 0 ? d_ : 0, &arena_);
     arena_.Allocate(seed);
-    BindScaledScores();
+    if (!scorer_) BindScaledScores();
   }
 
   Tensor& params() override { return arena_.params(); }
@@ -59,27 +61,26 @@ class DinCtrModel final : public CtrModel {
     const BatchSizes s = CheckCtrInputs(in, dims_);
     const JaggedOffsets offsets(in.history_offsets);
     Resize(s, offsets);
-    if (score_scale_ != 1.0f) {
-      for (int64_t j = 0; j < att_.w3.numel(); ++j) att_op_.w3[j] = score_scale_ * att_.w3[j];
-      att_op_.b3[0] = score_scale_ * att_.b3[0];
-    }
-    JaggedDinAttentionForward(in.target, in.history, offsets, att_op_, options_, &att_ws_,
-                              &weights_, &pooled_);
-    if (heads_ > 0) {  // multi-head attention takes the padded layout
+    if (heads_ > 0 || scorer_) {  // multi-head attention and the scorers take the padded layout
       JaggedToPadded(in.history, offsets, &padded_history_, &padded_mask_);
+    }
+    if (scorer_) {
+      padded_weights_.EnsureShape(padded_mask_.shape());
+      scorer_->Forward(in.target, padded_history_, padded_mask_, &padded_weights_, &pooled_);
+    } else {
+      if (score_scale_ != 1.0f) {
+        for (int64_t j = 0; j < att_.w3.numel(); ++j) att_op_.w3[j] = score_scale_ * att_.w3[j];
+        att_op_.b3[0] = score_scale_ * att_.b3[0];
+      }
+      JaggedDinAttentionForward(in.target, in.history, offsets, att_op_, options_, &att_ws_,
+                                &weights_, &pooled_);
+    }
+    if (heads_ > 0) {
       Tensor out = mha_out_.Reshaped({s.b, 1, d_});
       MultiHeadAttentionForward(in.target.Reshaped({s.b, 1, d_}), padded_history_, padded_mask_,
                                 mha_, MhaOptions(), &mha_ws_, &out);
     }
-    RowBlock pooled = RowBlock::Of(pooled_), q = RowBlock::Of(in.target);
-    if (senet_ratio_ > 0) {
-      SenetForwardFields(in.target);
-      pooled = {se_out_.data(), 2 * d_};
-      q = {se_out_.data() + d_, 2 * d_};
-    }
-    layout_.Assemble(in.user, pooled, q, mha_out_, &x_);
-    logits->EnsureShape({s.b});
-    mlp_->Forward(x_, training, logits);
+    head_->Forward(in.user, pooled_, in.target, mha_out_, training, logits);
     trained_batch_ = training ? s.b : -1;
   }
 
@@ -89,29 +90,23 @@ class DinCtrModel final : public CtrModel {
     const JaggedOffsets offsets(in.history_offsets);
     Tensor* dq = dinputs->target.empty() ? nullptr : &dinputs->target;
     Tensor* dk = dinputs->history.empty() ? nullptr : &dinputs->history;
-    dx_.SetZero();
-    mlp_->Backward(x_, dlogits, &dx_);
     if (heads_ > 0) d_mha_out_.SetZero();
-    if (senet_ratio_ > 0) {
-      d_se_out_.SetZero();
-      const RowBlock pooled{se_out_.data(), 2 * d_}, q{se_out_.data() + d_, 2 * d_};
-      layout_.Split(dx_, pooled, q, &dinputs->user, {d_se_out_.data(), 2 * d_},
-                    {d_se_out_.data() + d_, 2 * d_}, &d_mha_out_);
-      SenetBackwardFields(dq);
-    } else {
-      d_pooled_.SetZero();
-      layout_.Split(dx_, RowBlock::Of(pooled_), RowBlock::Of(in.target), &dinputs->user,
-                    RowBlock::Of(d_pooled_), dq ? RowBlock::Of(*dq) : RowBlock{}, &d_mha_out_);
-    }
+    d_pooled_.SetZero();
+    head_->Backward(dlogits, &dinputs->user, &d_pooled_, dq, &d_mha_out_);
+    if ((heads_ > 0 || scorer_) && dk) d_padded_history_.SetZero();
+    Tensor* d_padded = dk ? &d_padded_history_ : nullptr;
     if (heads_ > 0) {
       Tensor dq3 = dq ? dq->Reshaped({s.b, 1, d_}) : Tensor();
-      if (dk) d_padded_history_.SetZero();
       MultiHeadAttentionBackward(in.target.Reshaped({s.b, 1, d_}), padded_history_, padded_mask_,
                                  mha_, MhaOptions(), d_mha_out_.Reshaped({s.b, 1, d_}), &mha_ws_,
-                                 dq ? &dq3 : nullptr, dk ? &d_padded_history_ : nullptr,
-                                 &mha_grad_);
-      if (dk) PaddedToJaggedAdd(d_padded_history_, offsets, dk);
+                                 dq ? &dq3 : nullptr, d_padded, &mha_grad_);
     }
+    if (scorer_) {
+      scorer_->Backward(in.target, padded_history_, padded_mask_, padded_weights_, Tensor(),
+                        d_pooled_, dq, d_padded);
+    }
+    if ((heads_ > 0 || scorer_) && dk) PaddedToJaggedAdd(d_padded_history_, offsets, dk);
+    if (scorer_) return;
     if (score_scale_ != 1.0f) {
       att_op_grad_.w3.SetZero();
       att_op_grad_.b3.SetZero();
@@ -133,18 +128,6 @@ class DinCtrModel final : public CtrModel {
     DeclareDinUnit(d_, h1_, h2_, &arena_, &att_, &att_grad_);
   }
 
-  // w1 [F, R], b1 [R], w2 [R, F], b2 [F] over the kSenetFields fields. Both SENet layers are
-  // ReLU: b2 starts at 1 so that every gate starts open (near the identity re-weighting) rather
-  // than possibly dead, and b1 at 0 so that each hidden unit is active for part of the batch.
-  void DeclareSenet() {
-    const int64_t f = kSenetFields, r = SenetHiddenSize(f, senet_ratio_);
-    arena_.AddParam({f, r}, ParamInit::LinearLike(f), &senet_.w1, &senet_grad_.w1);
-    arena_.AddParam({r}, ParamInit::Constant(0.0f), &senet_.b1, &senet_grad_.b1);
-    arena_.AddParam({r, f}, ParamInit::LinearLike(r), &senet_.w2, &senet_grad_.w2);
-    arena_.AddParam({f}, ParamInit::Constant(kSenetInitGateBias), &senet_.b2, &senet_grad_.b2);
-    senet_hidden_ = r;
-  }
-
   // The op's view of the unit: the arena's weights, except that with a softmax scale s != 1
   // w3 and b3 are scaled copies (softmax(s * score) = softmax of the scaled output layer) and
   // their gradients land in scratch tensors, scaled back into grads() after the backward.
@@ -164,102 +147,58 @@ class DinCtrModel final : public CtrModel {
     return o;
   }
 
-  // se_in_ [B, 2D] = [pooled | q] = fields [B, 4, d]; se_out_ the re-weighted fields.
-  void SenetForwardFields(const Tensor& target) {
-    const int64_t b = target.dim(0);
-    for (int64_t r = 0; r < b; ++r) {
-      std::copy_n(pooled_.data() + r * d_, d_, se_in_.data() + r * 2 * d_);
-      std::copy_n(target.data() + r * d_, d_, se_in_.data() + r * 2 * d_ + d_);
-    }
-    const int64_t field = dims_.item_dim;
-    Tensor out = se_out_.Reshaped({b, kSenetFields, field});
-    SenetForward(se_in_.Reshaped({b, kSenetFields, field}), senet_, &senet_ws_, &out);
-  }
-
-  // From d_se_out_: SENet weight gradients, d_pooled_ (assigned) and dq (+=, when wanted).
-  void SenetBackwardFields(Tensor* dq) {
-    const int64_t b = se_in_.dim(0), field = dims_.item_dim;
-    d_se_in_.SetZero();
-    Tensor de = d_se_in_.Reshaped({b, kSenetFields, field});
-    SenetBackward(se_in_.Reshaped({b, kSenetFields, field}), senet_,
-                  d_se_out_.Reshaped({b, kSenetFields, field}), &senet_ws_, &de, &senet_grad_);
-    for (int64_t r = 0; r < b; ++r) {
-      const float* g = d_se_in_.data() + r * 2 * d_;
-      std::copy_n(g, d_, d_pooled_.data() + r * d_);
-      if (dq) {
-        float* out = dq->data() + r * d_;
-        for (int64_t j = 0; j < d_; ++j) out[j] += g[d_ + j];
-      }
-    }
-  }
-
   // Per-batch workspaces: the [N]-sized ones keep their buffers while they fit; the [B]-sized
   // ones are reallocated when B changes (and the padded copy for multi-head attention when the
   // longest history T does).
   void Resize(const BatchSizes& s, const JaggedOffsets& offsets) {
     weights_.EnsureCapacity({s.n});
-    if (heads_ > 0) {
-      const int64_t t = std::max<int64_t>(1, offsets.MaxLength());
-      if (s.b != ws_b_ || t != ws_t_) {
+    const int64_t t = std::max<int64_t>(1, offsets.MaxLength());
+    if ((heads_ > 0 || scorer_) && (s.b != ws_b_ || t != ws_t_)) {
+      if (heads_ > 0) {
         const int64_t head_dim = d_ / heads_;
         mha_ws_ = MultiHeadAttentionWorkspace::Allocate(s.b, 1, t, heads_, head_dim, head_dim);
-        padded_history_ = Tensor::Empty({s.b, t, d_});
-        d_padded_history_ = Tensor::Empty({s.b, t, d_});
-        padded_mask_ = Tensor::Empty({s.b, t});
-        ws_t_ = t;
       }
+      padded_history_ = Tensor::Empty({s.b, t, d_});
+      d_padded_history_ = Tensor::Empty({s.b, t, d_});
+      padded_mask_ = Tensor::Empty({s.b, t});
+      ws_t_ = t;
     }
     if (s.b == ws_b_) return;
     ws_b_ = s.b;
     pooled_ = Tensor::Empty({s.b, d_});
     d_pooled_ = Tensor::Empty({s.b, d_});
-    x_ = Tensor::Empty({s.b, layout_.width()});
-    dx_ = Tensor::Empty({s.b, layout_.width()});
     if (heads_ > 0) {
       mha_out_ = Tensor::Empty({s.b, d_});
       d_mha_out_ = Tensor::Empty({s.b, d_});
-    }
-    if (senet_ratio_ > 0) {
-      senet_ws_ = SenetWorkspace::Allocate(s.b, kSenetFields, senet_hidden_);
-      se_in_ = Tensor::Empty({s.b, 2 * d_});
-      se_out_ = Tensor::Empty({s.b, 2 * d_});
-      d_se_in_ = Tensor::Empty({s.b, 2 * d_});
-      d_se_out_ = Tensor::Empty({s.b, 2 * d_});
     }
   }
 
   const CtrModelDims dims_;
   const int64_t d_;
   const DinAttentionOptions options_;
-  const float score_scale_;    // softmax_scale under SOFTMAX, else 1
-  const int64_t heads_;        // 0: no multi-head target attention
-  const int64_t senet_ratio_;  // 0: no SENet
-  const MlpInputLayout layout_;
-  int64_t h1_ = 0, h2_ = 0, senet_hidden_ = 0;
+  const float score_scale_;  // softmax_scale under SOFTMAX, else 1
+  const int64_t heads_;      // 0: no multi-head target attention
+  int64_t h1_ = 0, h2_ = 0;
 
   ParamArena arena_;
-  DinAttentionParams att_, att_grad_;        // views into the arena
+  std::unique_ptr<TargetScorer> scorer_;     // model.blocks.scorer other than DIN_UNIT, or null
+  DinAttentionParams att_, att_grad_;        // views into the arena (without scorer_)
   DinAttentionParams att_op_, att_op_grad_;  // what the op sees (see BindScaledScores)
   MultiHeadAttentionParams mha_, mha_grad_;
-  SenetParams senet_, senet_grad_;
-  std::unique_ptr<MlpTower> mlp_;
+  std::unique_ptr<CtrHead> head_;
 
   // Per-batch workspace.
   int64_t ws_b_ = -1, ws_t_ = -1;
   int64_t trained_batch_ = -1;  // B of the last training forward, -1 after inference
   JaggedDinAttentionWorkspace att_ws_;
   MultiHeadAttentionWorkspace mha_ws_;
-  SenetWorkspace senet_ws_;
-  Tensor weights_, pooled_, d_pooled_;          // [N], [B, D], [B, D]
-  Tensor mha_out_, d_mha_out_;                  // [B, D] (empty without heads)
-  Tensor padded_history_, d_padded_history_;    // [B, T, D] (empty without heads)
-  Tensor padded_mask_;                          // [B, T] (empty without heads)
-  Tensor se_in_, se_out_, d_se_in_, d_se_out_;  // [B, 2D] = [pooled | q] (empty without SENet)
-  Tensor x_, dx_;                               // MLP input [B, width]
+  Tensor weights_, pooled_, d_pooled_;        // [N], [B, D], [B, D]
+  Tensor mha_out_, d_mha_out_;                // [B, D] (empty without heads)
+  Tensor padded_history_, d_padded_history_;  // [B, T, D] (with heads or scorer_)
+  Tensor padded_mask_, padded_weights_;       // [B, T] (with heads or scorer_)
 };
 
 constexpr int kMaxHeads = 256;             // model.din.multi_head_target_attention.heads
-constexpr int kMaxSenetRatio = 1024;       // model.din.senet.reduction_ratio
 constexpr double kMaxSoftmaxScale = 1000;  // model.din.softmax_scale
 
 void CheckDin(const config::ModelConfig& config, const CtrModelDims& dims, config::Problems* p,
@@ -275,14 +214,8 @@ void CheckDin(const config::ModelConfig& config, const CtrModelDims& dims, confi
   const std::string heads_path = "model.din.multi_head_target_attention.heads";
   p->NonNegativeAtMost(heads_path, heads, kMaxHeads);
   if (heads > 0) CheckHeadsDivideItemDim(heads_path, heads, dims, p);
+  CheckScorer(config, dims, /*per_position_weights=*/false, "din", p);
   const int64_t d = dims.item_dim > 0 && dims.cate_dim > 0 ? dims.item_dim + dims.cate_dim : 0;
-  const int ratio = din.senet().reduction_ratio();
-  p->NonNegativeAtMost("model.din.senet.reduction_ratio", ratio, kMaxSenetRatio);
-  if (ratio > 0 && d > 0 && dims.item_dim != dims.cate_dim) {
-    p->Add("model.din.senet.reduction_ratio", "SENet needs fields of one width: item dim " +
-                                                  std::to_string(dims.item_dim) + " != cate dim " +
-                                                  std::to_string(dims.cate_dim));
-  }
   if (p->size() != before || d == 0) return;
   sizes->weights.push_back({"model.din.attention_hidden[0]", 4 * d, hidden[0]});
   for (size_t l = 1; l < hidden.size(); ++l) {

@@ -174,7 +174,7 @@ std::vector<ModelCase> GradCases() {
   c.softmax_scale = 2.0f;
   c.heads = 4;
   c.senet_ratio = 1;
-  c.user_dim = 3;
+  c.user_dim = 2;  // SENet's fields are one width: the user is a field of d = 2
   c.mlp_act = config::PRELU;
   cases.push_back(c);
   c = Din("HeadsSenetDice");
@@ -246,8 +246,8 @@ TEST(CtrModelTest, EveryParamElementReceivesGradient) {
     c.din = din;
     c.heads = din ? 2 : 0;
     c.senet_ratio = din ? 2 : 0;
-    c.user_dim = 3;
-    const CtrModelDims dims = SmallDims(3);
+    c.user_dim = 2;  // one field of SENet's width
+    const CtrModelDims dims = SmallDims(2);
     std::unique_ptr<CtrModel> model = MustMake(SmallConfig(c), dims, 9);
     ASSERT_EQ(model->params().numel(), model->grads().numel());
     ASSERT_EQ(model->params().ndim(), 1);

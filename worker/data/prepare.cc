@@ -76,7 +76,8 @@ Status WriteDatasetTxt(const PrepareOptions& options, const PrepareReport& r) {
     for (size_t k = 0; k < r.extra_columns.size(); ++k) {
       kv((r.extra_columns[k] + "_ids").c_str(), std::to_string(r.extra_column_ids[k]));
     }
-    kv("users_without_profile", std::to_string(r.users_without_profile));
+    if (!options.users.empty())
+      kv("users_without_profile", std::to_string(r.users_without_profile));
   }
   AtomicFile out;
   ATTNPS_RETURN_IF_ERROR(out.Open(options.out + "/dataset.txt"));
@@ -90,7 +91,28 @@ RecipeOptions MakeRecipeOptions(const PrepareOptions& options) {
   r.min_user_events = options.min_user_events;
   r.seed = options.seed;
   r.shuffle_memory_bytes = options.shuffle_memory_bytes;
+  r.activity_buckets = options.activity_buckets;
   return r;
+}
+
+// With --activity_buckets: the activity field's name and id count in the report, and its ids'
+// ranges in *ids_tsv (extra_columns.tsv).
+void AddActivityColumn(const PrepareOptions& options, PrepareReport* report, std::string* ids_tsv) {
+  if (options.activity_buckets <= 0) return;
+  report->extra_columns.push_back("activity");
+  report->extra_column_ids.push_back(static_cast<uint64_t>(options.activity_buckets));
+  for (int b = 1; b <= options.activity_buckets; ++b) {
+    *ids_tsv += "activity\t" + std::to_string(b) + "\t" +
+                ActivityBucketRange(b, options.activity_buckets) + " events before\n";
+  }
+}
+
+Status WriteExtraColumns(const std::string& dir, const std::string& ids_tsv) {
+  if (ids_tsv.empty()) return Status::Ok();
+  AtomicFile ids;
+  ATTNPS_RETURN_IF_ERROR(ids.Open(dir + "/extra_columns.tsv"));
+  ATTNPS_RETURN_IF_ERROR(ids.Append(ids_tsv));
+  return ids.Commit();
 }
 
 void FillWriterCounts(const SampleWriter& writer, PrepareReport* report) {
@@ -223,6 +245,7 @@ Status PrepareRaw(const PrepareOptions& options, PrepareReport* report) {
   if (!options.users.empty()) {
     UserExtraFields(options, log, profiles, user_rank, &user_extra, &extra_ids_tsv, report);
   }
+  AddActivityColumn(options, report, &extra_ids_tsv);
 
   SampleWriter writer(MakeRecipeOptions(options), item_cate);
   ATTNPS_RETURN_IF_ERROR(writer.Open(options.out));
@@ -242,12 +265,7 @@ Status PrepareRaw(const PrepareOptions& options, PrepareReport* report) {
   }
   ATTNPS_RETURN_IF_ERROR(writer.Commit());
   ATTNPS_RETURN_IF_ERROR(WriteItemCates(options.out, item_cate));
-  if (!options.users.empty()) {
-    AtomicFile ids;
-    ATTNPS_RETURN_IF_ERROR(ids.Open(options.out + "/extra_columns.tsv"));
-    ATTNPS_RETURN_IF_ERROR(ids.Append(extra_ids_tsv));
-    ATTNPS_RETURN_IF_ERROR(ids.Commit());
-  }
+  ATTNPS_RETURN_IF_ERROR(WriteExtraColumns(options.out, extra_ids_tsv));
 
   report->lines_read = log.lines_read;
   report->bad_lines = log.bad_lines;
@@ -291,6 +309,9 @@ Status PrepareSynthetic(const PrepareOptions& options, PrepareReport* report) {
   }
   ATTNPS_RETURN_IF_ERROR(writer.Commit());
   ATTNPS_RETURN_IF_ERROR(WriteItemCates(options.out, world.item_cate()));
+  std::string extra_ids_tsv;
+  AddActivityColumn(options, report, &extra_ids_tsv);
+  ATTNPS_RETURN_IF_ERROR(WriteExtraColumns(options.out, extra_ids_tsv));
   report->users = syn.users;
   report->items = syn.items;
   report->cates = syn.clusters;
@@ -384,6 +405,16 @@ const std::vector<Flag>& Flags() {
            if (!Trim(parts[i]).empty()) o->taobao_behaviors.emplace_back(Trim(parts[i]));
          }
          if (o->taobao_behaviors.empty()) return BadValue("taobao_behaviors", v, "empty list");
+         return Status::Ok();
+       }},
+      {"activity_buckets",
+       "N > 0: a last extra CTR field, the user's activity bucket (events before the sample: 1, "
+       "2-3, 4-7, ..., the N-th open-ended); 0 = none (default)",
+       [](std::string_view v, PrepareOptions* o) {
+         uint64_t n = 0;
+         if (!ParseUint64(v, &n) || n > 30)
+           return BadValue("activity_buckets", v, "expected 0..30");
+         o->activity_buckets = static_cast<int>(n);
          return Status::Ok();
        }},
       {"users", "movielens: user profile file (optional); synthetic: user count (10000)",
@@ -556,8 +587,12 @@ int PrepareMain(const std::vector<std::string>& args) {
       names += (k > 0 ? "," : "") + r.extra_columns[k] + "(" +
                std::to_string(r.extra_column_ids[k]) + " ids)";
     }
-    std::printf("extra CTR fields 7..: %s; users_without_profile=%llu\n", names.c_str(),
-                static_cast<unsigned long long>(r.users_without_profile));
+    std::printf("extra CTR fields 7..: %s", names.c_str());
+    if (!options.users.empty()) {
+      std::printf("; users_without_profile=%llu",
+                  static_cast<unsigned long long>(r.users_without_profile));
+    }
+    std::printf("\n");
   }
   return 0;
 }

@@ -21,6 +21,9 @@ struct PrepareOptions {
   // Optional MovieLens user profile file (--users; for synthetic --users is the user count): every
   // CTR line then gets extra fields 7, 8, 9 = age bucket, gender, occupation ids.
   std::string users;
+  // > 0: every CTR line gets one more extra field (the last), `activity`: the bucket of the
+  // user's event count before the sample, ActivityBucket(n, activity_buckets).
+  int activity_buckets = 0;
   std::string out;  // output directory (created if missing)
   int max_history = 50;
   uint64_t seed = 1;

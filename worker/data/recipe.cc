@@ -9,6 +9,19 @@
 
 namespace attnps::data {
 
+uint64_t ActivityBucket(uint64_t n, int buckets) {
+  CHECK_GE(n, 1u);
+  uint64_t b = 1;
+  while (n >>= 1) ++b;
+  return std::min<uint64_t>(b, static_cast<uint64_t>(buckets));
+}
+
+std::string ActivityBucketRange(int bucket, int buckets) {
+  const uint64_t lo = uint64_t{1} << (bucket - 1), hi = (uint64_t{1} << bucket) - 1;
+  if (bucket == buckets) return std::to_string(lo) + "+";
+  return lo == hi ? std::to_string(lo) : std::to_string(lo) + "-" + std::to_string(hi);
+}
+
 SampleWriter::SampleWriter(const RecipeOptions& options, std::vector<uint64_t> item_cate)
     : options_(options),
       item_cate_(std::move(item_cate)),
@@ -68,7 +81,11 @@ Status SampleWriter::AddUserWithExtra(uint64_t user, const std::vector<uint64_t>
   const size_t len = items.size();
   const size_t max_history = static_cast<size_t>(options_.max_history);
   sample_.user = user;
+  if (options_.activity_buckets > 0) sample_.extra.emplace_back();
   for (size_t i = 1; i < len; ++i) {
+    if (options_.activity_buckets > 0) {
+      sample_.extra.back().assign(1, ActivityBucket(i, options_.activity_buckets));
+    }
     size_t begin = i > max_history ? i - max_history : 0;
     sample_.hist_items.assign(items.begin() + begin, items.begin() + i);
     sample_.hist_cates.assign(seq.cates.begin() + begin, seq.cates.begin() + i);

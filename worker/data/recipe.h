@@ -23,7 +23,14 @@ struct RecipeOptions {
   int min_user_events = 3;
   uint64_t seed = 1;
   uint64_t shuffle_memory_bytes = 64ull << 20;
+  int activity_buckets = 0;  // > 0: a last extra field, ActivityBucket of the events before
 };
+
+// The user-activity bucket of a sample preceded by n >= 1 of the user's events:
+// min(buckets, 1 + floor(log2 n)), i.e. 1: 1 event, 2: 2-3, 3: 4-7, ...
+uint64_t ActivityBucket(uint64_t n, int buckets);
+// Its events range as text: "1", "2-3", ..., "128+" for the last bucket.
+std::string ActivityBucketRange(int bucket, int buckets);
 
 // Draws a negative candidate in 1..num_items; rejected candidates in the user's set are redrawn.
 using CandidateSampler = std::function<uint64_t(std::mt19937_64*)>;
@@ -42,7 +49,8 @@ class SampleWriter {
   // skipped, as are users whose set covers every item (no negative exists).
   Status AddUser(uint64_t user, const std::vector<uint64_t>& items);
   // The same, with `extra` written as fields 7.. of each of the user's CTR lines (train and test;
-  // not in sequences.tsv). The caller keeps the number of extra fields the same for every user.
+  // not in sequences.tsv), then the activity field when activity_buckets > 0. The caller keeps
+  // the number of extra fields the same for every user.
   Status AddUser(uint64_t user, const std::vector<uint64_t>& items,
                  const std::vector<std::vector<uint64_t>>& extra);
   Status Commit();

@@ -83,16 +83,16 @@ class BaseCtrModel final : public CtrModel {
   ParamArena arena_;
   std::unique_ptr<TargetScorer> scorer_;  // null: sum pooling
   std::unique_ptr<CtrHead> head_;
-  Tensor pooled_, dpooled_;                     // [B, D]
+  Tensor pooled_, dpooled_;                    // [B, D]
   Tensor padded_, d_padded_, mask_, weights_;  // with a scorer: [B, T, D], [B, T]
-  int64_t trained_batch_ = -1;  // B of the last training forward, -1 after inference
+  int64_t trained_batch_ = -1;                 // B of the last training forward, -1 after inference
 };
 
 }  // namespace
 
 CtrModelKind BaseModelKind() {
-  auto check = [](const config::ModelConfig& config, const CtrModelDims& dims,
-                  config::Problems* p, CtrModelSizes* sizes) {
+  auto check = [](const config::ModelConfig& config, const CtrModelDims& dims, config::Problems* p,
+                  CtrModelSizes* sizes) {
     CheckScorer(config, dims, /*per_position_weights=*/false, "base", p);
     const int64_t d = dims.item_dim + dims.cate_dim;
     sizes->mlp_input = dims.user_dim + 3 * d;  // [user, pooled, q, pooled * q]

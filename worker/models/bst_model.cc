@@ -20,8 +20,8 @@
 #include "ops/pooling.h"
 #include "ops/random.h"
 #include "worker/config/job_config.h"
-#include "worker/models/encoder_block.h"
 #include "worker/models/ctr_head.h"
+#include "worker/models/encoder_block.h"
 #include "worker/models/models_internal.h"
 #include "worker/models/param_arena.h"
 #include "worker/models/target_scorer.h"
@@ -226,9 +226,9 @@ class BstCtrModel final : public CtrModel {
 
   // Per-batch workspace.
   int64_t ws_b_ = -1, ws_t_ = -1;
-  int64_t trained_batch_ = -1;         // B of the last training forward, -1 after inference
-  std::vector<Tensor> acts_, d_acts_;  // block inputs and outputs [B, T+1, D], N + 1 of each
-  Tensor seq_mask_, key_mask_;         // [B, T+1]
+  int64_t trained_batch_ = -1;           // B of the last training forward, -1 after inference
+  std::vector<Tensor> acts_, d_acts_;    // block inputs and outputs [B, T+1, D], N + 1 of each
+  Tensor seq_mask_, key_mask_;           // [B, T+1]
   Tensor weights_;                       // target attention [B, T+1]
   Tensor pooled_, d_pooled_, d_target_;  // [B, D]
 };

@@ -125,19 +125,20 @@ void CheckGates(const config::ModelConfig& config, const CtrModelDims& dims, con
   } else if (SlotColumn(dims, poso.slot(), &width) < 0 ||
              (dims.context.empty() && dims.user_dim == 0)) {
     const std::string names = ContextNames(dims);
-    p->Add("model.blocks.poso.slot",
-           "no context slot named " + config::Quote(poso.slot()) +
-               (names.empty() ? std::string(" (there are no context slots; add one in features.slots,"
-                                            " e.g. the activity column of `attnps prepare "
-                                            "--activity`)")
-                              : " (the context slots: " + names + ")"));
+    p->Add(
+        "model.blocks.poso.slot",
+        "no context slot named " + config::Quote(poso.slot()) +
+            (names.empty() ? std::string(" (there are no context slots; add one in features.slots,"
+                                         " e.g. the activity column of `attnps prepare "
+                                         "--activity`)")
+                           : " (the context slots: " + names + ")"));
   }
 }
 
 }  // namespace
 
-void CheckCtrHead(const config::ModelConfig& config, const CtrModelDims& dims,
-                  config::Problems* p, CtrModelSizes* sizes) {
+void CheckCtrHead(const config::ModelConfig& config, const CtrModelDims& dims, config::Problems* p,
+                  CtrModelSizes* sizes) {
   const size_t before = p->size();
   const std::vector<Field> fields = Fields(dims);
   CheckSenet(config, fields, p);
@@ -157,7 +158,8 @@ void CheckCtrHead(const config::ModelConfig& config, const CtrModelDims& dims,
     sizes->weights.push_back({"model.blocks.senet.reduction_ratio", f, r});
   }
   if (blocks.has_afm()) {
-    sizes->weights.push_back({"model.blocks.afm.attention_size", width, blocks.afm().attention_size()});
+    sizes->weights.push_back(
+        {"model.blocks.afm.attention_size", width, blocks.afm().attention_size()});
     sizes->mlp_input += width;
   }
   for (const MlpGate& g : Gates(config, dims, sizes->mlp_input)) {

@@ -32,8 +32,8 @@ namespace attnps::models {
 // Checks model.blocks' senet, afm, lhuc and poso (and model.din.senet, their older spelling) for
 // `dims`, and adds their weights to *sizes and AFM's width to sizes->mlp_input (sizes may be
 // null).
-void CheckCtrHead(const config::ModelConfig& config, const CtrModelDims& dims,
-                  config::Problems* p, CtrModelSizes* sizes);
+void CheckCtrHead(const config::ModelConfig& config, const CtrModelDims& dims, config::Problems* p,
+                  CtrModelSizes* sizes);
 
 class CtrHead {
  public:
@@ -50,17 +50,16 @@ class CtrHead {
                bool training, Tensor* logits);
   // After Forward(training = true): the head's weight gradients, and += into each present
   // destination (duser [B, U], dpooled and dq [B, D], dextra [B, E]; null or empty: skipped).
-  void Backward(const Tensor& dlogits, Tensor* duser, Tensor* dpooled, Tensor* dq,
-                Tensor* dextra);
+  void Backward(const Tensor& dlogits, Tensor* duser, Tensor* dpooled, Tensor* dq, Tensor* dextra);
 
  private:
   void Resize(int64_t b);
   void AssembleMlpInput(const Tensor& fields, const Tensor& extra);
 
-  const int64_t u_, d_, e_;  // U, D, E
+  const int64_t u_, d_, e_;             // U, D, E
   const int64_t n_fields_, field_dim_;  // F and f (0 when the widths differ: no SENet, no AFM)
-  int64_t senet_hidden_ = 0;  // R; 0: no SENet
-  int64_t afm_dim_ = 0;       // f with AFM, else 0
+  int64_t senet_hidden_ = 0;            // R; 0: no SENet
+  int64_t afm_dim_ = 0;                 // f with AFM, else 0
   SenetParams senet_, senet_grad_;
   AfmParams afm_, afm_grad_;
   std::unique_ptr<MlpTower> mlp_;
@@ -69,8 +68,8 @@ class CtrHead {
   SenetWorkspace senet_ws_;
   AfmWorkspace afm_ws_;
   Tensor fields_, se_out_, d_fields_, d_se_out_;  // [B, U + 2D]
-  Tensor afm_out_, d_afm_out_;                     // [B, f]
-  Tensor x_, dx_;                                  // MLP input [B, width]
+  Tensor afm_out_, d_afm_out_;                    // [B, f]
+  Tensor x_, dx_;                                 // MLP input [B, width]
 };
 
 }  // namespace attnps::models

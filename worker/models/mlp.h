@@ -61,12 +61,12 @@ class MlpTower {
  private:
   struct GateState {  // one gate of one layer
     Tensor w1, b1, w2, b2, dw1, db1, dw2, db2;
-    Tensor pre, hidden, g, y;    // [B, G], [B, G], [B, H], [B, H]
+    Tensor pre, hidden, g, y;        // [B, G], [B, G], [B, H], [B, H]
     Tensor d_hidden, d_pre, dg, dy;  // backward scratch
   };
   struct Layer {
     int64_t in = 0, out = 0;
-    std::vector<GateState> gates;  // one per MlpGate
+    std::vector<GateState> gates;      // one per MlpGate
     Tensor w, b, alpha;                // params (alpha empty for ReLU / sigmoid)
     Tensor dw, db, dalpha;             // grads
     Tensor running_mean, running_var;  // Dice only (buffers)
@@ -76,7 +76,9 @@ class MlpTower {
 
   void Resize(int64_t batch);
   // The layer's output (its activation, or its last gate's) and that output's gradient buffer.
-  static Tensor& Output(Layer& layer) { return layer.gates.empty() ? layer.a : layer.gates.back().y; }
+  static Tensor& Output(Layer& layer) {
+    return layer.gates.empty() ? layer.a : layer.gates.back().y;
+  }
   static Tensor& OutputGrad(Layer& layer) {
     return layer.gates.empty() ? layer.da : layer.gates.back().dy;
   }
@@ -91,7 +93,7 @@ class MlpTower {
   std::vector<Layer> layers_;  // hidden layers
   std::vector<MlpGate> gates_;
   std::vector<Tensor> gate_in_, d_gate_in_;  // per gate: its input columns [B, cols]
-  Layer out_;                  // [H_L, 1], no activation
+  Layer out_;                                // [H_L, 1], no activation
   int64_t batch_ = -1;
 };
 

@@ -95,8 +95,8 @@ void TargetScorer::Resize(int64_t b, int64_t t) {
   }
 }
 
-void TargetScorer::Forward(const Tensor& q, const Tensor& keys, const Tensor& mask,
-                           Tensor* weights, Tensor* pooled) {
+void TargetScorer::Forward(const Tensor& q, const Tensor& keys, const Tensor& mask, Tensor* weights,
+                           Tensor* pooled) {
   const int64_t b = keys.dim(0), t = keys.dim(1);
   Resize(b, t);
   switch (spec_.kind) {
@@ -108,8 +108,7 @@ void TargetScorer::Forward(const Tensor& q, const Tensor& keys, const Tensor& ma
       break;
     case Scorer::SCALED_DOT_PRODUCT: {
       Tensor p3 = weights->Reshaped({b, 1, t}), out3 = pooled->Reshaped({b, 1, d_});
-      ScaledDotProductAttentionForward(q.Reshaped({b, 1, d_}), keys, keys, mask, false, &p3,
-                                       &out3);
+      ScaledDotProductAttentionForward(q.Reshaped({b, 1, d_}), keys, keys, mask, false, &p3, &out3);
       break;
     }
     default: {
@@ -122,8 +121,8 @@ void TargetScorer::Forward(const Tensor& q, const Tensor& keys, const Tensor& ma
 }
 
 void TargetScorer::Backward(const Tensor& q, const Tensor& keys, const Tensor& mask,
-                            const Tensor& weights, const Tensor& d_weights,
-                            const Tensor& d_pooled, Tensor* dq, Tensor* dkeys) {
+                            const Tensor& weights, const Tensor& d_weights, const Tensor& d_pooled,
+                            Tensor* dq, Tensor* dkeys) {
   const int64_t b = keys.dim(0), t = keys.dim(1);
   CHECK(b == ws_b_ && t == ws_t_) << "Backward without a matching Forward";
   Tensor dq3 = dq ? dq->Reshaped({b, 1, d_}) : Tensor();

@@ -367,6 +367,18 @@ TEST(ValidateJobConfigTest, EachRuleNamesItsFieldPath) {
          c->mutable_model()->mutable_din()->mutable_senet()->set_reduction_ratio(-1);
        },
        "model.din.senet.reduction_ratio: must be >= 0, got -1"},
+      {"poso_slot",
+       [](JobConfig* c) {
+         c->mutable_model()->mutable_blocks()->mutable_poso()->set_slot("activity");
+       },
+       "model.blocks.poso.slot: no context slot named \"activity\" (there are no context slots"},
+      {"scorer_heads",
+       [](JobConfig* c) {
+         auto* scorer = c->mutable_model()->mutable_blocks()->mutable_scorer();
+         scorer->set_kind(config::TargetScorerConfig::MULTI_HEAD);
+         scorer->set_heads(5);
+       },
+       "model.blocks.scorer.heads: 5 does not divide the item dim 36 (item.dim + cate.dim)"},
       {"dense_lr", [](JobConfig* c) { c->mutable_dense_optimizer()->set_learning_rate(0); },
        "dense_optimizer.learning_rate: must be > 0, got 0"},
       {"clip", [](JobConfig* c) { c->mutable_dense_optimizer()->set_clip_global_norm(-1); },

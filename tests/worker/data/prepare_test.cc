@@ -1,4 +1,5 @@
 #include "worker/data/prepare.h"
+#include "worker/data/recipe.h"
 
 #include <gtest/gtest.h>
 
@@ -674,6 +675,50 @@ TEST(PrepareUsersTest, TheExtraFieldsChangeNothingElse) {
   }
   EXPECT_EQ(ReadFile(o.out + "/sequences.tsv"), ReadFile(with.out + "/sequences.tsv"));
   EXPECT_EQ(ReadFile(o.out + "/item_cates.tsv"), ReadFile(with.out + "/item_cates.tsv"));
+}
+
+// --activity_buckets: the user's events before each sample, bucketed, as the last extra field
+// (after the profile fields when there are some); nothing else changes.
+TEST(PrepareActivityTest, AppendsTheActivityBucketOfEveryCtrLine) {
+  EXPECT_EQ(ActivityBucket(1, 8), 1u);
+  EXPECT_EQ(ActivityBucket(3, 8), 2u);
+  EXPECT_EQ(ActivityBucket(4, 8), 3u);
+  EXPECT_EQ(ActivityBucket(1000, 8), 8u);
+  EXPECT_EQ(ActivityBucketRange(2, 3), "2-3");
+  EXPECT_EQ(ActivityBucketRange(3, 3), "4+");
+  std::string dir = FreshDir("d");
+  PrepareOptions o = TinyOptions(dir);
+  o.max_bad_fraction = 0.5;
+  PrepareReport r;
+  ASSERT_TRUE(Prepare(o, &r).ok());
+  PrepareOptions with = o;
+  with.users = dir + "/tiny.user";
+  with.activity_buckets = 2;
+  with.out = dir + "/with";
+  WriteFile(with.users, kTinyUsers);
+  ASSERT_TRUE(Prepare(with, &r).ok());
+  EXPECT_EQ(r.extra_columns,
+            (std::vector<std::string>{"age_bucket", "gender", "occupation", "activity"}));
+  EXPECT_EQ(r.extra_column_ids.back(), 2u);
+  for (const char* f : {"train.tsv", "test.tsv"}) {
+    EXPECT_EQ(FirstSixFields(ReadFile(with.out + "/" + f)), ReadFile(o.out + "/" + f)) << f;
+  }
+  // User 1 has 4 events: its test line has 3 before it (bucket 2 of 2), its first train line 1.
+  EXPECT_EQ(ReadLines(with.out + "/test.tsv")[0], "1\t1\t4\t2\t2,3,5\t1,3,3\t2\t2\t2\t2");
+  for (const CtrSample& s : ReadCtrWithExtra(with.out + "/train.tsv", 4)) {
+    EXPECT_EQ(s.extra[3], (std::vector<uint64_t>{s.hist_items.size() == 1 ? 1u : 2u}));
+  }
+  auto kv = ReadDatasetTxt(with.out);
+  EXPECT_EQ(kv["extra_columns"], "age_bucket,gender,occupation,activity");
+  EXPECT_EQ(kv["activity_ids"], "2");
+  const std::vector<std::string> ids = ReadLines(with.out + "/extra_columns.tsv");
+  EXPECT_EQ(ids.back(), "activity\t2\t2+ events before");
+  // Without --users only the activity field is added, and dataset.txt has no profile count.
+  with.users.clear();
+  with.out = dir + "/alone";
+  ASSERT_TRUE(Prepare(with, &r).ok());
+  EXPECT_EQ(ReadLines(with.out + "/test.tsv")[0], "1\t1\t4\t2\t2,3,5\t1,3,3\t2");
+  EXPECT_EQ(ReadDatasetTxt(with.out).count("users_without_profile"), 0u);
 }
 
 TEST(PrepareUsersTest, ABadUsersLineIsReportedWithFileAndLine) {

@@ -103,10 +103,8 @@ TEST_P(BlocksGradTest, TrainStepGradientsMatchFiniteDifferences) {
     model->TrainStep(in, labels, dys[0][0], &logits, &g);
     (*dxs)[0].CopyFrom(model->grads());
   };
-  std::vector<attnps::testing::NamedInput> inputs = {{"params", &params},
-                                                     {"target", &in.target},
-                                                     {"history", &in.history},
-                                                     {"user", &in.user}};
+  std::vector<attnps::testing::NamedInput> inputs = {
+      {"params", &params}, {"target", &in.target}, {"history", &in.history}, {"user", &in.user}};
   if (negatives) inputs.push_back({"negatives", &in.negatives});
   GradCheckOptions opts;
   // 1e-3 and 5e-4 straddle ReLU / PReLU kinks at these doubled weights, 1e-4 meets float noise.
@@ -126,7 +124,8 @@ std::vector<BlocksCase> Cases() {
       {Kind::kBase, "Base"}, {Kind::kDin, "Din"}, {Kind::kDien, "Dien"}, {Kind::kBst, "Bst"}};
   std::vector<BlocksCase> cases;
   // DIN with each block on its own.
-  for (auto [kind, name] : {std::pair{Scorer::DIN_UNIT, "DinUnit"}, {Scorer::ADDITIVE, "Additive"},
+  for (auto [kind, name] : {std::pair{Scorer::DIN_UNIT, "DinUnit"},
+                            {Scorer::ADDITIVE, "Additive"},
                             {Scorer::SCALED_DOT_PRODUCT, "ScaledDotProduct"},
                             {Scorer::MULTI_HEAD, "MultiHead"}}) {
     cases.push_back({std::string("DinScorer") + name, Kind::kDin,
@@ -136,8 +135,8 @@ std::vector<BlocksCase> Cases() {
                    [](config::BlocksConfig* b) { b->mutable_senet()->set_reduction_ratio(2); }});
   cases.push_back({"DinAfm", Kind::kDin,
                    [](config::BlocksConfig* b) { b->mutable_afm()->set_attention_size(3); }});
-  cases.push_back({"DinLhuc", Kind::kDin,
-                   [](config::BlocksConfig* b) { b->mutable_lhuc()->set_hidden(3); }});
+  cases.push_back(
+      {"DinLhuc", Kind::kDin, [](config::BlocksConfig* b) { b->mutable_lhuc()->set_hidden(3); }});
   cases.push_back({"DinPoso", Kind::kDin, [](config::BlocksConfig* b) {
                      b->mutable_poso()->set_slot("activity");
                      b->mutable_poso()->set_hidden(3);
@@ -154,15 +153,16 @@ std::vector<BlocksCase> Cases() {
                                  {Scorer::SCALED_DOT_PRODUCT, "ScaledDotProduct"},
                                  {Scorer::MULTI_HEAD, "MultiHead"}}) {
       if (kind == Kind::kDien && scorer == Scorer::MULTI_HEAD) continue;
-      cases.push_back({name + "AllBlocks" + sname, kind, [scorer = scorer](config::BlocksConfig* b) {
-                         SetScorer(b, scorer);
-                         b->mutable_senet()->set_reduction_ratio(3);
-                         b->mutable_afm()->set_attention_size(3);
-                         b->mutable_lhuc()->set_hidden(3);
-                         b->mutable_poso()->set_slot("age");
-                         b->mutable_poso()->set_hidden(2);
-                         b->mutable_poso()->set_scale(1.5f);
-                       }});
+      cases.push_back(
+          {name + "AllBlocks" + sname, kind, [scorer = scorer](config::BlocksConfig* b) {
+             SetScorer(b, scorer);
+             b->mutable_senet()->set_reduction_ratio(3);
+             b->mutable_afm()->set_attention_size(3);
+             b->mutable_lhuc()->set_hidden(3);
+             b->mutable_poso()->set_slot("age");
+             b->mutable_poso()->set_hidden(2);
+             b->mutable_poso()->set_scale(1.5f);
+           }});
     }
   }
   return cases;
@@ -226,7 +226,8 @@ INSTANTIATE_TEST_SUITE_P(Kinds, ScorerGradTest,
                            return Scorer::Kind_Name(info.param);
                          });
 
-// ---- settings refused at start -------------------------------------------------------------------
+// ---- settings refused at start
+// -------------------------------------------------------------------
 
 ::testing::AssertionResult RejectsWith(const BlocksCase& c, const CtrModelDims& dims,
                                        const std::string& text) {
@@ -277,17 +278,18 @@ TEST(BlocksTest, BadSettingsAreRefusedNamingTheField) {
       wide_user,
       "model.blocks.senet.reduction_ratio: SENet needs fields of one width, got age 3, activity 1, "
       "pooled item 2"));
-  EXPECT_TRUE(RejectsWith(
-      {"", Kind::kBst, [](config::BlocksConfig* b) { b->mutable_afm(); }}, wide_user,
-      "model.blocks.afm: AFM needs fields of one width"));
+  EXPECT_TRUE(RejectsWith({"", Kind::kBst, [](config::BlocksConfig* b) { b->mutable_afm(); }},
+                          wide_user, "model.blocks.afm: AFM needs fields of one width"));
   EXPECT_TRUE(RejectsWith({"", Kind::kDin, [](config::BlocksConfig* b) { b->mutable_senet(); }},
                           dims, "model.blocks.senet.reduction_ratio: must be > 0, got 0"));
   BlocksCase both{"", Kind::kDin,
                   [](config::BlocksConfig* b) { b->mutable_senet()->set_reduction_ratio(2); }};
   config::ModelConfig twice = SmallModel(both);
   twice.mutable_din()->mutable_senet()->set_reduction_ratio(2);
-  EXPECT_NE(MakeCtrModel(twice, dims, 1, &model).message().find("model.din.senet: set "
-                                                                "model.blocks.senet or"),
+  EXPECT_NE(MakeCtrModel(twice, dims, 1, &model)
+                .message()
+                .find("model.din.senet: set "
+                      "model.blocks.senet or"),
             std::string::npos);
   EXPECT_TRUE(RejectsWith(
       {"", Kind::kDin, [](config::BlocksConfig* b) { b->mutable_lhuc()->set_hidden(0); }}, dims,

@@ -282,18 +282,22 @@ Status PrepareSynthetic(const PrepareOptions& options, PrepareReport* report) {
   ATTNPS_RETURN_IF_ERROR(ValidateSyntheticOptions(syn));
   SyntheticWorld world(syn, options.seed);
   SampleWriter writer(MakeRecipeOptions(options), world.item_cate());
-  if (syn.popularity_negatives) {
+  std::vector<uint64_t> seq, current;
+  if (syn.stale_negatives) {
+    writer.set_candidate_sampler([&](std::mt19937_64* rng, size_t position) {
+      return world.DrawStaleItem(seq, current, position, rng);
+    });
+  } else if (syn.popularity_negatives) {
     writer.set_candidate_sampler(
-        [&world](std::mt19937_64* rng) { return world.DrawPopularItem(rng); });
+        [&world](std::mt19937_64* rng, size_t) { return world.DrawPopularItem(rng); });
   }
   ATTNPS_RETURN_IF_ERROR(writer.Open(options.out));
   std::mt19937_64 rng(StreamKey(options.seed, 0x53594e5448ull));
-  std::vector<uint64_t> seq;
   using Clock = std::chrono::steady_clock;
   const auto begin = Clock::now();
   auto last_report = begin;
   for (uint64_t u = 1; u <= syn.users; ++u) {
-    world.DrawUser(&rng, &seq);
+    world.DrawUser(&rng, &seq, syn.stale_negatives ? &current : nullptr);
     report->events += seq.size();
     ATTNPS_RETURN_IF_ERROR(writer.AddUser(u, seq));
     if (options.progress && (u & 0x3FF) == 0) {
@@ -447,12 +451,15 @@ const std::vector<Flag>& Flags() {
                     &SyntheticOptions::drift),
       SynDoubleFlag("noise", "synthetic: probability of a random popular item (0.1)",
                     &SyntheticOptions::noise),
-      {"negatives", "synthetic: popularity|uniform (default popularity)",
+      {"negatives",
+       "synthetic: popularity|uniform|stale (default popularity; stale: from the clusters of the "
+       "user's earlier clicks that are no longer interests)",
        [](std::string_view v, PrepareOptions* o) {
-         if (v != "uniform" && v != "popularity") {
-           return BadValue("negatives", v, "expected uniform or popularity");
+         if (v != "uniform" && v != "popularity" && v != "stale") {
+           return BadValue("negatives", v, "expected uniform, popularity or stale");
          }
-         o->synthetic.popularity_negatives = v == "popularity";
+         o->synthetic.popularity_negatives = v != "uniform";
+         o->synthetic.stale_negatives = v == "stale";
          return Status::Ok();
        }},
   };

@@ -29,7 +29,7 @@ SampleWriter::SampleWriter(const RecipeOptions& options, std::vector<uint64_t> i
       rng_(options.seed),
       train_(StreamKey(options.seed, 0x5348554646ull), options.shuffle_memory_bytes) {
   CHECK_GE(options_.max_history, 1);
-  sampler_ = [n = num_items_](std::mt19937_64* rng) { return 1 + UniformIndex(rng, n); };
+  sampler_ = [n = num_items_](std::mt19937_64* rng, size_t) { return 1 + UniformIndex(rng, n); };
 }
 
 Status SampleWriter::Open(const std::string& dir) {
@@ -38,9 +38,10 @@ Status SampleWriter::Open(const std::string& dir) {
   return sequences_.Open(dir + "/sequences.tsv");
 }
 
-uint64_t SampleWriter::DrawNegative(const std::vector<uint64_t>& sorted_set) {
+uint64_t SampleWriter::DrawNegative(const std::vector<uint64_t>& sorted_set, size_t position) {
   for (int tries = 0;; ++tries) {
-    uint64_t j = tries < kMaxNegativeTries ? sampler_(&rng_) : 1 + UniformIndex(&rng_, num_items_);
+    uint64_t j = tries < kMaxNegativeTries ? sampler_(&rng_, position)
+                                           : 1 + UniformIndex(&rng_, num_items_);
     if (!std::binary_search(sorted_set.begin(), sorted_set.end(), j)) return j;
   }
 }
@@ -92,7 +93,7 @@ Status SampleWriter::AddUserWithExtra(uint64_t user, const std::vector<uint64_t>
     const bool is_test = i == len - 1;
     for (int label = 1; label >= 0; --label) {
       sample_.label = static_cast<float>(label);
-      sample_.item = label == 1 ? items[i] : DrawNegative(set_);
+      sample_.item = label == 1 ? items[i] : DrawNegative(set_, i);
       sample_.cate = item_cate_[sample_.item];
       line_.clear();
       AppendCtrLine(sample_, &line_);

@@ -32,8 +32,9 @@ uint64_t ActivityBucket(uint64_t n, int buckets);
 // Its events range as text: "1", "2-3", ..., "128+" for the last bucket.
 std::string ActivityBucketRange(int bucket, int buckets);
 
-// Draws a negative candidate in 1..num_items; rejected candidates in the user's set are redrawn.
-using CandidateSampler = std::function<uint64_t(std::mt19937_64*)>;
+// Draws a negative candidate in 1..num_items for the sample at `position` of the user's sequence
+// (its target's index); rejected candidates in the user's set are redrawn.
+using CandidateSampler = std::function<uint64_t(std::mt19937_64*, size_t position)>;
 
 class SampleWriter {
  public:
@@ -62,7 +63,7 @@ class SampleWriter {
   const std::vector<uint64_t>& item_cate() const { return item_cate_; }
 
  private:
-  uint64_t DrawNegative(const std::vector<uint64_t>& sorted_set);
+  uint64_t DrawNegative(const std::vector<uint64_t>& sorted_set, size_t position);
   // AddUser with sample_.extra already set.
   Status AddUserWithExtra(uint64_t user, const std::vector<uint64_t>& items);
 

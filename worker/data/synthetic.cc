@@ -73,7 +73,8 @@ uint64_t SyntheticWorld::DrawPopularItem(std::mt19937_64* rng) const {
   return DrawItemInCluster(DrawCluster(rng), rng);
 }
 
-void SyntheticWorld::DrawUser(std::mt19937_64* rng, std::vector<uint64_t>* items) const {
+void SyntheticWorld::DrawUser(std::mt19937_64* rng, std::vector<uint64_t>* items,
+                              std::vector<uint64_t>* current) const {
   constexpr int kDistinctTries = 20;
   const double mean = options_.events_per_user;
   size_t len = 0;
@@ -97,10 +98,12 @@ void SyntheticWorld::DrawUser(std::mt19937_64* rng, std::vector<uint64_t>* items
   };
   for (int k = 0; k < options_.interests_per_user; ++k) interests.push_back(new_interest());
   items->clear();
+  if (current) current->clear();
   for (size_t t = 0; t < len; ++t) {
     if (UniformDouble(rng) < options_.drift) {
       interests[UniformIndex(rng, interests.size())] = new_interest();
     }
+    if (current) current->insert(current->end(), interests.begin(), interests.end());
     if (UniformDouble(rng) < options_.noise) {
       items->push_back(DrawPopularItem(rng));
     } else {
@@ -108,6 +111,20 @@ void SyntheticWorld::DrawUser(std::mt19937_64* rng, std::vector<uint64_t>* items
       items->push_back(DrawItemInCluster(c, rng));
     }
   }
+}
+
+uint64_t SyntheticWorld::DrawStaleItem(const std::vector<uint64_t>& items,
+                                       const std::vector<uint64_t>& current, size_t position,
+                                       std::mt19937_64* rng) const {
+  const size_t k = static_cast<size_t>(options_.interests_per_user);
+  const auto now = current.begin() + position * k;
+  std::vector<uint64_t> stale;  // the clusters of earlier clicks that are not interests now
+  for (size_t j = 0; j < position; ++j) {
+    const uint64_t c = item_cate_[items[j]] - 1;
+    if (std::find(now, now + k, c) == now + k) stale.push_back(c);
+  }
+  if (stale.empty()) return DrawPopularItem(rng);
+  return DrawItemInCluster(stale[UniformIndex(rng, stale.size())], rng);
 }
 
 }  // namespace attnps::data

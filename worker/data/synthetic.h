@@ -25,6 +25,9 @@ struct SyntheticOptions {
   double drift = 0.05;  // per-event probability that one interest is replaced
   double noise = 0.1;   // probability that an event is a globally popular item instead
   bool popularity_negatives = true;  // negatives from global popularity (false: uniform)
+  // Negatives from the clusters the user clicked before the sample but has no interest in at
+  // its time (dropped interests, noise clicks); from global popularity where there are none.
+  bool stale_negatives = false;
 };
 
 Status ValidateSyntheticOptions(const SyntheticOptions& options);
@@ -36,7 +39,14 @@ class SyntheticWorld {
   SyntheticWorld(const SyntheticOptions& options, uint64_t seed);
 
   // One user's time-ordered dense item ids, drawn from *rng.
-  void DrawUser(std::mt19937_64* rng, std::vector<uint64_t>* items) const;
+  // With `current`, also each event's current interests (clusters, 0-based): event t's are
+  // (*current)[t * interests_per_user .. (t + 1) * interests_per_user).
+  void DrawUser(std::mt19937_64* rng, std::vector<uint64_t>* items,
+                std::vector<uint64_t>* current = nullptr) const;
+  // A stale negative for the sample at `position` of `items` (see stale_negatives), given
+  // DrawUser's `current`.
+  uint64_t DrawStaleItem(const std::vector<uint64_t>& items, const std::vector<uint64_t>& current,
+                         size_t position, std::mt19937_64* rng) const;
   // An item from the global popularity (cluster by Zipf, then rank in the cluster by Zipf).
   uint64_t DrawPopularItem(std::mt19937_64* rng) const;
   // item_cate()[i] = category of item i (index 0 unused).

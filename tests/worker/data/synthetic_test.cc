@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -119,6 +120,49 @@ TEST(SyntheticTest, PositivesShareACategoryWithTheHistoryFarMoreThanNegatives) {
     EXPECT_GT(pos, 0.8) << "popularity=" << popularity;
     EXPECT_GT(pos, neg + 0.3) << "popularity=" << popularity << " neg=" << neg;
   }
+}
+
+// Stale negatives come from clusters the user clicked earlier and no longer holds as interests:
+// drawn directly, each one's cluster is such a cluster (or, with none, any popular item); in the
+// files, negatives then share a category with the history at least as often as positives.
+TEST(SyntheticTest, StaleNegativesComeFromDroppedClusters) {
+  SyntheticOptions o;
+  o.items = 3000;
+  o.clusters = 30;
+  o.drift = 0.3;
+  const SyntheticWorld world(o, 5);
+  std::mt19937_64 rng(9);
+  const size_t k = static_cast<size_t>(o.interests_per_user);
+  int stale_draws = 0;
+  for (int u = 0; u < 50; ++u) {
+    std::vector<uint64_t> items, current;
+    world.DrawUser(&rng, &items, &current);
+    ASSERT_EQ(current.size(), items.size() * k);
+    for (size_t t = 1; t < items.size(); ++t) {
+      std::vector<uint64_t> stale;
+      for (size_t j = 0; j < t; ++j) {
+        const uint64_t c = world.item_cate()[items[j]] - 1;
+        if (std::find(current.begin() + t * k, current.begin() + (t + 1) * k, c) ==
+            current.begin() + (t + 1) * k) {
+          stale.push_back(c);
+        }
+      }
+      const uint64_t c = world.item_cate()[world.DrawStaleItem(items, current, t, &rng)] - 1;
+      if (stale.empty()) continue;
+      ++stale_draws;
+      EXPECT_NE(std::find(stale.begin(), stale.end(), c), stale.end()) << "user " << u << " t " << t;
+    }
+  }
+  EXPECT_GT(stale_draws, 500);
+
+  std::string dir = FreshDir("stale");
+  PrepareOptions p = SmallSynthetic(dir);
+  p.synthetic.drift = 0.3;
+  p.synthetic.stale_negatives = true;
+  PrepareReport r;
+  ASSERT_TRUE(Prepare(p, &r).ok());
+  std::vector<CtrSample> train = ReadCtr(dir + "/train.tsv");
+  EXPECT_GT(CateInHistoryRate(train, 0), CateInHistoryRate(train, 1));
 }
 
 TEST(SyntheticTest, RejectsInvalidParameters) {

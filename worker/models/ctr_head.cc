@@ -15,6 +15,8 @@ constexpr int kMaxSenetRatio = 1024;     // model.blocks.senet.reduction_ratio
 constexpr double kMaxGateScale = 100.0;  // model.blocks.poso.scale
 constexpr float kLhucGateScale = 2.0f;
 
+constexpr size_t kItemSideFields = 4;  // pooled item, pooled cate, target item, target cate
+
 struct Field {
   std::string name;
   int64_t dim = 0;
@@ -53,15 +55,16 @@ int SenetRatio(const config::ModelConfig& config) {
   return config.has_din() ? config.din().senet().reduction_ratio() : 0;
 }
 
-// The column of `slot` in the user input, or -1.
+// The column of context slot `slot` in the user input (*width its dim), or -1.
 int64_t SlotColumn(const CtrModelDims& dims, const std::string& slot, int64_t* width) {
+  const std::vector<Field> fields = Fields(dims);
   int64_t at = 0;
-  for (const Field& f : Fields(dims)) {
-    if (f.name == slot) {
-      *width = f.dim;
+  for (size_t i = 0; i + kItemSideFields < fields.size(); ++i) {
+    if (fields[i].name == slot) {
+      *width = fields[i].dim;
       return at;
     }
-    at += f.dim;
+    at += fields[i].dim;
   }
   return -1;
 }
@@ -122,8 +125,7 @@ void CheckGates(const config::ModelConfig& config, const CtrModelDims& dims, con
   int64_t width = 0;
   if (poso.slot().empty()) {
     p->Add("model.blocks.poso.slot", "required: the context slot that keys the gates");
-  } else if (SlotColumn(dims, poso.slot(), &width) < 0 ||
-             (dims.context.empty() && dims.user_dim == 0)) {
+  } else if (SlotColumn(dims, poso.slot(), &width) < 0) {
     const std::string names = ContextNames(dims);
     p->Add(
         "model.blocks.poso.slot",

@@ -253,6 +253,8 @@ TEST(BlocksTest, BadSettingsAreRefusedNamingTheField) {
                           "model.blocks.poso.slot: no context slot named \"activity\" (there are "
                           "no context slots"));
   EXPECT_TRUE(RejectsWith({"", Kind::kDin, poso("")}, dims, "model.blocks.poso.slot: required"));
+  EXPECT_TRUE(RejectsWith({"", Kind::kDin, poso("pooled item")}, dims,
+                          "model.blocks.poso.slot: no context slot named \"pooled item\""));
   EXPECT_TRUE(RejectsWith({"", Kind::kDin,
                            [](config::BlocksConfig* b) {
                              SetScorer(b, Scorer::MULTI_HEAD);

@@ -21,37 +21,57 @@ Tensor Flat(const Tensor& t) {
 }
 
 // Attention over G independent matrices: p [G,Tq,T] = masked softmax(q k^T / sqrt(Dk)),
-// out [G,Tq,Dv] = p v. Matrix g uses mask row g / heads (mask [G/heads, T] or empty).
+// out [G,Tq,Dv] = p v. Matrix g uses mask row g / heads (mask [G/heads, T] or empty). One pass per
+// matrix, in parallel over the matrices, so that its scores stay in cache between the two GEMMs
+// and the softmax (the same GEMM calls and rows as three batched passes would make).
 void AttentionCoreForward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
                           int64_t heads, bool causal, Tensor* p, Tensor* out) {
-  BatchedMatmulForward(q, false, k, true, p);
-  const int64_t tq = q.dim(1), t = k.dim(1), rows = q.dim(0) * tq;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(q.dim(2)));
+  const int64_t g_count = q.dim(0), tq = q.dim(1), t = k.dim(1), dk = q.dim(2), dv = v.dim(2);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(dk));
   float* pd = p->data();
   const float* md = mask.empty() ? nullptr : mask.data();
-  ParallelFor(rows, 8 * t, [&](int64_t r) {
-    const int64_t g = r / tq, i = r % tq;
-    float* row = pd + r * t;
-    SoftmaxRow(row, md ? md + (g / heads) * t : nullptr, causal ? i + 1 : t, t, scale, row);
+  ParallelFor(g_count, tq * t * (2 * dk + 2 * dv + 8), [&](int64_t g) {
+    float* pg = pd + g * tq * t;
+    Gemm(false, true, tq, t, dk, 1.0f, q.data() + g * tq * dk, dk, k.data() + g * t * dk, dk, 0.0f,
+         pg, t);
+    for (int64_t i = 0; i < tq; ++i) {
+      SoftmaxRow(pg + i * t, md ? md + (g / heads) * t : nullptr, causal ? i + 1 : t, t, scale,
+                 pg + i * t);
+    }
+    Gemm(false, false, tq, dv, t, 1.0f, pg, t, v.data() + g * t * dv, dv, 0.0f,
+         out->data() + g * tq * dv, dv);
   });
-  BatchedMatmulForward(*p, false, v, false, out);
 }
 
-// Gradients of AttentionCoreForward given d_out; d_scores [G,Tq,T] is scratch.
+// Gradients of AttentionCoreForward given d_out; d_scores [G,Tq,T] is scratch. One pass per
+// matrix, as the forward.
 void AttentionCoreBackward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& p,
                            const Tensor& d_out, Tensor* d_scores, Tensor* dq, Tensor* dk,
                            Tensor* dv) {
-  if (dv != nullptr) BatchedMatmulBackward(p, false, v, false, d_out, nullptr, dv);
-  if (dq == nullptr && dk == nullptr) return;
-  BatchedMatmulForward(d_out, false, v, true, d_scores);  // d p
-  const int64_t t = p.dim(2), rows = p.dim(0) * p.dim(1);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(q.dim(2)));
-  const float* pd = p.data();
-  float* sd = d_scores->data();
-  ParallelFor(rows, 4 * t, [&](int64_t r) {
-    SoftmaxGradRow<GradMode::kAssign>(pd + r * t, sd + r * t, t, scale, sd + r * t);
+  const int64_t g_count = q.dim(0), tq = q.dim(1), t = k.dim(1), dkd = q.dim(2), dvd = v.dim(2);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(dkd));
+  const bool scores = dq != nullptr || dk != nullptr;
+  ParallelFor(g_count, tq * t * (4 * dkd + 4 * dvd + 8), [&](int64_t g) {
+    const float* pg = p.data() + g * tq * t;
+    const float* dog = d_out.data() + g * tq * dvd;
+    const float* qg = q.data() + g * tq * dkd;
+    const float* kg = k.data() + g * t * dkd;
+    if (dv != nullptr) {  // dv += p^T d_out
+      Gemm(true, false, t, dvd, tq, 1.0f, pg, t, dog, dvd, 1.0f, dv->data() + g * t * dvd, dvd);
+    }
+    if (!scores) return;
+    float* sg = d_scores->data() + g * tq * t;
+    Gemm(false, true, tq, t, dvd, 1.0f, dog, dvd, v.data() + g * t * dvd, dvd, 0.0f, sg, t);
+    for (int64_t i = 0; i < tq; ++i) {
+      SoftmaxGradRow<GradMode::kAssign>(pg + i * t, sg + i * t, t, scale, sg + i * t);
+    }
+    if (dq != nullptr) {  // dq += d_scores k
+      Gemm(false, false, tq, dkd, t, 1.0f, sg, t, kg, dkd, 1.0f, dq->data() + g * tq * dkd, dkd);
+    }
+    if (dk != nullptr) {  // dk += d_scores^T q
+      Gemm(true, false, t, dkd, tq, 1.0f, sg, t, qg, dkd, 1.0f, dk->data() + g * t * dkd, dkd);
+    }
   });
-  BatchedMatmulBackward(q, false, k, true, *d_scores, dq, dk);
 }
 
 // src [B, T, H*Dh] -> dst [B, H, T, Dh].

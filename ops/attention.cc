@@ -20,90 +20,69 @@ Tensor Flat(const Tensor& t) {
   return t.Reshaped({last == 0 ? 0 : t.numel() / last, last});
 }
 
-// Attention over G independent matrices: p [G,Tq,T] = masked softmax(q k^T / sqrt(Dk)),
-// out [G,Tq,Dv] = p v. Matrix g uses mask row g / heads (mask [G/heads, T] or empty). One pass per
-// matrix, in parallel over the matrices, so that its scores stay in cache between the two GEMMs
-// and the softmax (the same GEMM calls and rows as three batched passes would make).
-void AttentionCoreForward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
-                          int64_t heads, bool causal, Tensor* p, Tensor* out) {
-  const int64_t g_count = q.dim(0), tq = q.dim(1), t = k.dim(1), dk = q.dim(2), dv = v.dim(2);
+// The per-head matrices of a [B, T, H*dh] tensor without copying them out: matrix (b, h) starts
+// at row b*T, column h*dh, with row stride H*dh.
+struct HeadMatrices {
+  float* data = nullptr;  // null: absent (a gradient that is not wanted)
+  int64_t t = 0, dh = 0, heads = 1;
+
+  static HeadMatrices Of(const Tensor& x, int64_t heads) {  // x [B, T, H*dh]
+    return {const_cast<float*>(x.data()), x.dim(1), x.dim(2) / heads, heads};
+  }
+  float* at(int64_t b, int64_t h) const { return data + b * t * heads * dh + h * dh; }
+  int64_t ld() const { return heads * dh; }
+};
+
+// Attention per (b, h): p [B, H, Tq, T] = masked softmax(q k^T / sqrt(Dk)), out = p v (out in
+// the same head layout). Mask row b (mask [B, T] or null). One pass per matrix, in parallel over
+// the matrices, so that its scores stay in cache between the two GEMMs and the softmax.
+void AttentionCoreForward(const HeadMatrices& q, const HeadMatrices& k, const HeadMatrices& v,
+                          const float* mask, int64_t batch, bool causal, float* p,
+                          const HeadMatrices& out) {
+  const int64_t heads = q.heads, tq = q.t, t = k.t, dk = q.dh, dv = v.dh;
   const float scale = 1.0f / std::sqrt(static_cast<float>(dk));
-  float* pd = p->data();
-  const float* md = mask.empty() ? nullptr : mask.data();
-  ParallelFor(g_count, tq * t * (2 * dk + 2 * dv + 8), [&](int64_t g) {
-    float* pg = pd + g * tq * t;
-    Gemm(false, true, tq, t, dk, 1.0f, q.data() + g * tq * dk, dk, k.data() + g * t * dk, dk, 0.0f,
-         pg, t);
+  ParallelFor(batch * heads, tq * t * (2 * dk + 2 * dv + 8), [&](int64_t g) {
+    const int64_t b = g / heads, h = g % heads;
+    float* pg = p + g * tq * t;
+    Gemm(false, true, tq, t, dk, 1.0f, q.at(b, h), q.ld(), k.at(b, h), k.ld(), 0.0f, pg, t);
     for (int64_t i = 0; i < tq; ++i) {
-      SoftmaxRow(pg + i * t, md ? md + (g / heads) * t : nullptr, causal ? i + 1 : t, t, scale,
+      SoftmaxRow(pg + i * t, mask ? mask + b * t : nullptr, causal ? i + 1 : t, t, scale,
                  pg + i * t);
     }
-    Gemm(false, false, tq, dv, t, 1.0f, pg, t, v.data() + g * t * dv, dv, 0.0f,
-         out->data() + g * tq * dv, dv);
+    Gemm(false, false, tq, dv, t, 1.0f, pg, t, v.at(b, h), v.ld(), 0.0f, out.at(b, h), out.ld());
   });
 }
 
-// Gradients of AttentionCoreForward given d_out; d_scores [G,Tq,T] is scratch. One pass per
-// matrix, as the forward.
-void AttentionCoreBackward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& p,
-                           const Tensor& d_out, Tensor* d_scores, Tensor* dq, Tensor* dk,
-                           Tensor* dv) {
-  const int64_t g_count = q.dim(0), tq = q.dim(1), t = k.dim(1), dkd = q.dim(2), dvd = v.dim(2);
+// Gradients of AttentionCoreForward given d_out (in the head layout); d_scores [B, H, Tq, T] is
+// scratch; dq, dk, dv accumulate (+=) in the head layout, each absent when its data is null.
+void AttentionCoreBackward(const HeadMatrices& q, const HeadMatrices& k, const HeadMatrices& v,
+                           const float* p, const HeadMatrices& d_out, int64_t batch,
+                           float* d_scores, const HeadMatrices& dq, const HeadMatrices& dk,
+                           const HeadMatrices& dv) {
+  const int64_t heads = q.heads, tq = q.t, t = k.t, dkd = q.dh, dvd = v.dh;
   const float scale = 1.0f / std::sqrt(static_cast<float>(dkd));
-  const bool scores = dq != nullptr || dk != nullptr;
-  ParallelFor(g_count, tq * t * (4 * dkd + 4 * dvd + 8), [&](int64_t g) {
-    const float* pg = p.data() + g * tq * t;
-    const float* dog = d_out.data() + g * tq * dvd;
-    const float* qg = q.data() + g * tq * dkd;
-    const float* kg = k.data() + g * t * dkd;
-    if (dv != nullptr) {  // dv += p^T d_out
-      Gemm(true, false, t, dvd, tq, 1.0f, pg, t, dog, dvd, 1.0f, dv->data() + g * t * dvd, dvd);
+  const bool scores = dq.data != nullptr || dk.data != nullptr;
+  ParallelFor(batch * heads, tq * t * (4 * dkd + 4 * dvd + 8), [&](int64_t g) {
+    const int64_t b = g / heads, h = g % heads;
+    const float* pg = p + g * tq * t;
+    if (dv.data != nullptr) {  // dv += p^T d_out
+      Gemm(true, false, t, dvd, tq, 1.0f, pg, t, d_out.at(b, h), d_out.ld(), 1.0f, dv.at(b, h),
+           dv.ld());
     }
     if (!scores) return;
-    float* sg = d_scores->data() + g * tq * t;
-    Gemm(false, true, tq, t, dvd, 1.0f, dog, dvd, v.data() + g * t * dvd, dvd, 0.0f, sg, t);
+    float* sg = d_scores + g * tq * t;
+    Gemm(false, true, tq, t, dvd, 1.0f, d_out.at(b, h), d_out.ld(), v.at(b, h), v.ld(), 0.0f, sg,
+         t);
     for (int64_t i = 0; i < tq; ++i) {
       SoftmaxGradRow<GradMode::kAssign>(pg + i * t, sg + i * t, t, scale, sg + i * t);
     }
-    if (dq != nullptr) {  // dq += d_scores k
-      Gemm(false, false, tq, dkd, t, 1.0f, sg, t, kg, dkd, 1.0f, dq->data() + g * tq * dkd, dkd);
+    if (dq.data != nullptr) {  // dq += d_scores k
+      Gemm(false, false, tq, dkd, t, 1.0f, sg, t, k.at(b, h), k.ld(), 1.0f, dq.at(b, h), dq.ld());
     }
-    if (dk != nullptr) {  // dk += d_scores^T q
-      Gemm(true, false, t, dkd, tq, 1.0f, sg, t, qg, dkd, 1.0f, dk->data() + g * t * dkd, dkd);
+    if (dk.data != nullptr) {  // dk += d_scores^T q
+      Gemm(true, false, t, dkd, tq, 1.0f, sg, t, q.at(b, h), q.ld(), 1.0f, dk.at(b, h), dk.ld());
     }
   });
-}
-
-// src [B, T, H*Dh] -> dst [B, H, T, Dh].
-void SplitHeads(const Tensor& src, int64_t heads, Tensor* dst) {
-  const int64_t b = src.dim(0), t = src.dim(1), width = src.dim(2), dh = width / heads;
-  const float* s = src.data();
-  float* d = dst->data();
-  ParallelFor(b, t * width, [&](int64_t bi) {
-    for (int64_t h = 0; h < heads; ++h)
-      for (int64_t ti = 0; ti < t; ++ti)
-        std::memcpy(d + ((bi * heads + h) * t + ti) * dh, s + (bi * t + ti) * width + h * dh,
-                    dh * sizeof(float));
-  });
-}
-
-// src [B, H, T, Dh] -> dst [B, T, H*Dh].
-void MergeHeads(const Tensor& src, Tensor* dst) {
-  const int64_t b = src.dim(0), heads = src.dim(1), t = src.dim(2), dh = src.dim(3);
-  const int64_t width = heads * dh;
-  const float* s = src.data();
-  float* d = dst->data();
-  ParallelFor(b, t * width, [&](int64_t bi) {
-    for (int64_t h = 0; h < heads; ++h)
-      for (int64_t ti = 0; ti < t; ++ti)
-        std::memcpy(d + (bi * t + ti) * width + h * dh, s + ((bi * heads + h) * t + ti) * dh,
-                    dh * sizeof(float));
-  });
-}
-
-// [B, H, T, Dh] as [B*H, T, Dh].
-Tensor MergeBatchHeads(const Tensor& t) {
-  return t.Reshaped({t.dim(0) * t.dim(1), t.dim(2), t.dim(3)});
 }
 
 Tensor* GradOrNull(MultiHeadAttentionParams* grads, Tensor MultiHeadAttentionParams::*member) {
@@ -135,16 +114,12 @@ MhaSizes CheckMha(const char* op, const Tensor& query, const Tensor& keys, const
                       " and Pv=" + std::to_string(pv.value()));
     check.Require(!options.causal || tq.value() == t.value(), "causal attention with Tq == T");
   }
-  Dim h("H", heads), dk("Dk", pk.value() / heads), dv("Dv", pv.value() / heads);
+  Dim h("H", heads);
   ShapeCheck(op)
       .Arg("ws.q", ws.q, {&b, &tq, &pk})
       .Arg("ws.k", ws.k, {&b, &t, &pk})
       .Arg("ws.v", ws.v, {&b, &t, &pv})
-      .Arg("ws.qh", ws.qh, {&b, &h, &tq, &dk})
-      .Arg("ws.kh", ws.kh, {&b, &h, &t, &dk})
-      .Arg("ws.vh", ws.vh, {&b, &h, &t, &dv})
       .Arg("ws.probs", ws.probs, {&b, &h, &tq, &t})
-      .Arg("ws.heads", ws.heads, {&b, &h, &tq, &dv})
       .Arg("ws.concat", ws.concat, {&b, &tq, &pv})
       .Done();
   return {b.value(), tq.value(), t.value(), d.value(), pk.value(), pv.value(), dout.value(), heads};
@@ -221,7 +196,9 @@ void ScaledDotProductAttentionForward(const Tensor& q, const Tensor& k, const Te
       .Arg("out", *out, {&b, &tq, &dv})
       .Require(!causal || tq.value() == t.value(), "causal attention with Tq == T")
       .Done();
-  AttentionCoreForward(q, k, v, mask, /*heads=*/1, causal, p, out);
+  AttentionCoreForward(HeadMatrices::Of(q, 1), HeadMatrices::Of(k, 1), HeadMatrices::Of(v, 1),
+                       mask.empty() ? nullptr : mask.data(), q.dim(0), causal, p->data(),
+                       HeadMatrices::Of(*out, 1));
 }
 
 void ScaledDotProductAttentionBackward(const Tensor& q, const Tensor& k, const Tensor& v,
@@ -236,7 +213,10 @@ void ScaledDotProductAttentionBackward(const Tensor& q, const Tensor& k, const T
   if (dv != nullptr) check.Like("dv", *dv, v);
   check.Done();
   Tensor d_scores = Tensor::Empty(p.shape());
-  AttentionCoreBackward(q, k, v, p, d_out, &d_scores, dq, dk, dv);
+  auto grad = [](Tensor* g) { return g ? HeadMatrices::Of(*g, 1) : HeadMatrices(); };
+  AttentionCoreBackward(HeadMatrices::Of(q, 1), HeadMatrices::Of(k, 1), HeadMatrices::Of(v, 1),
+                        p.data(), HeadMatrices::Of(d_out, 1), q.dim(0), d_scores.data(), grad(dq),
+                        grad(dk), grad(dv));
 }
 
 MultiHeadAttentionParams MultiHeadAttentionParams::ZerosLike(const MultiHeadAttentionParams& p) {
@@ -252,20 +232,12 @@ MultiHeadAttentionWorkspace MultiHeadAttentionWorkspace::Allocate(int64_t b, int
   ws.q = Tensor::Zeros({b, tq, heads * dk});
   ws.k = Tensor::Zeros({b, t, heads * dk});
   ws.v = Tensor::Zeros({b, t, heads * dv});
-  ws.qh = Tensor::Zeros({b, heads, tq, dk});
-  ws.kh = Tensor::Zeros({b, heads, t, dk});
-  ws.vh = Tensor::Zeros({b, heads, t, dv});
   ws.probs = Tensor::Zeros({b, heads, tq, t});
-  ws.heads = Tensor::Zeros({b, heads, tq, dv});
   ws.concat = Tensor::Zeros({b, tq, heads * dv});
   ws.d_q = Tensor::Zeros(ws.q.shape());
   ws.d_k = Tensor::Zeros(ws.k.shape());
   ws.d_v = Tensor::Zeros(ws.v.shape());
-  ws.d_qh = Tensor::Zeros(ws.qh.shape());
-  ws.d_kh = Tensor::Zeros(ws.kh.shape());
-  ws.d_vh = Tensor::Zeros(ws.vh.shape());
   ws.d_probs = Tensor::Zeros(ws.probs.shape());
-  ws.d_heads = Tensor::Zeros(ws.heads.shape());
   ws.d_concat = Tensor::Zeros(ws.concat.shape());
   return ws;
 }
@@ -281,13 +253,10 @@ void MultiHeadAttentionForward(const Tensor& query, const Tensor& keys, const Te
   LinearForward(Flat(query), params.wq, params.bq, &q2);
   LinearForward(keys2, params.wk, params.bk, &k2);
   LinearForward(keys2, params.wv, params.bv, &v2);
-  SplitHeads(ws->q, s.heads, &ws->qh);
-  SplitHeads(ws->k, s.heads, &ws->kh);
-  SplitHeads(ws->v, s.heads, &ws->vh);
-  Tensor probs = MergeBatchHeads(ws->probs), heads = MergeBatchHeads(ws->heads);
-  AttentionCoreForward(MergeBatchHeads(ws->qh), MergeBatchHeads(ws->kh), MergeBatchHeads(ws->vh),
-                       mask, s.heads, options.causal, &probs, &heads);
-  MergeHeads(ws->heads, &ws->concat);
+  const int64_t h = s.heads;
+  AttentionCoreForward(HeadMatrices::Of(ws->q, h), HeadMatrices::Of(ws->k, h),
+                       HeadMatrices::Of(ws->v, h), mask.empty() ? nullptr : mask.data(), s.b,
+                       options.causal, ws->probs.data(), HeadMatrices::Of(ws->concat, h));
   LinearForward(Flat(ws->concat), params.wo, params.bo, &out2);
 }
 
@@ -301,9 +270,7 @@ void MultiHeadAttentionBackward(const Tensor& query, const Tensor& keys, const T
   {
     ShapeCheck check(op);
     check.Like("ws.d_q", ws->d_q, ws->q).Like("ws.d_k", ws->d_k, ws->k);
-    check.Like("ws.d_v", ws->d_v, ws->v).Like("ws.d_qh", ws->d_qh, ws->qh);
-    check.Like("ws.d_kh", ws->d_kh, ws->kh).Like("ws.d_vh", ws->d_vh, ws->vh);
-    check.Like("ws.d_probs", ws->d_probs, ws->probs).Like("ws.d_heads", ws->d_heads, ws->heads);
+    check.Like("ws.d_v", ws->d_v, ws->v).Like("ws.d_probs", ws->d_probs, ws->probs);
     check.Like("ws.d_concat", ws->d_concat, ws->concat);
     if (d_query != nullptr) check.Like("d_query", *d_query, query);
     if (d_keys != nullptr) check.Like("d_keys", *d_keys, keys);
@@ -315,24 +282,20 @@ void MultiHeadAttentionBackward(const Tensor& query, const Tensor& keys, const T
     }
   }
   using P = MultiHeadAttentionParams;
-  // Output projection, then back into per-head layout.
+  // Output projection.
   ws->d_concat.SetZero();
   Tensor d_concat2 = Flat(ws->d_concat);
   LinearBackward(Flat(ws->concat), params.wo, Flat(d_out), &d_concat2, GradOrNull(grads, &P::wo),
                  GradOrNull(grads, &P::bo));
-  SplitHeads(ws->d_concat, s.heads, &ws->d_heads);
-  // Attention per head.
-  ws->d_qh.SetZero();
-  ws->d_kh.SetZero();
-  ws->d_vh.SetZero();
-  Tensor d_probs = MergeBatchHeads(ws->d_probs), d_qh = MergeBatchHeads(ws->d_qh),
-         d_kh = MergeBatchHeads(ws->d_kh), d_vh = MergeBatchHeads(ws->d_vh);
-  AttentionCoreBackward(MergeBatchHeads(ws->qh), MergeBatchHeads(ws->kh), MergeBatchHeads(ws->vh),
-                        MergeBatchHeads(ws->probs), MergeBatchHeads(ws->d_heads), &d_probs, &d_qh,
-                        &d_kh, &d_vh);
-  MergeHeads(ws->d_qh, &ws->d_q);
-  MergeHeads(ws->d_kh, &ws->d_k);
-  MergeHeads(ws->d_vh, &ws->d_v);
+  // Attention per head, in the projections' layout.
+  const int64_t h = s.heads;
+  ws->d_q.SetZero();
+  ws->d_k.SetZero();
+  ws->d_v.SetZero();
+  AttentionCoreBackward(
+      HeadMatrices::Of(ws->q, h), HeadMatrices::Of(ws->k, h), HeadMatrices::Of(ws->v, h),
+      ws->probs.data(), HeadMatrices::Of(ws->d_concat, h), s.b, ws->d_probs.data(),
+      HeadMatrices::Of(ws->d_q, h), HeadMatrices::Of(ws->d_k, h), HeadMatrices::Of(ws->d_v, h));
   // Input projections.
   Tensor dq2, dk2;
   if (d_query != nullptr) dq2 = Flat(*d_query);

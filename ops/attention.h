@@ -54,17 +54,15 @@ struct MultiHeadAttentionOptions {
 // Intermediates written by the forward pass and read by the backward pass, plus backward scratch.
 // Allocate once per sizes and reuse across steps.
 struct MultiHeadAttentionWorkspace {
+  // Head h of q, k, v and concat is columns [h*Dk, (h+1)*Dk) (Dv for v, concat): the attention
+  // runs on them in place, nothing is split or merged.
   Tensor q;       // [B, Tq, Pk]    projected queries
   Tensor k;       // [B, T, Pk]     projected keys
   Tensor v;       // [B, T, Pv]     projected values
-  Tensor qh;      // [B, H, Tq, Dk] per-head queries
-  Tensor kh;      // [B, H, T, Dk]
-  Tensor vh;      // [B, H, T, Dv]
   Tensor probs;   // [B, H, Tq, T]  per-head attention probabilities
-  Tensor heads;   // [B, H, Tq, Dv] per-head outputs
-  Tensor concat;  // [B, Tq, Pv]    heads concatenated (input of the output projection)
+  Tensor concat;  // [B, Tq, Pv]    per-head outputs side by side (the output projection's input)
   // Backward scratch, same shapes as the tensors they differentiate.
-  Tensor d_q, d_k, d_v, d_qh, d_kh, d_vh, d_probs, d_heads, d_concat;
+  Tensor d_q, d_k, d_v, d_probs, d_concat;
 
   static MultiHeadAttentionWorkspace Allocate(int64_t b, int64_t tq, int64_t t, int64_t heads,
                                               int64_t dk, int64_t dv);

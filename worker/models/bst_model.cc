@@ -17,6 +17,7 @@
 #include "ops/attention.h"
 #include "ops/din_attention.h"
 #include "ops/jagged.h"
+#include "ops/parallel.h"
 #include "ops/pooling.h"
 #include "ops/random.h"
 #include "worker/config/job_config.h"
@@ -120,7 +121,7 @@ class BstCtrModel final : public CtrModel {
     x.SetZero();
     seq_mask_.SetZero();
     key_mask_.SetZero();
-    for (int64_t r = 0; r < b; ++r) {
+    ParallelFor(b, l * d_, [&](int64_t r) {
       const int64_t len = offsets.length(r);
       for (int64_t i = 0; i < len; ++i) {
         AddRows(in.history.data() + (offsets.begin(r) + i) * d_, positions_.data() + (len - i) * d_,
@@ -130,7 +131,7 @@ class BstCtrModel final : public CtrModel {
       }
       AddRows(in.target.data() + r * d_, positions_.data(), x.data() + (r * l + t) * d_);
       seq_mask_[r * l + t] = 1.0f;
-    }
+    });
   }
 
   // The input gradients and the position embeddings' from d_acts_[0].

@@ -66,7 +66,7 @@ config::ModelConfig SmallModel(const BlocksCase& c) {
 
 // Two context slots of the fields' width: "age" and "activity".
 CtrModelDims SmallDims() {
-  CtrModelDims dims{2, 2, 4, 5, "item.dim + cate.dim"};
+  CtrModelDims dims{2, 2, 4, 5, "item.dim + cate.dim", {}};
   dims.context = {{"age", 2}, {"activity", 2}};
   return dims;
 }
@@ -248,7 +248,7 @@ TEST(BlocksTest, BadSettingsAreRefusedNamingTheField) {
   EXPECT_TRUE(RejectsWith({"", Kind::kDin, poso("activty")}, dims,
                           "model.blocks.poso.slot: no context slot named \"activty\" (the context "
                           "slots: age, activity)"));
-  CtrModelDims no_context{2, 2, 0, 5, ""};
+  CtrModelDims no_context{2, 2, 0, 5, "", {}};
   EXPECT_TRUE(RejectsWith({"", Kind::kBase, poso("activity")}, no_context,
                           "model.blocks.poso.slot: no context slot named \"activity\" (there are "
                           "no context slots"));

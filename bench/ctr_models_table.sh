@@ -68,6 +68,7 @@ for set in $SETS; do
       log="$LOGS/${set}__${name//[^A-Za-z0-9]/_}__s$seed.log"
       echo "$name" >"${log%.log}.name"
       "$BIN" train --config="$cfg" --set=train.threads="$THREADS" --set=checkpoint.dir= \
+        --set=checkpoint.every_steps=0 \
         --set=train.progress_seconds=1000 --set=train.eval_every_steps=0 --set=train.seed="$seed" \
         "${extra[@]}" >"$log" 2>&1 || { tail -5 "$log" >&2; exit 1; }
       echo "$set | $name | seed $seed | $(grep -o ' auc=[0-9.]*' "$log" | tail -1)" \

@@ -96,7 +96,10 @@ CtrModelKind BaseModelKind() {
     CheckScorer(config, dims, /*per_position_weights=*/false, "base", p);
     const int64_t d = dims.item_dim + dims.cate_dim;
     sizes->mlp_input = dims.user_dim + 3 * d;  // [user, pooled, q, pooled * q]
-    sizes->per_position = config.blocks().has_scorer() ? std::max<int64_t>(2 * d, 80) : d;
+    // With a scorer: its widest [B, T, width] activation (a DIN unit's first layer at most).
+    const ScorerSpec scorer = BaseScorer(config);
+    sizes->per_position =
+        config.blocks().has_scorer() ? std::max<int64_t>(2 * d, scorer.din_hidden[0]) : d;
   };
   auto make = [](const config::ModelConfig& config, const CtrModelDims& dims,
                  uint64_t seed) -> std::unique_ptr<CtrModel> {

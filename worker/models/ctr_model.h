@@ -58,7 +58,7 @@ struct CtrModelDims {
   std::string d_source;  // how D is made, for errors, e.g. "item.dim + cate.dim"; may be empty
   // The context slots side by side in the user input, their dims summing to U; empty with U > 0:
   // one field named "user".
-  std::vector<ContextField> context;
+  std::vector<ContextField> context = {};
 };
 
 class CtrModel : public DenseModel {

@@ -21,6 +21,7 @@ using attnps::testing::GradCheckOptions;
 using attnps::testing::GradientsMatch;
 using testing::AlternatingLabels;
 using testing::RandomCtrInputs;
+using testing::TrainStepGradientsMatch;
 using Scorer = config::TargetScorerConfig;
 
 enum class Kind { kBase, kDin, kDien, kBst };
@@ -66,7 +67,7 @@ config::ModelConfig SmallModel(const BlocksCase& c) {
 
 // Two context slots of the fields' width: "age" and "activity".
 CtrModelDims SmallDims() {
-  CtrModelDims dims{2, 2, 4, 5, "item.dim + cate.dim", {}};
+  CtrModelDims dims{2, 2, 4, 5, "item.dim + cate.dim"};
   dims.context = {{"age", 2}, {"activity", 2}};
   return dims;
 }
@@ -86,26 +87,8 @@ TEST_P(BlocksGradTest, TrainStepGradientsMatchFiniteDifferences) {
   const bool negatives = model->wants_negatives();
   CtrInputs in = RandomCtrInputs(b, dims.user_dim, negatives, &rng);
   const Tensor labels = AlternatingLabels(b);
-  Tensor& params = model->params();
-  for (int64_t i = 0; i < params.numel(); ++i) params[i] *= 2.0f;  // visible gradients
-  Tensor logits;
-  auto zeros_like = [](const Tensor& t) { return t.empty() ? Tensor() : Tensor::Zeros(t.shape()); };
-  auto forward = [&] {
-    CtrInputGrads scratch{zeros_like(in.target), zeros_like(in.history), zeros_like(in.user),
-                          zeros_like(in.negatives)};
-    Tensor loss = Tensor::Zeros({1});
-    loss[0] = static_cast<float>(model->TrainStep(in, labels, 0.0f, &logits, &scratch));
-    return std::vector<Tensor>{loss};
-  };
-  auto backward = [&](const std::vector<Tensor>& dys, std::vector<Tensor>* dxs) {
-    model->grads().SetZero();
-    CtrInputGrads g{(*dxs)[1], (*dxs)[2], (*dxs)[3], negatives ? (*dxs)[4] : Tensor()};
-    model->TrainStep(in, labels, dys[0][0], &logits, &g);
-    (*dxs)[0].CopyFrom(model->grads());
-  };
-  std::vector<attnps::testing::NamedInput> inputs = {
-      {"params", &params}, {"target", &in.target}, {"history", &in.history}, {"user", &in.user}};
-  if (negatives) inputs.push_back({"negatives", &in.negatives});
+  std::vector<std::string> checked = {"target", "history", "user"};
+  if (negatives) checked.push_back("negatives");
   GradCheckOptions opts;
   // 1e-3 and 5e-4 straddle ReLU / PReLU kinks at these doubled weights. At 2e-4 the float loss's
   // rounding (about 1e-7 of L ~ 1) gives each difference quotient up to ~5e-4 of noise, so the
@@ -114,7 +97,7 @@ TEST_P(BlocksGradTest, TrainStepGradientsMatchFiniteDifferences) {
   opts.step = 2e-4;
   opts.atol = 1.5e-3;
   opts.max_probes_per_input = 400;
-  EXPECT_TRUE(GradientsMatch(inputs, forward, backward, opts));
+  EXPECT_TRUE(TrainStepGradientsMatch(model.get(), &in, labels, checked, opts));
 }
 
 void SetScorer(config::BlocksConfig* b, Scorer::Kind kind) {
@@ -252,7 +235,7 @@ TEST(BlocksTest, BadSettingsAreRefusedNamingTheField) {
   EXPECT_TRUE(RejectsWith({"", Kind::kDin, poso("activty")}, dims,
                           "model.blocks.poso.slot: no context slot named \"activty\" (the context "
                           "slots: age, activity)"));
-  CtrModelDims no_context{2, 2, 0, 5, "", {}};
+  CtrModelDims no_context{2, 2, 0, 5, ""};
   EXPECT_TRUE(RejectsWith({"", Kind::kBase, poso("activity")}, no_context,
                           "model.blocks.poso.slot: no context slot named \"activity\" (there are "
                           "no context slots"));

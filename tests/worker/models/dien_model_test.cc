@@ -21,6 +21,7 @@ using attnps::testing::GradientsMatch;
 using attnps::testing::RandomTensor;
 using testing::AlternatingLabels;
 using testing::RandomCtrInputs;
+using testing::TrainStepGradientsMatch;
 
 struct DienCase {
   std::string name;
@@ -67,32 +68,12 @@ TEST_P(DienGradTest, TrainStepGradientsMatchFiniteDifferences) {
   const int64_t b = 5;
   CtrInputs in = RandomCtrInputs(b, c.user_dim, true, &rng);
   const Tensor labels = AlternatingLabels(b);
-  Tensor& params = model->params();
-  for (int64_t i = 0; i < params.numel(); ++i) params[i] *= 2.0f;
-  Tensor logits;
-  auto zeros_like = [](const Tensor& t) { return t.empty() ? Tensor() : Tensor::Zeros(t.shape()); };
-  auto forward = [&] {
-    CtrInputGrads scratch{zeros_like(in.target), zeros_like(in.history), zeros_like(in.user),
-                          zeros_like(in.negatives)};
-    Tensor loss = Tensor::Zeros({1});
-    loss[0] = static_cast<float>(model->TrainStep(in, labels, 0.0f, &logits, &scratch));
-    return std::vector<Tensor>{loss};
-  };
-  auto backward = [&](const std::vector<Tensor>& dys, std::vector<Tensor>* dxs) {
-    model->grads().SetZero();
-    CtrInputGrads g{(*dxs)[1], (*dxs)[2], c.user_dim > 0 ? (*dxs)[4] : Tensor(), (*dxs)[3]};
-    model->TrainStep(in, labels, dys[0][0], &logits, &g);
-    (*dxs)[0].CopyFrom(model->grads());
-  };
-  std::vector<attnps::testing::NamedInput> inputs = {{"params", &params},
-                                                     {"target", &in.target},
-                                                     {"history", &in.history},
-                                                     {"negatives", &in.negatives}};
-  if (c.user_dim > 0) inputs.push_back({"user", &in.user});
+  std::vector<std::string> checked = {"target", "history", "negatives"};
+  if (c.user_dim > 0) checked.push_back("user");
   GradCheckOptions opts;
   opts.step = 1e-3;
   opts.max_probes_per_input = 400;
-  EXPECT_TRUE(GradientsMatch(inputs, forward, backward, opts));
+  EXPECT_TRUE(TrainStepGradientsMatch(model.get(), &in, labels, checked, opts));
 }
 
 std::vector<DienCase> DienCases() {

@@ -62,29 +62,31 @@ void LayerNormGradRow(const float* __restrict x, const float* __restrict g,
 
 // Element e's 32 random bits: half of output e / 2 of the stream (the high half for even e), so
 // one 64-bit hash serves two elements.
-inline uint32_t DropoutBits(uint64_t key, int64_t e) {
-  const uint64_t h = StreamBits(key, static_cast<uint64_t>(e) >> 1);
+inline uint32_t DropoutBits(uint64_t key, uint64_t e) {
+  const uint64_t h = StreamBits(key, e >> 1);
   return static_cast<uint32_t>((e & 1) ? h : h >> 32);
 }
 
+// Elements [begin, end) of x, mask and y; element e's flat index is base + e.
 void DropoutRows(const float* __restrict x, uint64_t key, uint64_t threshold, float scale,
-                 int64_t begin, int64_t end, float* __restrict mask, float* __restrict y) {
+                 uint64_t base, int64_t begin, int64_t end, float* __restrict mask,
+                 float* __restrict y) {
   auto keep = [&](int64_t e, uint32_t bits) {
     const float m = bits >= threshold ? scale : 0.0f;
     mask[e] = m;
     y[e] = x[e] * m;
   };
   int64_t e = begin;
-  if (e < end && (e & 1)) {
-    keep(e, DropoutBits(key, e));
+  if (e < end && ((base + e) & 1)) {
+    keep(e, DropoutBits(key, base + e));
     ++e;
   }
   for (; e + 1 < end; e += 2) {
-    const uint64_t h = StreamBits(key, static_cast<uint64_t>(e) >> 1);
+    const uint64_t h = StreamBits(key, (base + e) >> 1);
     keep(e, static_cast<uint32_t>(h >> 32));
     keep(e + 1, static_cast<uint32_t>(h));
   }
-  if (e < end) keep(e, DropoutBits(key, e));
+  if (e < end) keep(e, DropoutBits(key, base + e));
 }
 
 void DropoutGradRows(const float* __restrict mask, const float* __restrict g, int64_t begin,
@@ -153,13 +155,14 @@ void LayerNormBackward(const Tensor& x, const Tensor& gamma, const Tensor& mean,
   }
 }
 
-void DropoutForward(const Tensor& x, float rate, uint64_t seed, Mode mode, Tensor* mask,
-                    Tensor* y) {
+void DropoutForward(const Tensor& x, float rate, uint64_t seed, Mode mode, Tensor* mask, Tensor* y,
+                    int64_t first_index) {
   ShapeCheck("dropout_forward")
       .Like("x", x, x)
       .Like("mask", *mask, x)
       .Like("y", *y, x)
       .Require(rate >= 0.0f && rate < 1.0f, "0 <= rate < 1")
+      .Require(first_index >= 0, "first_index >= 0")
       .Done();
   const int64_t total = x.numel();
   const float* xd = x.data();
@@ -180,7 +183,8 @@ void DropoutForward(const Tensor& x, float rate, uint64_t seed, Mode mode, Tenso
   const float scale = 1.0f / (1.0f - rate);
   const uint64_t key = Mix64(seed + kGoldenGamma);
   ParallelFor(chunks, 12 * kChunk, [&](int64_t i) {
-    DropoutRows(xd, key, threshold, scale, i * kChunk, std::min(total, (i + 1) * kChunk), md, yd);
+    DropoutRows(xd, key, threshold, scale, static_cast<uint64_t>(first_index), i * kChunk,
+                std::min(total, (i + 1) * kChunk), md, yd);
   });
 }
 

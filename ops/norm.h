@@ -25,7 +25,10 @@ void LayerNormBackward(const Tensor& x, const Tensor& gamma, const Tensor& mean,
 // Inverted dropout with drop rate 0 <= rate < 1. kTraining: mask (shaped like x) is set to 0 or
 // 1 / (1 - rate) per element from a counter-based hash of (seed, flat index), so the same seed
 // gives the same mask whatever the thread count; y = x * mask. kInference: mask = 1, y = x.
-void DropoutForward(const Tensor& x, float rate, uint64_t seed, Mode mode, Tensor* mask, Tensor* y);
+// Element e's flat index is first_index + e: a slice of a tensor starting at flat index
+// first_index draws the mask the whole tensor would.
+void DropoutForward(const Tensor& x, float rate, uint64_t seed, Mode mode, Tensor* mask, Tensor* y,
+                    int64_t first_index = 0);
 // dx += dy * mask.
 void DropoutBackward(const Tensor& mask, const Tensor& dy, Tensor* dx);
 

@@ -147,6 +147,17 @@ TEST(DropoutTest, MaskDoesNotDependOnTheThreadCount) {
   EXPECT_TRUE(AllClose(one, four, 0, 0));
 }
 
+TEST(DropoutTest, SliceWithItsFirstIndexDrawsTheWholeTensorsMask) {
+  const Tensor whole = DropoutMask({40, 7}, 0.5f, 11);
+  for (int64_t begin : {0, 3, 17}) {  // odd and even flat offsets (rows of 7)
+    const int64_t end = std::min<int64_t>(40, begin + 9);
+    Tensor x = Tensor::Filled({end - begin, 7}, 1.0f);
+    Tensor mask = Tensor::Empty(x.shape()), y = Tensor::Empty(x.shape());
+    DropoutForward(x, 0.5f, 11, Mode::kTraining, &mask, &y, begin * 7);
+    EXPECT_TRUE(AllClose(mask, whole.Rows(begin, end), 0, 0)) << "rows from " << begin;
+  }
+}
+
 TEST(DropoutTest, ZeroRateAndInferenceAreIdentity) {
   std::mt19937 rng(1);
   Tensor x = RandomTensor({7, 11}, &rng);

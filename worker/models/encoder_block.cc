@@ -14,42 +14,101 @@
 namespace attnps::models {
 namespace {
 
-constexpr int64_t kChunk = 4096;
-
-// out = a + b (or out += a when b is null), elementwise, over chunks in parallel.
-void AddChunks(const float* a, const float* b, int64_t n, float* out) {
-  ParallelFor((n + kChunk - 1) / kChunk, 2 * kChunk, [&](int64_t c) {
-    const int64_t end = std::min(n, (c + 1) * kChunk);
-    for (int64_t i = c * kChunk; i < end; ++i) out[i] = (b ? b[i] : out[i]) + a[i];
-  });
-}
-
+// out = a + b.
 void Add(const Tensor& a, const Tensor& b, Tensor* out) {
-  AddChunks(a.data(), b.data(), a.numel(), out->data());
+  const float *pa = a.data(), *pb = b.data();
+  float* po = out->data();
+  for (int64_t i = 0; i < a.numel(); ++i) po[i] = pa[i] + pb[i];
 }
 
 // dst += src.
 void AddTo(const Tensor& src, Tensor* dst) {
-  AddChunks(src.data(), nullptr, src.numel(), dst->data());
+  const float* ps = src.data();
+  float* pd = dst->data();
+  for (int64_t i = 0; i < src.numel(); ++i) pd[i] += ps[i];
+}
+
+// out = g * mask (the dropout's backward, assigned).
+void Masked(const Tensor& mask, const Tensor& g, Tensor* out) {
+  const float *pm = mask.data(), *pg = g.data();
+  float* po = out->data();
+  for (int64_t i = 0; i < g.numel(); ++i) po[i] = pg[i] * pm[i];
+}
+
+// d_f1 = d_a1 (* mask) where relu's output a1 > 0, else 0: the backward of Dropout(relu(f1)).
+void ReluDropoutGrad(const Tensor& a1, const Tensor* mask, const Tensor& d_a1, Tensor* d_f1) {
+  const float *pa = a1.data(), *pg = d_a1.data(), *pm = mask ? mask->data() : nullptr;
+  float* po = d_f1->data();
+  for (int64_t i = 0; i < a1.numel(); ++i) {
+    const float g = pm ? pg[i] * pm[i] : pg[i];
+    po[i] = pa[i] > 0.0f ? g : 0.0f;
+  }
+}
+
+// Samples [s0, s1) of every tensor of the workspace (each has B leading).
+MultiHeadAttentionWorkspace SampleRows(const MultiHeadAttentionWorkspace& ws, int64_t s0,
+                                       int64_t s1) {
+  MultiHeadAttentionWorkspace out;
+  out.q = ws.q.Rows(s0, s1);
+  out.k = ws.k.Rows(s0, s1);
+  out.v = ws.v.Rows(s0, s1);
+  out.probs = ws.probs.Rows(s0, s1);
+  out.concat = ws.concat.Rows(s0, s1);
+  out.d_q = ws.d_q.Rows(s0, s1);
+  out.d_k = ws.d_k.Rows(s0, s1);
+  out.d_v = ws.d_v.Rows(s0, s1);
+  out.d_probs = ws.d_probs.Rows(s0, s1);
+  out.d_concat = ws.d_concat.Rows(s0, s1);
+  return out;
+}
+
+int64_t Chunks(int64_t b) {
+  return (b + EncoderBlock::kSamplesPerChunk - 1) / EncoderBlock::kSamplesPerChunk;
+}
+
+// body(s0, s1) for each chunk of samples, in parallel; `cost` estimates one chunk's work.
+template <class Body>
+void ForEachChunk(int64_t b, int64_t cost, const Body& body) {
+  ParallelFor(Chunks(b), cost, [&](int64_t c) {
+    const int64_t s0 = c * EncoderBlock::kSamplesPerChunk;
+    body(c, s0, std::min(b, s0 + EncoderBlock::kSamplesPerChunk));
+  });
 }
 
 }  // namespace
+
+template <class F>
+void EncoderBlock::Weights::ForEach(F f) {
+  for (Tensor* t : {&mha.wq, &mha.bq, &mha.wk, &mha.bk, &mha.wv, &mha.bv, &mha.wo, &mha.bo,
+                    &ln1_gamma, &ln1_beta, &w1, &b1, &w2, &b2, &ln2_gamma, &ln2_beta}) {
+    f(t);
+  }
+}
 
 EncoderBlock::EncoderBlock(const EncoderBlockOptions& options, ParamArena* arena)
     : options_(options) {
   const int64_t d = options.d, f = options.ffn;
   CHECK(d > 0 && f > 0 && options.heads > 0 && d % options.heads == 0)
       << "EncoderBlock: D " << d << ", F " << f << ", heads " << options.heads;
-  DeclareMultiHeadAttention(d, arena, &mha_, &mha_grad_);
+  Weights& w = w_;
+  Weights& g = grads_;
+  DeclareMultiHeadAttention(d, arena, &w.mha, &g.mha);
   const ParamInit by_d = ParamInit::LinearLike(d);
-  arena->AddParam({d}, ParamInit::Constant(1.0f), &ln1_gamma_, &d_ln1_gamma_);
-  arena->AddParam({d}, ParamInit::Constant(0.0f), &ln1_beta_, &d_ln1_beta_);
-  arena->AddParam({d, f}, by_d, &w1_, &d_w1_);
-  arena->AddParam({f}, by_d, &b1_, &d_b1_);
-  arena->AddParam({f, d}, ParamInit::LinearLike(f), &w2_, &d_w2_);
-  arena->AddParam({d}, ParamInit::LinearLike(f), &b2_, &d_b2_);
-  arena->AddParam({d}, ParamInit::Constant(1.0f), &ln2_gamma_, &d_ln2_gamma_);
-  arena->AddParam({d}, ParamInit::Constant(0.0f), &ln2_beta_, &d_ln2_beta_);
+  arena->AddParam({d}, ParamInit::Constant(1.0f), &w.ln1_gamma, &g.ln1_gamma);
+  arena->AddParam({d}, ParamInit::Constant(0.0f), &w.ln1_beta, &g.ln1_beta);
+  arena->AddParam({d, f}, by_d, &w.w1, &g.w1);
+  arena->AddParam({f}, by_d, &w.b1, &g.b1);
+  arena->AddParam({f, d}, ParamInit::LinearLike(f), &w.w2, &g.w2);
+  arena->AddParam({d}, ParamInit::LinearLike(f), &w.b2, &g.b2);
+  arena->AddParam({d}, ParamInit::Constant(1.0f), &w.ln2_gamma, &g.ln2_gamma);
+  arena->AddParam({d}, ParamInit::Constant(0.0f), &w.ln2_beta, &g.ln2_beta);
+}
+
+MultiHeadAttentionOptions EncoderBlock::MhaOptions() const {
+  MultiHeadAttentionOptions o;
+  o.heads = options_.heads;
+  o.causal = options_.causal;
+  return o;
 }
 
 void EncoderBlock::Resize(int64_t b, int64_t l) {
@@ -58,12 +117,30 @@ void EncoderBlock::Resize(int64_t b, int64_t l) {
   ws_l_ = l;
   const int64_t n = b * l, d = options_.d, f = options_.ffn, dh = d / options_.heads;
   mha_ws_ = MultiHeadAttentionWorkspace::Allocate(b, l, l, options_.heads, dh, dh);
-  for (Tensor* t : {&attn_, &attn_mask_, &attn_drop_, &r1_, &h_, &f2_, &f2_mask_, &f2_drop_, &r2_,
-                    &d_r2_, &d_f2_, &d_r1_, &d_attn_}) {
+  for (Tensor* t :
+       {&attn_, &attn_mask_, &r1_, &h_, &f2_, &f2_mask_, &r2_, &d_r2_, &d_f2_, &d_r1_, &d_attn_}) {
     *t = Tensor::Empty({n, d});
   }
   for (Tensor* t : {&f1_, &a1_, &a1_mask_, &a1_drop_, &d_a1_, &d_f1_}) *t = Tensor::Empty({n, f});
   for (Tensor* t : {&mean1_, &rstd1_, &mean2_, &rstd2_}) *t = Tensor::Empty({n});
+  // The arena lays the block's gradients out one after the other (the constructor's order).
+  float* end = nullptr;
+  grads_begin_ = grads_.mha.wq.data();
+  grads_.ForEach([&](Tensor* t) {
+    if (t->empty()) return;
+    grads_begin_ = std::min(grads_begin_, t->data());
+    end = std::max(end, t->data() + t->numel());
+  });
+  grads_span_ = end - grads_begin_;
+}
+
+EncoderBlock::Weights EncoderBlock::ChunkGrads(int64_t c) {
+  float* base = chunk_grads_.data() + c * grads_span_;
+  Weights out = grads_;
+  out.ForEach([&](Tensor* t) {
+    if (!t->empty()) *t = Tensor::View(base + (t->data() - grads_begin_), t->shape());
+  });
+  return out;
 }
 
 void EncoderBlock::Forward(const Tensor& x, const Tensor& mask, bool training, uint64_t seed,
@@ -72,64 +149,103 @@ void EncoderBlock::Forward(const Tensor& x, const Tensor& mask, bool training, u
   CHECK(x.shape() == Shape({b, l, d})) << "EncoderBlock input " << x.ShapeString();
   Resize(b, l);
   dropping_ = training && options_.dropout > 0.0f;
-  const Mode mode = dropping_ ? Mode::kTraining : Mode::kInference;
-  const float rate = options_.dropout;
-  MultiHeadAttentionOptions mha_options;
-  mha_options.heads = options_.heads;
-  mha_options.causal = options_.causal;
-  Tensor attn3 = attn_.Reshaped({b, l, d});
-  MultiHeadAttentionForward(x, x, mask, mha_, mha_options, &mha_ws_, &attn3);
-  const Tensor x2 = x.Reshaped({b * l, d});
-  if (dropping_) DropoutForward(attn_, rate, StreamKey(seed, 1), mode, &attn_mask_, &attn_drop_);
-  Add(x2, dropping_ ? attn_drop_ : attn_, &r1_);
-  LayerNormForward(r1_, ln1_gamma_, ln1_beta_, kLayerNormEps, &h_, &mean1_, &rstd1_);
-  LinearForward(h_, w1_, b1_, &f1_);
-  ReluForward(f1_, &a1_);
-  if (dropping_) DropoutForward(a1_, rate, StreamKey(seed, 2), mode, &a1_mask_, &a1_drop_);
-  LinearForward(dropping_ ? a1_drop_ : a1_, w2_, b2_, &f2_);
-  if (dropping_) DropoutForward(f2_, rate, StreamKey(seed, 3), mode, &f2_mask_, &f2_drop_);
-  Add(h_, dropping_ ? f2_drop_ : f2_, &r2_);
   y->EnsureShape({b, l, d});
-  Tensor y2 = y->Reshaped({b * l, d});
-  LayerNormForward(r2_, ln2_gamma_, ln2_beta_, kLayerNormEps, &y2, &mean2_, &rstd2_);
+  const int64_t per_sample = l * (l * d * 4 + d * d * 8 + d * options_.ffn * 4);
+  ForEachChunk(b, per_sample * kSamplesPerChunk,
+               [&](int64_t, int64_t s0, int64_t s1) { ForwardChunk(x, mask, seed, s0, s1, y); });
+}
+
+void EncoderBlock::ForwardChunk(const Tensor& x, const Tensor& mask, uint64_t seed, int64_t s0,
+                                int64_t s1, Tensor* y) {
+  const int64_t l = x.dim(1), d = options_.d, row0 = s0 * l, row1 = s1 * l;
+  const float rate = options_.dropout;
+  auto rows = [&](const Tensor& t) { return t.Rows(row0, row1); };
+  const Tensor xs = x.Rows(s0, s1);
+  MultiHeadAttentionWorkspace ws = SampleRows(mha_ws_, s0, s1);
+  Tensor attn = rows(attn_), attn3 = attn.Reshaped({s1 - s0, l, d});
+  MultiHeadAttentionForward(xs, xs, mask.Rows(s0, s1), w_.mha, MhaOptions(), &ws, &attn3);
+  const Tensor x2 = xs.Reshaped({(s1 - s0) * l, d});
+  Tensor r1 = rows(r1_), h = rows(h_), mean1 = rows(mean1_), rstd1 = rows(rstd1_);
+  if (dropping_) {  // r1 = Dropout(attn), then + x
+    Tensor m = rows(attn_mask_);
+    DropoutForward(attn, rate, StreamKey(seed, 1), Mode::kTraining, &m, &r1, row0 * d);
+    AddTo(x2, &r1);
+  } else {
+    Add(x2, attn, &r1);
+  }
+  LayerNormForward(r1, w_.ln1_gamma, w_.ln1_beta, kLayerNormEps, &h, &mean1, &rstd1);
+  Tensor f1 = rows(f1_), a1 = rows(a1_), a1_drop = rows(a1_drop_);
+  LinearForward(h, w_.w1, w_.b1, &f1);
+  ReluForward(f1, &a1);
+  const int64_t f = options_.ffn;
+  if (dropping_) {
+    Tensor m = rows(a1_mask_);
+    DropoutForward(a1, rate, StreamKey(seed, 2), Mode::kTraining, &m, &a1_drop, row0 * f);
+  }
+  Tensor f2 = rows(f2_), r2 = rows(r2_);
+  LinearForward(dropping_ ? a1_drop : a1, w_.w2, w_.b2, &f2);
+  if (dropping_) {  // r2 = Dropout(f2), then + h
+    Tensor m = rows(f2_mask_);
+    DropoutForward(f2, rate, StreamKey(seed, 3), Mode::kTraining, &m, &r2, row0 * d);
+    AddTo(h, &r2);
+  } else {
+    Add(h, f2, &r2);
+  }
+  Tensor y2 = y->Reshaped({x.dim(0) * l, d}).Rows(row0, row1), mean2 = rows(mean2_),
+         rstd2 = rows(rstd2_);
+  LayerNormForward(r2, w_.ln2_gamma, w_.ln2_beta, kLayerNormEps, &y2, &mean2, &rstd2);
 }
 
 void EncoderBlock::Backward(const Tensor& x, const Tensor& mask, const Tensor& dy, Tensor* dx) {
   const int64_t b = x.dim(0), l = x.dim(1), d = options_.d;
   CHECK(b == ws_b_ && l == ws_l_) << "EncoderBlock::Backward needs the Forward of the same batch";
-  // d_r2_ is dL/dr2 = the residual's part of dL/dh; the FFN's part is added into it below.
-  d_r2_.SetZero();
-  LayerNormBackward(r2_, ln2_gamma_, mean2_, rstd2_, dy.Reshaped({b * l, d}), &d_r2_, &d_ln2_gamma_,
-                    &d_ln2_beta_);
-  if (dropping_) {
-    d_f2_.SetZero();
-    DropoutBackward(f2_mask_, d_r2_, &d_f2_);
-  }
-  d_a1_.SetZero();
-  LinearBackward(dropping_ ? a1_drop_ : a1_, w2_, dropping_ ? d_f2_ : d_r2_, &d_a1_, &d_w2_,
-                 &d_b2_);
-  d_f1_.SetZero();
-  if (dropping_) {  // d_f1_ holds d(a1) for a moment
-    DropoutBackward(a1_mask_, d_a1_, &d_f1_);
-    d_a1_.CopyFrom(d_f1_);
-    d_f1_.SetZero();
-  }
-  ReluBackward(a1_, d_a1_, &d_f1_);
-  LinearBackward(h_, w1_, d_f1_, &d_r2_, &d_w1_, &d_b1_);  // d_r2_ is now dL/dh
-  d_r1_.SetZero();
-  LayerNormBackward(r1_, ln1_gamma_, mean1_, rstd1_, d_r2_, &d_r1_, &d_ln1_gamma_, &d_ln1_beta_);
-  Tensor dx2 = dx->Reshaped({b * l, d});
-  AddTo(d_r1_, &dx2);  // the residual
-  if (dropping_) {
-    d_attn_.SetZero();
-    DropoutBackward(attn_mask_, d_r1_, &d_attn_);
-  }
-  const Tensor& d_attn = dropping_ ? d_attn_ : d_r1_;
-  MultiHeadAttentionOptions mha_options;
-  mha_options.heads = options_.heads;
-  mha_options.causal = options_.causal;
-  MultiHeadAttentionBackward(x, x, mask, mha_, mha_options, d_attn.Reshaped({b, l, d}), &mha_ws_,
-                             dx, dx, &mha_grad_);
+  const int64_t per_sample = 2 * l * (l * d * 4 + d * d * 8 + d * options_.ffn * 4);
+  chunk_grads_.EnsureShape({Chunks(b), grads_span_});
+  ForEachChunk(b, per_sample * kSamplesPerChunk, [&](int64_t c, int64_t s0, int64_t s1) {
+    Weights grads = ChunkGrads(c);
+    std::fill_n(chunk_grads_.data() + c * grads_span_, grads_span_, 0.0f);
+    BackwardChunk(x, mask, dy, s0, s1, &grads, dx);
+  });
+  // The chunks' gradients, summed in chunk order into the arena's.
+  const int64_t chunks = Chunks(b), span = grads_span_;
+  const float* partial = chunk_grads_.data();
+  float* out = grads_begin_;
+  ParallelFor(span, chunks, [&](int64_t e) {
+    float sum = 0.0f;
+    for (int64_t c = 0; c < chunks; ++c) sum += partial[c * span + e];
+    out[e] += sum;
+  });
+}
+
+void EncoderBlock::BackwardChunk(const Tensor& x, const Tensor& mask, const Tensor& dy, int64_t s0,
+                                 int64_t s1, Weights* g, Tensor* dx) {
+  const int64_t l = x.dim(1), d = options_.d, row0 = s0 * l, row1 = s1 * l;
+  auto rows = [&](const Tensor& t) { return t.Rows(row0, row1); };
+  // d_r2 is dL/dr2 = the residual's part of dL/dh; the FFN's part is added into it below.
+  Tensor d_r2 = rows(d_r2_), d_f2 = rows(d_f2_), d_a1 = rows(d_a1_), d_f1 = rows(d_f1_);
+  d_r2.SetZero();
+  LayerNormBackward(rows(r2_), w_.ln2_gamma, rows(mean2_), rows(rstd2_),
+                    dy.Reshaped({x.dim(0) * l, d}).Rows(row0, row1), &d_r2, &g->ln2_gamma,
+                    &g->ln2_beta);
+  if (dropping_) Masked(rows(f2_mask_), d_r2, &d_f2);
+  d_a1.SetZero();
+  LinearBackward(rows(dropping_ ? a1_drop_ : a1_), w_.w2, dropping_ ? d_f2 : d_r2, &d_a1, &g->w2,
+                 &g->b2);
+  const Tensor a1_mask = rows(a1_mask_);
+  ReluDropoutGrad(rows(a1_), dropping_ ? &a1_mask : nullptr, d_a1, &d_f1);
+  LinearBackward(rows(h_), w_.w1, d_f1, &d_r2, &g->w1, &g->b1);  // d_r2 is now dL/dh
+  Tensor d_r1 = rows(d_r1_), d_attn = rows(d_attn_);
+  d_r1.SetZero();
+  LayerNormBackward(rows(r1_), w_.ln1_gamma, rows(mean1_), rows(rstd1_), d_r2, &d_r1, &g->ln1_gamma,
+                    &g->ln1_beta);
+  Tensor dxs = dx->Rows(s0, s1), dx2 = dxs.Reshaped({(s1 - s0) * l, d});
+  AddTo(d_r1, &dx2);  // the residual
+  if (dropping_) Masked(rows(attn_mask_), d_r1, &d_attn);
+  const Tensor& da = dropping_ ? d_attn : d_r1;
+  MultiHeadAttentionWorkspace ws = SampleRows(mha_ws_, s0, s1);
+  const Tensor xs = x.Rows(s0, s1);
+  MultiHeadAttentionBackward(xs, xs, mask.Rows(s0, s1), w_.mha, MhaOptions(),
+                             da.Reshaped({s1 - s0, l, d}), &ws, &dxs, &dxs, &g->mha);
 }
 
 }  // namespace attnps::models

@@ -4,7 +4,10 @@
 //   h = LN1(x + Dropout(MHA(x, x, mask)))
 //   y = LN2(h + Dropout(Dropout(relu(h W1 + b1)) W2 + b2))
 // Shape letters: B batch, L sequence length, D model dim, F FFN width, H heads (H divides D).
-// Private to worker/models. Not thread-safe; the ops inside it run on the ops' thread pool.
+// The block runs over chunks of kSamplesPerChunk samples in parallel, each chunk's whole forward
+// (or backward) on one thread while its rows are in cache; each chunk's weight gradients go to
+// its own buffer, summed in chunk order, so the results do not depend on the thread count.
+// Private to worker/models. Not thread-safe; the chunks run on the ops' thread pool.
 #ifndef ATTNPS_WORKER_MODELS_ENCODER_BLOCK_H_
 #define ATTNPS_WORKER_MODELS_ENCODER_BLOCK_H_
 
@@ -26,6 +29,8 @@ struct EncoderBlockOptions {
 
 class EncoderBlock {
  public:
+  static constexpr int64_t kSamplesPerChunk = 32;
+
   // Declares the weights in *arena (which must outlive the block), in this order: wq, bq, wk,
   // bk, wv, bv, wo, bo (each [D, D] / [D], torch Linear's init), LN1 gamma (1) and beta (0), W1
   // [D, F], b1 [F], W2 [F, D], b2 [D] (torch Linear's init), LN2 gamma and beta.
@@ -40,25 +45,40 @@ class EncoderBlock {
   void Backward(const Tensor& x, const Tensor& mask, const Tensor& dy, Tensor* dx);
 
  private:
+  // The block's weights; the gradients in the same struct, shaped like them.
+  struct Weights {
+    MultiHeadAttentionParams mha;
+    Tensor ln1_gamma, ln1_beta, w1, b1, w2, b2, ln2_gamma, ln2_beta;
+    template <class F>
+    void ForEach(F f);
+  };
+
   void Resize(int64_t b, int64_t l);
-  bool dropping() const { return dropping_; }
+  MultiHeadAttentionOptions MhaOptions() const;
+  // Samples [s0, s1) of the batch.
+  void ForwardChunk(const Tensor& x, const Tensor& mask, uint64_t seed, int64_t s0, int64_t s1,
+                    Tensor* y);
+  void BackwardChunk(const Tensor& x, const Tensor& mask, const Tensor& dy, int64_t s0, int64_t s1,
+                     Weights* grads, Tensor* dx);
+  // The gradients of chunk c: views into chunk_grads_ laid out as the arena's grads_.
+  Weights ChunkGrads(int64_t c);
 
   const EncoderBlockOptions options_;
-  MultiHeadAttentionParams mha_, mha_grad_;  // views into the arena
-  Tensor ln1_gamma_, ln1_beta_, ln2_gamma_, ln2_beta_;
-  Tensor d_ln1_gamma_, d_ln1_beta_, d_ln2_gamma_, d_ln2_beta_;
-  Tensor w1_, b1_, w2_, b2_, d_w1_, d_b1_, d_w2_, d_b2_;
+  Weights w_, grads_;  // views into the arena
 
   // Per-batch workspace, [B*L, width] unless noted; reallocated when B or L changes.
   int64_t ws_b_ = -1, ws_l_ = -1;
   bool dropping_ = false;  // the last Forward applied dropout
   MultiHeadAttentionWorkspace mha_ws_;
-  Tensor attn_, attn_mask_, attn_drop_;  // MHA output [B, L, D], its dropout mask and output
-  Tensor r1_, h_, mean1_, rstd1_;        // x + Dropout(attn), LN1 output, LN1 statistics
-  Tensor f1_, a1_, a1_mask_, a1_drop_;   // h W1 + b1, relu, its dropout mask and output [F]
-  Tensor f2_, f2_mask_, f2_drop_;        // a1 W2 + b2, its dropout mask and output
-  Tensor r2_, mean2_, rstd2_;            // h + Dropout(f2), LN2 statistics
+  Tensor attn_, attn_mask_;             // MHA output [B, L, D], its dropout mask
+  Tensor r1_, h_, mean1_, rstd1_;       // x + Dropout(attn), LN1 output, LN1 statistics [B*L]
+  Tensor f1_, a1_, a1_mask_, a1_drop_;  // h W1 + b1, relu, its dropout mask and output [F]
+  Tensor f2_, f2_mask_;                 // a1 W2 + b2, its dropout mask
+  Tensor r2_, mean2_, rstd2_;           // h + Dropout(f2), LN2 statistics
   Tensor d_r2_, d_f2_, d_a1_, d_f1_, d_r1_, d_attn_;  // backward scratch
+  Tensor chunk_grads_;                                // [chunks, span of grads_], training only
+  float* grads_begin_ = nullptr;                      // the first float of grads_ in the arena
+  int64_t grads_span_ = 0;  // floats from grads_begin_ to the end of grads_
 };
 
 }  // namespace attnps::models

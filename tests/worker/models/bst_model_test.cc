@@ -8,9 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "ops/blas.h"
 #include "tests/ops/gradcheck.h"
 #include "tests/worker/models/ctr_inputs_testing.h"
 #include "worker/models/ctr_model.h"
+#include "worker/models/encoder_block.h"
 
 namespace attnps::models {
 namespace {
@@ -31,6 +33,7 @@ struct BstCase {
   float dropout = 0.0f;
   int user_dim = 0;
   config::Activation mlp_act = config::DICE;
+  int64_t batch = 5;
 };
 
 // d = 2 per field (D = 4), FFN 6, attention 6-3, MLP 5-3, max_history 5.
@@ -68,7 +71,7 @@ TEST_P(BstGradTest, TrainStepGradientsMatchFiniteDifferences) {
   std::unique_ptr<CtrModel> model = MakeBst(c, 17);
   ASSERT_NE(model, nullptr);
   std::mt19937 rng(5);
-  const int64_t b = 5;
+  const int64_t b = c.batch;
   CtrInputs in = RandomCtrInputs(b, c.user_dim, false, &rng);
   const Tensor labels = AlternatingLabels(b);
   // With dropout the masks are keyed by the target rows: the target is not perturbed then.
@@ -103,6 +106,11 @@ std::vector<BstCase> BstCases() {
   drop.dropout = 0.3f;
   drop.blocks = 2;
   cases.push_back(drop);
+  BstCase chunks;  // the encoder blocks' chunks of samples: several, the last one partial
+  chunks.name = "SeveralChunksDropout";
+  chunks.dropout = 0.3f;
+  chunks.batch = 2 * EncoderBlock::kSamplesPerChunk + 3;
+  cases.push_back(chunks);
   return cases;
 }
 
@@ -134,6 +142,32 @@ TEST(BstTest, DropoutIsAPureFunctionOfTheBatchAndOffAtInference) {
   double diff = 0;
   for (int64_t r = 1; r < 6; ++r) diff += std::fabs(c1[r] - a[r]);
   EXPECT_GT(diff, 1e-4);
+}
+
+// The encoder blocks sum their chunks' weight gradients in chunk order: one thread and two give
+// the very same logits and gradients.
+TEST(BstTest, TrainStepDoesNotDependOnTheThreadCount) {
+  BstCase c;
+  c.dropout = 0.2f;
+  const int64_t b = 3 * EncoderBlock::kSamplesPerChunk + 1;
+  std::mt19937 rng(4);
+  const CtrInputs in = RandomCtrInputs(b, 0, false, &rng);
+  const int threads = NumThreads();
+  std::vector<Tensor> runs;
+  for (int t : {1, 2}) {
+    SetNumThreads(t);
+    std::unique_ptr<CtrModel> model = MakeBst(c, 9);
+    Tensor logits;
+    CtrInputGrads g{Tensor::Zeros(in.target.shape()), Tensor::Zeros(in.history.shape()), Tensor(),
+                    Tensor()};
+    model->grads().SetZero();
+    model->TrainStep(in, AlternatingLabels(b), 1.0f, &logits, &g);
+    runs.push_back(logits);
+    runs.push_back(model->grads().Clone());
+    runs.push_back(g.history);
+  }
+  SetNumThreads(threads);
+  for (size_t i = 0; i < 3; ++i) EXPECT_TRUE(attnps::testing::AllClose(runs[i], runs[i + 3], 0, 0));
 }
 
 // Rows without history score (the sequence is the target alone) and train.

@@ -20,18 +20,67 @@ Tensor Flat(const Tensor& t) {
   return t.Reshaped({last == 0 ? 0 : t.numel() / last, last});
 }
 
-// The per-head matrices of a [B, T, H*dh] tensor without copying them out: matrix (b, h) starts
-// at row b*T, column h*dh, with row stride H*dh.
+// The per-head matrices of columns [col0, col0 + H*dh) of a [B, T, W] tensor without copying them
+// out: matrix (b, h) starts at row b*T, column col0 + h*dh, with row stride W.
 struct HeadMatrices {
   float* data = nullptr;  // null: absent (a gradient that is not wanted)
-  int64_t t = 0, dh = 0, heads = 1;
+  int64_t t = 0, dh = 0, heads = 1, stride = 0;
 
-  static HeadMatrices Of(const Tensor& x, int64_t heads) {  // x [B, T, H*dh]
-    return {const_cast<float*>(x.data()), x.dim(1), x.dim(2) / heads, heads};
+  // All of x's columns (width 0) or `width` of them from col0.
+  static HeadMatrices Of(const Tensor& x, int64_t heads, int64_t col0 = 0, int64_t width = 0) {
+    const int64_t w = width > 0 ? width : x.dim(2);
+    return {const_cast<float*>(x.data()) + col0, x.dim(1), w / heads, heads, x.dim(2)};
   }
-  float* at(int64_t b, int64_t h) const { return data + b * t * heads * dh + h * dh; }
-  int64_t ld() const { return heads * dh; }
+  float* at(int64_t b, int64_t h) const { return data + b * t * stride + h * dh; }
+  int64_t ld() const { return stride; }
 };
+
+// Self-attention's three input projections as one: [wq | wk | wv] [D, 2Pk + Pv] and the biases
+// side by side (zeros where one is absent; empty when all three are).
+struct PackedQkv {
+  Tensor w, b;
+};
+
+PackedQkv PackQkv(const MultiHeadAttentionParams& p) {
+  const int64_t d = p.wq.dim(0), pk = p.wq.dim(1), pv = p.wv.dim(1), n = 2 * pk + pv;
+  PackedQkv out{Tensor::Empty({d, n}), Tensor()};
+  const float* parts[] = {p.wq.data(), p.wk.data(), p.wv.data()};
+  const int64_t widths[] = {pk, pk, pv};
+  for (int64_t i = 0; i < d; ++i) {
+    float* row = out.w.data() + i * n;
+    for (int j = 0; j < 3; ++j) {
+      std::memcpy(row, parts[j] + i * widths[j], widths[j] * sizeof(float));
+      row += widths[j];
+    }
+  }
+  if (p.bq.empty() && p.bk.empty() && p.bv.empty()) return out;
+  out.b = Tensor::Zeros({n});
+  const Tensor* biases[] = {&p.bq, &p.bk, &p.bv};
+  for (int j = 0, col = 0; j < 3; col += widths[j++]) {
+    if (!biases[j]->empty()) std::memcpy(out.b.data() + col, biases[j]->data(), widths[j] * 4);
+  }
+  return out;
+}
+
+// grads' wq, wk, wv and their biases += the packed gradients' columns (each skipped when absent).
+void AddUnpackedQkvGrads(const PackedQkv& g, int64_t pk, int64_t pv,
+                         MultiHeadAttentionParams* grads) {
+  Tensor* ws[] = {&grads->wq, &grads->wk, &grads->wv};
+  Tensor* bs[] = {&grads->bq, &grads->bk, &grads->bv};
+  const int64_t widths[] = {pk, pk, pv};
+  const int64_t d = g.w.dim(0), n = g.w.dim(1);
+  for (int j = 0, col = 0; j < 3; col += widths[j++]) {
+    const int64_t width = widths[j];
+    for (int64_t i = 0; i < d && !ws[j]->empty(); ++i) {
+      const float* src = g.w.data() + i * n + col;
+      float* dst = ws[j]->data() + i * width;
+      for (int64_t c = 0; c < width; ++c) dst[c] += src[c];
+    }
+    if (!g.b.empty() && !bs[j]->empty()) {
+      for (int64_t c = 0; c < width; ++c) (*bs[j])[c] += g.b[col + c];
+    }
+  }
+}
 
 // Attention per (b, h): p [B, H, Tq, T] = masked softmax(q k^T / sqrt(Dk)), out = p v (out in
 // the same head layout). Mask row b (mask [B, T] or null). One pass per matrix, in parallel over
@@ -115,13 +164,18 @@ MhaSizes CheckMha(const char* op, const Tensor& query, const Tensor& keys, const
     check.Require(!options.causal || tq.value() == t.value(), "causal attention with Tq == T");
   }
   Dim h("H", heads);
-  ShapeCheck(op)
-      .Arg("ws.q", ws.q, {&b, &tq, &pk})
-      .Arg("ws.k", ws.k, {&b, &t, &pk})
-      .Arg("ws.v", ws.v, {&b, &t, &pv})
-      .Arg("ws.probs", ws.probs, {&b, &h, &tq, &t})
-      .Arg("ws.concat", ws.concat, {&b, &tq, &pv})
-      .Done();
+  Dim packed("2Pk+Pv", 2 * pk.value() + pv.value());
+  ShapeCheck check(op);
+  if (ws.self_attention()) {
+    check.Arg("ws.qkv", ws.qkv, {&b, &t, &packed});
+    check.Require(query.data() == keys.data() && tq.value() == t.value(),
+                  "a self-attention workspace with query and keys one tensor");
+  } else {
+    check.Arg("ws.q", ws.q, {&b, &tq, &pk}).Arg("ws.k", ws.k, {&b, &t, &pk});
+    check.Arg("ws.v", ws.v, {&b, &t, &pv});
+  }
+  check.Arg("ws.probs", ws.probs, {&b, &h, &tq, &t}).Arg("ws.concat", ws.concat, {&b, &tq, &pv});
+  check.Done();
   return {b.value(), tq.value(), t.value(), d.value(), pk.value(), pv.value(), dout.value(), heads};
 }
 
@@ -242,21 +296,65 @@ MultiHeadAttentionWorkspace MultiHeadAttentionWorkspace::Allocate(int64_t b, int
   return ws;
 }
 
+MultiHeadAttentionWorkspace MultiHeadAttentionWorkspace::AllocateSelf(int64_t b, int64_t t,
+                                                                      int64_t heads, int64_t dk,
+                                                                      int64_t dv) {
+  MultiHeadAttentionWorkspace ws;
+  ws.qkv = Tensor::Zeros({b, t, heads * (2 * dk + dv)});
+  ws.probs = Tensor::Zeros({b, heads, t, t});
+  ws.concat = Tensor::Zeros({b, t, heads * dv});
+  ws.d_qkv = Tensor::Zeros(ws.qkv.shape());
+  ws.d_probs = Tensor::Zeros(ws.probs.shape());
+  ws.d_concat = Tensor::Zeros(ws.concat.shape());
+  return ws;
+}
+
+MultiHeadAttentionWorkspace MultiHeadAttentionWorkspace::Samples(int64_t b0, int64_t b1) const {
+  MultiHeadAttentionWorkspace out;
+  auto rows = [&](const Tensor& t) { return t.empty() ? Tensor() : t.Rows(b0, b1); };
+  out.q = rows(q);
+  out.k = rows(k);
+  out.v = rows(v);
+  out.qkv = rows(qkv);
+  out.probs = rows(probs);
+  out.concat = rows(concat);
+  out.d_q = rows(d_q);
+  out.d_k = rows(d_k);
+  out.d_v = rows(d_v);
+  out.d_qkv = rows(d_qkv);
+  out.d_probs = rows(d_probs);
+  out.d_concat = rows(d_concat);
+  return out;
+}
+
 void MultiHeadAttentionForward(const Tensor& query, const Tensor& keys, const Tensor& mask,
                                const MultiHeadAttentionParams& params,
                                const MultiHeadAttentionOptions& options,
                                MultiHeadAttentionWorkspace* ws, Tensor* out) {
   const MhaSizes s = CheckMha("multi_head_attention_forward", query, keys, mask, params, options,
                               *ws, "out", *out);
-  Tensor q2 = Flat(ws->q), k2 = Flat(ws->k), v2 = Flat(ws->v), out2 = Flat(*out);
-  const Tensor keys2 = Flat(keys);
-  LinearForward(Flat(query), params.wq, params.bq, &q2);
-  LinearForward(keys2, params.wk, params.bk, &k2);
-  LinearForward(keys2, params.wv, params.bv, &v2);
   const int64_t h = s.heads;
-  AttentionCoreForward(HeadMatrices::Of(ws->q, h), HeadMatrices::Of(ws->k, h),
-                       HeadMatrices::Of(ws->v, h), mask.empty() ? nullptr : mask.data(), s.b,
-                       options.causal, ws->probs.data(), HeadMatrices::Of(ws->concat, h));
+  HeadMatrices q, k, v;
+  if (ws->self_attention()) {
+    const PackedQkv packed = PackQkv(params);
+    Tensor qkv2 = Flat(ws->qkv);
+    LinearForward(Flat(query), packed.w, packed.b, &qkv2);
+    q = HeadMatrices::Of(ws->qkv, h, 0, s.pk);
+    k = HeadMatrices::Of(ws->qkv, h, s.pk, s.pk);
+    v = HeadMatrices::Of(ws->qkv, h, 2 * s.pk, s.pv);
+  } else {
+    Tensor q2 = Flat(ws->q), k2 = Flat(ws->k), v2 = Flat(ws->v);
+    const Tensor keys2 = Flat(keys);
+    LinearForward(Flat(query), params.wq, params.bq, &q2);
+    LinearForward(keys2, params.wk, params.bk, &k2);
+    LinearForward(keys2, params.wv, params.bv, &v2);
+    q = HeadMatrices::Of(ws->q, h);
+    k = HeadMatrices::Of(ws->k, h);
+    v = HeadMatrices::Of(ws->v, h);
+  }
+  AttentionCoreForward(q, k, v, mask.empty() ? nullptr : mask.data(), s.b, options.causal,
+                       ws->probs.data(), HeadMatrices::Of(ws->concat, h));
+  Tensor out2 = Flat(*out);
   LinearForward(Flat(ws->concat), params.wo, params.bo, &out2);
 }
 
@@ -270,10 +368,14 @@ void MultiHeadAttentionBackward(const Tensor& query, const Tensor& keys, const T
   {
     ShapeCheck check(op);
     check.Like("ws.d_q", ws->d_q, ws->q).Like("ws.d_k", ws->d_k, ws->k);
-    check.Like("ws.d_v", ws->d_v, ws->v).Like("ws.d_probs", ws->d_probs, ws->probs);
-    check.Like("ws.d_concat", ws->d_concat, ws->concat);
+    check.Like("ws.d_v", ws->d_v, ws->v).Like("ws.d_qkv", ws->d_qkv, ws->qkv);
+    check.Like("ws.d_probs", ws->d_probs, ws->probs).Like("ws.d_concat", ws->d_concat, ws->concat);
     if (d_query != nullptr) check.Like("d_query", *d_query, query);
     if (d_keys != nullptr) check.Like("d_keys", *d_keys, keys);
+    if (ws->self_attention()) {
+      check.Require(d_query == nullptr || d_keys == nullptr || d_query->data() == d_keys->data(),
+                    "self-attention's d_query and d_keys one buffer");
+    }
     if (grads != nullptr) {
       check.Like("grads.wq", grads->wq, params.wq).Like("grads.bq", grads->bq, params.bq);
       check.Like("grads.wk", grads->wk, params.wk).Like("grads.bk", grads->bk, params.bk);
@@ -287,16 +389,40 @@ void MultiHeadAttentionBackward(const Tensor& query, const Tensor& keys, const T
   Tensor d_concat2 = Flat(ws->d_concat);
   LinearBackward(Flat(ws->concat), params.wo, Flat(d_out), &d_concat2, GradOrNull(grads, &P::wo),
                  GradOrNull(grads, &P::bo));
-  // Attention per head, in the projections' layout.
+  // Attention per head, in the projections' layout, then the input projections.
   const int64_t h = s.heads;
+  const HeadMatrices d_concat = HeadMatrices::Of(ws->d_concat, h);
+  const float* probs = ws->probs.data();
+  if (ws->self_attention()) {
+    ws->d_qkv.SetZero();
+    const Tensor& x = ws->qkv;
+    const Tensor& dx = ws->d_qkv;
+    AttentionCoreBackward(HeadMatrices::Of(x, h, 0, s.pk), HeadMatrices::Of(x, h, s.pk, s.pk),
+                          HeadMatrices::Of(x, h, 2 * s.pk, s.pv), probs, d_concat, s.b,
+                          ws->d_probs.data(), HeadMatrices::Of(dx, h, 0, s.pk),
+                          HeadMatrices::Of(dx, h, s.pk, s.pk),
+                          HeadMatrices::Of(dx, h, 2 * s.pk, s.pv));
+    const PackedQkv packed = PackQkv(params);
+    PackedQkv packed_grads;
+    if (grads != nullptr) {
+      packed_grads.w = Tensor::Zeros(packed.w.shape());
+      if (!packed.b.empty()) packed_grads.b = Tensor::Zeros(packed.b.shape());
+    }
+    Tensor* d_in = d_query != nullptr ? d_query : d_keys;
+    Tensor d_in2 = d_in != nullptr ? Flat(*d_in) : Tensor();
+    LinearBackward(Flat(query), packed.w, Flat(ws->d_qkv), d_in ? &d_in2 : nullptr,
+                   grads ? &packed_grads.w : nullptr,
+                   packed_grads.b.empty() ? nullptr : &packed_grads.b);
+    if (grads != nullptr) AddUnpackedQkvGrads(packed_grads, s.pk, s.pv, grads);
+    return;
+  }
   ws->d_q.SetZero();
   ws->d_k.SetZero();
   ws->d_v.SetZero();
-  AttentionCoreBackward(
-      HeadMatrices::Of(ws->q, h), HeadMatrices::Of(ws->k, h), HeadMatrices::Of(ws->v, h),
-      ws->probs.data(), HeadMatrices::Of(ws->d_concat, h), s.b, ws->d_probs.data(),
-      HeadMatrices::Of(ws->d_q, h), HeadMatrices::Of(ws->d_k, h), HeadMatrices::Of(ws->d_v, h));
-  // Input projections.
+  AttentionCoreBackward(HeadMatrices::Of(ws->q, h), HeadMatrices::Of(ws->k, h),
+                        HeadMatrices::Of(ws->v, h), probs, d_concat, s.b, ws->d_probs.data(),
+                        HeadMatrices::Of(ws->d_q, h), HeadMatrices::Of(ws->d_k, h),
+                        HeadMatrices::Of(ws->d_v, h));
   Tensor dq2, dk2;
   if (d_query != nullptr) dq2 = Flat(*d_query);
   if (d_keys != nullptr) dk2 = Flat(*d_keys);

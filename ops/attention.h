@@ -52,20 +52,29 @@ struct MultiHeadAttentionOptions {
 };
 
 // Intermediates written by the forward pass and read by the backward pass, plus backward scratch.
-// Allocate once per sizes and reuse across steps.
+// Allocate once per sizes and reuse across steps. A self-attention workspace (query and keys the
+// same tensor) projects q, k and v with one GEMM into qkv and leaves q, k, v (and their
+// gradients) empty; any other holds them apart.
 struct MultiHeadAttentionWorkspace {
   // Head h of q, k, v and concat is columns [h*Dk, (h+1)*Dk) (Dv for v, concat): the attention
   // runs on them in place, nothing is split or merged.
   Tensor q;       // [B, Tq, Pk]    projected queries
   Tensor k;       // [B, T, Pk]     projected keys
   Tensor v;       // [B, T, Pv]     projected values
+  Tensor qkv;     // [B, T, 2Pk + Pv]  self-attention: q, k, v side by side
   Tensor probs;   // [B, H, Tq, T]  per-head attention probabilities
   Tensor concat;  // [B, Tq, Pv]    per-head outputs side by side (the output projection's input)
   // Backward scratch, same shapes as the tensors they differentiate.
-  Tensor d_q, d_k, d_v, d_probs, d_concat;
+  Tensor d_q, d_k, d_v, d_qkv, d_probs, d_concat;
 
   static MultiHeadAttentionWorkspace Allocate(int64_t b, int64_t tq, int64_t t, int64_t heads,
                                               int64_t dk, int64_t dv);
+  // For self-attention (Tq == T): the packed projections.
+  static MultiHeadAttentionWorkspace AllocateSelf(int64_t b, int64_t t, int64_t heads, int64_t dk,
+                                                  int64_t dv);
+  // Samples [b0, b1) of every tensor: a workspace for that slice of the batch.
+  MultiHeadAttentionWorkspace Samples(int64_t b0, int64_t b1) const;
+  bool self_attention() const { return !qkv.empty(); }
 };
 
 // query [B,Tq,D], keys [B,T,D] (projected to both keys and values), mask [B,T] (optional)
@@ -77,7 +86,8 @@ void MultiHeadAttentionForward(const Tensor& query, const Tensor& keys, const Te
                                MultiHeadAttentionWorkspace* ws, Tensor* out);
 // Given d_out [B,Tq,Dout], accumulates into d_query, d_keys and every tensor of *grads (each
 // nullable). Reads the workspace of the forward call on the same inputs. For self-attention pass
-// the same buffer as d_query and d_keys: both contributions accumulate.
+// the same buffer as d_query and d_keys: both contributions accumulate (a self-attention
+// workspace requires query and keys to be one tensor, and d_query and d_keys one buffer or null).
 void MultiHeadAttentionBackward(const Tensor& query, const Tensor& keys, const Tensor& mask,
                                 const MultiHeadAttentionParams& params,
                                 const MultiHeadAttentionOptions& options, const Tensor& d_out,

@@ -247,8 +247,10 @@ TEST_P(MultiHeadAttentionGradTest, MatchesFiniteDifferences) {
   const Tensor mask = MakeMask(c.mask, c.b, c.t, &rng);
   MultiHeadAttentionParams params = RandomMhaParams(c, &rng);
   const MultiHeadAttentionOptions options{c.heads, c.causal};
+  // Self-attention runs on the packed projections.
   MultiHeadAttentionWorkspace ws =
-      MultiHeadAttentionWorkspace::Allocate(c.b, c.tq, c.t, c.heads, c.dk, c.dv);
+      c.self ? MultiHeadAttentionWorkspace::AllocateSelf(c.b, c.t, c.heads, c.dk, c.dv)
+             : MultiHeadAttentionWorkspace::Allocate(c.b, c.tq, c.t, c.heads, c.dk, c.dv);
 
   std::vector<NamedInput> inputs = {{"query", &query}};
   if (!c.self) inputs.push_back({"keys", &keys});
@@ -291,6 +293,41 @@ INSTANTIATE_TEST_SUITE_P(
         MhaCase{1, 5, 5, 3, 3, 1, 2, 4, true, false, true, MaskKind::kNone},
         // Cross attention with 1 < Tq != T.
         MhaCase{2, 2, 3, 4, 2, 2, 1, 3, false, true, false, MaskKind::kPrefix}));
+
+// The packed projections of a self-attention workspace give what three separate ones give, on
+// the whole batch and on a slice of it (Samples).
+TEST(MultiHeadAttentionTest, SelfAttentionWorkspaceMatchesTheSeparateProjections) {
+  const MhaCase c{5, 4, 4, 6, 2, 3, 2, 3, false, true, true, MaskKind::kPrefixWithEmptyRow};
+  std::mt19937 rng(3);
+  const Tensor x = RandomTensor({c.b, c.t, c.d}, &rng);
+  const Tensor mask = MakeMask(c.mask, c.b, c.t, &rng);
+  const MultiHeadAttentionParams params = RandomMhaParams(c, &rng);
+  const Tensor dy = RandomTensor({c.b, c.t, c.dout}, &rng);
+  const MultiHeadAttentionOptions options{c.heads, false};
+  std::vector<Tensor> results[3];
+  for (int run = 0; run < 3; ++run) {  // separate, packed, packed on samples [1, 4)
+    const int64_t b0 = run == 2 ? 1 : 0, b1 = run == 2 ? 4 : c.b;
+    MultiHeadAttentionWorkspace ws =
+        run == 0 ? MultiHeadAttentionWorkspace::Allocate(c.b, c.t, c.t, c.heads, c.dk, c.dv)
+                 : MultiHeadAttentionWorkspace::AllocateSelf(c.b, c.t, c.heads, c.dk, c.dv);
+    MultiHeadAttentionWorkspace slice = ws.Samples(b0, b1);
+    const Tensor xs = x.Rows(b0, b1), ms = mask.Rows(b0, b1);
+    Tensor out = Tensor::Empty({b1 - b0, c.t, c.dout}), dx = Tensor::Zeros(xs.shape());
+    MultiHeadAttentionParams grads = MultiHeadAttentionParams::ZerosLike(params);
+    MultiHeadAttentionForward(xs, xs, ms, params, options, &slice, &out);
+    MultiHeadAttentionBackward(xs, xs, ms, params, options, dy.Rows(b0, b1), &slice, &dx, &dx,
+                               &grads);
+    results[run] = {out, dx, grads.wq, grads.bk, grads.wv, grads.wo};
+  }
+  for (size_t i = 0; i < results[0].size(); ++i) {
+    EXPECT_TRUE(AllClose(results[1][i], results[0][i], 1e-5f, 1e-5f)) << "tensor " << i;
+  }
+  // The slice: its rows of the output and the input gradient.
+  for (size_t i = 0; i < 2; ++i) {
+    const Tensor whole = results[1][i].Rows(1, 4);
+    EXPECT_TRUE(AllClose(results[2][i], whole, 1e-6f, 1e-6f)) << "slice tensor " << i;
+  }
+}
 
 Tensor Identity(int64_t n) {
   Tensor t = Tensor::Zeros({n, n});
@@ -358,6 +395,11 @@ TEST(MultiHeadAttentionDeathTest, BadShapesNameOpAndShapes) {
   EXPECT_DEATH(MultiHeadAttentionBackward(query, keys, Tensor(), params, {2, false}, out, &ws,
                                           nullptr, nullptr, &grads),
                "multi_head_attention_backward: grads.wo must have shape \\[4, 4\\]");
+  MultiHeadAttentionWorkspace self = MultiHeadAttentionWorkspace::AllocateSelf(1, 3, 2, 2, 2);
+  Tensor other = Tensor::Zeros({1, 3, 4}), out3 = Tensor::Zeros({1, 3, 4});
+  EXPECT_DEATH(MultiHeadAttentionForward(keys, other, Tensor(), params, {2, false}, &self, &out3),
+               "multi_head_attention_forward: requires a self-attention workspace with query and "
+               "keys one tensor");
 }
 
 // ---------------------------------------------------------------------------------------------

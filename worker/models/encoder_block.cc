@@ -45,23 +45,6 @@ void ReluDropoutGrad(const Tensor& a1, const Tensor* mask, const Tensor& d_a1, T
   }
 }
 
-// Samples [s0, s1) of every tensor of the workspace (each has B leading).
-MultiHeadAttentionWorkspace SampleRows(const MultiHeadAttentionWorkspace& ws, int64_t s0,
-                                       int64_t s1) {
-  MultiHeadAttentionWorkspace out;
-  out.q = ws.q.Rows(s0, s1);
-  out.k = ws.k.Rows(s0, s1);
-  out.v = ws.v.Rows(s0, s1);
-  out.probs = ws.probs.Rows(s0, s1);
-  out.concat = ws.concat.Rows(s0, s1);
-  out.d_q = ws.d_q.Rows(s0, s1);
-  out.d_k = ws.d_k.Rows(s0, s1);
-  out.d_v = ws.d_v.Rows(s0, s1);
-  out.d_probs = ws.d_probs.Rows(s0, s1);
-  out.d_concat = ws.d_concat.Rows(s0, s1);
-  return out;
-}
-
 int64_t Chunks(int64_t b) {
   return (b + EncoderBlock::kSamplesPerChunk - 1) / EncoderBlock::kSamplesPerChunk;
 }
@@ -116,7 +99,7 @@ void EncoderBlock::Resize(int64_t b, int64_t l) {
   ws_b_ = b;
   ws_l_ = l;
   const int64_t n = b * l, d = options_.d, f = options_.ffn, dh = d / options_.heads;
-  mha_ws_ = MultiHeadAttentionWorkspace::Allocate(b, l, l, options_.heads, dh, dh);
+  mha_ws_ = MultiHeadAttentionWorkspace::AllocateSelf(b, l, options_.heads, dh, dh);
   for (Tensor* t :
        {&attn_, &attn_mask_, &r1_, &h_, &f2_, &f2_mask_, &r2_, &d_r2_, &d_f2_, &d_r1_, &d_attn_}) {
     *t = Tensor::Empty({n, d});
@@ -161,7 +144,7 @@ void EncoderBlock::ForwardChunk(const Tensor& x, const Tensor& mask, uint64_t se
   const float rate = options_.dropout;
   auto rows = [&](const Tensor& t) { return t.Rows(row0, row1); };
   const Tensor xs = x.Rows(s0, s1);
-  MultiHeadAttentionWorkspace ws = SampleRows(mha_ws_, s0, s1);
+  MultiHeadAttentionWorkspace ws = mha_ws_.Samples(s0, s1);
   Tensor attn = rows(attn_), attn3 = attn.Reshaped({s1 - s0, l, d});
   MultiHeadAttentionForward(xs, xs, mask.Rows(s0, s1), w_.mha, MhaOptions(), &ws, &attn3);
   const Tensor x2 = xs.Reshaped({(s1 - s0) * l, d});
@@ -242,7 +225,7 @@ void EncoderBlock::BackwardChunk(const Tensor& x, const Tensor& mask, const Tens
   AddTo(d_r1, &dx2);  // the residual
   if (dropping_) Masked(rows(attn_mask_), d_r1, &d_attn);
   const Tensor& da = dropping_ ? d_attn : d_r1;
-  MultiHeadAttentionWorkspace ws = SampleRows(mha_ws_, s0, s1);
+  MultiHeadAttentionWorkspace ws = mha_ws_.Samples(s0, s1);
   const Tensor xs = x.Rows(s0, s1);
   MultiHeadAttentionBackward(xs, xs, mask.Rows(s0, s1), w_.mha, MhaOptions(),
                              da.Reshaped({s1 - s0, l, d}), &ws, &dxs, &dxs, &g->mha);

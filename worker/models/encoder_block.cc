@@ -49,7 +49,8 @@ int64_t Chunks(int64_t b) {
   return (b + EncoderBlock::kSamplesPerChunk - 1) / EncoderBlock::kSamplesPerChunk;
 }
 
-// body(s0, s1) for each chunk of samples, in parallel; `cost` estimates one chunk's work.
+// body(c, s0, s1) for each chunk c of samples [s0, s1), in parallel; `cost` estimates one
+// chunk's work.
 template <class Body>
 void ForEachChunk(int64_t b, int64_t cost, const Body& body) {
   ParallelFor(Chunks(b), cost, [&](int64_t c) {

@@ -310,20 +310,12 @@ MultiHeadAttentionWorkspace MultiHeadAttentionWorkspace::AllocateSelf(int64_t b,
 }
 
 MultiHeadAttentionWorkspace MultiHeadAttentionWorkspace::Samples(int64_t b0, int64_t b1) const {
+  using W = MultiHeadAttentionWorkspace;
   MultiHeadAttentionWorkspace out;
-  auto rows = [&](const Tensor& t) { return t.empty() ? Tensor() : t.Rows(b0, b1); };
-  out.q = rows(q);
-  out.k = rows(k);
-  out.v = rows(v);
-  out.qkv = rows(qkv);
-  out.probs = rows(probs);
-  out.concat = rows(concat);
-  out.d_q = rows(d_q);
-  out.d_k = rows(d_k);
-  out.d_v = rows(d_v);
-  out.d_qkv = rows(d_qkv);
-  out.d_probs = rows(d_probs);
-  out.d_concat = rows(d_concat);
+  for (Tensor W::*t : {&W::q, &W::k, &W::v, &W::qkv, &W::probs, &W::concat, &W::d_q, &W::d_k,
+                       &W::d_v, &W::d_qkv, &W::d_probs, &W::d_concat}) {
+    if (!(this->*t).empty()) out.*t = (this->*t).Rows(b0, b1);
+  }
   return out;
 }
 

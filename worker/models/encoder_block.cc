@@ -139,6 +139,16 @@ void EncoderBlock::Forward(const Tensor& x, const Tensor& mask, bool training, u
                [&](int64_t, int64_t s0, int64_t s1) { ForwardChunk(x, mask, seed, s0, s1, y); });
 }
 
+void EncoderBlock::AddDropped(const Tensor& residual, const Tensor& branch, uint64_t key,
+                              int64_t first_index, Tensor* mask, Tensor* out) const {
+  if (!dropping_) {
+    Add(residual, branch, out);
+    return;
+  }
+  DropoutForward(branch, options_.dropout, key, Mode::kTraining, mask, out, first_index);
+  AddTo(residual, out);
+}
+
 void EncoderBlock::ForwardChunk(const Tensor& x, const Tensor& mask, uint64_t seed, int64_t s0,
                                 int64_t s1, Tensor* y) {
   const int64_t l = x.dim(1), d = options_.d, row0 = s0 * l, row1 = s1 * l;
@@ -150,13 +160,8 @@ void EncoderBlock::ForwardChunk(const Tensor& x, const Tensor& mask, uint64_t se
   MultiHeadAttentionForward(xs, xs, mask.Rows(s0, s1), w_.mha, MhaOptions(), &ws, &attn3);
   const Tensor x2 = xs.Reshaped({(s1 - s0) * l, d});
   Tensor r1 = rows(r1_), h = rows(h_), mean1 = rows(mean1_), rstd1 = rows(rstd1_);
-  if (dropping_) {  // r1 = Dropout(attn), then + x
-    Tensor m = rows(attn_mask_);
-    DropoutForward(attn, rate, StreamKey(seed, 1), Mode::kTraining, &m, &r1, row0 * d);
-    AddTo(x2, &r1);
-  } else {
-    Add(x2, attn, &r1);
-  }
+  Tensor attn_mask = rows(attn_mask_);
+  AddDropped(x2, attn, StreamKey(seed, 1), row0 * d, &attn_mask, &r1);
   LayerNormForward(r1, w_.ln1_gamma, w_.ln1_beta, kLayerNormEps, &h, &mean1, &rstd1);
   Tensor f1 = rows(f1_), a1 = rows(a1_), a1_drop = rows(a1_drop_);
   LinearForward(h, w_.w1, w_.b1, &f1);
@@ -168,13 +173,8 @@ void EncoderBlock::ForwardChunk(const Tensor& x, const Tensor& mask, uint64_t se
   }
   Tensor f2 = rows(f2_), r2 = rows(r2_);
   LinearForward(dropping_ ? a1_drop : a1, w_.w2, w_.b2, &f2);
-  if (dropping_) {  // r2 = Dropout(f2), then + h
-    Tensor m = rows(f2_mask_);
-    DropoutForward(f2, rate, StreamKey(seed, 3), Mode::kTraining, &m, &r2, row0 * d);
-    AddTo(h, &r2);
-  } else {
-    Add(h, f2, &r2);
-  }
+  Tensor f2_mask = rows(f2_mask_);
+  AddDropped(h, f2, StreamKey(seed, 3), row0 * d, &f2_mask, &r2);
   Tensor y2 = y->Reshaped({x.dim(0) * l, d}).Rows(row0, row1), mean2 = rows(mean2_),
          rstd2 = rows(rstd2_);
   LayerNormForward(r2, w_.ln2_gamma, w_.ln2_beta, kLayerNormEps, &y2, &mean2, &rstd2);

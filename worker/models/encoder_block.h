@@ -60,6 +60,10 @@ class EncoderBlock {
                     Tensor* y);
   void BackwardChunk(const Tensor& x, const Tensor& mask, const Tensor& dy, int64_t s0, int64_t s1,
                      Weights* grads, Tensor* dx);
+  // out = residual + Dropout(branch) (the branch itself when not dropping), the mask into *mask;
+  // first_index: the flat index of branch's first element in the whole batch.
+  void AddDropped(const Tensor& residual, const Tensor& branch, uint64_t key, int64_t first_index,
+                  Tensor* mask, Tensor* out) const;
   // The gradients of chunk c: views into chunk_grads_ laid out as the arena's grads_.
   Weights ChunkGrads(int64_t c);
 

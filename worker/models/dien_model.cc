@@ -5,7 +5,8 @@
 //                                   or q
 //   F = AUGRU(S, a) | GRU(a * S) (AIGRU) | AGRU(S, a) | the authors' code's AUGRU,
 //   final state f = F[:, T-1]
-//   logit = MLP([user, sum_t E_t, q, q * sum_t E_t, f])
+//   logit = MLP([user, sum_t E_t, q, q * sum_t E_t, f])            or, with
+//   logit = MLP([user, sum_t E_t, q, q * sum_t E_t, f, S_T, q * S_T])  mlp_reads_extractor_state
 // and in training L = BCE(logit) + alpha * L_aux, with
 //   L_aux = mean over pairs (b, t < len_b - 1) of softplus(-S_t . E_{t+1}) + softplus(S_t .
 //   N_{t+1})
@@ -54,12 +55,13 @@ class DienCtrModel final : public CtrModel {
         d_(dims.item_dim + dims.cate_dim),
         evolution_(config.dien().evolution()),
         alpha_(config.dien().aux_loss_weight()),
-        project_query_(config.dien().query_projection()) {
+        project_query_(config.dien().query_projection()),
+        reads_state_(config.dien().mlp_reads_extractor_state()) {
     DeclareGru(&extractor_, &extractor_grad_);
     scorer_ = std::make_unique<TargetScorer>(DienScorer(config), d_, &arena_);
     if (project_query_) DeclareQueryProjection();
     DeclareGru(&evolver_, &evolver_grad_);
-    head_ = std::make_unique<CtrHead>(config, dims, /*extra_dim=*/d_, &arena_);
+    head_ = std::make_unique<CtrHead>(config, dims, /*extra_dim=*/ExtraDim(), &arena_);
     arena_.Allocate(seed);
   }
 
@@ -76,11 +78,7 @@ class DienCtrModel final : public CtrModel {
     GruForward(emb_, mask_, Tensor(), extractor_, &extractor_ws_, &states_);
     scorer_->Forward(Query(in), states_, mask_, &weights_, &att_pooled_);
     EvolveForward();
-    const int64_t t = mask_.dim(1);
-    for (int64_t r = 0; r < s.b; ++r) {
-      const float* last = evolved_.data() + (r * t + t - 1) * d_;
-      std::copy_n(last, d_, final_.data() + r * d_);
-    }
+    AssembleExtra(in.target);
     SegmentSumPoolForward(in.history, offsets, &pooled_);
     head_->Forward(in.user, pooled_, in.target, final_, training, logits);
     trained_batch_ = training ? s.b : -1;
@@ -113,17 +111,14 @@ class DienCtrModel final : public CtrModel {
     const BatchSizes s = CheckCtrInputs(in, dims_);
     CHECK_EQ(trained_batch_, s.b) << "Backward needs Forward(training = true) on the same batch";
     const JaggedOffsets offsets(in.history_offsets);
-    const int64_t t = mask_.dim(1);
     d_pooled_.SetZero();
     d_final_.SetZero();
     Tensor* dq = dinputs->target.empty() ? nullptr : &dinputs->target;
     head_->Backward(dlogits, &dinputs->user, &d_pooled_, dq, &d_final_);
     d_evolved_.SetZero();
-    for (int64_t r = 0; r < s.b; ++r) {
-      std::copy_n(d_final_.data() + r * d_, d_, d_evolved_.data() + (r * t + t - 1) * d_);
-    }
     d_states_.SetZero();
     d_weights_.SetZero();
+    ScatterExtraGrad(in.target, dq);
     EvolveBackward();
     d_emb_.SetZero();
     d_neg_.SetZero();
@@ -152,6 +147,43 @@ class DienCtrModel final : public CtrModel {
   }
 
  private:
+  int64_t ExtraDim() const { return reads_state_ ? 3 * d_ : d_; }
+
+  // final_ [B, E] = [F_T] or [F_T, S_T, q * S_T], the rows' last (frozen) states.
+  void AssembleExtra(const Tensor& q) {
+    const int64_t b = mask_.dim(0), t = mask_.dim(1), e = ExtraDim();
+    for (int64_t r = 0; r < b; ++r) {
+      const int64_t last = (r * t + t - 1) * d_;
+      float* out = final_.data() + r * e;
+      std::copy_n(evolved_.data() + last, d_, out);
+      if (!reads_state_) continue;
+      const float* st = states_.data() + last;
+      const float* qr = q.data() + r * d_;
+      for (int64_t j = 0; j < d_; ++j) {
+        out[d_ + j] = st[j];
+        out[2 * d_ + j] = qr[j] * st[j];
+      }
+    }
+  }
+
+  // d_final_ into d_evolved_ and d_states_ at the last position (+=), and into dq (if present).
+  void ScatterExtraGrad(const Tensor& q, Tensor* dq) {
+    const int64_t b = mask_.dim(0), t = mask_.dim(1), e = ExtraDim();
+    for (int64_t r = 0; r < b; ++r) {
+      const int64_t last = (r * t + t - 1) * d_;
+      const float* g = d_final_.data() + r * e;
+      std::copy_n(g, d_, d_evolved_.data() + last);
+      if (!reads_state_) continue;
+      const float* st = states_.data() + last;
+      const float* qr = q.data() + r * d_;
+      float* ds = d_states_.data() + last;
+      for (int64_t j = 0; j < d_; ++j) {
+        ds[j] += g[d_ + j] + g[2 * d_ + j] * qr[j];
+        if (dq) (*dq)[r * d_ + j] += g[2 * d_ + j] * st[j];
+      }
+    }
+  }
+
   // W_x [D, 3D], W_h [D, 3D], b [3D]: torch's GRU init, U(-1/sqrt(H), 1/sqrt(H)).
   void DeclareGru(GruParams* p, GruParams* g) {
     const ParamInit init = ParamInit::LinearLike(d_);
@@ -294,10 +326,12 @@ class DienCtrModel final : public CtrModel {
     for (Tensor* x : {&mask_, &weights_, &d_weights_, &pos_logit_, &neg_logit_}) {
       *x = Tensor::Empty({b, t});
     }
-    for (Tensor* x : {&att_pooled_, &d_att_pooled_, &pooled_, &d_pooled_, &final_, &d_final_,
-                      &query_pre_, &query_, &d_query_pre_, &d_query_}) {
+    for (Tensor* x : {&att_pooled_, &d_att_pooled_, &pooled_, &d_pooled_, &query_pre_, &query_,
+                      &d_query_pre_, &d_query_}) {
       *x = Tensor::Empty({b, d_});
     }
+    final_ = Tensor::Empty({b, ExtraDim()});
+    d_final_ = Tensor::Empty({b, ExtraDim()});
   }
 
   const CtrModelDims dims_;
@@ -305,6 +339,7 @@ class DienCtrModel final : public CtrModel {
   const config::DienModel::Evolution evolution_;
   const float alpha_;
   const bool project_query_;
+  const bool reads_state_;  // model.dien.mlp_reads_extractor_state
 
   ParamArena arena_;
   GruParams extractor_, extractor_grad_, evolver_, evolver_grad_;  // views into the arena
@@ -322,8 +357,9 @@ class DienCtrModel final : public CtrModel {
   Tensor weights_, d_weights_;                        // attention [B, T]
   Tensor pos_logit_, neg_logit_;                      // auxiliary pairs [B, T]
   Tensor query_pre_, query_, d_query_pre_, d_query_;  // q Wp + bp and q' [B, D]
-  Tensor att_pooled_, d_att_pooled_;            // the unit's pooled output: unused, its gradient 0
-  Tensor pooled_, d_pooled_, final_, d_final_;  // [B, D]
+  Tensor att_pooled_, d_att_pooled_;  // the unit's pooled output: unused, its gradient 0
+  Tensor pooled_, d_pooled_;          // [B, D]
+  Tensor final_, d_final_;            // the head's extra input [B, E]
   Tensor dlogits_;
   double aux_loss_ = 0.0;
   float aux_scale_ = 0.0f;  // d(scaled loss) / d(sum of pair losses), set for one TrainStep
@@ -349,7 +385,8 @@ void CheckDien(const config::ModelConfig& config, const CtrModelDims& dims, conf
   if (dien.query_projection()) sizes->weights.push_back({"model.dien.query_projection", d, d});
   sizes->weights.push_back({"model.dien.attention_hidden[0]", 4 * d, hidden[0]});
   sizes->weights.push_back({"model.dien.attention_hidden[1]", hidden[0], hidden[1]});
-  sizes->mlp_input = dims.user_dim + 4 * d;  // [user, pooled, q, pooled * q, final state]
+  // [user, pooled, q, pooled * q, final state (, S_T, q * S_T)]
+  sizes->mlp_input = dims.user_dim + (dien.mlp_reads_extractor_state() ? 6 : 4) * d;
   sizes->per_position = std::max<int64_t>(3 * d, std::max(hidden[0], hidden[1]));
 }
 

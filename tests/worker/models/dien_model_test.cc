@@ -30,6 +30,7 @@ struct DienCase {
   int user_dim = 0;
   config::Activation mlp_act = config::DICE;
   bool query_projection = true;
+  bool reads_state = false;
 };
 
 // d = 2 per field (D = 4), attention 6-3, MLP 5-3.
@@ -44,6 +45,7 @@ config::ModelConfig SmallDien(const DienCase& c) {
   dien->set_evolution(c.evolution);
   dien->set_aux_loss_weight(c.alpha);
   dien->set_query_projection(c.query_projection);
+  dien->set_mlp_reads_extractor_state(c.reads_state);
   return m;
 }
 
@@ -94,6 +96,13 @@ std::vector<DienCase> DienCases() {
   raw.name = "AugruNoQueryProjection";
   raw.query_projection = false;
   cases.push_back(raw);
+  for (bool aux : {true, false}) {
+    DienCase state;
+    state.name = aux ? "AugruMlpReadsExtractorState" : "AugruMlpReadsExtractorStateNoAuxLoss";
+    state.reads_state = true;
+    state.alpha = aux ? 1.0f : 0.0f;
+    cases.push_back(state);
+  }
   DienCase c;
   c.name = "AugruAlpha3UserPrelu";
   c.alpha = 3.0f;

@@ -23,7 +23,7 @@ PACKAGES=(
   librocksdb-dev
   libgoogle-glog-dev libgflags-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libopenblas-openmp-dev libdnnl-dev
+  libopenblas-openmp-dev libdnnl-dev libfaiss-dev
   libabsl-dev zlib1g-dev libxxhash-dev
   clang libclang-rt-14-dev
 )

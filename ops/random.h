@@ -30,6 +30,11 @@ inline float StreamUniform(uint64_t key, uint64_t i) {
   return static_cast<float>(StreamBits(key, i) >> 40) * (1.0f / 16777216.0f);
 }
 
+// The i-th value of stream `key`, uniform in [0, 1) with 53 random bits (a double).
+inline double StreamUniform53(uint64_t key, uint64_t i) {
+  return static_cast<double>(StreamBits(key, i) >> 11) * (1.0 / 9007199254740992.0);
+}
+
 }  // namespace attnps
 
 #endif  // ATTNPS_OPS_RANDOM_H_

@@ -13,11 +13,6 @@ namespace {
 
 constexpr uint64_t kNegativeStream = 0x4e45474154495645ull;  // "NEGATIVE"
 
-// A double uniform in [0, 1) with 53 random bits.
-double Uniform53(uint64_t key, uint64_t i) {
-  return static_cast<double>(StreamBits(key, i) >> 11) * (1.0 / 9007199254740992.0);
-}
-
 }  // namespace
 
 std::vector<uint64_t> RankByCount(const std::vector<uint64_t>& counts) {
@@ -47,7 +42,7 @@ double NegativeSampler::Probability(int64_t rank) const {
 }
 
 int64_t NegativeSampler::DrawRank(uint64_t key, uint64_t i) const {
-  const double u = Uniform53(key, i);
+  const double u = StreamUniform53(key, i);
   if (distribution_ == NegativeDistribution::kUniform) {
     return std::min<int64_t>(static_cast<int64_t>(u * static_cast<double>(size())), size() - 1);
   }

@@ -66,9 +66,8 @@ std::unique_ptr<faiss::Index> MakeIndex(const TopKIndexOptions& o, const float* 
 
 }  // namespace
 
-TopKIndex::TopKIndex(std::unique_ptr<faiss::Index> index, std::vector<uint64_t> ids, int64_t d,
-                     const TopKIndexOptions& options)
-    : index_(std::move(index)), ids_(std::move(ids)), d_(d), options_(options) {}
+TopKIndex::TopKIndex(std::unique_ptr<faiss::Index> index, std::vector<uint64_t> ids, int64_t d)
+    : index_(std::move(index)), ids_(std::move(ids)), d_(d) {}
 
 TopKIndex::~TopKIndex() = default;
 
@@ -77,7 +76,7 @@ Status TopKIndex::Build(const TopKIndexOptions& options, const float* vectors, i
   ATTNPS_RETURN_IF_ERROR(CheckOptions(options, n, d, ids.size()));
   try {
     std::unique_ptr<faiss::Index> index = MakeIndex(options, vectors, n, d);
-    out->reset(new TopKIndex(std::move(index), std::move(ids), d, options));
+    out->reset(new TopKIndex(std::move(index), std::move(ids), d));
   } catch (const faiss::FaissException& e) {
     return Status::InvalidArgument(std::string("top-K index: faiss: ") + e.what());
   }

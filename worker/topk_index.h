@@ -50,13 +50,11 @@ class TopKIndex {
   int64_t dim() const { return d_; }
 
  private:
-  TopKIndex(std::unique_ptr<faiss::Index> index, std::vector<uint64_t> ids, int64_t d,
-            const TopKIndexOptions& options);
+  TopKIndex(std::unique_ptr<faiss::Index> index, std::vector<uint64_t> ids, int64_t d);
 
   std::unique_ptr<faiss::Index> index_;
   std::vector<uint64_t> ids_;
   int64_t d_;
-  TopKIndexOptions options_;
 };
 
 }  // namespace attnps::worker

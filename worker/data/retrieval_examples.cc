@@ -53,8 +53,7 @@ Status ValidateUserSplit(const UserSplitOptions& o) {
 }
 
 UserGroup GroupOfUser(uint64_t user, const UserSplitOptions& o) {
-  const double u = static_cast<double>(StreamBits(StreamKey(o.seed, kSplitStream), user) >> 11) *
-                   (1.0 / 9007199254740992.0);  // 53 bits
+  const double u = StreamUniform53(StreamKey(o.seed, kSplitStream), user);
   if (u < o.test_fraction) return UserGroup::kTest;
   if (u < o.test_fraction + o.valid_fraction) return UserGroup::kValid;
   return UserGroup::kTrain;

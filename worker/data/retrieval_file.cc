@@ -12,9 +12,6 @@
 namespace attnps::data {
 namespace {
 
-constexpr int kReportedBadLines = 10;
-constexpr uint64_t kMinLinesForBadCheck = 1000;
-
 // The example as a CTR line: label 1, the (last) target, the history; windows add the targets.
 void AppendExampleLine(const RetrievalExample& e, bool windows, CtrSample* scratch,
                        std::string* out) {
@@ -39,11 +36,11 @@ class BadLines {
     ++bad_;
     const std::string where = path_ + ":" + std::to_string(line) + ": " + why.message();
     if (bad_ == 1) first_ = where;
-    if (bad_ <= kReportedBadLines) LOG(WARNING) << EscapeForMessage(where);
+    if (bad_ <= CtrFileReader::kReportedBadLines) LOG(WARNING) << EscapeForMessage(where);
   }
   // InvalidArgument once more than the allowed fraction of `lines` is malformed.
   Status Check(uint64_t lines, bool at_end) const {
-    if (bad_ == 0 || (!at_end && lines < kMinLinesForBadCheck)) return Status::Ok();
+    if (bad_ == 0 || (!at_end && lines < CtrFileReader::kMinLinesForBadCheck)) return Status::Ok();
     if (static_cast<double>(bad_) <= max_ * static_cast<double>(lines)) return Status::Ok();
     return Status::InvalidArgument(
         path_ + ": " + std::to_string(bad_) + " of " + std::to_string(lines) +

@@ -6,7 +6,9 @@
 #include <cstring>
 
 #include "ops/random.h"
+#include "worker/checkpoint.h"
 #include "worker/config/job_config.h"
+#include "worker/data/text.h"
 
 namespace attnps::worker {
 namespace {
@@ -251,5 +253,36 @@ void BatchLabels(const CtrBatch& batch, Tensor* labels) {
   labels->EnsureShape({batch.num_samples});
   for (int b = 0; b < batch.num_samples; ++b) labels->data()[b] = batch.samples[b].label;
 }
+
+Status ReadItemCates(const std::string& path, const std::string& purpose,
+                     std::vector<ItemCate>* pool) {
+  std::string text;
+  ATTNPS_RETURN_IF_ERROR(ReadFile(path, &text));
+  size_t line_no = 0;
+  for (std::string_view rest = text; !rest.empty();) {
+    const size_t end = rest.find('\n');
+    std::string_view line = rest.substr(0, end);
+    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty()) continue;
+    const size_t tab = line.find('\t');
+    ItemCate ic;
+    if (tab == std::string_view::npos || !data::ParseUint64(line.substr(0, tab), &ic.item) ||
+        !data::ParseUint64(line.substr(tab + 1), &ic.cate)) {
+      return Status::InvalidArgument(
+          "data.item_cates_path " + path + ":" + std::to_string(line_no) +
+          ": expected \"item<TAB>cate\" (two unsigned integers), got \"" +
+          std::string(line.substr(0, 80)) + "\"");
+    }
+    pool->push_back(ic);
+  }
+  if (pool->empty()) {
+    return Status::InvalidArgument("data.item_cates_path " + path + ": no items (" + purpose +
+                                   ")");
+  }
+  return Status::Ok();
+}
+
 
 }  // namespace attnps::worker

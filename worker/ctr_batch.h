@@ -73,6 +73,12 @@ struct ItemCate {
   uint64_t item = 0, cate = 0;
 };
 
+// The "item \t cate" lines of `path` (data.item_cates_path) into *pool. InvalidArgument naming
+// the file and line for a malformed line, and for a file without items (`purpose`: what the
+// items are for, in that message); NotFound when it cannot be read.
+Status ReadItemCates(const std::string& path, const std::string& purpose,
+                     std::vector<ItemCate>* pool);
+
 class CtrBatcher {
  public:
   explicit CtrBatcher(CtrLayout layout);

@@ -11,32 +11,10 @@
 #include "worker/checkpoint.h"
 #include "worker/config/job_config.h"
 #include "worker/data/text.h"
+#include "worker/stream_source.h"
 
 namespace attnps::worker {
 namespace {
-
-// The training samples of one worker: a SampleStream, in CtrBatches.
-class CtrSource final : public SampleSource {
- public:
-  Status Open(const config::JobConfig& config, const data::CtrReaderOptions& options) {
-    const auto& data = config.data();
-    const int64_t block = data.shuffle_buffer() > 0 ? data.shuffle_buffer() : 4096;
-    return stream_.Open(data.train_path(), options, block, data.shuffle_buffer() > 0,
-                        config.train().seed());
-  }
-  Status Read(int n, std::unique_ptr<TaskBatch>* out, bool* epoch_end) override {
-    auto batch = std::make_unique<CtrBatch>();
-    ATTNPS_RETURN_IF_ERROR(stream_.Read(n, &batch->samples, epoch_end));
-    batch->num_samples = static_cast<int>(batch->samples.size());
-    *out = std::move(batch);
-    return Status::Ok();
-  }
-  Status Seek(const StreamPosition& position) override { return stream_.Seek(position); }
-  StreamPosition position() const override { return stream_.position(); }
-
- private:
-  SampleStream stream_;
-};
 
 double Seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -66,37 +44,6 @@ models::CtrModelDims ModelDims(const CtrLayout& layout, const config::JobConfig&
   return dims;
 }
 
-// The "item \t cate" lines of `path` (data.item_cates_path), at least one.
-Status ReadItemCates(const std::string& path, std::vector<ItemCate>* pool) {
-  std::string text;
-  ATTNPS_RETURN_IF_ERROR(ReadFile(path, &text));
-  size_t line_no = 0;
-  for (std::string_view rest = text; !rest.empty();) {
-    const size_t end = rest.find('\n');
-    std::string_view line = rest.substr(0, end);
-    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
-    ++line_no;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.empty()) continue;
-    const size_t tab = line.find('\t');
-    ItemCate ic;
-    if (tab == std::string_view::npos || !data::ParseUint64(line.substr(0, tab), &ic.item) ||
-        !data::ParseUint64(line.substr(tab + 1), &ic.cate)) {
-      return Status::InvalidArgument(
-          "data.item_cates_path " + path + ":" + std::to_string(line_no) +
-          ": expected \"item<TAB>cate\" (two unsigned integers), got \"" +
-          std::string(line.substr(0, 80)) + "\"");
-    }
-    pool->push_back(ic);
-  }
-  if (pool->empty()) {
-    return Status::InvalidArgument("data.item_cates_path " + path +
-                                   ": no items (the negatives of DIEN's auxiliary loss are drawn "
-                                   "from it)");
-  }
-  return Status::Ok();
-}
-
 }  // namespace
 
 CtrTask::CtrTask(const config::JobConfig& config, CtrLayout layout)
@@ -109,7 +56,8 @@ Status CtrTask::Create(const config::JobConfig& config, std::unique_ptr<CtrTask>
                                               config.train().seed(), &task->model_));
   if (task->model_->wants_negatives()) {
     std::vector<ItemCate> pool;
-    ATTNPS_RETURN_IF_ERROR(ReadItemCates(config.data().item_cates_path(), &pool));
+    ATTNPS_RETURN_IF_ERROR(ReadItemCates(config.data().item_cates_path(),
+                                         "the negatives of DIEN's auxiliary loss are drawn from it", &pool));
     task->batcher_.SetNegativePool(std::move(pool), config.train().seed());
   }
   *out = std::move(task);
@@ -128,8 +76,10 @@ data::CtrReaderOptions CtrTask::ReaderOptions(int worker_index, int num_workers)
 
 Status CtrTask::OpenTrainSource(int worker_index, int num_workers,
                                 std::unique_ptr<SampleSource>* source) {
-  auto ctr = std::make_unique<CtrSource>();
-  ATTNPS_RETURN_IF_ERROR(ctr->Open(config_, ReaderOptions(worker_index, num_workers)));
+  auto ctr = std::make_unique<StreamSource<CtrBatch>>();
+  ATTNPS_RETURN_IF_ERROR(ctr->Open(config_.data().train_path(),
+                                   ReaderOptions(worker_index, num_workers),
+                                   config_.data().shuffle_buffer(), config_.train().seed()));
   *source = std::move(ctr);
   return Status::Ok();
 }

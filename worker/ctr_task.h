@@ -27,6 +27,7 @@ class CtrTask final : public Task {
 
   const std::vector<SparseTable>& tables() const override { return batcher_.layout().tables; }
   models::DenseModel* model() override { return model_.get(); }
+  const std::string& train_file() const override { return config_.data().train_path(); }
   Status OpenTrainSource(int worker_index, int num_workers,
                          std::unique_ptr<SampleSource>* source) override;
   void Index(uint64_t step, TaskBatch* batch) override;

@@ -64,6 +64,8 @@ class Task {
   virtual const std::vector<SparseTable>& tables() const = 0;
   // The dense model every worker replicates (the task owns it).
   virtual models::DenseModel* model() = 0;
+  // The file whose lines are the training samples (the loop counts them for progress).
+  virtual const std::string& train_file() const = 0;
 
   // This worker's (worker_index of num_workers) training samples.
   virtual Status OpenTrainSource(int worker_index, int num_workers,

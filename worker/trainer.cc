@@ -19,6 +19,7 @@
 #include "worker/checkpoint.h"
 #include "worker/config/job_config.h"
 #include "worker/ctr_task.h"
+#include "worker/retrieval_task.h"
 #include "worker/device.h"
 
 namespace attnps::worker {
@@ -131,6 +132,12 @@ uint64_t TrafficBytes(const SparseBatch& batch, const std::vector<SparseTable>& 
 
 // The task of a job: the one place where the config chooses it.
 Status MakeTask(const config::JobConfig& config, std::unique_ptr<Task>* task) {
+  if (models::IsRetrievalModel(config.model())) {
+    std::unique_ptr<RetrievalTask> retrieval;
+    ATTNPS_RETURN_IF_ERROR(RetrievalTask::Create(config, &retrieval));
+    *task = std::move(retrieval);
+    return Status::Ok();
+  }
   std::unique_ptr<CtrTask> ctr;
   ATTNPS_RETURN_IF_ERROR(CtrTask::Create(config, &ctr));
   *task = std::move(ctr);
@@ -556,7 +563,7 @@ Status Trainer::Train() {
       std::printf("[attnps] resumed from %s at step %lld\n", load_dir_.c_str(),
                   static_cast<long long>(step_));
   }
-  if (IsChief()) samples_per_epoch_ = CountLines(data.train_path);  // for progress and ETA
+  if (IsChief()) samples_per_epoch_ = CountLines(task_->train_file());  // for progress and ETA
   reader_ = std::make_unique<Reader>(source.get(), opts_.batch_size, data.prefetch_batches);
   start_time_ = last_progress_ = last_checkpoint_time_ = Now();
   const int64_t max_steps = opts_.max_steps;

@@ -86,6 +86,7 @@ class ToyTask final : public Task {
   explicit ToyTask(uint32_t table_id) : tables_{{table_id, 1}} {}
   const std::vector<SparseTable>& tables() const override { return tables_; }
   models::DenseModel* model() override { return &model_; }
+  const std::string& train_file() const override { return train_file_; }  // none: no ETA
   Status OpenTrainSource(int worker, int workers, std::unique_ptr<SampleSource>* out) override {
     *out = std::make_unique<ToySource>(worker, workers);
     return Status::Ok();
@@ -160,6 +161,7 @@ class ToyTask final : public Task {
  private:
   std::vector<SparseTable> tables_;
   BiasModel model_;
+  std::string train_file_;
 };
 
 config::JobConfig ToyJob(const std::string& dir) {

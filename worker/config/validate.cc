@@ -20,6 +20,7 @@
 #include "worker/config/job_config.h"
 #include "worker/config/problems.h"
 #include "worker/models/ctr_model.h"
+#include "worker/models/retrieval_model.h"
 
 namespace attnps::config {
 namespace {
@@ -257,6 +258,55 @@ void CheckModel(const JobConfig& config, Problems* p, models::CtrModelSizes* siz
   }
 }
 
+// The retrieval task's settings (a retrieval model kind): its tables, corpus and evaluation.
+void CheckRetrieval(const JobConfig& config, Problems* p) {
+  const RetrievalConfig& r = config.retrieval();
+  if (config.features().slots_size() > 0) {
+    p->Add("features.slots", "retrieval jobs read item ids only (features.item_table); remove "
+                             "the slots");
+  }
+  CheckTableRef(config, "features.item_table", config.features().item_table(), true, p);
+  CheckTableRef(config, "retrieval.output_table", r.output_table(), true, p);
+  const int64_t d = ValidDim(config, config.features().item_table());
+  const int64_t out = ValidDim(config, r.output_table());
+  if (!p->Reported("retrieval.output_table") && !p->Reported("features.item_table")) {
+    if (r.output_table() == config.features().item_table()) {
+      p->Add("retrieval.output_table",
+             "names the input table " + Quote(r.output_table()) +
+                 "; the output embeddings need a table of their own");
+    } else if (d > 0 && out > 0 && out != d + (r.output_bias() ? 1 : 0)) {
+      p->Add("retrieval.output_table",
+             Quote(r.output_table()) + " has dim " + std::to_string(out) + "; it must be " +
+                 std::to_string(d + (r.output_bias() ? 1 : 0)) + " (the item dim" +
+                 (r.output_bias() ? " + 1 for retrieval.output_bias)" : ")"));
+    }
+  }
+  p->NotEmpty("data.item_cates_path", config.data().item_cates_path());
+  p->PositiveAtMost("retrieval.min_history", r.min_history(), kMaxHistory);
+  p->InHalfOpen("retrieval.valid_fraction", r.valid_fraction(), 0, 1);
+  p->InHalfOpen("retrieval.test_fraction", r.test_fraction(), 0, 1);
+  if (r.valid_fraction() + r.test_fraction() >= 1) {
+    p->Add("retrieval.test_fraction", "valid_fraction + test_fraction must be below 1");
+  }
+  p->PositiveAtMost("retrieval.num_negatives", r.num_negatives(), 1 << 20);
+  p->AllPositiveAtMost("retrieval.topk", r.topk(), 10000);
+  p->NonNegative("retrieval.diversity_lambda", r.diversity_lambda());
+  if (!(r.history_fraction() > 0 && r.history_fraction() < 1)) {
+    p->Add("retrieval.history_fraction", "must be in (0, 1), got " + Num(r.history_fraction()));
+  }
+  p->PositiveAtMost("retrieval.sampled_candidates", r.sampled_candidates(), 1 << 20);
+  const RetrievalIndexConfig& ix = r.serving_index();
+  p->PositiveAtMost("retrieval.serving_index.topk", ix.topk(), 10000);
+  p->PositiveAtMost("retrieval.serving_index.hnsw_m", ix.hnsw_m(), 1024);
+  p->PositiveAtMost("retrieval.serving_index.hnsw_ef_search", ix.hnsw_ef_search(), 1 << 20);
+  p->NonNegativeAtMost("retrieval.serving_index.ivf_lists", ix.ivf_lists(), 1 << 24);
+  p->PositiveAtMost("retrieval.serving_index.ivf_probe", ix.ivf_probe(), 1 << 24);
+  models::RetrievalModelDims dims;
+  dims.item_dim = static_cast<int>(d);
+  dims.max_history = config.data().max_history();
+  models::CheckRetrievalModelConfig(config.model(), dims, p);
+}
+
 void CheckDenseOptimizer(const DenseOptimizerConfig& opt, Problems* p) {
   p->PositiveAtMost("dense_optimizer.learning_rate", opt.learning_rate(), kMaxLearningRate);
   p->NonNegative("dense_optimizer.clip_global_norm", opt.clip_global_norm());
@@ -415,14 +465,22 @@ Status ValidateJobConfig(const JobConfig& config) {
   Problems p;
   CheckData(config.data(), &p);
   CheckTables(config, &p);
-  CheckFeatures(config, &p);
-  models::CtrModelSizes sizes;
-  CheckModel(config, &p, &sizes);
+  if (models::IsRetrievalModel(config.model())) {
+    CheckRetrieval(config, &p);
+  } else {
+    if (config.has_retrieval()) {
+      p.Add("retrieval", "set, but model selects a CTR kind; the retrieval task needs one of "
+                         "model.most_popular, youtube_dnn, comirec_sa, comirec_dr, self_attention");
+    }
+    CheckFeatures(config, &p);
+    models::CtrModelSizes sizes;
+    CheckModel(config, &p, &sizes);
+    CheckSizes(config, sizes, &p);
+  }
   CheckDenseOptimizer(config.dense_optimizer(), &p);
   CheckTrain(config, &p);
   CheckPs(config.ps(), &p);
   CheckCheckpoint(config.checkpoint(), &p);
-  CheckSizes(config, sizes, &p);
   CheckFinite(config, "", &p);
   return p.ToStatus();
 }

@@ -26,36 +26,6 @@ void AppendExampleLine(const RetrievalExample& e, bool windows, CtrSample* scrat
   AppendCtrLine(*scratch, out);
 }
 
-// Counts malformed lines against max_bad_fraction, as CtrFileReader does.
-class BadLines {
- public:
-  BadLines(const std::string& path, double max_fraction) : path_(path), max_(max_fraction) {}
-
-  // A malformed line: counted, the first ones logged.
-  void Add(uint64_t line, const Status& why) {
-    ++bad_;
-    const std::string where = path_ + ":" + std::to_string(line) + ": " + why.message();
-    if (bad_ == 1) first_ = where;
-    if (bad_ <= CtrFileReader::kReportedBadLines) LOG(WARNING) << EscapeForMessage(where);
-  }
-  // InvalidArgument once more than the allowed fraction of `lines` is malformed.
-  Status Check(uint64_t lines, bool at_end) const {
-    if (bad_ == 0 || (!at_end && lines < CtrFileReader::kMinLinesForBadCheck)) return Status::Ok();
-    if (static_cast<double>(bad_) <= max_ * static_cast<double>(lines)) return Status::Ok();
-    return Status::InvalidArgument(
-        path_ + ": " + std::to_string(bad_) + " of " + std::to_string(lines) +
-        " lines read are malformed, more than max_bad_fraction=" + std::to_string(max_) +
-        "; first: " + first_);
-  }
-  uint64_t count() const { return bad_; }
-
- private:
-  const std::string path_;
-  const double max_;
-  uint64_t bad_ = 0;
-  std::string first_;
-};
-
 }  // namespace
 
 Status ValidateRetrievalTrainOptions(const RetrievalTrainOptions& o) {
@@ -73,33 +43,78 @@ Status ValidateRetrievalTrainOptions(const RetrievalTrainOptions& o) {
   return ValidateUserSplit(o.split);
 }
 
+Status RetrievalLineReader::Open(const std::string& path, double max_bad_fraction) {
+  path_ = path;
+  max_bad_fraction_ = max_bad_fraction;
+  lines_ = bad_count_ = 0;
+  first_bad_.clear();
+  return reader_.Open(path);
+}
+
+Status RetrievalLineReader::CheckBad(bool at_end) const {
+  if (bad_count_ == 0 || (!at_end && lines_ < CtrFileReader::kMinLinesForBadCheck)) {
+    return Status::Ok();
+  }
+  if (static_cast<double>(bad_count_) <= max_bad_fraction_ * static_cast<double>(lines_)) {
+    return Status::Ok();
+  }
+  return Status::InvalidArgument(path_ + ": " + std::to_string(bad_count_) + " of " +
+                                 std::to_string(lines_) +
+                                 " lines read are malformed, more than max_bad_fraction=" +
+                                 std::to_string(max_bad_fraction_) + "; first: " + first_bad_);
+}
+
+Status RetrievalLineReader::NextLine(RetrievalSample* sample, bool* parsed, bool* eof) {
+  *parsed = false;
+  for (;;) {
+    std::string_view line;
+    ATTNPS_RETURN_IF_ERROR(reader_.Next(&line, eof));
+    if (*eof) {
+      if (bad_count_ > 0) {
+        LOG(WARNING) << EscapeForMessage(path_) << ": skipped " << bad_count_ << " malformed of "
+                     << lines_ << " lines";
+      }
+      return CheckBad(/*at_end=*/true);
+    }
+    if (line.empty()) continue;
+    ++lines_;
+    const Status st = ParseRetrievalLine(line, sample);
+    *parsed = st.ok();
+    if (!st.ok()) {
+      ++bad_count_;
+      const std::string where =
+          path_ + ":" + std::to_string(reader_.line_number()) + ": " + st.message();
+      if (bad_count_ == 1) first_bad_ = where;
+      if (bad_count_ <= CtrFileReader::kReportedBadLines) LOG(WARNING) << EscapeForMessage(where);
+    }
+    return CheckBad(/*at_end=*/false);
+  }
+}
+
+Status RetrievalLineReader::Next(RetrievalSample* sample, bool* eof) {
+  for (bool parsed = false; !parsed;) {
+    ATTNPS_RETURN_IF_ERROR(NextLine(sample, &parsed, eof));
+    if (*eof) return Status::Ok();
+  }
+  return Status::Ok();
+}
+
 Status WriteRetrievalTrainFile(const std::string& sequences_path, const RetrievalTrainOptions& o,
                                const std::string& out_path, RetrievalTrainStats* stats) {
   ATTNPS_RETURN_IF_ERROR(ValidateRetrievalTrainOptions(o));
   *stats = RetrievalTrainStats();
-  LineReader reader;
-  ATTNPS_RETURN_IF_ERROR(reader.Open(sequences_path));
+  RetrievalLineReader reader;
+  ATTNPS_RETURN_IF_ERROR(reader.Open(sequences_path, o.max_bad_fraction));
   ShuffledWriter writer(o.shuffle_seed);
   ATTNPS_RETURN_IF_ERROR(writer.Open(out_path));
-  BadLines bad(sequences_path, o.max_bad_fraction);
   RetrievalSample sequence;
   std::vector<RetrievalExample> examples;
   CtrSample scratch;
   std::string line_out;
   for (;;) {
-    std::string_view line;
     bool eof = false;
-    ATTNPS_RETURN_IF_ERROR(reader.Next(&line, &eof));
+    ATTNPS_RETURN_IF_ERROR(reader.Next(&sequence, &eof));
     if (eof) break;
-    if (line.empty()) continue;
-    ++stats->lines;
-    const Status parsed = ParseRetrievalLine(line, &sequence);
-    if (!parsed.ok()) {
-      bad.Add(reader.line_number(), parsed);
-      ATTNPS_RETURN_IF_ERROR(bad.Check(stats->lines, /*at_end=*/false));
-      continue;
-    }
-    ATTNPS_RETURN_IF_ERROR(bad.Check(stats->lines, /*at_end=*/false));
     if (GroupOfUser(sequence.user, o.split) != UserGroup::kTrain) {
       ++stats->held_out_users;
       continue;
@@ -118,12 +133,8 @@ Status WriteRetrievalTrainFile(const std::string& sequences_path, const Retrieva
     }
     stats->examples += examples.size();
   }
-  stats->bad_lines = bad.count();
-  if (bad.count() > 0) {
-    LOG(WARNING) << EscapeForMessage(sequences_path) << ": skipped " << bad.count()
-                 << " malformed of " << stats->lines << " lines";
-  }
-  ATTNPS_RETURN_IF_ERROR(bad.Check(stats->lines, /*at_end=*/true));
+  stats->lines = reader.lines();
+  stats->bad_lines = reader.bad_lines();
   return writer.Commit();
 }
 

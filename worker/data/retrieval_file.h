@@ -13,6 +13,7 @@
 #include <string>
 
 #include "ops/status.h"
+#include "worker/data/line_reader.h"
 #include "worker/data/retrieval_examples.h"
 
 namespace attnps::data {
@@ -46,6 +47,32 @@ Status ValidateRetrievalTrainOptions(const RetrievalTrainOptions& options);
 Status WriteRetrievalTrainFile(const std::string& sequences_path,
                                const RetrievalTrainOptions& options, const std::string& out_path,
                                RetrievalTrainStats* stats);
+
+// Reads retrieval lines (user \t items \t cates) under the bad-line policy of data.md: a
+// malformed line is counted and the first ten logged as "file:line: reason"; past
+// max_bad_fraction of the lines read (checked from 1000 lines on and at the end) Next fails with
+// InvalidArgument naming the file and the first bad line. One thread at a time.
+class RetrievalLineReader {
+ public:
+  RetrievalLineReader() = default;
+  // NotFound when path cannot be opened.
+  Status Open(const std::string& path, double max_bad_fraction);
+  // The next well-formed line; *eof at the end (then the end-of-file check has run).
+  Status Next(RetrievalSample* sample, bool* eof);
+  // The next non-blank line, well-formed (*parsed) or not (counted and logged as Next does).
+  Status NextLine(RetrievalSample* sample, bool* parsed, bool* eof);
+  uint64_t lines() const { return lines_; }          // non-blank lines read
+  uint64_t bad_lines() const { return bad_count_; }  // malformed ones
+  uint64_t line_number() const { return reader_.line_number(); }
+
+ private:
+  std::string path_;
+  double max_bad_fraction_ = 0;
+  LineReader reader_;
+  uint64_t lines_ = 0, bad_count_ = 0;
+  std::string first_bad_;
+  Status CheckBad(bool at_end) const;
+};
 
 }  // namespace attnps::data
 

@@ -102,8 +102,14 @@ void EncoderBlock::Resize(int64_t b, int64_t l) {
   const int64_t n = b * l, d = options_.d, f = options_.ffn, dh = d / options_.heads;
   mha_ws_ = MultiHeadAttentionWorkspace::AllocateSelf(b, l, options_.heads, dh, dh);
   for (Tensor* t :
-       {&attn_, &attn_mask_, &r1_, &h_, &f2_, &f2_mask_, &r2_, &d_r2_, &d_f2_, &d_r1_, &d_attn_}) {
+       {&attn_, &attn_mask_, &r1_, &h_, &f2_, &f2_mask_, &d_r2_, &d_f2_, &d_r1_, &d_attn_}) {
     *t = Tensor::Empty({n, d});
+  }
+  for (Tensor* t : {&r2_, &x_norm_, &d_x_norm_}) *t = Tensor();
+  if (options_.pre_norm) {
+    for (Tensor* t : {&x_norm_, &d_x_norm_}) *t = Tensor::Empty({n, d});
+  } else {
+    r2_ = Tensor::Empty({n, d});
   }
   for (Tensor* t : {&f1_, &a1_, &a1_mask_, &a1_drop_, &d_a1_, &d_f1_}) *t = Tensor::Empty({n, f});
   for (Tensor* t : {&mean1_, &rstd1_, &mean2_, &rstd2_}) *t = Tensor::Empty({n});
@@ -149,34 +155,48 @@ void EncoderBlock::AddDropped(const Tensor& residual, const Tensor& branch, uint
   AddTo(residual, out);
 }
 
-void EncoderBlock::ForwardChunk(const Tensor& x, const Tensor& mask, uint64_t seed, int64_t s0,
-                                int64_t s1, Tensor* y) {
-  const int64_t l = x.dim(1), d = options_.d, row0 = s0 * l, row1 = s1 * l;
-  const float rate = options_.dropout;
+void EncoderBlock::FfnForward(uint64_t seed, int64_t row0, int64_t row1) {
   auto rows = [&](const Tensor& t) { return t.Rows(row0, row1); };
-  const Tensor xs = x.Rows(s0, s1);
-  MultiHeadAttentionWorkspace ws = mha_ws_.Samples(s0, s1);
-  Tensor attn = rows(attn_), attn3 = attn.Reshaped({s1 - s0, l, d});
-  MultiHeadAttentionForward(xs, xs, mask.Rows(s0, s1), w_.mha, MhaOptions(), &ws, &attn3);
-  const Tensor x2 = xs.Reshaped({(s1 - s0) * l, d});
-  Tensor r1 = rows(r1_), h = rows(h_), mean1 = rows(mean1_), rstd1 = rows(rstd1_);
-  Tensor attn_mask = rows(attn_mask_);
-  AddDropped(x2, attn, StreamKey(seed, 1), row0 * d, &attn_mask, &r1);
-  LayerNormForward(r1, w_.ln1_gamma, w_.ln1_beta, kLayerNormEps, &h, &mean1, &rstd1);
   Tensor f1 = rows(f1_), a1 = rows(a1_), a1_drop = rows(a1_drop_);
-  LinearForward(h, w_.w1, w_.b1, &f1);
+  LinearForward(rows(h_), w_.w1, w_.b1, &f1);
   ReluForward(f1, &a1);
   const int64_t f = options_.ffn;
   if (dropping_) {
     Tensor m = rows(a1_mask_);
-    DropoutForward(a1, rate, StreamKey(seed, 2), Mode::kTraining, &m, &a1_drop, row0 * f);
+    DropoutForward(a1, options_.dropout, StreamKey(seed, 2), Mode::kTraining, &m, &a1_drop,
+                   row0 * f);
   }
-  Tensor f2 = rows(f2_), r2 = rows(r2_);
+  Tensor f2 = rows(f2_);
   LinearForward(dropping_ ? a1_drop : a1, w_.w2, w_.b2, &f2);
-  Tensor f2_mask = rows(f2_mask_);
+}
+
+void EncoderBlock::ForwardChunk(const Tensor& x, const Tensor& mask, uint64_t seed, int64_t s0,
+                                int64_t s1, Tensor* y) {
+  const int64_t l = x.dim(1), d = options_.d, row0 = s0 * l, row1 = s1 * l;
+  auto rows = [&](const Tensor& t) { return t.Rows(row0, row1); };
+  const Tensor xs = x.Rows(s0, s1), x2 = xs.Reshaped({(s1 - s0) * l, d});
+  MultiHeadAttentionWorkspace ws = mha_ws_.Samples(s0, s1);
+  Tensor attn = rows(attn_), attn3 = attn.Reshaped({s1 - s0, l, d}), attn_mask = rows(attn_mask_);
+  Tensor r1 = rows(r1_), h = rows(h_), mean1 = rows(mean1_), rstd1 = rows(rstd1_);
+  Tensor f2 = rows(f2_), f2_mask = rows(f2_mask_), mean2 = rows(mean2_), rstd2 = rows(rstd2_);
+  Tensor y2 = y->Reshaped({x.dim(0) * l, d}).Rows(row0, row1);
+  if (options_.pre_norm) {
+    Tensor xn = rows(x_norm_);
+    LayerNormForward(x2, w_.ln1_gamma, w_.ln1_beta, kLayerNormEps, &xn, &mean1, &rstd1);
+    const Tensor xn3 = xn.Reshaped({s1 - s0, l, d});
+    MultiHeadAttentionForward(xn3, xn3, mask.Rows(s0, s1), w_.mha, MhaOptions(), &ws, &attn3);
+    AddDropped(x2, attn, StreamKey(seed, 1), row0 * d, &attn_mask, &r1);
+    LayerNormForward(r1, w_.ln2_gamma, w_.ln2_beta, kLayerNormEps, &h, &mean2, &rstd2);
+    FfnForward(seed, row0, row1);
+    AddDropped(r1, f2, StreamKey(seed, 3), row0 * d, &f2_mask, &y2);
+    return;
+  }
+  MultiHeadAttentionForward(xs, xs, mask.Rows(s0, s1), w_.mha, MhaOptions(), &ws, &attn3);
+  AddDropped(x2, attn, StreamKey(seed, 1), row0 * d, &attn_mask, &r1);
+  LayerNormForward(r1, w_.ln1_gamma, w_.ln1_beta, kLayerNormEps, &h, &mean1, &rstd1);
+  FfnForward(seed, row0, row1);
+  Tensor r2 = rows(r2_);
   AddDropped(h, f2, StreamKey(seed, 3), row0 * d, &f2_mask, &r2);
-  Tensor y2 = y->Reshaped({x.dim(0) * l, d}).Rows(row0, row1), mean2 = rows(mean2_),
-         rstd2 = rows(rstd2_);
   LayerNormForward(r2, w_.ln2_gamma, w_.ln2_beta, kLayerNormEps, &y2, &mean2, &rstd2);
 }
 
@@ -201,33 +221,60 @@ void EncoderBlock::Backward(const Tensor& x, const Tensor& mask, const Tensor& d
   });
 }
 
+void EncoderBlock::FfnBackward(const Tensor& d_out, int64_t row0, int64_t row1, Weights* g,
+                               Tensor* d_h) {
+  auto rows = [&](const Tensor& t) { return t.Rows(row0, row1); };
+  Tensor d_f2 = rows(d_f2_), d_a1 = rows(d_a1_), d_f1 = rows(d_f1_);
+  if (dropping_) Masked(rows(f2_mask_), d_out, &d_f2);
+  d_a1.SetZero();
+  LinearBackward(rows(dropping_ ? a1_drop_ : a1_), w_.w2, dropping_ ? d_f2 : d_out, &d_a1, &g->w2,
+                 &g->b2);
+  const Tensor a1_mask = rows(a1_mask_);
+  ReluDropoutGrad(rows(a1_), dropping_ ? &a1_mask : nullptr, d_a1, &d_f1);
+  LinearBackward(rows(h_), w_.w1, d_f1, d_h, &g->w1, &g->b1);
+}
+
 void EncoderBlock::BackwardChunk(const Tensor& x, const Tensor& mask, const Tensor& dy, int64_t s0,
                                  int64_t s1, Weights* g, Tensor* dx) {
   const int64_t l = x.dim(1), d = options_.d, row0 = s0 * l, row1 = s1 * l;
   auto rows = [&](const Tensor& t) { return t.Rows(row0, row1); };
-  // d_r2 is dL/dr2 = the residual's part of dL/dh; the FFN's part is added into it below.
-  Tensor d_r2 = rows(d_r2_), d_f2 = rows(d_f2_), d_a1 = rows(d_a1_), d_f1 = rows(d_f1_);
-  d_r2.SetZero();
-  LayerNormBackward(rows(r2_), w_.ln2_gamma, rows(mean2_), rows(rstd2_),
-                    dy.Reshaped({x.dim(0) * l, d}).Rows(row0, row1), &d_r2, &g->ln2_gamma,
-                    &g->ln2_beta);
-  if (dropping_) Masked(rows(f2_mask_), d_r2, &d_f2);
-  d_a1.SetZero();
-  LinearBackward(rows(dropping_ ? a1_drop_ : a1_), w_.w2, dropping_ ? d_f2 : d_r2, &d_a1, &g->w2,
-                 &g->b2);
-  const Tensor a1_mask = rows(a1_mask_);
-  ReluDropoutGrad(rows(a1_), dropping_ ? &a1_mask : nullptr, d_a1, &d_f1);
-  LinearBackward(rows(h_), w_.w1, d_f1, &d_r2, &g->w1, &g->b1);  // d_r2 is now dL/dh
+  const Tensor dy2 = dy.Reshaped({x.dim(0) * l, d}).Rows(row0, row1);
   Tensor d_r1 = rows(d_r1_), d_attn = rows(d_attn_);
+  Tensor dxs = dx->Rows(s0, s1), dx2 = dxs.Reshaped({(s1 - s0) * l, d});
+  MultiHeadAttentionWorkspace ws = mha_ws_.Samples(s0, s1);
+  const Tensor xs = x.Rows(s0, s1);
+  if (options_.pre_norm) {
+    // y = r1 + Dropout(f2): dL/dr1 = dy + LN2's backward of dL/dh.
+    Tensor d_h = rows(d_r2_);
+    d_h.SetZero();
+    FfnBackward(dy2, row0, row1, g, &d_h);
+    d_r1.CopyFrom(dy2);
+    LayerNormBackward(rows(r1_), w_.ln2_gamma, rows(mean2_), rows(rstd2_), d_h, &d_r1,
+                      &g->ln2_gamma, &g->ln2_beta);
+    AddTo(d_r1, &dx2);  // the residual
+    if (dropping_) Masked(rows(attn_mask_), d_r1, &d_attn);
+    const Tensor& da = dropping_ ? d_attn : d_r1;
+    const Tensor xn3 = rows(x_norm_).Reshaped({s1 - s0, l, d});
+    Tensor d_xn = rows(d_x_norm_), d_xn3 = d_xn.Reshaped({s1 - s0, l, d});
+    d_xn.SetZero();
+    MultiHeadAttentionBackward(xn3, xn3, mask.Rows(s0, s1), w_.mha, MhaOptions(),
+                               da.Reshaped({s1 - s0, l, d}), &ws, &d_xn3, &d_xn3, &g->mha);
+    LayerNormBackward(xs.Reshaped({(s1 - s0) * l, d}), w_.ln1_gamma, rows(mean1_), rows(rstd1_),
+                      d_xn, &dx2, &g->ln1_gamma, &g->ln1_beta);
+    return;
+  }
+  // d_r2 is dL/dr2 = the residual's part of dL/dh; the FFN's part is added into it below.
+  Tensor d_r2 = rows(d_r2_);
+  d_r2.SetZero();
+  LayerNormBackward(rows(r2_), w_.ln2_gamma, rows(mean2_), rows(rstd2_), dy2, &d_r2, &g->ln2_gamma,
+                    &g->ln2_beta);
+  FfnBackward(d_r2, row0, row1, g, &d_r2);  // d_r2 is now dL/dh
   d_r1.SetZero();
   LayerNormBackward(rows(r1_), w_.ln1_gamma, rows(mean1_), rows(rstd1_), d_r2, &d_r1, &g->ln1_gamma,
                     &g->ln1_beta);
-  Tensor dxs = dx->Rows(s0, s1), dx2 = dxs.Reshaped({(s1 - s0) * l, d});
   AddTo(d_r1, &dx2);  // the residual
   if (dropping_) Masked(rows(attn_mask_), d_r1, &d_attn);
   const Tensor& da = dropping_ ? d_attn : d_r1;
-  MultiHeadAttentionWorkspace ws = mha_ws_.Samples(s0, s1);
-  const Tensor xs = x.Rows(s0, s1);
   MultiHeadAttentionBackward(xs, xs, mask.Rows(s0, s1), w_.mha, MhaOptions(),
                              da.Reshaped({s1 - s0, l, d}), &ws, &dxs, &dxs, &g->mha);
 }

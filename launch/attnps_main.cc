@@ -25,6 +25,7 @@
 #include "ps/job_runtime.h"
 #include "worker/config/job_config.h"
 #include "worker/data/prepare.h"
+#include "worker/models/retrieval_model.h"
 #include "worker/trainer.h"
 
 namespace attnps {
@@ -44,7 +45,9 @@ constexpr char kUsage[] =
     "          [--servers=S] [--set=path=value]...\n"
     "  eval    --config=FILE [--checkpoint=STEP_DIR] [--servers=S] [--set=path=value]...\n"
     "  predict --config=FILE --input=CTR_FILE --output=FILE [--checkpoint=STEP_DIR] [--set=...]\n"
-    "Run train/eval/predict under mpirun -np N (ranks 0..S-1 are servers) or alone (local mode).\n";
+    "  retrieve --config=FILE --input=HISTORIES --output=FILE [--topk=N] [--checkpoint=STEP_DIR]\n"
+    "Run train/eval/predict/retrieve under mpirun -np N (ranks 0..S-1 are servers) or alone (local "
+    "mode).\n";
 
 constexpr char kJobFlags[] =
     "flags:\n"
@@ -60,6 +63,11 @@ constexpr char kJobFlags[] =
     "predict only:\n"
     "  --input=CTR_FILE      samples to score; --output=FILE gets one score per input line\n"
     "                        (nan for a blank or malformed line)\n"
+    "retrieve only (a retrieval model's config):\n"
+    "  --input=HISTORIES     retrieval lines (user \\t items \\t cates); --output=FILE gets\n"
+    "                        \"user \\t item:score,...\" per input line (empty for a malformed "
+    "one)\n"
+    "  --topk=N              items per user (default retrieval.serving_index.topk, 50)\n"
     "exit codes: 0 success, 1 failure (any rank's error ends the whole job), 2 bad usage or "
     "config\n";
 
@@ -108,6 +116,12 @@ bool ParseFlags(const std::vector<std::string>& args, Flags* f, std::string* err
       }
     } else if (take("set", &v)) {
       f->overrides.push_back(v);
+    } else if (take("topk", &v) && f->command == "retrieve") {
+      int topk = 0;
+      if (!ParsePositiveInt(v, &topk)) {
+        return *error = "--topk must be a whole number >= 1, got \"" + v + "\"", false;
+      }
+      f->overrides.push_back("retrieval.serving_index.topk=" + v);
     } else {
       return *error = "unknown flag " + a, false;
     }
@@ -116,6 +130,9 @@ bool ParseFlags(const std::vector<std::string>& args, Flags* f, std::string* err
   if (f->config.empty()) return *error = "--config=FILE is required", false;
   if (f->command == "predict" && (f->input.empty() || f->output.empty())) {
     return *error = "predict needs --input=CTR_FILE and --output=FILE", false;
+  }
+  if (f->command == "retrieve" && (f->input.empty() || f->output.empty())) {
+    return *error = "retrieve needs --input=HISTORIES and --output=FILE", false;
   }
   if (f->command != "train" && (f->resume || f->overwrite || !f->metrics_out.empty())) {
     return *error = "--resume, --overwrite and --metrics_out are train flags", false;
@@ -170,7 +187,7 @@ class JobEnd {
 
 worker::JobKind KindOf(const std::string& command) {
   if (command == "eval") return worker::JobKind::kEval;
-  if (command == "predict") return worker::JobKind::kPredict;
+  if (command == "predict" || command == "retrieve") return worker::JobKind::kPredict;
   return worker::JobKind::kTrain;
 }
 
@@ -189,7 +206,9 @@ Status RunStarted(worker::Trainer* trainer, ps::JobRuntime* runtime, const Flags
   if (runtime->worker_index() != 0) return Status::Ok();
   int64_t rows = 0;
   ATTNPS_RETURN_IF_ERROR(trainer->Predict(f.input, f.output, &rows));
-  std::printf("wrote %lld scores to %s\n", static_cast<long long>(rows), f.output.c_str());
+  std::printf(f.command == "retrieve" ? "wrote the top items of %lld users to %s\n"
+                                      : "wrote %lld scores to %s\n",
+              static_cast<long long>(rows), f.output.c_str());
   return Status::Ok();
 }
 
@@ -237,6 +256,11 @@ int RunJob(int argc, char** argv, const std::vector<std::string>& args) {
   JobEnd end(mpi);
   config::JobConfig config;
   Status st = config::LoadJobConfig(f.config, f.overrides, &config);
+  if (st.ok() && f.command == "retrieve" && !models::IsRetrievalModel(config.model())) {
+    st = Status::InvalidArgument(f.config + ": retrieve needs a retrieval model (model." +
+                                 "most_popular, youtube_dnn, comirec_sa, comirec_dr or " +
+                                 "self_attention); use predict for a CTR model");
+  }
   // Every rank reads the config: they agree on the outcome, so all stop cleanly together, and the
   // first failing rank prints its error.
   const int first_failed = -mpi.MaxOverRanks(st.ok() ? INT_MIN + 1 : -mpi.rank());
@@ -297,7 +321,7 @@ int Main(int argc, char** argv) {
     return args.empty() ? 2 : 0;
   }
   if (args[0] == "prepare") return data::PrepareMain(args);
-  if (args[0] == "train" || args[0] == "eval" || args[0] == "predict") {
+  if (args[0] == "train" || args[0] == "eval" || args[0] == "predict" || args[0] == "retrieve") {
     return RunJob(argc, argv, args);
   }
   std::fprintf(stderr, "attnps: unknown command \"%s\"\n%s", args[0].c_str(), kUsage);

@@ -278,11 +278,9 @@ Status ReadItemCates(const std::string& path, const std::string& purpose,
     pool->push_back(ic);
   }
   if (pool->empty()) {
-    return Status::InvalidArgument("data.item_cates_path " + path + ": no items (" + purpose +
-                                   ")");
+    return Status::InvalidArgument("data.item_cates_path " + path + ": no items (" + purpose + ")");
   }
   return Status::Ok();
 }
-
 
 }  // namespace attnps::worker

@@ -57,7 +57,8 @@ Status CtrTask::Create(const config::JobConfig& config, std::unique_ptr<CtrTask>
   if (task->model_->wants_negatives()) {
     std::vector<ItemCate> pool;
     ATTNPS_RETURN_IF_ERROR(ReadItemCates(config.data().item_cates_path(),
-                                         "the negatives of DIEN's auxiliary loss are drawn from it", &pool));
+                                         "the negatives of DIEN's auxiliary loss are drawn from it",
+                                         &pool));
     task->batcher_.SetNegativePool(std::move(pool), config.train().seed());
   }
   *out = std::move(task);

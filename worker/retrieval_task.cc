@@ -107,8 +107,7 @@ models::DenseModel* RetrievalTask::model() {
   return model_ != nullptr ? static_cast<models::DenseModel*>(model_.get()) : EmptyModel();
 }
 
-Status RetrievalTask::Create(const config::JobConfig& config,
-                             std::unique_ptr<RetrievalTask>* out) {
+Status RetrievalTask::Create(const config::JobConfig& config, std::unique_ptr<RetrievalTask>* out) {
   std::unique_ptr<RetrievalTask> t(new RetrievalTask(config));
   const int item = TableIndex(config, config.features().item_table());
   const int output = TableIndex(config, config.retrieval().output_table());
@@ -117,8 +116,11 @@ Status RetrievalTask::Create(const config::JobConfig& config,
   }
   t->d_ = config.tables(item).dim();
   t->row_dim_ = config.tables(output).dim();
-  t->tables_ = {{static_cast<uint32_t>(item + 1), t->d_},
-                {static_cast<uint32_t>(output + 1), t->row_dim_}};
+  t->tables_ = {{static_cast<uint32_t>(item + 1), t->d_}};
+  if (output != item) {  // else the input rows are the output rows too (ComiRec's code)
+    t->tables_.push_back({static_cast<uint32_t>(output + 1), t->row_dim_});
+    t->out_table_ = 1;
+  }
   t->seen_.resize(2);
   models::RetrievalModelDims dims;
   dims.item_dim = t->d_;
@@ -126,8 +128,8 @@ Status RetrievalTask::Create(const config::JobConfig& config,
   ATTNPS_RETURN_IF_ERROR(
       models::MakeRetrievalModel(config.model(), dims, config.train().seed(), &t->model_));
   std::vector<ItemCate> items;
-  ATTNPS_RETURN_IF_ERROR(ReadItemCates(config.data().item_cates_path(),
-                                       "the retrieval corpus is its items", &items));
+  ATTNPS_RETURN_IF_ERROR(
+      ReadItemCates(config.data().item_cates_path(), "the retrieval corpus is its items", &items));
   uint64_t max_id = 0;
   for (const ItemCate& ic : items) {
     if (t->cate_.emplace(ic.item, ic.cate).second) t->corpus_.push_back(ic.item);
@@ -173,8 +175,8 @@ Status RetrievalTask::PrepareTrainFile() {
   settings << "v1 " << o.window << ' ' << o.min_history << ' ' << o.sequence_windows << ' '
            << o.split.valid_fraction << ' ' << o.split.test_fraction << ' ' << o.split.seed << ' '
            << o.shuffle_seed << ' ' << o.max_bad_fraction;
-  const uint64_t key = XXH64(settings.str().data(), settings.str().size(),
-                             XXH64(bytes.data(), bytes.size(), 0));
+  const uint64_t key =
+      XXH64(settings.str().data(), settings.str().size(), XXH64(bytes.data(), bytes.size(), 0));
   train_file_ = sequences + ".retrieval-" + Hex(key) + ".tsv";
   if (fs::exists(train_file_)) return Status::Ok();
   // Every worker may write it at once: each through its own name, renamed into place complete.
@@ -233,8 +235,8 @@ Status RetrievalTask::OpenTrainSource(int worker_index, int num_workers,
   options.max_bad_fraction = config_.data().max_bad_fraction();
   options.extra_columns = model_ != nullptr && model_->predicts_every_position() ? 2 : 0;
   auto stream = std::make_unique<StreamSource<RetrievalBatch>>();
-  ATTNPS_RETURN_IF_ERROR(stream->Open(train_file_, options, config_.data().shuffle_buffer(),
-                                      config_.train().seed()));
+  ATTNPS_RETURN_IF_ERROR(
+      stream->Open(train_file_, options, config_.data().shuffle_buffer(), config_.train().seed()));
   *source = std::move(stream);
   return Status::Ok();
 }
@@ -242,7 +244,7 @@ Status RetrievalTask::OpenTrainSource(int worker_index, int num_workers,
 void RetrievalTask::Index(uint64_t step, TaskBatch* batch) {
   auto* rb = static_cast<RetrievalBatch*>(batch);
   rb->step = step;
-  rb->keys.assign(2, {});
+  rb->keys.assign(tables_.size(), {});
   if (model_ == nullptr) return;  // nothing to pull
   for (auto& seen : seen_) seen.clear();
   auto slot = [&](int table, uint64_t key) {
@@ -252,6 +254,11 @@ void RetrievalTask::Index(uint64_t step, TaskBatch* batch) {
   };
   const bool every_position = model_->predicts_every_position();
   rb->history_offsets.assign(1, 0);
+  for (auto* v : {&rb->hist_index, &rb->pos_index, &rb->query_sample, &rb->neg_index}) v->clear();
+  rb->pos_ids.clear();
+  rb->neg_ids.clear();
+  rb->log_q_pos.clear();
+  rb->log_q_neg.clear();
   for (size_t b = 0; b < rb->samples.size(); ++b) {
     const data::CtrSample& s = rb->samples[b];
     for (uint64_t item : s.hist_items) rb->hist_index.push_back(slot(0, item));
@@ -270,11 +277,12 @@ void RetrievalTask::Index(uint64_t step, TaskBatch* batch) {
       rb->query_sample.push_back(static_cast<int32_t>(b));
     }
   }
-  for (int64_t id : rb->pos_ids) rb->pos_index.push_back(slot(1, static_cast<uint64_t>(id)));
+  for (int64_t id : rb->pos_ids)
+    rb->pos_index.push_back(slot(out_table_, static_cast<uint64_t>(id)));
   const int q = static_cast<int>(rb->pos_ids.size());
   auto add_negative = [&](uint64_t id, float log_q) {
     rb->neg_ids.push_back(static_cast<int64_t>(id));
-    rb->neg_index.push_back(slot(1, id));
+    rb->neg_index.push_back(slot(out_table_, id));
     rb->log_q_neg.push_back(log_q);
   };
   if (sampler_ == nullptr) {  // full softmax: every item, no correction
@@ -304,14 +312,14 @@ void RetrievalTask::Index(uint64_t step, TaskBatch* batch) {
 Status RetrievalTask::TrainStep(TaskBatch* batch, float loss_scale, float sparse_scale,
                                 double* loss, StepSplit* split) {
   auto* rb = static_cast<RetrievalBatch*>(batch);
-  rb->grads.assign(2, {});
+  rb->grads.assign(tables_.size(), {});
   *loss = 0;
   if (model_ == nullptr) return Status::Ok();
   const double t0 = Seconds();
   GatherRows(rb->rows[0], d_, rb->hist_index, &inputs_.history);
   inputs_.history_offsets = rb->history_offsets;
-  GatherRows(rb->rows[1], row_dim_, rb->pos_index, &pos_);
-  GatherRows(rb->rows[1], row_dim_, rb->neg_index, &neg_);
+  GatherRows(rb->rows[out_table_], row_dim_, rb->pos_index, &pos_);
+  GatherRows(rb->rows[out_table_], row_dim_, rb->neg_index, &neg_);
   const int64_t q = static_cast<int64_t>(rb->pos_ids.size());
   const int64_t s = static_cast<int64_t>(rb->neg_ids.size());
   lq_pos_ = Tensor::FromVector({q}, rb->log_q_pos);
@@ -364,11 +372,12 @@ Status RetrievalTask::TrainStep(TaskBatch* batch, float loss_scale, float sparse
   dhistory_.SetZero();
   model_->Backward(inputs_, dout_, &dhistory_);
   const double t2 = Seconds();
-  rb->grads[0].assign(rb->keys[0].size() * d_, 0.0f);
-  rb->grads[1].assign(rb->keys[1].size() * row_dim_, 0.0f);
+  for (size_t t = 0; t < tables_.size(); ++t) {
+    rb->grads[t].assign(rb->keys[t].size() * tables_[t].dim, 0.0f);
+  }
   ScatterRows(dhistory_, rb->hist_index, sparse_scale, d_, &rb->grads[0]);
-  ScatterRows(dpos_, rb->pos_index, sparse_scale, row_dim_, &rb->grads[1]);
-  ScatterRows(dneg_, rb->neg_index, sparse_scale, row_dim_, &rb->grads[1]);
+  ScatterRows(dpos_, rb->pos_index, sparse_scale, row_dim_, &rb->grads[out_table_]);
+  ScatterRows(dneg_, rb->neg_index, sparse_scale, row_dim_, &rb->grads[out_table_]);
   split->scatter = Seconds() - t2;
   return Status::Ok();
 }
@@ -399,7 +408,7 @@ Status RetrievalTask::Interests(const RowPuller& pull,
                                 const std::vector<std::vector<uint64_t>>& histories,
                                 Tensor* interests) {
   SparseBatch batch;
-  batch.keys.assign(2, {});
+  batch.keys.assign(tables_.size(), {});
   absl::flat_hash_map<uint64_t, int32_t> seen;
   models::RetrievalInputs in;
   std::vector<int32_t> index;
@@ -424,10 +433,10 @@ Status RetrievalTask::PullOutputRows(const RowPuller& pull, std::vector<float>* 
   for (size_t begin = 0; begin < corpus_.size(); begin += kPullChunk) {
     const size_t end = std::min(corpus_.size(), begin + static_cast<size_t>(kPullChunk));
     SparseBatch batch;
-    batch.keys.assign(2, {});
-    batch.keys[1].assign(corpus_.begin() + begin, corpus_.begin() + end);
+    batch.keys.assign(tables_.size(), {});
+    batch.keys[out_table_].assign(corpus_.begin() + begin, corpus_.begin() + end);
     ATTNPS_RETURN_IF_ERROR(pull(&batch));
-    rows->insert(rows->end(), batch.rows[1].begin(), batch.rows[1].end());
+    rows->insert(rows->end(), batch.rows[out_table_].begin(), batch.rows[out_table_].end());
   }
   return Status::Ok();
 }
@@ -473,8 +482,8 @@ Status RetrievalTask::EvaluateComiRec(const RowPuller& pull,
     for (int64_t r = 0; r < b * k; ++r) Query(interests.data() + r * d_, &query[r * row_dim_]);
     index->Search(query.data(), b * k, max_n, &found);
     for (int64_t i = 0; i < b; ++i) {
-      const std::vector<std::vector<metrics::ScoredItem>> per_interest(
-          found.begin() + i * k, found.begin() + (i + 1) * k);
+      const std::vector<std::vector<metrics::ScoredItem>> per_interest(found.begin() + i * k,
+                                                                       found.begin() + (i + 1) * k);
       const std::vector<metrics::ScoredItem> merged =
           rc_.aggregation() == Rc::GREEDY
               ? metrics::GreedyDiverse(per_interest, item_cate_, rc_.diversity_lambda(), max_n)
@@ -528,11 +537,11 @@ Status RetrievalTask::EvaluateSasRec(const RowPuller& pull,
     const size_t end = std::min(queries.size(), begin + chunk);
     std::vector<std::vector<uint64_t>> histories;
     SparseBatch rows;
-    rows.keys.assign(2, {});
+    rows.keys.assign(tables_.size(), {});
     absl::flat_hash_map<uint64_t, int32_t> seen;
     auto slot = [&](uint64_t item) {
-      auto [it, inserted] = seen.emplace(item, static_cast<int32_t>(rows.keys[1].size()));
-      if (inserted) rows.keys[1].push_back(item);
+      auto [it, inserted] = seen.emplace(item, static_cast<int32_t>(rows.keys[out_table_].size()));
+      if (inserted) rows.keys[out_table_].push_back(item);
       return it->second;
     };
     for (size_t i = begin; i < end; ++i) {
@@ -545,7 +554,7 @@ Status RetrievalTask::EvaluateSasRec(const RowPuller& pull,
     const int64_t k = interests.dim(1);
     // An item's score: its best inner product over the user's interests.
     auto score = [&](int64_t b, uint64_t item) {
-      const float* row = rows.rows[1].data() + static_cast<int64_t>(seen[item]) * row_dim_;
+      const float* row = rows.rows[out_table_].data() + static_cast<int64_t>(seen[item]) * row_dim_;
       float best = -INFINITY;
       for (int64_t j = 0; j < k; ++j) {
         Query(interests.data() + (b * k + j) * d_, query.data());
@@ -639,19 +648,18 @@ Status RetrievalTask::Predict(const RowPuller& pull, const std::string& in_path,
     std::vector<float> out_rows;
     ATTNPS_RETURN_IF_ERROR(PullOutputRows(pull, &out_rows));
     TopKIndexOptions options;
-    options.kind = ic.kind() == config::RetrievalIndexConfig::EXACT
-                       ? TopKIndexOptions::Kind::kExact
-                       : (ic.kind() == config::RetrievalIndexConfig::HNSW
-                              ? TopKIndexOptions::Kind::kHnsw
-                              : TopKIndexOptions::Kind::kIvf);
+    options.kind =
+        ic.kind() == config::RetrievalIndexConfig::EXACT
+            ? TopKIndexOptions::Kind::kExact
+            : (ic.kind() == config::RetrievalIndexConfig::HNSW ? TopKIndexOptions::Kind::kHnsw
+                                                               : TopKIndexOptions::Kind::kIvf);
     options.hnsw_m = ic.hnsw_m();
     options.hnsw_ef_search = ic.hnsw_ef_search();
     options.ivf_lists = ic.ivf_lists();
     options.ivf_probe = ic.ivf_probe();
     options.seed = config_.train().seed();
-    ATTNPS_RETURN_IF_ERROR(TopKIndex::Build(options, out_rows.data(),
-                                            static_cast<int64_t>(corpus_.size()), row_dim_,
-                                            corpus_, &index));
+    ATTNPS_RETURN_IF_ERROR(TopKIndex::Build(
+        options, out_rows.data(), static_cast<int64_t>(corpus_.size()), row_dim_, corpus_, &index));
   }
   std::vector<metrics::ScoredItem> popular;
   for (uint64_t id : Popular(topk)) {
@@ -671,9 +679,9 @@ Status RetrievalTask::Predict(const RowPuller& pull, const std::string& in_path,
     out += '\t';
     char text[48];
     for (size_t i = 0; i < items.size(); ++i) {
-      out.append(text, std::snprintf(text, sizeof(text), "%s%llu:%.6g", i > 0 ? "," : "",
-                                     static_cast<unsigned long long>(items[i].item),
-                                     items[i].score));
+      out.append(text,
+                 std::snprintf(text, sizeof(text), "%s%llu:%.6g", i > 0 ? "," : "",
+                               static_cast<unsigned long long>(items[i].item), items[i].score));
     }
     out += '\n';
   };
@@ -717,8 +725,8 @@ Status RetrievalTask::Predict(const RowPuller& pull, const std::string& in_path,
         out += '\n';
         continue;
       }
-      const std::vector<std::vector<metrics::ScoredItem>> per_interest(
-          found.begin() + i * k, found.begin() + (i + 1) * k);
+      const std::vector<std::vector<metrics::ScoredItem>> per_interest(found.begin() + i * k,
+                                                                       found.begin() + (i + 1) * k);
       write(lines[i].user, metrics::MergeByScore(per_interest, topk));
       ++scored;
     }

@@ -5,13 +5,13 @@
 // every position) are written once to a file beside data.train_path, keyed by its content and
 // the settings that cut it, and read through the loop's SampleStream. Tables: the input item
 // rows (features.item_table, D) and the items' output embeddings (retrieval.output_table, D or
-// D + 1 with a bias). A batch pulls the history rows, and the output rows of its positives and of
-// the S negatives shared by the batch (or of the whole corpus with FULL_SOFTMAX); the loss is the
-// sampled softmax with the log-Q correction (ops/loss.h), each sample's user vector being the
-// interest with the largest dot product with its positive.
-// Evaluation: the eval users of data.test_path, split across workers (the i-th eval user to
-// worker i % workers), scored by the ComiRec protocol (full corpus, an exact FAISS index of the
-// output rows) or the SASRec one (sampled candidates); the sums merge exactly.
+// D + 1 with a bias), or one table for both when they are the same (ComiRec's code). A batch pulls
+// the history rows, and the output rows of its positives and of the S negatives shared by the batch
+// (or of the whole corpus with FULL_SOFTMAX); the loss is the sampled softmax with the log-Q
+// correction (ops/loss.h), each sample's user vector being the interest with the largest dot
+// product with its positive. Evaluation: the eval users of data.test_path, split across workers
+// (the i-th eval user to worker i % workers), scored by the ComiRec protocol (full corpus, an exact
+// FAISS index of the output rows) or the SASRec one (sampled candidates); the sums merge exactly.
 // Prediction (`attnps retrieve`): each history line's top-N items (retrieval.serving_index).
 // Thread-safety: see Task.
 #ifndef ATTNPS_WORKER_RETRIEVAL_TASK_H_
@@ -93,12 +93,13 @@ class RetrievalTask final : public Task {
   const config::RetrievalConfig& rc_;
   std::vector<SparseTable> tables_;
   int d_ = 0, row_dim_ = 0;  // D, and the output rows' width (D or D + 1)
+  int out_table_ = 0;        // the output rows' table in tables_ (0: the input rows' table)
   std::unique_ptr<models::RetrievalModel> model_;
   std::string train_file_;
-  std::vector<uint64_t> corpus_;                   // the items of data.item_cates_path
-  absl::flat_hash_map<uint64_t, uint64_t> cate_;   // item -> category
-  std::vector<uint64_t> item_cate_;                // by item id (GreedyDiverse), 0: unknown
-  std::vector<uint64_t> counts_;                   // training-target count by item id
+  std::vector<uint64_t> corpus_;                  // the items of data.item_cates_path
+  absl::flat_hash_map<uint64_t, uint64_t> cate_;  // item -> category
+  std::vector<uint64_t> item_cate_;               // by item id (GreedyDiverse), 0: unknown
+  std::vector<uint64_t> counts_;                  // training-target count by item id
   double total_targets_ = 0;
   std::unique_ptr<NegativeSampler> sampler_;
   std::vector<absl::flat_hash_map<uint64_t, int32_t>> seen_;  // per table, reused

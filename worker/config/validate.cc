@@ -262,8 +262,9 @@ void CheckModel(const JobConfig& config, Problems* p, models::CtrModelSizes* siz
 void CheckRetrieval(const JobConfig& config, Problems* p) {
   const RetrievalConfig& r = config.retrieval();
   if (config.features().slots_size() > 0) {
-    p->Add("features.slots", "retrieval jobs read item ids only (features.item_table); remove "
-                             "the slots");
+    p->Add("features.slots",
+           "retrieval jobs read item ids only (features.item_table); remove "
+           "the slots");
   }
   CheckTableRef(config, "features.item_table", config.features().item_table(), true, p);
   CheckTableRef(config, "retrieval.output_table", r.output_table(), true, p);
@@ -271,9 +272,12 @@ void CheckRetrieval(const JobConfig& config, Problems* p) {
   const int64_t out = ValidDim(config, r.output_table());
   if (!p->Reported("retrieval.output_table") && !p->Reported("features.item_table")) {
     if (r.output_table() == config.features().item_table()) {
-      p->Add("retrieval.output_table",
-             "names the input table " + Quote(r.output_table()) +
-                 "; the output embeddings need a table of their own");
+      if (r.output_bias()) {
+        p->Add("retrieval.output_bias",
+               "needs an output table of its own (dim + 1); retrieval.output_table is the input "
+               "table " +
+                   Quote(r.output_table()));
+      }
     } else if (d > 0 && out > 0 && out != d + (r.output_bias() ? 1 : 0)) {
       p->Add("retrieval.output_table",
              Quote(r.output_table()) + " has dim " + std::to_string(out) + "; it must be " +
@@ -469,8 +473,9 @@ Status ValidateJobConfig(const JobConfig& config) {
     CheckRetrieval(config, &p);
   } else {
     if (config.has_retrieval()) {
-      p.Add("retrieval", "set, but model selects a CTR kind; the retrieval task needs one of "
-                         "model.most_popular, youtube_dnn, comirec_sa, comirec_dr, self_attention");
+      p.Add("retrieval",
+            "set, but model selects a CTR kind; the retrieval task needs one of "
+            "model.most_popular, youtube_dnn, comirec_sa, comirec_dr, self_attention");
     }
     CheckFeatures(config, &p);
     models::CtrModelSizes sizes;

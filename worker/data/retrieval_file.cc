@@ -58,10 +58,10 @@ Status RetrievalLineReader::CheckBad(bool at_end) const {
   if (static_cast<double>(bad_count_) <= max_bad_fraction_ * static_cast<double>(lines_)) {
     return Status::Ok();
   }
-  return Status::InvalidArgument(path_ + ": " + std::to_string(bad_count_) + " of " +
-                                 std::to_string(lines_) +
-                                 " lines read are malformed, more than max_bad_fraction=" +
-                                 std::to_string(max_bad_fraction_) + "; first: " + first_bad_);
+  return Status::InvalidArgument(
+      path_ + ": " + std::to_string(bad_count_) + " of " + std::to_string(lines_) +
+      " lines read are malformed, more than max_bad_fraction=" + std::to_string(max_bad_fraction_) +
+      "; first: " + first_bad_);
 }
 
 Status RetrievalLineReader::NextLine(RetrievalSample* sample, bool* parsed, bool* eof) {

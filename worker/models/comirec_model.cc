@@ -161,8 +161,8 @@ void CheckDr(const config::ModelConfig& config, const RetrievalModelDims& dims,
   const config::ComiRecDrModel& c = config.comirec_dr();
   p->PositiveAtMost("model.comirec_dr.interests", c.interests(), kMaxInterests);
   p->PositiveAtMost("model.comirec_dr.routing_iterations", c.routing_iterations(), 100);
-  const double weights = static_cast<double>(dims.max_history) * c.interests() * dims.item_dim *
-                         dims.item_dim;
+  const double weights =
+      static_cast<double>(dims.max_history) * c.interests() * dims.item_dim * dims.item_dim;
   if (weights > (1u << 30)) {
     p->Add("model.comirec_dr.interests",
            "the bilinear map W [T, K, D, D] would hold " + std::to_string(weights) +

@@ -161,8 +161,7 @@ class SelfAttentionModel final : public RetrievalModel {
   std::vector<Tensor> acts_, d_acts_;  // block inputs/outputs [B, T, D]
 };
 
-void Check(const config::ModelConfig& config, const RetrievalModelDims& dims,
-           config::Problems* p) {
+void Check(const config::ModelConfig& config, const RetrievalModelDims& dims, config::Problems* p) {
   const Sa& c = config.self_attention();
   p->PositiveAtMost("model.self_attention.blocks", c.blocks(), 64);
   p->PositiveAtMost("model.self_attention.heads", c.heads(), 256);

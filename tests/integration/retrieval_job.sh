@@ -5,7 +5,8 @@
 #  2. under mpirun 2 servers + 2 workers the trained model's Recall@50 is within noise of the
 #     one-worker run's, and sharded evaluation (2+2, 1+1, local) gives identical metrics;
 #  3. `attnps retrieve` on a history file with malformed lines reports each as file:line, writes
-#     an empty line for it and scores the rest.
+#     an empty line for it and scores the rest (with data.max_bad_fraction above their share;
+#     past it nothing is written, as for predict).
 #
 #   retrieval_job.sh <attnps binary> <work dir> <mpirun command...>
 # ATTNPS_TEST_MODEL: the model kind block (default: ComiRec-SA with 2 interests).
@@ -14,7 +15,8 @@ BIN="$1"; WORK="$2"; shift 2
 MPIRUN=("$@")
 rm -rf "$WORK"; mkdir -p "$WORK"; cd "$WORK"
 "$BIN" prepare --format=synthetic --users=600 --items=1500 --clusters=30 --out=data >/dev/null
-MODEL="${ATTNPS_TEST_MODEL:-comirec_sa { interests: 2 }}"
+DEFAULT_MODEL='comirec_sa { interests: 2 }'
+MODEL="${ATTNPS_TEST_MODEL:-$DEFAULT_MODEL}"
 cat >job.pbtxt <<CFG
 data { train_path: "data/sequences.tsv" test_path: "data/sequences.tsv" item_cates_path: "data/item_cates.tsv" max_history: 10 shuffle_buffer: 100000 }
 tables { name: "item" dim: 16 optimizer { kind: ADAM learning_rate: 0.003 } }
@@ -23,7 +25,7 @@ features { item_table: "item" }
 model { ${MODEL} }
 retrieval { num_negatives: 200 test_fraction: 0.2 }
 dense_optimizer { kind: ADAM learning_rate: 0.003 }
-train { batch_size: 64 epochs: 1 seed: 5 threads: 1 progress_seconds: 1000 }
+train { batch_size: 64 epochs: 12 seed: 5 threads: 1 progress_seconds: 1000 }
 ps { servers: 2 }
 checkpoint { dir: "ckpt" every_steps: 40 keep_last: 0 }
 CFG
@@ -40,7 +42,9 @@ steps=$(cat a/LATEST)
 mkdir -p c
 "$BIN" train --config=job.pbtxt --set=checkpoint.dir=c >c.log 2>&1 &
 pid=$!
-sleep "$(awk -v s=$RANDOM 'BEGIN{srand(s); printf "%.2f", 0.3 + 1.5*rand()}')"
+# Killed once the first checkpoint is out, at a random moment of the steps after it.
+for _ in $(seq 300); do [ -f c/LATEST ] && break; sleep 0.02; done
+sleep "$(awk -v s=$RANDOM 'BEGIN{srand(s); printf "%.2f", 0.5 * rand()}')"
 kill -9 "$pid" 2>/dev/null || true
 wait "$pid" 2>/dev/null || true
 killed_at=$(cat c/LATEST 2>/dev/null || echo none)
@@ -76,7 +80,7 @@ echo "mpirun 2+2: recall@50=$two, one worker: recall@50=$one; sharded evaluation
 # ---- 3. retrieve with malformed lines ---------------------------------------------------------
 { head -3 histories.tsv; printf '77\t12,abc,5\t1,1,1\n'; sed -n 4,6p histories.tsv; printf 'garbage\n'; } >bad.tsv
 "$BIN" retrieve --config=job.pbtxt --set=checkpoint.dir=a --input=bad.tsv --output=bad.topk \
-  --topk=7 >bad.log 2>&1 || { cat bad.log; echo "FAIL: retrieve failed"; exit 1; }
+  --topk=7 --set=data.max_bad_fraction=0.5 >bad.log 2>&1 || { cat bad.log; echo "FAIL: retrieve failed"; exit 1; }
 grep -q 'bad.tsv:4: ' bad.log || { cat bad.log; echo "FAIL: line 4 not reported as file:line"; exit 1; }
 grep -q 'bad.tsv:8: ' bad.log || { cat bad.log; echo "FAIL: line 8 not reported as file:line"; exit 1; }
 [ "$(wc -l <bad.topk)" = 8 ] || { echo "FAIL: $(wc -l <bad.topk) output lines for 8 input lines"; exit 1; }

@@ -31,6 +31,11 @@ bool IsState(const std::string& key) {
     if (root == r) return false;
   }
   if (root == "dense_optimizer") return key == "dense_optimizer.kind";
+  // The retrieval task's settings but the tables' roles (the split, negatives, evaluation,
+  // serving: like data.*).
+  if (root == "retrieval") {
+    return key == "retrieval.output_table" || key == "retrieval.output_bias";
+  }
   for (const char* f : kSettingFields) {
     if (key == f) return false;
   }

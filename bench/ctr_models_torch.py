@@ -230,6 +230,7 @@ def main():
     ap.add_argument("--max-steps", type=int, default=0)
     a = ap.parse_args()
     torch.set_num_threads(a.threads); torch.manual_seed(a.seed); rng = random.Random(a.seed)
+    torch.set_flush_denormal(True)  # as attnps (ops/blas.h EnableFlushToZero): denormals are 0
     train = load_samples(a.samples + "/train.tsv", a.maxlen)
     test = load_samples(a.samples + "/test.tsv", a.maxlen)
     pool_items, pool_cates = load_item_cates(a.samples + "/item_cates.tsv")

@@ -7,7 +7,7 @@
 Data: DIR/sequences.tsv (user \\t items \\t cates, time-ordered) and DIR/item_cates.tsv (the corpus,
 items 1..N) from `attnps prepare`. The protocol is worker/data/retrieval_examples.h's:
 - User split: GroupOfUser, the splitmix64 hash of ops/random.h ported bit-exactly (stream "USERS",
-  key StreamKey(split_seed, stream), u = StreamUniform53(key, user): u < 0.1 test, < 0.2 valid,
+  key StreamKey(split_seed, stream), u = StreamUniform53(key, user): u < test_fraction test, < test + valid_fraction valid,
   else train). Only train users are trained on; test users are evaluated; valid users are unused.
 - comirec_sa trains on next-item examples (CutNextItemExamples, window T = --maxlen, min_history 1):
   one per position p >= 1, the last T items before p as history, item p the target.
@@ -34,6 +34,8 @@ items 1..N) from `attnps prepare`. The protocol is worker/data/retrieval_example
 - Output embeddings: a separate table from the input embeddings, no bias. Both tables sparse
   nn.Embedding, N(0, 0.01) cut at 2 sigma, torch.optim.SparseAdam lr 1e-3; dense weights
   (positions, W1, W2, encoder blocks, LayerNorms) Adam lr 1e-3.
+- torch.set_flush_denormal(True), as attnps flushes denormals to zero (ops/blas.h): without it
+  both sides slow down up to 3x once softmax tails underflow.
 - comirec_sa evaluation, the ComiRec protocol: per test user the first floor(0.8 len) behaviours in
   (the last T kept), the rest to predict; every item of item_cates.tsv scored by each interest's
   dot product with the output embeddings; each interest's top N merged by each item's best score
@@ -292,16 +294,19 @@ def main():
     ap.add_argument("--threads", type=int, default=2); ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--blocks", type=int, default=2); ap.add_argument("--heads", type=int, default=1)
     ap.add_argument("--dropout", type=float, default=0.2); ap.add_argument("--split_seed", type=int, default=1)
+    ap.add_argument("--valid_fraction", type=float, default=0.1)
+    ap.add_argument("--test_fraction", type=float, default=0.1)
     a = ap.parse_args()
     T = a.maxlen or (20 if a.model == "comirec_sa" else 50)
     torch.set_num_threads(a.threads); torch.manual_seed(a.seed)
+    torch.set_flush_denormal(True)  # as attnps (ops/blas.h EnableFlushToZero): denormals are 0
     rng = np.random.default_rng(a.seed); gen = torch.Generator().manual_seed(a.seed)
     seqs = load_sequences(a.data + "/sequences.tsv")
     corpus = load_items(a.data + "/item_cates.tsv")
     n_items = max(int(corpus.max()), max((max(s) for _, s in seqs if s), default=0))
     groups = {"train": [], "valid": [], "test": []}
     for u, s in seqs:
-        groups[group_of_user(u, a.split_seed)].append((u, s))
+        groups[group_of_user(u, a.split_seed, a.valid_fraction, a.test_fraction)].append((u, s))
     if a.model == "comirec_sa":
         hist, tgt = next_item_examples(groups["train"], T)
         model = ComiRecSA(n_items, a.dim, a.interests, T)

@@ -16,7 +16,7 @@
 # (launch/self_attention_ml100k.pbtxt, twin --model sasrec; the SASRec protocol, hr@10 and ndcg@10
 # among 100 sampled unseen items). The twin's flags are read off the attnps config: data.max_history
 # (--maxlen), the item table's dim (--dim), comirec_sa.interests, self_attention blocks, heads and
-# dropout, retrieval num_negatives and split_seed, train batch_size and epochs, the learning rate;
+# dropout, retrieval num_negatives, split_seed, valid_fraction and test_fraction, train batch_size and epochs, the learning rate;
 # a config setting the twin cannot mirror stops the script before anything runs.
 # Knobs: MODELS (default "comirec_sa self_attention"), SEEDS (default 3: seeds 1..SEEDS), EPOCHS
 # (both sides' epochs; default the config's train.epochs), THREADS (default 2), ML100K (the raw
@@ -115,12 +115,12 @@ want("retrieval.negatives", r("negatives", "LOG_UNIFORM"), ["LOG_UNIFORM"])
 want("retrieval.in_batch_negatives", r("in_batch_negatives", "false"), ["false"])
 want("retrieval.output_bias", r("output_bias", "false"), ["false"])
 want("retrieval.min_history", int(r("min_history", "1")), [1])
-want("retrieval.valid_fraction", float(r("valid_fraction", "0.1")), [0.1])
-want("retrieval.test_fraction", float(r("test_fraction", "0.1")), [0.1])
 want("retrieval.eval_users", r("eval_users", "TEST"), ["TEST"])
 topk = [int(x) for x in c.get("retrieval", [{}])[-1].get("topk", [])]
 flags = [f"--maxlen {int(get(c, 'data.max_history', '50'))}", f"--dim {dim}",
          f"--negatives {int(r('num_negatives', '1000'))}", f"--split_seed {int(r('split_seed', '1'))}",
+         f"--valid_fraction {float(r('valid_fraction', '0.1')):g}",
+         f"--test_fraction {float(r('test_fraction', '0.1')):g}",
          f"--batch {int(get(c, 'train.batch_size', '128'))}",
          f"--epochs {int(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[3] else int(get(c, 'train.epochs', '1'))}",
          f"--lr {lr:g}"]

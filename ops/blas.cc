@@ -1,5 +1,10 @@
 #include "ops/blas.h"
 
+#if defined(__SSE__) || defined(__x86_64__)
+#include <pmmintrin.h>
+#include <xmmintrin.h>
+#endif
+
 #include <cblas.h>
 #include <glog/logging.h>
 #include <omp.h>
@@ -64,6 +69,19 @@ void SetNumThreads(int threads) {
   CHECK_GT(threads, 0) << "SetNumThreads";
   omp_set_num_threads(threads);
   openblas_set_num_threads(threads);
+  EnableFlushToZero();
+}
+
+void EnableFlushToZero() {
+#if defined(__SSE__) || defined(__x86_64__)
+  auto set = [] {
+    _MM_SET_FLUSH_ZERO_MODE(_MM_FLUSH_ZERO_ON);
+    _MM_SET_DENORMALS_ZERO_MODE(_MM_DENORMALS_ZERO_ON);
+  };
+  set();
+#pragma omp parallel
+  set();
+#endif
 }
 
 int NumThreads() { return omp_get_max_threads(); }

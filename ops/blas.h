@@ -24,8 +24,14 @@ void GemmStridedBatched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_
 // The library behind Gemm: "onednn 2.6.3" or "openblas".
 const char* GemmLibrary();
 
-// Threads used by BLAS and by the kernels' parallel loops (default: all cores).
+// Threads used by BLAS and by the kernels' parallel loops (default: all cores). Also turns on
+// EnableFlushToZero for them.
 void SetNumThreads(int threads);
+// Flush-to-zero and denormals-are-zero (x86 MXCSR) on the calling thread and on every OpenMP
+// thread; threads created later by the caller inherit them. Values below 1.2e-38 become 0:
+// training loses nothing by that, and arithmetic on them (softmax tails, decaying optimizer
+// moments) is up to 100x slower. No-op elsewhere.
+void EnableFlushToZero();
 int NumThreads();
 
 }  // namespace attnps

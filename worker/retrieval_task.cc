@@ -9,8 +9,10 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <sstream>
 #include <utility>
+#include <vector>
 
 #include "ops/loss.h"
 #include "ops/random.h"
@@ -71,6 +73,22 @@ std::string Hex(uint64_t v) {
   char text[17];
   std::snprintf(text, sizeof(text), "%016llx", static_cast<unsigned long long>(v));
   return text;
+}
+
+// XXH64 (seed 0) of the file's bytes, read in 1 MiB pieces.
+Status HashFile(const std::string& path, uint64_t* hash) {
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "rb"), std::fclose);
+  if (f == nullptr) return Status::NotFound("data.train_path " + path + ": cannot open");
+  std::unique_ptr<XXH64_state_t, XXH_errorcode (*)(XXH64_state_t*)> state(XXH64_createState(),
+                                                                          XXH64_freeState);
+  XXH64_reset(state.get(), 0);
+  std::vector<char> buf(1 << 20);
+  for (size_t n; (n = std::fread(buf.data(), 1, buf.size(), f.get())) > 0;) {
+    XXH64_update(state.get(), buf.data(), n);
+  }
+  if (std::ferror(f.get())) return Status::IoError("data.train_path " + path + ": read error");
+  *hash = XXH64_digest(state.get());
+  return Status::Ok();
 }
 
 float Dot(const float* a, const float* b, int64_t n) {
@@ -169,14 +187,13 @@ Status RetrievalTask::PrepareTrainFile() {
   o.split = Split(rc_);
   o.shuffle_seed = config_.train().seed();
   o.max_bad_fraction = config_.data().max_bad_fraction();
-  std::string bytes;
-  ATTNPS_RETURN_IF_ERROR(ReadFile(sequences, &bytes));
+  uint64_t content = 0;
+  ATTNPS_RETURN_IF_ERROR(HashFile(sequences, &content));
   std::ostringstream settings;
   settings << "v1 " << o.window << ' ' << o.min_history << ' ' << o.sequence_windows << ' '
            << o.split.valid_fraction << ' ' << o.split.test_fraction << ' ' << o.split.seed << ' '
            << o.shuffle_seed << ' ' << o.max_bad_fraction;
-  const uint64_t key =
-      XXH64(settings.str().data(), settings.str().size(), XXH64(bytes.data(), bytes.size(), 0));
+  const uint64_t key = XXH64(settings.str().data(), settings.str().size(), content);
   train_file_ = sequences + ".retrieval-" + Hex(key) + ".tsv";
   if (fs::exists(train_file_)) return Status::Ok();
   // Every worker may write it at once: each through its own name, renamed into place complete.

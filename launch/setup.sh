@@ -18,7 +18,7 @@ JOBS="${JOBS:-$(nproc)}"
 
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git
-  openmpi-bin libopenmpi-dev
+  openmpi-bin libopenmpi-dev iproute2
   libprotobuf-dev protobuf-compiler
   librocksdb-dev
   libgoogle-glog-dev libgflags-dev
@@ -123,6 +123,7 @@ case "$cmd" in
     run_tests "$BUILD" unit
     run_tests "$BUILD" mpi
     run_tests "$BUILD" integration
+    run_tests "$BUILD" cluster  # emulated hosts: skipped without root or network namespaces
     build_asan
     ASAN_OPTIONS=detect_leaks=1 run_tests "$BUILD_ASAN" unit
     build_fuzz

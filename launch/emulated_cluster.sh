@@ -11,7 +11,8 @@
 # $STATE/hostfile (one line per host, slots=2) and the host names into /etc/hosts between marker
 # lines. Then, e.g.:
 #   mpirun --hostfile /run/attnps-cluster/hostfile --mca plm_rsh_agent "$PWD/launch/emulated_rsh" \
-#     --mca oob_tcp_if_include 10.77.0.0/24 --mca btl_tcp_if_include 10.77.0.0/24 ...
+#     --mca oob_tcp_if_include 10.77.0.0/24 --mca btl_tcp_if_include 10.77.0.0/24 \
+#     --mca btl tcp,self --mca routed direct ...
 # (launch/emulated_rsh HOST CMD... runs CMD in HOST's namespace). The machine itself is
 # 10.77.0.254 on the bridge (mpirun's own daemon runs there). Root only. docs/multinode.md.
 set -euo pipefail

@@ -34,7 +34,8 @@ ps { servers: 1 }
 checkpoint { dir: "ckpt" every_steps: 50 keep_last: 0 }
 CFG
 NET=(--hostfile /run/attnps-cluster/hostfile --mca plm_rsh_agent "$SRC/launch/emulated_rsh"
-     --mca oob_tcp_if_include 10.77.0.0/24 --mca btl_tcp_if_include 10.77.0.0/24 --mca btl tcp,self)
+     --mca oob_tcp_if_include 10.77.0.0/24 --mca btl_tcp_if_include 10.77.0.0/24 --mca btl tcp,self
+     --mca routed direct)
 weights() { cat "$1/$(cat "$1/LATEST")/dense.bin" | md5sum | cut -d' ' -f1; }
 
 # 1. One server and one worker on different hosts = one host = local mode.

@@ -44,7 +44,8 @@ echo "link: $mbit Mbit/s on a 200mbit link"
 
 # 2. mpirun across the hosts.
 NET=(--hostfile /run/attnps-cluster/hostfile --mca plm_rsh_agent "$SRC/launch/emulated_rsh"
-     --mca oob_tcp_if_include 10.77.0.0/24 --mca btl_tcp_if_include 10.77.0.0/24 --mca btl tcp,self)
+     --mca oob_tcp_if_include 10.77.0.0/24 --mca btl_tcp_if_include 10.77.0.0/24 --mca btl tcp,self
+     --mca routed direct)
 where=$("${MPIRUN[@]}" "${NET[@]}" -np 4 --map-by node bash -c 'ip netns identify' | sort | uniq -c | tr -s ' ')
 [ "$(echo "$where" | grep -c 'aps-host')" = 2 ] || { echo "FAIL: ranks not on both hosts: $where"; exit 1; }
 "${MPIRUN[@]}" "${NET[@]}" -np 4 --map-by node "$CHECK" --servers=2 2>/dev/null | tail -1

@@ -355,11 +355,10 @@ Status RetrievalTask::TrainStep(TaskBatch* batch, float loss_scale, float sparse
     const int64_t b = every_position ? i : rb->query_sample[i];
     const float* interests = out_.data() + b * k * d_;
     int best = 0;
+    float best_dot = Dot(interests, pos_.data() + i * row_dim_, d_);
     for (int j = 1; j < k; ++j) {
-      if (Dot(interests + j * d_, pos_.data() + i * row_dim_, d_) >
-          Dot(interests + best * d_, pos_.data() + i * row_dim_, d_)) {
-        best = j;
-      }
+      const float dot = Dot(interests + j * d_, pos_.data() + i * row_dim_, d_);
+      if (dot > best_dot) best = j, best_dot = dot;
     }
     chosen_[i] = best;
     std::copy_n(interests + best * d_, d_, u_.data() + i * row_dim_);
@@ -369,14 +368,16 @@ Status RetrievalTask::TrainStep(TaskBatch* batch, float loss_scale, float sparse
   options.accidental_hits = AccidentalHits::kRemove;
   options.pos_ids = Int64Span(rb->pos_ids);
   options.neg_ids = Int64Span(rb->neg_ids);
-  SampledSoftmaxWorkspace ws = SampledSoftmaxWorkspace::Allocate(q, s);
-  *loss = SampledSoftmaxForward(u_, pos_, neg_, lq_pos_, lq_neg_, options, &ws);
+  softmax_ws_.probs.EnsureCapacity({q, s + 1});  // reused while it fits
+  softmax_ws_.d_logits.EnsureCapacity({q, s + 1});
+  *loss = SampledSoftmaxForward(u_, pos_, neg_, lq_pos_, lq_neg_, options, &softmax_ws_);
   if (!std::isfinite(*loss)) return Status::Ok();
   for (auto [t, like] : {std::pair{&du_, &u_}, {&dpos_, &pos_}, {&dneg_, &neg_}}) {
     t->EnsureShape(like->shape());
     t->SetZero();
   }
-  SampledSoftmaxBackward(u_, pos_, neg_, lq_pos_, lq_neg_, loss_scale, &ws, &du_, &dpos_, &dneg_);
+  SampledSoftmaxBackward(u_, pos_, neg_, lq_pos_, lq_neg_, loss_scale, &softmax_ws_, &du_, &dpos_,
+                         &dneg_);
   dout_.EnsureShape(out_.shape());
   dout_.SetZero();
   for (int64_t i = 0; i < q; ++i) {
@@ -444,6 +445,25 @@ Status RetrievalTask::Interests(const RowPuller& pull,
   return Status::Ok();
 }
 
+Status RetrievalTask::SearchInterests(
+    const RowPuller& pull, const std::vector<std::vector<uint64_t>>& histories,
+    const TopKIndex& index, int n,
+    std::vector<std::vector<std::vector<metrics::ScoredItem>>>* out) {
+  Tensor interests;
+  ATTNPS_RETURN_IF_ERROR(Interests(pull, histories, &interests));
+  const int64_t b = interests.dim(0), k = interests.dim(1);
+  std::vector<float> query(b * k * row_dim_, 0.0f);
+  for (int64_t r = 0; r < b * k; ++r) Query(interests.data() + r * d_, &query[r * row_dim_]);
+  std::vector<std::vector<metrics::ScoredItem>> found;
+  index.Search(query.data(), b * k, n, &found);
+  out->assign(b, {});
+  for (int64_t i = 0; i < b; ++i) {
+    (*out)[i].assign(std::make_move_iterator(found.begin() + i * k),
+                     std::make_move_iterator(found.begin() + (i + 1) * k));
+  }
+  return Status::Ok();
+}
+
 Status RetrievalTask::PullOutputRows(const RowPuller& pull, std::vector<float>* rows) {
   rows->clear();
   rows->reserve(corpus_.size() * row_dim_);
@@ -486,21 +506,14 @@ Status RetrievalTask::EvaluateComiRec(const RowPuller& pull,
   ATTNPS_RETURN_IF_ERROR(TopKIndex::Build({}, rows.data(), static_cast<int64_t>(corpus_.size()),
                                           row_dim_, corpus_, &index));
   const size_t chunk = std::max(1, config_.train().eval_batch_size());
-  Tensor interests;
-  std::vector<float> query;
-  std::vector<std::vector<metrics::ScoredItem>> found;
+  std::vector<std::vector<std::vector<metrics::ScoredItem>>> found;
   for (size_t begin = 0; begin < queries.size(); begin += chunk) {
     const size_t end = std::min(queries.size(), begin + chunk);
     std::vector<std::vector<uint64_t>> histories;
     for (size_t i = begin; i < end; ++i) histories.push_back(queries[i].hist_items);
-    ATTNPS_RETURN_IF_ERROR(Interests(pull, histories, &interests));
-    const int64_t b = interests.dim(0), k = interests.dim(1);
-    query.assign(b * k * row_dim_, 0.0f);
-    for (int64_t r = 0; r < b * k; ++r) Query(interests.data() + r * d_, &query[r * row_dim_]);
-    index->Search(query.data(), b * k, max_n, &found);
-    for (int64_t i = 0; i < b; ++i) {
-      const std::vector<std::vector<metrics::ScoredItem>> per_interest(found.begin() + i * k,
-                                                                       found.begin() + (i + 1) * k);
+    ATTNPS_RETURN_IF_ERROR(SearchInterests(pull, histories, *index, max_n, &found));
+    for (size_t i = 0; i < found.size(); ++i) {
+      const std::vector<std::vector<metrics::ScoredItem>>& per_interest = found[i];
       const std::vector<metrics::ScoredItem> merged =
           rc_.aggregation() == Rc::GREEDY
               ? metrics::GreedyDiverse(per_interest, item_cate_, rc_.diversity_lambda(), max_n)
@@ -688,9 +701,7 @@ Status RetrievalTask::Predict(const RowPuller& pull, const std::string& in_path,
   const int chunk = std::max(1, config_.train().eval_batch_size());
   std::string out;
   int64_t scored = 0;
-  Tensor interests;
-  std::vector<float> query;
-  std::vector<std::vector<metrics::ScoredItem>> found;
+  std::vector<std::vector<std::vector<metrics::ScoredItem>>> found;
   auto write = [&](uint64_t user, const std::vector<metrics::ScoredItem>& items) {
     out += std::to_string(user);
     out += '\t';
@@ -732,19 +743,13 @@ Status RetrievalTask::Predict(const RowPuller& pull, const std::string& in_path,
     for (size_t i = 0; i < lines.size(); ++i) {
       histories.push_back(parsed_lines[i] ? lines[i].items : std::vector<uint64_t>());
     }
-    ATTNPS_RETURN_IF_ERROR(Interests(pull, histories, &interests));
-    const int64_t b = interests.dim(0), k = interests.dim(1);
-    query.assign(b * k * row_dim_, 0.0f);
-    for (int64_t r = 0; r < b * k; ++r) Query(interests.data() + r * d_, &query[r * row_dim_]);
-    index->Search(query.data(), b * k, topk, &found);
-    for (int64_t i = 0; i < b; ++i) {
+    ATTNPS_RETURN_IF_ERROR(SearchInterests(pull, histories, *index, topk, &found));
+    for (size_t i = 0; i < found.size(); ++i) {
       if (!parsed_lines[i]) {
         out += '\n';
         continue;
       }
-      const std::vector<std::vector<metrics::ScoredItem>> per_interest(found.begin() + i * k,
-                                                                       found.begin() + (i + 1) * k);
-      write(lines[i].user, metrics::MergeByScore(per_interest, topk));
+      write(lines[i].user, metrics::MergeByScore(found[i], topk));
       ++scored;
     }
   }

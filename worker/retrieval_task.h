@@ -10,10 +10,10 @@
 // (or of the whole corpus with FULL_SOFTMAX); the loss is the sampled softmax with the log-Q
 // correction (ops/loss.h), each sample's user vector being the interest with the largest dot
 // product with its positive. Evaluation: the eval users of data.test_path, split across workers
-// (the i-th eval user to worker i % workers), scored by the ComiRec protocol (full corpus, an exact
-// FAISS index of the output rows) or the SASRec one (sampled candidates); the sums merge exactly.
-// Prediction (`attnps retrieve`): each history line's top-N items (retrieval.serving_index).
-// Thread-safety: see Task.
+// (the i-th eval user to worker i % workers), scored by the ComiRec protocol (full corpus, the
+// exact TopKIndex of the output rows) or the SASRec one (sampled candidates); the sums merge
+// exactly. Prediction (`attnps retrieve`): each history line's top-N items
+// (retrieval.serving_index). Thread-safety: see Task.
 #ifndef ATTNPS_WORKER_RETRIEVAL_TASK_H_
 #define ATTNPS_WORKER_RETRIEVAL_TASK_H_
 
@@ -23,12 +23,14 @@
 #include <string>
 #include <vector>
 
+#include "ops/loss.h"
 #include "proto/job_config.pb.h"
 #include "worker/data/sample.h"
 #include "worker/metrics/retrieval_metrics.h"
 #include "worker/models/retrieval_model.h"
 #include "worker/negative_sampler.h"
 #include "worker/task.h"
+#include "worker/topk_index.h"
 
 namespace attnps::worker {
 
@@ -77,6 +79,10 @@ class RetrievalTask final : public Task {
   // The K interests [B, K, D] of histories (inference), pulling their rows.
   Status Interests(const RowPuller& pull, const std::vector<std::vector<uint64_t>>& histories,
                    Tensor* interests);
+  // Per history, per interest: its top n items in `index` (inference).
+  Status SearchInterests(const RowPuller& pull, const std::vector<std::vector<uint64_t>>& histories,
+                         const TopKIndex& index, int n,
+                         std::vector<std::vector<std::vector<metrics::ScoredItem>>>* out);
   // Every corpus item's output row [items, Dr], pulled in chunks.
   Status PullOutputRows(const RowPuller& pull, std::vector<float>* rows);
   // One interest's query for the output rows: [u, 1] with a bias column.
@@ -108,6 +114,7 @@ class RetrievalTask final : public Task {
   models::RetrievalInputs inputs_;
   Tensor out_, dout_, dhistory_, u_, pos_, neg_, du_, dpos_, dneg_, lq_pos_, lq_neg_;
   std::vector<int> chosen_;  // the interest of each query
+  SampledSoftmaxWorkspace softmax_ws_;
 };
 
 }  // namespace attnps::worker

@@ -13,13 +13,8 @@
 set -euo pipefail
 SRC="$1"; BIN="$2"; WORK="$3"; shift 3
 MPIRUN=("$@")
-CLUSTER="$SRC/launch/emulated_cluster.sh"
-if [ "$(id -u)" != 0 ] || ! ip netns add aps-probe 2>/dev/null; then
-  echo "SKIP: needs root and network namespaces (ip netns add)"; exit 77
-fi
-ip netns delete aps-probe
-trap 'bash "$CLUSTER" down >/dev/null 2>&1 || true' EXIT
-bash "$CLUSTER" up 2 --rate=1gbit >/dev/null
+source "$SRC/tests/cluster/cluster_lib.sh"
+cluster_up 2 1gbit >/dev/null
 rm -rf "$WORK"; mkdir -p "$WORK"; cd "$WORK"
 "$BIN" prepare --format=synthetic --users=500 --items=2000 --clusters=40 --out=data >/dev/null
 cat >job.pbtxt <<'CFG'
@@ -33,9 +28,6 @@ train { batch_size: 32 epochs: 1 seed: 4 threads: 1 staleness: 0 progress_second
 ps { servers: 1 }
 checkpoint { dir: "ckpt" every_steps: 50 keep_last: 0 }
 CFG
-NET=(--hostfile /run/attnps-cluster/hostfile --mca plm_rsh_agent "$SRC/launch/emulated_rsh"
-     --mca oob_tcp_if_include 10.77.0.0/24 --mca btl_tcp_if_include 10.77.0.0/24 --mca btl tcp,self
-     --mca routed direct)
 weights() { cat "$1/$(cat "$1/LATEST")/dense.bin" | md5sum | cut -d' ' -f1; }
 
 # 1. One server and one worker on different hosts = one host = local mode.

@@ -10,14 +10,9 @@
 set -euo pipefail
 SRC="$1"; CHECK="$2"; shift 2
 MPIRUN=("$@")
-CLUSTER="$SRC/launch/emulated_cluster.sh"
-if [ "$(id -u)" != 0 ] || ! ip netns add aps-probe 2>/dev/null; then
-  echo "SKIP: needs root and network namespaces (ip netns add)"; exit 77
-fi
-ip netns delete aps-probe
-trap 'bash "$CLUSTER" down >/dev/null 2>&1 || true' EXIT
-bash "$CLUSTER" up 2 --rate=200mbit
-bash "$CLUSTER" up 2 --rate=200mbit >/dev/null  # idempotent: again over the running one
+source "$SRC/tests/cluster/cluster_lib.sh"
+cluster_up 2 200mbit
+cluster_up 2 200mbit >/dev/null  # idempotent: again over the running one
 
 # 1. The link rate.
 py=$(command -v /usr/bin/python3 || command -v python3)
@@ -43,9 +38,6 @@ wait "$server"
 echo "link: $mbit Mbit/s on a 200mbit link"
 
 # 2. mpirun across the hosts.
-NET=(--hostfile /run/attnps-cluster/hostfile --mca plm_rsh_agent "$SRC/launch/emulated_rsh"
-     --mca oob_tcp_if_include 10.77.0.0/24 --mca btl_tcp_if_include 10.77.0.0/24 --mca btl tcp,self
-     --mca routed direct)
 where=$("${MPIRUN[@]}" "${NET[@]}" -np 4 --map-by node bash -c 'ip netns identify' | sort | uniq -c | tr -s ' ')
 [ "$(echo "$where" | grep -c 'aps-host')" = 2 ] || { echo "FAIL: ranks not on both hosts: $where"; exit 1; }
 "${MPIRUN[@]}" "${NET[@]}" -np 4 --map-by node "$CHECK" --servers=2 2>/dev/null | tail -1

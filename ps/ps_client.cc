@@ -15,12 +15,20 @@ struct PsClient::Operation {
   float* out = nullptr;  // pull destination
   int dim = 0;
   std::map<uint32_t, uint64_t>* stats = nullptr;
+  std::vector<PeerTraffic>* traffic = nullptr;  // [num_servers]
   // Keyed operations over several servers: positions of each server's keys in the caller's list.
   std::vector<std::vector<int64_t>> positions;
 };
 
+struct PsClient::Counters {
+  std::atomic<uint64_t> sent_bytes{0}, sent_messages{0}, received_bytes{0}, received_messages{0};
+};
+
 PsClient::PsClient(Transport* transport, int num_servers, PsClientOptions options)
-    : transport_(transport), num_servers_(num_servers), options_(options) {
+    : transport_(transport),
+      num_servers_(num_servers),
+      options_(options),
+      traffic_(new Counters[num_servers > 0 ? num_servers : 1]) {
   CHECK(num_servers > 0 && num_servers < transport->size())
       << "PsClient: " << num_servers << " servers in a job of " << transport->size() << " ranks";
   CHECK_GT(options_.max_keys_per_request, 0);
@@ -39,10 +47,23 @@ PsClient::Handle PsClient::Start(std::unique_ptr<Operation> op) {
   return h;
 }
 
+std::vector<PeerTraffic> PsClient::Traffic() const {
+  std::vector<PeerTraffic> out(num_servers_);
+  for (int s = 0; s < num_servers_; ++s) {
+    const Counters& c = traffic_[s];
+    out[s] = {c.sent_bytes, c.sent_messages, c.received_bytes, c.received_messages};
+  }
+  return out;
+}
+
 void PsClient::SendPart(const Part& part, RequestFrame frame, uint64_t request_id) {
+  const size_t bytes = frame.buffer.size();
   const Status st =
       transport_->SendFrame(part.server, Tag::kRequest, std::move(frame.buffer), frame.head_bytes);
-  if (!st.ok()) {
+  if (st.ok()) {
+    traffic_[part.server].sent_bytes += bytes;
+    ++traffic_[part.server].sent_messages;
+  } else {
     Reply failed;
     failed.request_id = request_id;
     failed.status = st.WithContext("sending to server " + std::to_string(part.server));
@@ -209,6 +230,7 @@ void PsClient::Complete(const Reply& reply, bool placed) {
   if (op->stats != nullptr) {
     for (const auto& [table, rows] : reply.stats) (*op->stats)[table] += rows;
   }
+  if (op->traffic != nullptr) (*op->traffic)[part.server] = reply.traffic;
   if (--op->remaining == 0) done_cv_.notify_all();
 }
 
@@ -230,6 +252,10 @@ void PsClient::ReceiveOne(int timeout_ms, Buffer* message) {
       transport_->RecvPlaced(Tag::kReply, timeout_ms, &source, message, place, &placed);
   if (st.code() == Status::Code::kUnavailable) return;
   CHECK(st.ok()) << "rank " << transport_->rank() << ": receiving replies: " << st.ToString();
+  if (source >= 0 && source < num_servers_) {
+    traffic_[source].received_bytes += message->size() + (placed ? placed_bytes : 0);
+    ++traffic_[source].received_messages;
+  }
   Reply reply;
   const Status decoded =
       placed ? DecodeReplyHead(message->data(), message->size(), placed_bytes, &reply)
@@ -242,10 +268,12 @@ void PsClient::ReceiveOne(int timeout_ms, Buffer* message) {
   Complete(reply, placed);
 }
 
-Status PsClient::Broadcast(Request request, std::map<uint32_t, uint64_t>* stats) {
+Status PsClient::Broadcast(Request request, std::map<uint32_t, uint64_t>* stats,
+                           std::vector<PeerTraffic>* traffic) {
   auto op = std::make_unique<Operation>();
   op->remaining = num_servers_;
   op->stats = stats;
+  op->traffic = traffic;
   const Handle h = Start(std::move(op));
   for (int s = 0; s < num_servers_; ++s) {
     request.request_id = next_id_++;
@@ -284,11 +312,13 @@ Status PsClient::Load(const std::string& step_dir) {
   return Broadcast(r);
 }
 
-Status PsClient::Stats(std::map<uint32_t, uint64_t>* rows_per_table) {
+Status PsClient::Stats(std::map<uint32_t, uint64_t>* rows_per_table,
+                       std::vector<PeerTraffic>* server_traffic) {
   rows_per_table->clear();
+  if (server_traffic != nullptr) server_traffic->assign(num_servers_, PeerTraffic{});
   Request r;
   r.type = RequestType::kStats;
-  return Broadcast(r, rows_per_table);
+  return Broadcast(r, rows_per_table, server_traffic);
 }
 
 Status PsClient::Shutdown() {

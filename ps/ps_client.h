@@ -56,11 +56,19 @@ class PsClient {
   Status Barrier();
   Status Save(const std::string& step_dir, uint64_t step);
   Status Load(const std::string& step_dir);
-  Status Stats(std::map<uint32_t, uint64_t>* rows_per_table);
+  // Row counts per table over all servers; with server_traffic, also each server's count of its
+  // traffic with this client ([num_servers], the server's view: its received is what this client
+  // sent), this STATS request counted and its reply not.
+  Status Stats(std::map<uint32_t, uint64_t>* rows_per_table,
+               std::vector<PeerTraffic>* server_traffic = nullptr);
+  // This client's traffic with each server since construction ([num_servers]; whole frames,
+  // header and payload, counted when sent and when received).
+  std::vector<PeerTraffic> Traffic() const;
   Status Shutdown();
 
  private:
   struct Operation;
+  struct Counters;
   // One request: keys positions[first, first + count) of the operation's key list for `server`
   // (identity positions when that list is empty).
   struct Part {
@@ -74,7 +82,8 @@ class PsClient {
                     const float* grads);
   Handle Start(std::unique_ptr<Operation> op);
   void SendPart(const Part& part, RequestFrame frame, uint64_t request_id);
-  Status Broadcast(Request request, std::map<uint32_t, uint64_t>* stats = nullptr);
+  Status Broadcast(Request request, std::map<uint32_t, uint64_t>* stats = nullptr,
+                   std::vector<PeerTraffic>* traffic = nullptr);
   void ReceiveLoop();
   // Receives one reply (waiting at most timeout_ms) and completes its part, if one came.
   void ReceiveOne(int timeout_ms, Buffer* message);
@@ -92,6 +101,7 @@ class PsClient {
   std::condition_variable done_cv_;
   std::unordered_map<Handle, std::unique_ptr<Operation>> ops_;
   std::unordered_map<uint64_t, Part> parts_;  // request id -> part
+  std::unique_ptr<Counters[]> traffic_;       // [num_servers]
   std::atomic<bool> stopping_{false};
   std::thread receiver_;
 };

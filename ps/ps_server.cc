@@ -44,7 +44,18 @@ std::vector<std::string> ShardDirs(const std::string& path) {
 RequestHandler::RequestHandler(Transport* t, ShardServer* s, const ServeOptions& o)
     : t_(t), server_(s), options_(o) {}
 
+Status RequestHandler::SendReply(int worker, Buffer message, size_t head_bytes) {
+  PeerTraffic& t = traffic_[worker];
+  t.sent_bytes += message.size();
+  ++t.sent_messages;
+  if (head_bytes == 0) return t_->Send(worker, Tag::kReply, std::move(message));
+  return t_->SendFrame(worker, Tag::kReply, std::move(message), head_bytes);
+}
+
 Status RequestHandler::Handle(int source, const Buffer& message) {
+  PeerTraffic& traffic = traffic_[source];
+  traffic.received_bytes += message.size();
+  ++traffic.received_messages;
   Request r;
   Reply reply;
   Status st = DecodeRequest(message.data(), message.size(), &r);
@@ -54,7 +65,7 @@ Status RequestHandler::Handle(int source, const Buffer& message) {
     LOG(WARNING) << "server " << t_->rank() << ": refused a request from rank " << source << ": "
                  << st.ToString();
     reply.status = st;
-    return t_->Send(source, Tag::kReply, EncodeReply(reply));
+    return SendReply(source, EncodeReply(reply));
   }
   VLOG(2) << "server " << t_->rank() << ": " << RequestTypeName(r.type) << " from " << source;
   switch (r.type) {
@@ -77,12 +88,13 @@ Status RequestHandler::Handle(int source, const Buffer& message) {
     }
     case RequestType::kStats:
       for (uint32_t id : server_->TableIds()) reply.stats.emplace_back(id, server_->NumRows(id));
+      reply.traffic = traffic;
       break;
     case RequestType::kShutdown:
       ++shut_down_;
       break;
   }
-  return t_->Send(source, Tag::kReply, EncodeReply(reply));
+  return SendReply(source, EncodeReply(reply));
 }
 
 // Gathers the rows straight into the reply frame.
@@ -92,7 +104,7 @@ Status RequestHandler::Pull(int source, const Request& r) {
   reply.num_values = r.num_keys * r.dim;
   ReplyFrame frame = NewReplyFrame(reply);
   server_->Pull(r.table_id, r.keys, static_cast<int64_t>(r.num_keys), r.step, frame.values);
-  return t_->SendFrame(source, Tag::kReply, std::move(frame.buffer), frame.head_bytes);
+  return SendReply(source, std::move(frame.buffer), frame.head_bytes);
 }
 
 // Replies to every worker's barrier once all have arrived.
@@ -102,7 +114,7 @@ Status RequestHandler::Barrier(int source, uint64_t request_id) {
   for (const auto& [worker, id] : waiting_) {
     Reply reply;
     reply.request_id = id;
-    ATTNPS_RETURN_IF_ERROR(t_->Send(worker, Tag::kReply, EncodeReply(reply)));
+    ATTNPS_RETURN_IF_ERROR(SendReply(worker, EncodeReply(reply)));
   }
   waiting_.clear();
   return Status::Ok();

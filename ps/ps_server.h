@@ -2,11 +2,13 @@
 //
 // Requests from one worker are handled in arrival order, each completed before its reply, so a
 // pull sent after a push's reply sees that push. A malformed request (undecodable, unknown table,
-// wrong dim) gets an error reply naming the problem and the loop keeps serving.
+// wrong dim) gets an error reply naming the problem and the loop keeps serving. The server counts
+// its traffic with each worker (whole frames) and reports it in the STATS reply.
 #ifndef ATTNPS_PS_PS_SERVER_H_
 #define ATTNPS_PS_PS_SERVER_H_
 
 #include <cstdint>
+#include <map>
 #include <utility>
 #include <vector>
 
@@ -36,12 +38,15 @@ class RequestHandler {
  private:
   Status Pull(int source, const Request& r);
   Status Barrier(int source, uint64_t request_id);
+  // Sends (and counts) a reply; head_bytes as Transport::SendFrame's (0: no separate payload).
+  Status SendReply(int worker, Buffer message, size_t head_bytes = 0);
 
   Transport* t_;
   ShardServer* server_;
   ServeOptions options_;
   int shut_down_ = 0;
   std::vector<std::pair<int, uint64_t>> waiting_;
+  std::map<int, PeerTraffic> traffic_;  // per worker rank
 };
 
 // Serves until every worker has shut down; returns the first transport failure, if any.

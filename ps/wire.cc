@@ -165,6 +165,13 @@ ReplyFrame NewReplyFrame(const Reply& r) {
     s->set_table_id(table);
     s->set_rows(rows);
   }
+  if (r.traffic.received_messages > 0) {
+    wire::PeerTraffic* t = h.mutable_traffic();
+    t->set_received_bytes(r.traffic.received_bytes);
+    t->set_received_messages(r.traffic.received_messages);
+    t->set_sent_bytes(r.traffic.sent_bytes);
+    t->set_sent_messages(r.traffic.sent_messages);
+  }
   ReplyFrame f;
   char* payload = nullptr;
   f.buffer = Frame(h, r.num_values * sizeof(float), &payload);
@@ -200,6 +207,8 @@ Status FinishReply(const wire::ReplyHeader& h, const char* payload, size_t paylo
   r->values = reinterpret_cast<const float*>(payload);
   r->stats.clear();
   for (const wire::TableStats& s : h.stats()) r->stats.emplace_back(s.table_id(), s.rows());
+  r->traffic = {h.traffic().sent_bytes(), h.traffic().sent_messages(), h.traffic().received_bytes(),
+                h.traffic().received_messages()};
   return Status::Ok();
 }
 

@@ -42,12 +42,22 @@ struct Request {
   const float* values = nullptr;   // kPush: [num_keys * dim] gradients
 };
 
+// Whole frames (header and payload) exchanged with one peer, counted by one side.
+struct PeerTraffic {
+  uint64_t sent_bytes = 0;
+  uint64_t sent_messages = 0;
+  uint64_t received_bytes = 0;
+  uint64_t received_messages = 0;
+};
+
 struct Reply {
   uint64_t request_id = 0;
   Status status;
   uint64_t num_values = 0;
   const float* values = nullptr;                     // kPull: [num_values] rows
   std::vector<std::pair<uint32_t, uint64_t>> stats;  // kStats: (table id, rows)
+  // kStats: the server's traffic with the requester, this request counted and this reply not.
+  PeerTraffic traffic;
 };
 
 // A frame with the header of `r` and room for its payload, which the caller fills: keys

@@ -84,6 +84,7 @@ CtrBatcher::CtrBatcher(CtrLayout layout) : layout_(std::move(layout)) {
 }
 
 int32_t CtrBatcher::Slot(int table, uint64_t key, CtrBatch* batch) {
+  ++batch->lookups;
   auto [it, inserted] = seen_[table].try_emplace(key, 0);
   if (inserted) {
     it->second = static_cast<int32_t>(batch->keys[table].size());
@@ -124,6 +125,7 @@ void CtrBatcher::Index(std::vector<data::CtrSample> samples, uint64_t step, CtrB
                        bool draw_negatives) {
   for (auto& seen : seen_) seen.clear();
   batch->step = step;
+  batch->lookups = 0;
   batch->keys.assign(layout_.tables.size(), {});
   batch->samples = std::move(samples);
   const int B = static_cast<int>(batch->samples.size());

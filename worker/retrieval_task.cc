@@ -262,9 +262,11 @@ void RetrievalTask::Index(uint64_t step, TaskBatch* batch) {
   auto* rb = static_cast<RetrievalBatch*>(batch);
   rb->step = step;
   rb->keys.assign(tables_.size(), {});
+  rb->lookups = 0;
   if (model_ == nullptr) return;  // nothing to pull
   for (auto& seen : seen_) seen.clear();
   auto slot = [&](int table, uint64_t key) {
+    ++rb->lookups;
     auto [it, inserted] = seen_[table].emplace(key, static_cast<int32_t>(rb->keys[table].size()));
     if (inserted) rb->keys[table].push_back(key);
     return it->second;

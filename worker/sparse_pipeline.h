@@ -36,6 +36,7 @@ struct SparseBatch {
   virtual ~SparseBatch() = default;  // trainers carry their own data in a derived batch
 
   uint64_t step = 0;
+  uint64_t lookups = 0;  // key occurrences before deduplication, all tables (0: not counted)
   std::vector<std::vector<uint64_t>> keys;
   std::vector<std::vector<float>> rows;
   std::vector<std::vector<float>> grads;

@@ -19,8 +19,8 @@
 #include "worker/checkpoint.h"
 #include "worker/config/job_config.h"
 #include "worker/ctr_task.h"
-#include "worker/retrieval_task.h"
 #include "worker/device.h"
+#include "worker/retrieval_task.h"
 
 namespace attnps::worker {
 namespace {
@@ -456,8 +456,11 @@ Status Trainer::RunStep(TaskBatch* batch, StepResult* result) {
 
 Status Trainer::PushStep(std::unique_ptr<SparseBatch> batch) {
   const uint64_t bytes = TrafficBytes(*batch, task_->tables());
+  uint64_t unique = 0;
+  for (const auto& keys : batch->keys) unique += keys.size();
   for (StepTimings* timings : {&progress_timings_, &record_timings_}) {
     timings->AddBytes(bytes, bytes);
+    if (batch->lookups > 0) timings->AddKeys(unique, batch->lookups);
   }
   device_->GradsToHost(batch.get());
   return pipeline_->Push(std::move(batch));
@@ -508,6 +511,23 @@ Status Trainer::DenseUpdate(double* mark) {
   optimizer_->Step(grads, &model()->params());
   Time(StepPhase::kDenseUpdate, mark);
   return Status::Ok();
+}
+
+void Trainer::CountTraffic() {
+  std::vector<ps::PeerTraffic> now = runtime_->client()->Traffic();
+  std::vector<ps::PeerTraffic> step(now.size());
+  if (traffic_seen_.size() == now.size()) {
+    for (size_t s = 0; s < now.size(); ++s) {
+      step[s] = {now[s].sent_bytes - traffic_seen_[s].sent_bytes,
+                 now[s].sent_messages - traffic_seen_[s].sent_messages,
+                 now[s].received_bytes - traffic_seen_[s].received_bytes,
+                 now[s].received_messages - traffic_seen_[s].received_messages};
+    }
+  }
+  // The step's flags and the dense gradients, as handed to the allreduce.
+  const uint64_t allreduce = sizeof(float) * (2 + model()->grads().numel());
+  for (StepTimings* t : {&progress_timings_, &record_timings_}) t->AddTraffic(step, allreduce);
+  traffic_seen_ = std::move(now);
 }
 
 Status Trainer::AverageBuffers() {
@@ -566,6 +586,7 @@ Status Trainer::Train() {
   if (IsChief()) samples_per_epoch_ = CountLines(task_->train_file());  // for progress and ETA
   reader_ = std::make_unique<Reader>(source.get(), opts_.batch_size, data.prefetch_batches);
   start_time_ = last_progress_ = last_checkpoint_time_ = Now();
+  traffic_seen_ = runtime_->client()->Traffic();
   const int64_t max_steps = opts_.max_steps;
   // A worker whose share of the epoch was used up when the checkpoint was written (its position
   // is already in the next epoch) runs empty steps until every worker's share is.
@@ -596,6 +617,7 @@ Status Trainer::Train() {
       epoch_done = false;
       epoch_samples_ = 0;
       st = EvaluateAndLog("test");
+      traffic_seen_ = runtime_->client()->Traffic();
       continue;
     }
     model()->grads().SetZero();
@@ -612,6 +634,7 @@ Status Trainer::Train() {
     }
     if (!(st = DenseUpdate(&mark)).ok()) break;
     train_seconds_ += Now() - step_start;
+    CountTraffic();
     progress_timings_.EndStep();
     record_timings_.EndStep();
     ++step_;
@@ -619,12 +642,17 @@ Status Trainer::Train() {
     if (flags[1] > 0) st = SaveCheckpoint();
     const int64_t every = opts_.eval_every_steps;
     if (st.ok() && every > 0 && step_ % every == 0) st = EvaluateAndLog("test");
+    if (flags[1] > 0 || (every > 0 && step_ % every == 0)) {
+      traffic_seen_ = runtime_->client()->Traffic();  // not the steps' traffic
+    }
   }
   reader_.reset();
   if (st.ok()) st = pipeline_->Drain();
   if (st.ok()) Progress(loss_ema_ < 0 ? 0 : loss_ema_, true);
-  uint64_t trained = samples_run_;  // every worker's samples in this process's run
-  if (st.ok()) st = SumOverWorkers(&trained);
+  if (st.ok()) st = ReportTraffic();
+  std::vector<uint64_t> sum = {samples_run_};  // every worker's samples in this process's run
+  if (st.ok()) st = SumOverWorkers(&sum);
+  const uint64_t trained = sum[0];
   if (st.ok() && IsChief()) {  // all workers' samples over this worker's time in steps
     std::printf("[attnps] trained %llu samples in %.2f s of steps: train_samples_per_s=%.0f\n",
                 static_cast<unsigned long long>(trained), train_seconds_,
@@ -759,16 +787,47 @@ Status Trainer::LoadCheckpoint() {
   return runtime_->client()->Barrier();  // the tables are loaded before anyone pulls
 }
 
-Status Trainer::SumOverWorkers(uint64_t* value) {
+Status Trainer::SumOverWorkers(std::vector<uint64_t>* values) {
   std::vector<std::string> all;
+  const size_t bytes = values->size() * sizeof(uint64_t);
   ATTNPS_RETURN_IF_ERROR(runtime_->allreduce()->AllGather(
-      std::string(reinterpret_cast<const char*>(value), sizeof(*value)), &all));
-  *value = 0;
-  for (const std::string& bytes : all) {
-    uint64_t v = 0;
-    std::memcpy(&v, bytes.data(), std::min(bytes.size(), sizeof(v)));
-    *value += v;
+      std::string(reinterpret_cast<const char*>(values->data()), bytes), &all));
+  std::fill(values->begin(), values->end(), 0);
+  for (const std::string& theirs : all) {
+    if (theirs.size() != bytes) return Status::Corruption("workers disagree on a sum's length");
+    for (size_t i = 0; i < values->size(); ++i) {
+      uint64_t v = 0;
+      std::memcpy(&v, theirs.data() + i * sizeof(v), sizeof(v));
+      (*values)[i] += v;
+    }
   }
+  return Status::Ok();
+}
+
+Status Trainer::ReportTraffic() {
+  std::map<uint32_t, uint64_t> rows;
+  std::vector<ps::PeerTraffic> counted;  // by each server
+  ATTNPS_RETURN_IF_ERROR(runtime_->client()->Stats(&rows, &counted));
+  const std::vector<ps::PeerTraffic> mine = runtime_->client()->Traffic();  // the stats included
+  std::vector<uint64_t> sums;
+  for (size_t s = 0; s < mine.size(); ++s) {
+    sums.insert(sums.end(), {mine[s].sent_bytes, mine[s].sent_messages, counted[s].received_bytes,
+                             counted[s].received_messages, counted[s].sent_bytes});
+  }
+  ATTNPS_RETURN_IF_ERROR(SumOverWorkers(&sums));
+  if (!IsChief()) return Status::Ok();
+  for (size_t s = 0; s < mine.size(); ++s) {
+    const uint64_t* v = sums.data() + 5 * s;
+    const bool match = v[0] == v[2] && v[1] == v[3];
+    std::printf(
+        "[attnps] traffic with server %zu: workers sent %llu bytes in %llu messages, the server "
+        "received %llu bytes in %llu messages (%s) and sent %llu bytes\n",
+        s, static_cast<unsigned long long>(v[0]), static_cast<unsigned long long>(v[1]),
+        static_cast<unsigned long long>(v[2]), static_cast<unsigned long long>(v[3]),
+        match ? "match" : "MISMATCH", static_cast<unsigned long long>(v[4]));
+    if (!match) LOG(ERROR) << "server " << s << " counted other traffic than the workers sent";
+  }
+  std::fflush(stdout);
   return Status::Ok();
 }
 

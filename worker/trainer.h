@@ -101,6 +101,8 @@ class Trainer {
   Status PullRows(SparseBatch* batch);
   // Allreduce of the dense gradients, then the dense optimizer (each timed from *mark).
   Status DenseUpdate(double* mark);
+  // Adds the client's traffic since the last call (this step's) to the timings.
+  void CountTraffic();
   // Adds the time since *mark to `phase` (progress and record timings) and moves *mark to now.
   void Time(StepPhase phase, double* mark);
   // The task's step since *mark: gather and scatter as the task measured them, the rest compute.
@@ -125,7 +127,11 @@ class Trainer {
   Status ReadReaderPosition();
   Status CheckReaderSettings(const config::JobConfig& saved) const;
   // *value summed over the workers (collective, exact).
-  Status SumOverWorkers(uint64_t* value);
+  // Element-wise sums over the workers (a collective: every worker calls it).
+  Status SumOverWorkers(std::vector<uint64_t>* values);
+  // After the last push: the chief prints, per server, the bytes and messages every worker sent
+  // it beside what the server counted receiving (a collective).
+  Status ReportTraffic();
   std::vector<DenseBlock> DenseBlocks();
   void Progress(double loss, bool force);
   bool IsChief() const { return runtime_->worker_index() == 0; }
@@ -154,9 +160,10 @@ class Trainer {
   uint64_t samples_per_epoch_ = 0;  // all workers', from the file's line count
   double start_time_ = 0, last_progress_ = 0, last_checkpoint_time_ = 0;
   double loss_ema_ = -1;
-  double train_seconds_ = 0;      // in training steps (no evaluation, no checkpoints)
-  StepTimings progress_timings_;  // since the last progress line
-  StepTimings record_timings_;    // since the last metrics record
+  double train_seconds_ = 0;                   // in training steps (no evaluation, no checkpoints)
+  StepTimings progress_timings_;               // since the last progress line
+  std::vector<ps::PeerTraffic> traffic_seen_;  // the client's traffic at the last step's end
+  StepTimings record_timings_;                 // since the last metrics record
 };
 
 }  // namespace attnps::worker

@@ -24,8 +24,24 @@ ps { shard_threads: 2 }
 checkpoint { dir: "ckpt" every_steps: 50 keep_last: 2 }
 metrics { out_path: "metrics.jsonl" }
 CFG
-"${MPIRUN[@]}" -np 4 "$BIN" train --config=job.pbtxt --servers=2 --set=train.max_steps=120
+"${MPIRUN[@]}" -np 4 "$BIN" train --config=job.pbtxt --servers=2 --set=train.max_steps=120 --set=train.eval_every_steps=60 | tee train.log
 [ "$(cat ckpt/LATEST)" = "step-120" ] || { echo "FAIL: LATEST is $(cat ckpt/LATEST)"; exit 1; }
+# Communication accounting: per server, the bytes and messages both workers counted sending equal
+# what the server counted receiving, and the servers' shares sum to the workers' total.
+for s in 0 1; do
+  line=$(grep "traffic with server $s:" train.log) || { echo "FAIL: no traffic line for server $s"; exit 1; }
+  read -r sent sent_msgs got got_msgs < <(sed -E 's/.*sent ([0-9]+) bytes in ([0-9]+) messages, the server received ([0-9]+) bytes in ([0-9]+) messages.*/\1 \2 \3 \4/' <<<"$line")
+  [ "$sent" = "$got" ] && [ "$sent_msgs" = "$got_msgs" ] && [ "$sent" -gt 100000 ] ||
+    { echo "FAIL: server $s: $line"; exit 1; }
+  echo "server $s: workers sent $sent bytes in $sent_msgs messages = the server's count"
+done
+python3 - <<'PY' || { echo "FAIL: per-server bytes in metrics.jsonl do not sum to the total"; exit 1; }
+import json
+r = [json.loads(l) for l in open("metrics.jsonl")][-1]
+total, parts = r["sent_bytes"], r["s0_sent_bytes"] + r["s1_sent_bytes"]
+print("metrics: sent_bytes/step %.0f = s0 %.0f + s1 %.0f" % (total, r["s0_sent_bytes"], r["s1_sent_bytes"]))
+assert abs(total - parts) <= 1e-4 * total + 1  # 6 digits in the JSON and r["s0_sent_bytes"] > 0 and r["s1_sent_bytes"] > 0
+PY
 "${MPIRUN[@]}" -np 3 "$BIN" train --config=job.pbtxt --servers=1 --resume | tee resume.log
 grep -q "resumed from .*step-120" resume.log || { echo "FAIL: did not resume"; exit 1; }
 grep -q '"split":"test"' metrics.jsonl || { echo "FAIL: no test metrics written"; exit 1; }

@@ -6,6 +6,7 @@
 
 #include "ps/ps_client.h"
 #include "ps/ps_server.h"
+#include "ps/sharding.h"
 #include "ps/wire.h"
 
 namespace attnps::ps {
@@ -184,6 +185,51 @@ TEST_P(PsRuntimeTest, SaveWithTwoServersLoadWithOne) {
   EXPECT_EQ(rows[1], 400u);
   EXPECT_EQ(Pull(c, keys), saved);
   fs::remove_all(dir);
+}
+
+// Each worker's count of its traffic with each server equals the server's count of the same
+// traffic, and the bytes go where the keys are: keys of server 0 only load server 0.
+TEST_P(PsRuntimeTest, PerServerTrafficMatchesWhatEachServerCounted) {
+  Job job(2, 2, GetParam());
+  std::vector<uint64_t> on_server0;
+  for (uint64_t k = 1; on_server0.size() < 300; ++k) {
+    if (ServerOf(k, 2) == 0) on_server0.push_back(k);
+  }
+  const auto spread = Keys(300);
+  auto work = [&](int w) {
+    PsClient& c = job.client(w);
+    const auto& keys = w == 0 ? on_server0 : spread;
+    const std::vector<float> grads(keys.size() * 4, 0.1f);
+    for (int r = 0; r < 5; ++r) {
+      Pull(c, keys);
+      EXPECT_TRUE(c.Wait(c.Push(1, keys.data(), 300, 4, grads.data(), r)).ok());
+    }
+    EXPECT_TRUE(c.Barrier().ok());
+  };
+  std::thread other(work, 1);
+  work(0);
+  other.join();
+  for (int w = 0; w < 2; ++w) {
+    std::map<uint32_t, uint64_t> rows;
+    std::vector<PeerTraffic> counted;
+    ASSERT_TRUE(job.client(w).Stats(&rows, &counted).ok());
+    const std::vector<PeerTraffic> mine = job.client(w).Traffic();
+    ASSERT_EQ(counted.size(), 2u);
+    for (int s = 0; s < 2; ++s) {
+      SCOPED_TRACE("worker " + std::to_string(w) + " server " + std::to_string(s));
+      EXPECT_EQ(mine[s].sent_bytes, counted[s].received_bytes);
+      EXPECT_EQ(mine[s].sent_messages, counted[s].received_messages);
+      const uint64_t keyed = w == 0 && s == 1 ? 0 : 5 * 2;  // pulls and pushes (none: no keys)
+      EXPECT_EQ(counted[s].received_messages, keyed + 2);   // and the barrier and the stats
+      // The stats reply is in this client's count and not yet in the server's.
+      EXPECT_EQ(mine[s].received_messages, counted[s].sent_messages + 1);
+      EXPECT_GT(mine[s].received_bytes, counted[s].sent_bytes);
+    }
+  }
+  const std::vector<PeerTraffic> skewed = job.client(0).Traffic();
+  EXPECT_GT(skewed[0].sent_bytes, 50 * skewed[1].sent_bytes);  // server 1: control messages only
+  const std::vector<PeerTraffic> even = job.client(1).Traffic();
+  EXPECT_NEAR(static_cast<double>(even[0].sent_bytes) / even[1].sent_bytes, 1.0, 0.3);
 }
 
 INSTANTIATE_TEST_SUITE_P(Serving, PsRuntimeTest,

@@ -6,7 +6,9 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
+#include "ps/sharding.h"
 #include "tests/worker/local_job.h"
 #include "worker/checkpoint.h"
 #include "worker/config/job_config.h"
@@ -177,6 +179,80 @@ TEST(TrainerTest, MetricsRecordsCarryTheStepTimeSplitAndTheBytesMoved) {
   const double pulled = field("pulled_bytes");
   EXPECT_GT(pulled, 0);
   EXPECT_EQ(pulled, field("pushed_bytes"));
+}
+
+// A metrics field's value in a JSON line; -1 when it is missing.
+double Field(const std::string& line, const std::string& name) {
+  const size_t at = line.find("\"" + name + "\":");
+  return at == std::string::npos ? -1.0 : std::atof(line.c_str() + at + name.size() + 3);
+}
+
+// The first metrics record of a 2-server DIN job on data whose item and category ids are mapped
+// through `id` (a function of the id in WriteData's file).
+std::string FirstRecordOfAJobOn(const std::string& name, uint64_t (*id)(uint64_t)) {
+  const std::string dir = FreshDir(name);
+  WriteData(dir, 400, 6);
+  std::ifstream in(dir + "/train.tsv");
+  std::ofstream out(dir + "/mapped.tsv");
+  std::string line;
+  while (std::getline(in, line)) {
+    size_t start = 0;
+    for (int column = 0; start <= line.size(); ++column) {  // empty fields kept
+      const size_t end = std::min(line.find('\t', start), line.size());
+      const std::string field = line.substr(start, end - start);
+      start = end + 1;
+      if (column > 0) out << '\t';
+      if (column < 2) {  // label, user
+        out << field;
+        continue;
+      }
+      std::istringstream ids(field);
+      std::string one;
+      for (int i = 0; std::getline(ids, one, ','); ++i)
+        out << (i ? "," : "") << id(std::stoull(one));
+    }
+    out << '\n';
+  }
+  out.close();
+  fs::rename(dir + "/mapped.tsv", dir + "/train.tsv");
+  config::JobConfig c = Config(dir, "din {}");
+  c.mutable_checkpoint()->clear_dir();
+  TrainerOptions options;
+  options.metrics_out = dir + "/metrics.jsonl";
+  const Status st = testing_local::RunLocally(c, options);
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  std::ifstream metrics(options.metrics_out);
+  std::getline(metrics, line);
+  return line;
+}
+
+// The i-th key (from 1) that server 0 of 2 owns.
+uint64_t OnServer0(uint64_t i) {
+  uint64_t k = 0;
+  for (uint64_t found = 0; found < i;) found += ps::ServerOf(++k, 2) == 0;
+  return k;
+}
+
+TEST(TrainerTest, PerServerTrafficShowsASkewedShard) {
+  const std::string even = FirstRecordOfAJobOn("traffic_even", [](uint64_t k) { return k; });
+  const std::string skewed = FirstRecordOfAJobOn("traffic_skewed", OnServer0);
+  for (const std::string& line : {even, skewed}) {
+    for (const char* f : {"s0_sent_bytes", "s1_sent_bytes", "s0_received_bytes", "sent_bytes",
+                          "s0_sent_messages", "unique_key_ratio", "allreduce_bytes"}) {
+      EXPECT_GE(Field(line, f), 0) << f << " missing in " << line;
+    }
+    EXPECT_NEAR(Field(line, "sent_bytes"),
+                Field(line, "s0_sent_bytes") + Field(line, "s1_sent_bytes"),
+                1e-3 * Field(line, "sent_bytes"));
+    EXPECT_GT(Field(line, "unique_key_ratio"), 0);
+    EXPECT_LE(Field(line, "unique_key_ratio"), 1);
+  }
+  const double even_ratio = Field(even, "s0_sent_bytes") / Field(even, "s1_sent_bytes");
+  EXPECT_GT(even_ratio, 0.6) << even;
+  EXPECT_LT(even_ratio, 1.6) << even;
+  // Every key on server 0: server 1 gets no pulls or pushes, and its bytes show it.
+  EXPECT_GT(Field(skewed, "s0_sent_bytes"), 20 * Field(skewed, "s1_sent_bytes")) << skewed;
+  EXPECT_GT(Field(skewed, "s0_received_bytes"), 20 * Field(skewed, "s1_received_bytes")) << skewed;
 }
 
 TEST(TrainerTest, AMetricSwitchedOffIsNotReported) {

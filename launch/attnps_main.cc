@@ -2,7 +2,7 @@
 //
 //   attnps prepare --format=... --out=DIR ...             data preparation (no MPI)
 //   attnps train   --config=FILE [--resume [--checkpoint=STEP_DIR]] [--overwrite] [--metrics_out=F]
-//                  [--servers=S] [--set=a.b=v]...
+//                  [--tensorboard_dir=DIR] [--servers=S] [--set=a.b=v]...
 //   attnps eval    --config=FILE [--checkpoint=STEP_DIR] [--servers=S] [--set=...]
 //   attnps predict --config=FILE --input=CTR_FILE --output=FILE [--checkpoint=STEP_DIR]
 //
@@ -42,7 +42,7 @@ constexpr char kUsage[] =
     "  prepare --format=movielens|sasrec|amazon|taobao|synthetic --out=DIR ...\n"
     "  train   --config=FILE [--resume [--checkpoint=STEP_DIR]] [--overwrite] "
     "[--metrics_out=FILE]\n"
-    "          [--servers=S] [--set=path=value]...\n"
+    "          [--tensorboard_dir=DIR] [--servers=S] [--set=path=value]...\n"
     "  eval    --config=FILE [--checkpoint=STEP_DIR] [--servers=S] [--set=path=value]...\n"
     "  predict --config=FILE --input=CTR_FILE --output=FILE [--checkpoint=STEP_DIR] [--set=...]\n"
     "  retrieve --config=FILE --input=HISTORIES --output=FILE [--topk=N] [--checkpoint=STEP_DIR]\n"
@@ -60,6 +60,7 @@ constexpr char kJobFlags[] =
     "  --resume              continue from the checkpoint (LATEST, or --checkpoint)\n"
     "  --overwrite           delete the checkpoints already in checkpoint.dir and start anew\n"
     "  --metrics_out=FILE    JSON lines of the evaluations (default: metrics.out_path)\n"
+    "  --tensorboard_dir=DIR the same records as TensorBoard scalars (an event file in DIR)\n"
     "predict only:\n"
     "  --input=CTR_FILE      samples to score; --output=FILE gets one score per input line\n"
     "                        (nan for a blank or malformed line)\n"
@@ -72,7 +73,7 @@ constexpr char kJobFlags[] =
     "config\n";
 
 struct Flags {
-  std::string command, config, metrics_out, checkpoint, input, output;
+  std::string command, config, metrics_out, tensorboard_dir, checkpoint, input, output;
   bool resume = false, overwrite = false, help = false;
   int servers = 0;  // 0: from the config
   std::vector<std::string> overrides;
@@ -100,8 +101,8 @@ bool ParseFlags(const std::vector<std::string>& args, Flags* f, std::string* err
     };
     std::string v;
     if (take("config", &f->config) || take("metrics_out", &f->metrics_out) ||
-        take("checkpoint", &f->checkpoint) || take("input", &f->input) ||
-        take("output", &f->output)) {
+        take("tensorboard_dir", &f->tensorboard_dir) || take("checkpoint", &f->checkpoint) ||
+        take("input", &f->input) || take("output", &f->output)) {
       continue;
     }
     if (a == "--help" || a == "-h") {
@@ -134,8 +135,10 @@ bool ParseFlags(const std::vector<std::string>& args, Flags* f, std::string* err
   if (f->command == "retrieve" && (f->input.empty() || f->output.empty())) {
     return *error = "retrieve needs --input=HISTORIES and --output=FILE", false;
   }
-  if (f->command != "train" && (f->resume || f->overwrite || !f->metrics_out.empty())) {
-    return *error = "--resume, --overwrite and --metrics_out are train flags", false;
+  if (f->command != "train" &&
+      (f->resume || f->overwrite || !f->metrics_out.empty() || !f->tensorboard_dir.empty())) {
+    return *error = "--resume, --overwrite, --metrics_out and --tensorboard_dir are train flags",
+           false;
   }
   if (f->resume && f->overwrite)
     return *error = "--resume and --overwrite exclude each other", false;
@@ -219,6 +222,7 @@ int RunWorker(ps::JobRuntime* runtime, const config::JobConfig& config, const Fl
   options.resume = f.resume;
   options.overwrite = f.overwrite;
   options.metrics_out = f.metrics_out;
+  options.tensorboard_dir = f.tensorboard_dir;
   options.checkpoint_step = f.checkpoint;
   options.predict_input = f.input;
   options.predict_output = f.output;

@@ -36,6 +36,12 @@ void StepTimings::AddTraffic(const std::vector<ps::PeerTraffic>& traffic,
   allreduce_bytes_ += allreduce_bytes;
 }
 
+double StepTimings::seconds() const {
+  double sum = 0;
+  for (double s : seconds_) sum += s;
+  return sum;
+}
+
 std::string StepTimings::Summary() const {
   if (steps_ == 0) return "";
   std::string out;

@@ -49,8 +49,14 @@ class StepTimings {
     unique_keys_ += unique;
     lookups_ += lookups;
   }
-  void EndStep() { ++steps_; }
+  void EndStep(int64_t samples) {
+    ++steps_;
+    samples_ += samples;
+  }
   int64_t steps() const { return steps_; }
+  int64_t samples() const { return samples_; }
+  // The phases' sum: the steps' time.
+  double seconds() const;
   void Reset() { *this = StepTimings(); }
 
   // Per step: "data 0.12 pull 0.30 gather 0.20 compute 2.10 scatter 0.15 push 0.05 allreduce
@@ -69,7 +75,7 @@ class StepTimings {
   uint64_t pulled_ = 0, pushed_ = 0;
   std::vector<ps::PeerTraffic> traffic_;  // per server
   uint64_t allreduce_bytes_ = 0, unique_keys_ = 0, lookups_ = 0;
-  int64_t steps_ = 0;
+  int64_t steps_ = 0, samples_ = 0;
 };
 
 }  // namespace attnps::worker

@@ -27,6 +27,26 @@ namespace {
 
 namespace fs = std::filesystem;
 
+double WallSeconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// A metrics record as TensorBoard scalars: the evaluation's under "<split>/", the training
+// fields (record.extra from first_train_field on) under "train/".
+std::vector<std::pair<std::string, double>> TensorBoardScalars(const metrics::Record& r,
+                                                               size_t first_train_field) {
+  const std::string eval = r.split + "/";
+  std::vector<std::pair<std::string, double>> scalars = {
+      {eval + "auc", r.auc},         {eval + "gauc", r.gauc},
+      {eval + "logloss", r.logloss}, {eval + "samples", static_cast<double>(r.samples)},
+      {"train/time_s", r.time_s},    {"train/epoch", static_cast<double>(r.epoch)}};
+  for (size_t i = 0; i < r.extra.size(); ++i) {
+    scalars.emplace_back((i < first_train_field ? eval : "train/") + r.extra[i].first,
+                         r.extra[i].second);
+  }
+  return scalars;
+}
+
 double Now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
@@ -337,6 +357,10 @@ Status Trainer::CheckPaths() {
   if (options_.kind == JobKind::kTrain && !options_.metrics_out.empty()) {
     ATTNPS_RETURN_IF_ERROR(CheckWritable("metrics.out_path", options_.metrics_out, true));
   }
+  if (options_.kind == JobKind::kTrain && !options_.tensorboard_dir.empty()) {
+    ATTNPS_RETURN_IF_ERROR(metrics::TensorBoardWriter::Open(options_.tensorboard_dir, &tensorboard_)
+                               .WithContext("--tensorboard_dir"));
+  }
   return Status::Ok();
 }
 
@@ -635,8 +659,7 @@ Status Trainer::Train() {
     if (!(st = DenseUpdate(&mark)).ok()) break;
     train_seconds_ += Now() - step_start;
     CountTraffic();
-    progress_timings_.EndStep();
-    record_timings_.EndStep();
+    for (StepTimings* t : {&progress_timings_, &record_timings_}) t->EndStep(result.samples);
     ++step_;
     Progress(result.loss, false);
     if (flags[1] > 0) st = SaveCheckpoint();
@@ -678,14 +701,25 @@ Status Trainer::EvaluateAndLog(const std::string& split) {
               static_cast<long long>(step_), split.c_str(), MetricsText(record, 4).c_str(),
               static_cast<long long>(record.samples), Now() - t0);
   std::fflush(stdout);
-  if (options_.metrics_out.empty()) return Status::Ok();
+  if (options_.metrics_out.empty() && tensorboard_ == nullptr) return Status::Ok();
   record.step = step_;
   record.epoch = epoch_;
   record.split = split;
   record.time_s = Now() - start_time_;
+  const size_t eval_fields = record.extra.size();  // the task's; the training fields follow
   record.extra.push_back({"train_loss", loss_ema_});
+  if (record_timings_.seconds() > 0) {
+    record.extra.push_back(
+        {"train_samples_per_s",
+         record_timings_.samples() * runtime_->num_workers() / record_timings_.seconds()});
+  }
   for (const auto& field : record_timings_.Fields()) record.extra.push_back(field);
   record_timings_.Reset();
+  if (tensorboard_ != nullptr) {
+    ATTNPS_RETURN_IF_ERROR(
+        tensorboard_->Add(step_, WallSeconds(), TensorBoardScalars(record, eval_fields)));
+  }
+  if (options_.metrics_out.empty()) return Status::Ok();
   const fs::path parent = fs::path(options_.metrics_out).parent_path();
   std::error_code error;
   if (!parent.empty()) fs::create_directories(parent, error);

@@ -25,6 +25,7 @@
 #include "worker/config/job_config.h"
 #include "worker/device.h"
 #include "worker/metrics/metrics.h"
+#include "worker/metrics/tensorboard.h"
 #include "worker/models/dense_model.h"
 #include "worker/sample_stream.h"
 #include "worker/sparse_pipeline.h"
@@ -37,9 +38,12 @@ enum class JobKind { kTrain, kEval, kPredict };
 
 struct TrainerOptions {
   JobKind kind = JobKind::kTrain;
-  bool resume = false;          // train: continue from <checkpoint.dir>/LATEST (or checkpoint_step)
-  bool overwrite = false;       // train: delete the checkpoints already in checkpoint.dir
-  std::string metrics_out;      // overrides metrics.out_path when non-empty
+  bool resume = false;      // train: continue from <checkpoint.dir>/LATEST (or checkpoint_step)
+  bool overwrite = false;   // train: delete the checkpoints already in checkpoint.dir
+  std::string metrics_out;  // overrides metrics.out_path when non-empty
+  // train: worker 0 also writes each metrics record as TensorBoard scalars (tags
+  // <split>/<field>) to an event file there; "" = none.
+  std::string tensorboard_dir;
   std::string checkpoint_step;  // a step directory instead of LATEST (eval, predict, resume)
   std::string predict_input, predict_output;  // predict: checked at Init
 };
@@ -164,6 +168,7 @@ class Trainer {
   StepTimings progress_timings_;               // since the last progress line
   std::vector<ps::PeerTraffic> traffic_seen_;  // the client's traffic at the last step's end
   StepTimings record_timings_;                 // since the last metrics record
+  std::unique_ptr<metrics::TensorBoardWriter> tensorboard_;  // chief, with tensorboard_dir
 };
 
 }  // namespace attnps::worker

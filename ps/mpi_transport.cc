@@ -21,7 +21,21 @@ void MpiFatal(const char* expr, int rc) {
   __builtin_unreachable();
 }
 
+// Open MPI's TCP transport sends a message above btl_tcp_eager_limit (64 KB by default) by
+// rendezvous, and the rest of it moves only while the sender is inside an MPI call: a push or a
+// pull reply of 100 KB then waits for the sender's next step instead of overlapping its compute
+// (2.5x slower steps across emulated hosts, docs/scaling.md). Eager messages up to 4 MB (a
+// request of max_keys_per_request keys fits) go at once. A value the user set (environment, or
+// mpirun --mca, which sets the same variables) is kept.
+void PreferEagerTcp() {
+  for (const char* name : {"OMPI_MCA_btl_tcp_eager_limit", "OMPI_MCA_btl_tcp_rndv_eager_limit",
+                           "OMPI_MCA_btl_tcp_max_send_size"}) {
+    setenv(name, "4194304", /*overwrite=*/0);
+  }
+}
+
 MpiSession::MpiSession(int* argc, char*** argv) {
+  PreferEagerTcp();
   int initialized = 0;
   ATTNPS_MPI_CHECK(MPI_Initialized(&initialized));
   CHECK(!initialized) << "MpiSession: MPI already initialized";

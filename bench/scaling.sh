@@ -10,11 +10,12 @@
 #   bash bench/scaling.sh [--config=FILE] [--hosts="2 4"] [--rates="200mbit 1gbit"]
 #                         [--layouts="1+1 1+2 2+2"] [--modes="strong weak"] [--batch=256]
 #                         [--warmup=30] [--steps=200] [--max_procs=8] [--repeats=2]
-#                         [--mpi_args="--mca k v ..."] [--out=runs/scaling]
+#                         [--mpi_args="--mca k v ..."] [--out=runs/scaling] [--plot_only]
 #
 # --layouts: servers+workers per host; a layout runs where hosts x (servers + workers) <=
 # --max_procs (these machines have 2 cores: more processes only measure the oversubscription).
 # --batch: per worker in weak scaling; strong scaling keeps batch x (1-host workers) global.
+# --plot_only: only redraw the plots from <out>/scaling.csv.
 # --repeats: runs per configuration; the row is the fastest (the VM's noise only slows runs down).
 # Root only (network namespaces); about 8 minutes with the defaults. Writes <out>/scaling.csv,
 # <out>/throughput.png, <out>/efficiency.png, <out>/breakdown.png and <out>/logs/. Then
@@ -24,7 +25,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="${ATTNPS_BIN:-$ROOT/build/attnps}"
 CONFIG="" HOSTS="2 4" RATES="200mbit 1gbit" LAYOUTS="1+1 1+2 2+2" MODES="strong weak"
-BATCH=256 WARMUP=30 STEPS=200 MAX_PROCS=8 REPEATS=2 OUT="runs/scaling" MPI_EXTRA=()
+BATCH=256 WARMUP=30 STEPS=200 MAX_PROCS=8 REPEATS=2 OUT="runs/scaling" MPI_EXTRA=() PLOT_ONLY=0
 for a in "$@"; do
   case "$a" in
     --config=*) CONFIG="${a#*=}" ;; --hosts=*) HOSTS="${a#*=}" ;; --rates=*) RATES="${a#*=}" ;;
@@ -32,11 +33,12 @@ for a in "$@"; do
     --warmup=*) WARMUP="${a#*=}" ;; --steps=*) STEPS="${a#*=}" ;; --max_procs=*) MAX_PROCS="${a#*=}" ;;
     --repeats=*) REPEATS="${a#*=}" ;; --out=*) OUT="${a#*=}" ;;
     --mpi_args=*) read -r -a MPI_EXTRA <<<"${a#*=}" ;;
+    --plot_only) PLOT_ONLY=1 ;;
     -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "scaling.sh: unknown flag $a (--help)" >&2; exit 2 ;;
   esac
 done
-[ "$(id -u)" = 0 ] || { echo "scaling.sh: needs root (network namespaces)" >&2; exit 1; }
+[ "$PLOT_ONLY" = 1 ] || [ "$(id -u)" = 0 ] || { echo "scaling.sh: needs root (network namespaces)" >&2; exit 1; }
 [ -x "$BIN" ] || { echo "scaling.sh: no $BIN (bash launch/setup.sh build)" >&2; exit 1; }
 command -v gnuplot >/dev/null || {
   echo "scaling.sh: installing gnuplot-nox for the plots"
@@ -50,6 +52,8 @@ mkdir -p "$OUT/logs"
 OUT="$(cd "$OUT" && pwd)"
 trap 'bash "$ROOT/launch/emulated_cluster.sh" down >/dev/null 2>&1 || true' EXIT
 start=$(date +%s)
+CSV="$OUT/scaling.csv"
+if [ "$PLOT_ONLY" = 0 ]; then
 
 # Data: the synthetic set, one copy every host reads (the namespaces share the file system).
 DATA="$OUT/data"
@@ -66,7 +70,6 @@ JOB=(train --config="$CONFIG" --set=data.train_path="$DATA/train.tsv"
      --set=checkpoint.every_minutes=0 --set=checkpoint.save_at_end=false --set=train.threads=1
      --set=train.progress_seconds=1000 --set=train.eval_every_steps="$WARMUP"
      --set=train.max_steps=$((WARMUP + STEPS)) --set=train.epochs=100)
-CSV="$OUT/scaling.csv"
 echo "mode,hosts,servers,workers,threads,batch,global_batch,link_rate,link_rtt_us,link_mbps,procs,cores,oversubscribed,samples_per_s,step_ms,step_ms_data,step_ms_pull_wait,step_ms_gather,step_ms_compute,step_ms_scatter,step_ms_push,step_ms_allreduce,step_ms_dense_update,peer_sent_bytes_mean,peer_sent_bytes_max,peer_received_bytes_mean,peer_received_bytes_max,peer_sent_messages,peer_received_messages,pulled_bytes,pushed_bytes,allreduce_bytes,unique_key_ratio,efficiency" >"$CSV"
 
 # run MODE HOSTS S W RATE RTT MBPS BATCH LABEL [mpirun network flags...]: one job, one CSV row.
@@ -155,6 +158,7 @@ for rate in $RATES; do
   done
 done
 bash "$ROOT/launch/emulated_cluster.sh" down >/dev/null
+fi  # PLOT_ONLY
 
 # Plots: one line per (mode, link rate); x = processes.
 cd "$OUT"
@@ -174,11 +178,10 @@ with open("breakdown.dat", "w") as f:
     f.write("run data pull_wait gather compute scatter push allreduce dense\n")
     for r in rows:
         h = int(r["hosts"])
-    label = "%s/%dh/%d+%d/%s" % (r["mode"], h, int(r["servers"]) // h, int(r["workers"]) // h,
-                                 r["link_rate"])
+        label = "%s/%dh/%d+%d/%s" % (r["mode"], h, int(r["servers"]) // h,
+                                     int(r["workers"]) // h, r["link_rate"])
         f.write(label + " " + " ".join(r["step_ms_" + p] for p in
                 ["data", "pull_wait", "gather", "compute", "scatter", "push", "allreduce", "dense_update"]) + "\n")
-print(len(series))
 PY
 n=$(( $(grep -c '^"' series.dat) - 1 ))
 gnuplot <<GP

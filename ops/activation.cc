@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "ops/device_dispatch.h"
 #include "ops/fast_math.h"
 #include "ops/parallel.h"
 #include "ops/shape_check.h"
@@ -39,11 +40,11 @@ void ReduceRowBlocks(int64_t rows, int64_t width, int64_t cost_per_row, T* out, 
 }
 
 void CheckUnaryForward(const char* op, const Tensor& x, const Tensor& y) {
-  ShapeCheck(op).Like("x", x, x).Like("y", y, x).Done();
+  ShapeCheck(op, x.device()).Like("x", x, x).Like("y", y, x).Done();
 }
 
 void CheckUnaryBackward(const char* op, const Tensor& y, const Tensor& dy, const Tensor* dx) {
-  ShapeCheck check(op);
+  ShapeCheck check(op, y.device());
   check.Like("y", y, y).Like("dy", dy, y);
   if (dx) check.Like("dx", *dx, y);
   check.Done();
@@ -78,8 +79,7 @@ namespace {
 
 // y = kernel(x) elementwise, in parallel chunks; `cost` is the kernel's work per element.
 template <typename Kernel>
-void UnaryForward(const char* op, const Tensor& x, Tensor* y, int64_t cost, Kernel kernel) {
-  CheckUnaryForward(op, x, *y);
+void UnaryForward(const Tensor& x, Tensor* y, int64_t cost, Kernel kernel) {
   const float* xd = x.data();
   float* yd = y->data();
   ForChunks(x.numel(), cost,
@@ -88,9 +88,7 @@ void UnaryForward(const char* op, const Tensor& x, Tensor* y, int64_t cost, Kern
 
 // dx += kernel(y, dy) elementwise, from the forward output y.
 template <typename Kernel>
-void UnaryBackward(const char* op, const Tensor& y, const Tensor& dy, Tensor* dx, int64_t cost,
-                   Kernel kernel) {
-  CheckUnaryBackward(op, y, dy, dx);
+void UnaryBackward(const Tensor& y, const Tensor& dy, Tensor* dx, int64_t cost, Kernel kernel) {
   if (!dx) return;
   const float *yd = y.data(), *g = dy.data();
   float* gx = dx->data();
@@ -101,24 +99,40 @@ void UnaryBackward(const char* op, const Tensor& y, const Tensor& dy, Tensor* dx
 
 }  // namespace
 
-void ReluForward(const Tensor& x, Tensor* y) { UnaryForward("relu_forward", x, y, 1, ReluKernel); }
+void ReluForward(const Tensor& x, Tensor* y) {
+  CheckUnaryForward("relu_forward", x, *y);
+  ATTNPS_RUN_ON_CUDA(x, ReluForward(x, y));
+  UnaryForward(x, y, 1, ReluKernel);
+}
 
 void ReluBackward(const Tensor& y, const Tensor& dy, Tensor* dx) {
-  UnaryBackward("relu_backward", y, dy, dx, 2, ReluGradKernel);
+  CheckUnaryBackward("relu_backward", y, dy, dx);
+  ATTNPS_RUN_ON_CUDA(y, ReluBackward(y, dy, dx));
+  UnaryBackward(y, dy, dx, 2, ReluGradKernel);
 }
 
 void SigmoidForward(const Tensor& x, Tensor* y) {
-  UnaryForward("sigmoid_forward", x, y, 20, SigmoidKernel);
+  CheckUnaryForward("sigmoid_forward", x, *y);
+  ATTNPS_RUN_ON_CUDA(x, SigmoidForward(x, y));
+  UnaryForward(x, y, 20, SigmoidKernel);
 }
 
 void SigmoidBackward(const Tensor& y, const Tensor& dy, Tensor* dx) {
-  UnaryBackward("sigmoid_backward", y, dy, dx, 4, SigmoidGradKernel);
+  CheckUnaryBackward("sigmoid_backward", y, dy, dx);
+  ATTNPS_RUN_ON_CUDA(y, SigmoidBackward(y, dy, dx));
+  UnaryBackward(y, dy, dx, 4, SigmoidGradKernel);
 }
 
-void TanhForward(const Tensor& x, Tensor* y) { UnaryForward("tanh_forward", x, y, 20, TanhKernel); }
+void TanhForward(const Tensor& x, Tensor* y) {
+  CheckUnaryForward("tanh_forward", x, *y);
+  ATTNPS_RUN_ON_CUDA(x, TanhForward(x, y));
+  UnaryForward(x, y, 20, TanhKernel);
+}
 
 void TanhBackward(const Tensor& y, const Tensor& dy, Tensor* dx) {
-  UnaryBackward("tanh_backward", y, dy, dx, 4, TanhGradKernel);
+  CheckUnaryBackward("tanh_backward", y, dy, dx);
+  ATTNPS_RUN_ON_CUDA(y, TanhBackward(y, dy, dx));
+  UnaryBackward(y, dy, dx, 4, TanhGradKernel);
 }
 
 namespace {
@@ -209,11 +223,12 @@ void BatchStatistics(const float* x, int64_t rows, int64_t cols, std::vector<dou
 
 void PreluForward(const Tensor& x, const Tensor& alpha, Tensor* y) {
   Dim n("N"), c("C");
-  ShapeCheck("prelu_forward")
+  ShapeCheck("prelu_forward", x.device())
       .Arg("x", x, {&n, &c})
       .Arg("alpha", alpha, {&c})
       .Arg("y", *y, {&n, &c})
       .Done();
+  ATTNPS_RUN_ON_CUDA(x, PreluForward(x, alpha, y));
   const int64_t cols = c.value();
   const float *xd = x.data(), *a = alpha.data();
   float* yd = y->data();
@@ -224,11 +239,12 @@ void PreluForward(const Tensor& x, const Tensor& alpha, Tensor* y) {
 void PreluBackward(const Tensor& x, const Tensor& alpha, const Tensor& dy, Tensor* dx,
                    Tensor* dalpha) {
   Dim n("N"), c("C");
-  ShapeCheck check("prelu_backward");
+  ShapeCheck check("prelu_backward", x.device());
   check.Arg("x", x, {&n, &c}).Arg("alpha", alpha, {&c}).Arg("dy", dy, {&n, &c});
   if (dx) check.Arg("dx", *dx, {&n, &c});
   if (dalpha) check.Arg("dalpha", *dalpha, {&c});
   check.Done();
+  ATTNPS_RUN_ON_CUDA(x, PreluBackward(x, alpha, dy, dx, dalpha));
   const int64_t rows = n.value(), cols = c.value();
   const float *xd = x.data(), *a = alpha.data(), *g = dy.data();
   if (dx) {
@@ -250,7 +266,7 @@ void DiceForward(const Tensor& x, const Tensor& alpha, Mode mode, const DiceOpti
                  Tensor* running_mean, Tensor* running_var, Tensor* y, Tensor* saved_mean,
                  Tensor* saved_rstd) {
   Dim n("N"), c("C");
-  ShapeCheck("dice_forward")
+  ShapeCheck("dice_forward", x.device())
       .Arg("x", x, {&n, &c})
       .Arg("alpha", alpha, {&c})
       .Arg("running_mean", *running_mean, {&c})
@@ -262,6 +278,8 @@ void DiceForward(const Tensor& x, const Tensor& alpha, Mode mode, const DiceOpti
       .Require(options.momentum >= 0.0f && options.momentum <= 1.0f, "0 <= momentum <= 1")
       .Require(mode == Mode::kInference || n.value() > 0, "N > 0 in training")
       .Done();
+  ATTNPS_RUN_ON_CUDA(x, DiceForward(x, alpha, mode, options, running_mean, running_var, y,
+                                    saved_mean, saved_rstd));
   const int64_t rows = n.value(), cols = c.value();
   const float* xd = x.data();
   float *mean = saved_mean->data(), *rstd = saved_rstd->data();
@@ -291,13 +309,14 @@ void DiceForward(const Tensor& x, const Tensor& alpha, Mode mode, const DiceOpti
 void DiceBackward(const Tensor& x, const Tensor& alpha, Mode mode, const Tensor& saved_mean,
                   const Tensor& saved_rstd, const Tensor& dy, Tensor* dx, Tensor* dalpha) {
   Dim n("N"), c("C");
-  ShapeCheck check("dice_backward");
+  ShapeCheck check("dice_backward", x.device());
   check.Arg("x", x, {&n, &c}).Arg("alpha", alpha, {&c});
   check.Arg("saved_mean", saved_mean, {&c}).Arg("saved_rstd", saved_rstd, {&c});
   check.Arg("dy", dy, {&n, &c});
   if (dx) check.Arg("dx", *dx, {&n, &c});
   if (dalpha) check.Arg("dalpha", *dalpha, {&c});
   check.Done();
+  ATTNPS_RUN_ON_CUDA(x, DiceBackward(x, alpha, mode, saved_mean, saved_rstd, dy, dx, dalpha));
   const int64_t rows = n.value(), cols = c.value();
   const bool training = mode == Mode::kTraining;
   const float *xd = x.data(), *a = alpha.data(), *g = dy.data();

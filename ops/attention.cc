@@ -5,6 +5,7 @@
 #include <string>
 
 #include "ops/blas.h"
+#include "ops/device_dispatch.h"
 #include "ops/fast_math.h"
 #include "ops/linear.h"
 #include "ops/parallel.h"
@@ -207,11 +208,12 @@ AdditiveSizes CheckAdditive(const char* op, const Tensor& q, const Tensor& k, co
 
 void MaskedSoftmaxForward(const Tensor& x, const Tensor& mask, float scale, Tensor* y) {
   Dim n("N"), t("T");
-  ShapeCheck("masked_softmax_forward")
+  ShapeCheck("masked_softmax_forward", x.device())
       .Arg("x", x, {&n, &t})
       .Optional("mask", mask, {&n, &t})
       .Arg("y", *y, {&n, &t})
       .Done();
+  ATTNPS_RUN_ON_CUDA(x, MaskedSoftmaxForward(x, mask, scale, y));
   const int64_t cols = t.value();
   const float* xd = x.data();
   const float* md = mask.empty() ? nullptr : mask.data();
@@ -223,10 +225,11 @@ void MaskedSoftmaxForward(const Tensor& x, const Tensor& mask, float scale, Tens
 
 void MaskedSoftmaxBackward(const Tensor& y, const Tensor& dy, float scale, Tensor* dx) {
   Dim n("N"), t("T");
-  ShapeCheck check("masked_softmax_backward");
+  ShapeCheck check("masked_softmax_backward", y.device());
   check.Arg("y", y, {&n, &t}).Arg("dy", dy, {&n, &t});
   if (dx != nullptr) check.Arg("dx", *dx, {&n, &t});
   check.Done();
+  ATTNPS_RUN_ON_CUDA(y, MaskedSoftmaxBackward(y, dy, scale, dx));
   if (dx == nullptr) return;
   const int64_t cols = t.value();
   const float* yd = y.data();

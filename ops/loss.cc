@@ -6,6 +6,7 @@
 #include <string>
 
 #include "ops/blas.h"
+#include "ops/device_dispatch.h"
 #include "ops/fast_math.h"
 #include "ops/parallel.h"
 #include "ops/shape_check.h"
@@ -61,9 +62,10 @@ SeqSizes CheckDien(ShapeCheck* check, const Tensor& h, const Tensor& e_pos, cons
 // ---- Binary cross-entropy with logits ----------------------------------------------------------
 
 double BceWithLogitsForward(const Tensor& logits, const Tensor& labels, const Tensor& weights) {
-  ShapeCheck check("bce_with_logits_forward");
+  ShapeCheck check("bce_with_logits_forward", logits.device());
   const int64_t n = CheckBce(&check, logits, labels, weights);
   check.Done();
+  ATTNPS_RETURN_ON_CUDA(logits, BceWithLogitsForward(logits, labels, weights));
   if (n == 0) return 0.0;
   const float* x = logits.data();
   const float* y = labels.data();
@@ -78,10 +80,11 @@ double BceWithLogitsForward(const Tensor& logits, const Tensor& labels, const Te
 
 void BceWithLogitsBackward(const Tensor& logits, const Tensor& labels, const Tensor& weights,
                            float dloss, Tensor* dlogits) {
-  ShapeCheck check("bce_with_logits_backward");
+  ShapeCheck check("bce_with_logits_backward", logits.device());
   const int64_t n = CheckBce(&check, logits, labels, weights);
   if (dlogits) check.Like("dlogits", *dlogits, logits);
   check.Done();
+  ATTNPS_RUN_ON_CUDA(logits, BceWithLogitsBackward(logits, labels, weights, dloss, dlogits));
   if (!dlogits || n == 0) return;
   const float scale = dloss / static_cast<float>(n);
   const float* x = logits.data();

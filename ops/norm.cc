@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "ops/device_dispatch.h"
 #include "ops/parallel.h"
 #include "ops/random.h"
 #include "ops/shape_check.h"
@@ -99,7 +100,7 @@ void DropoutGradRows(const float* __restrict mask, const float* __restrict g, in
 void LayerNormForward(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps,
                       Tensor* y, Tensor* mean, Tensor* rstd) {
   Dim n("N"), c("C");
-  ShapeCheck("layer_norm_forward")
+  ShapeCheck("layer_norm_forward", x.device())
       .Arg("x", x, {&n, &c})
       .Arg("gamma", gamma, {&c})
       .Arg("beta", beta, {&c})
@@ -109,6 +110,7 @@ void LayerNormForward(const Tensor& x, const Tensor& gamma, const Tensor& beta, 
       .Require(eps > 0.0f, "eps > 0")
       .Require(c.value() > 0, "C > 0")
       .Done();
+  ATTNPS_RUN_ON_CUDA(x, LayerNormForward(x, gamma, beta, eps, y, mean, rstd));
   const int64_t cols = c.value();
   const float *xd = x.data(), *w = gamma.data(), *b = beta.data();
   float *yd = y->data(), *md = mean->data(), *rd = rstd->data();
@@ -120,13 +122,14 @@ void LayerNormForward(const Tensor& x, const Tensor& gamma, const Tensor& beta, 
 void LayerNormBackward(const Tensor& x, const Tensor& gamma, const Tensor& mean, const Tensor& rstd,
                        const Tensor& dy, Tensor* dx, Tensor* dgamma, Tensor* dbeta) {
   Dim n("N"), c("C");
-  ShapeCheck check("layer_norm_backward");
+  ShapeCheck check("layer_norm_backward", x.device());
   check.Arg("x", x, {&n, &c}).Arg("gamma", gamma, {&c});
   check.Arg("mean", mean, {&n}).Arg("rstd", rstd, {&n}).Arg("dy", dy, {&n, &c});
   if (dx) check.Arg("dx", *dx, {&n, &c});
   if (dgamma) check.Arg("dgamma", *dgamma, {&c});
   if (dbeta) check.Arg("dbeta", *dbeta, {&c});
   check.Done();
+  ATTNPS_RUN_ON_CUDA(x, LayerNormBackward(x, gamma, mean, rstd, dy, dx, dgamma, dbeta));
   const int64_t rows = n.value(), cols = c.value();
   const float *xd = x.data(), *w = gamma.data(), *md = mean.data(), *rd = rstd.data();
   const float* g = dy.data();

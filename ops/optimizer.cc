@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "ops/device_dispatch.h"
 #include "ops/parallel.h"
 #include "ops/shape_check.h"
 
@@ -137,7 +138,7 @@ class AdagradOptimizer : public DenseOptimizer {
 
 void SgdUpdate(const SgdOptions& options, float lr, const Tensor& grads, Tensor* params,
                Tensor* momentum) {
-  ShapeCheck check("sgd_update");
+  ShapeCheck check("sgd_update", grads.device());
   check.Require(options.momentum >= 0.0f && options.momentum < 1.0f, "momentum in [0, 1)");
   check.Require(options.momentum_kind == MomentumKind::kClassic || options.momentum > 0.0f,
                 "momentum > 0 for nesterov");
@@ -147,13 +148,14 @@ void SgdUpdate(const SgdOptions& options, float lr, const Tensor& grads, Tensor*
     CheckFlat(&check, grads, params, {});
   }
   check.Done();
+  ATTNPS_RUN_ON_CUDA(grads, SgdUpdate(options, lr, grads, params, momentum));
   SgdLoop(options, lr, grads.numel(), grads.data(), params->data(),
           options.momentum != 0.0f ? momentum->data() : nullptr);
 }
 
 void AdamUpdate(const AdamOptions& options, float lr, int64_t step, const Tensor& grads,
                 Tensor* params, Tensor* m, Tensor* v) {
-  ShapeCheck check("adam_update");
+  ShapeCheck check("adam_update", grads.device());
   check.Require(step >= 1, "step >= 1 (got " + std::to_string(step) + ")");
   check.Require(options.beta1 >= 0.0f && options.beta1 < 1.0f, "beta1 in [0, 1)");
   check.Require(options.beta2 >= 0.0f && options.beta2 < 1.0f, "beta2 in [0, 1)");
@@ -169,6 +171,8 @@ void AdamUpdate(const AdamOptions& options, float lr, int64_t step, const Tensor
   const float shrink = decoupled ? 1.0f - lr * options.weight_decay : 1.0f;
   const AdamCoefficients k{options.beta1, options.beta2, options.eps, step_size, inv_sqrt_bc2, l2,
                            shrink};
+  ATTNPS_RUN_ON_CUDA(grads, AdamUpdate(k.b1, k.b2, k.eps, k.step_size, k.inv_sqrt_bc2, k.l2,
+                                       k.shrink, grads, params, m, v));
   const float* g = grads.data();
   float* p = params->data();
   float* md = m->data();
@@ -180,10 +184,11 @@ void AdamUpdate(const AdamOptions& options, float lr, int64_t step, const Tensor
 
 void AdagradUpdate(const AdagradOptions& options, float lr, const Tensor& grads, Tensor* params,
                    Tensor* accumulator) {
-  ShapeCheck check("adagrad_update");
+  ShapeCheck check("adagrad_update", grads.device());
   check.Require(options.eps > 0.0f, "eps > 0");
   CheckFlat(&check, grads, params, {{"accumulator", accumulator}});
   check.Done();
+  ATTNPS_RUN_ON_CUDA(grads, AdagradUpdate(options, lr, grads, params, accumulator));
   const float* g = grads.data();
   float* p = params->data();
   float* acc = accumulator->data();

@@ -1,5 +1,6 @@
 #include "ops/pooling.h"
 
+#include "ops/device_dispatch.h"
 #include "ops/parallel.h"
 #include "ops/shape_check.h"
 
@@ -14,13 +15,17 @@ struct PoolSizes {
 
 PoolSizes CheckForward(const char* op, const Tensor& x, const Tensor& mask, const Tensor& y) {
   Dim b("B"), t("T"), d("D");
-  ShapeCheck(op).Arg("x", x, {&b, &t, &d}).Arg("mask", mask, {&b, &t}).Arg("y", y, {&b, &d}).Done();
+  ShapeCheck(op, x.device())
+      .Arg("x", x, {&b, &t, &d})
+      .Arg("mask", mask, {&b, &t})
+      .Arg("y", y, {&b, &d})
+      .Done();
   return {b.value(), t.value(), d.value()};
 }
 
 PoolSizes CheckBackward(const char* op, const Tensor& mask, const Tensor& dy, const Tensor* dx) {
   Dim b("B"), t("T"), d("D");
-  ShapeCheck check(op);
+  ShapeCheck check(op, mask.device());
   check.Arg("mask", mask, {&b, &t}).Arg("dy", dy, {&b, &d});
   if (dx) check.Arg("dx", *dx, {&b, &t, &d});
   check.Done();
@@ -79,21 +84,25 @@ void PoolBackward(const Tensor& mask, const Tensor& dy, const PoolSizes& s, Redu
 
 void MaskedSumPoolForward(const Tensor& x, const Tensor& mask, Tensor* y) {
   const PoolSizes s = CheckForward("masked_sum_pool_forward", x, mask, *y);
+  ATTNPS_RUN_ON_CUDA(x, MaskedPoolForward(x, mask, false, y));
   PoolForward(x, mask, s, Reduce::kSum, y);
 }
 
 void MaskedSumPoolBackward(const Tensor& mask, const Tensor& dy, Tensor* dx) {
   const PoolSizes s = CheckBackward("masked_sum_pool_backward", mask, dy, dx);
+  ATTNPS_RUN_ON_CUDA(mask, MaskedPoolBackward(mask, dy, false, dx));
   if (dx) PoolBackward(mask, dy, s, Reduce::kSum, dx);
 }
 
 void MaskedMeanPoolForward(const Tensor& x, const Tensor& mask, Tensor* y) {
   const PoolSizes s = CheckForward("masked_mean_pool_forward", x, mask, *y);
+  ATTNPS_RUN_ON_CUDA(x, MaskedPoolForward(x, mask, true, y));
   PoolForward(x, mask, s, Reduce::kMean, y);
 }
 
 void MaskedMeanPoolBackward(const Tensor& mask, const Tensor& dy, Tensor* dx) {
   const PoolSizes s = CheckBackward("masked_mean_pool_backward", mask, dy, dx);
+  ATTNPS_RUN_ON_CUDA(mask, MaskedPoolBackward(mask, dy, true, dx));
   if (dx) PoolBackward(mask, dy, s, Reduce::kMean, dx);
 }
 

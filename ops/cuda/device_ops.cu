@@ -1,0 +1,222 @@
+// CUDA twins of the CPU ops: the plans of ops/cuda/op_plans.h run by the device executor
+// (grid-stride launches of the kernel bodies, GEMMs through cuBLAS, sums through CUB).
+#include <cub/device/device_reduce.cuh>
+
+#include <algorithm>
+#include <cmath>
+
+#include "ops/cuda/check.cuh"
+#include "ops/cuda/device_ops.h"
+#include "ops/cuda/op_plans.h"
+
+namespace attnps::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kDefaultMaxBlocks = 4096;
+int max_blocks = kDefaultMaxBlocks;
+MathMode math_mode = MathMode::kFp32;
+
+template <typename Body>
+__global__ void ForEachKernel(int64_t n, Body body) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    body(i);
+  }
+}
+
+// body(i) for i in [0, n) on the device.
+template <typename Body>
+void ForEach(int64_t n, const Body& body) {
+  if (n <= 0) return;
+  const int64_t blocks = std::min<int64_t>((n + kThreads - 1) / kThreads, max_blocks);
+  ForEachKernel<<<static_cast<int>(blocks), kThreads>>>(n, body);
+  ATTNPS_CUDA_CHECK(cudaGetLastError());
+}
+
+cublasHandle_t Handle() {
+  static cublasHandle_t handle = [] {
+    cublasHandle_t h;
+    ATTNPS_CUBLAS_CHECK(cublasCreate(&h));
+    return h;
+  }();
+  return handle;
+}
+
+cublasComputeType_t ComputeType() {
+  switch (math_mode) {
+    case MathMode::kTf32:
+      return CUBLAS_COMPUTE_32F_FAST_TF32;
+    case MathMode::kBf16:
+      return CUBLAS_COMPUTE_32F_FAST_16BF;
+    case MathMode::kFp32:
+      break;
+  }
+  return CUBLAS_COMPUTE_32F;
+}
+
+cublasOperation_t Op(bool trans) { return trans ? CUBLAS_OP_T : CUBLAS_OP_N; }
+
+// Row-major leading dimension of op(X) stored [rows, cols] (cols when not transposed).
+int64_t Ld(bool trans, int64_t rows_op, int64_t cols_op) { return trans ? rows_op : cols_op; }
+
+// Device scratch that grows and is kept (one thread drives the device ops).
+void* DeviceScratch(size_t bytes) {
+  static void* buffer = nullptr;
+  static size_t capacity = 0;
+  if (bytes > capacity) {
+    if (buffer != nullptr) ATTNPS_CUDA_CHECK(cudaFree(buffer));
+    ATTNPS_CUDA_CHECK(cudaMalloc(&buffer, bytes));
+    capacity = bytes;
+  }
+  return buffer;
+}
+
+}  // namespace
+
+void SetMathMode(MathMode mode) { math_mode = mode; }
+MathMode GetMathMode() { return math_mode; }
+void SetMaxBlocksForTesting(int blocks) { max_blocks = blocks > 0 ? blocks : kDefaultMaxBlocks; }
+
+// Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands.
+void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  ATTNPS_CUBLAS_CHECK(cublasGemmEx(Handle(), Op(trans_b), Op(trans_a), static_cast<int>(n),
+                                   static_cast<int>(m), static_cast<int>(k), &alpha, b, CUDA_R_32F,
+                                   static_cast<int>(ldb), a, CUDA_R_32F, static_cast<int>(lda),
+                                   &beta, c, CUDA_R_32F, static_cast<int>(ldc), ComputeType(),
+                                   CUBLAS_GEMM_DEFAULT));
+}
+
+void GemmStridedBatched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                        const float* a, int64_t stride_a, const float* b, int64_t stride_b,
+                        float beta, float* c, int64_t stride_c, int64_t batch) {
+  if (m == 0 || n == 0 || batch == 0) return;
+  const int64_t lda = Ld(trans_a, m, k), ldb = Ld(trans_b, k, n);
+  ATTNPS_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+      Handle(), Op(trans_b), Op(trans_a), static_cast<int>(n), static_cast<int>(m),
+      static_cast<int>(k), &alpha, b, CUDA_R_32F, static_cast<int>(ldb), stride_b, a, CUDA_R_32F,
+      static_cast<int>(lda), stride_a, &beta, c, CUDA_R_32F, static_cast<int>(n), stride_c,
+      static_cast<int>(batch), ComputeType(), CUBLAS_GEMM_DEFAULT));
+}
+
+namespace {
+
+// The executor of OpPlans on the device.
+struct DeviceExec {
+  template <typename Body>
+  void ForEach(int64_t n, const Body& body) {
+    attnps::cuda::ForEach(n, body);
+  }
+  void* Scratch(size_t bytes) { return DeviceScratch(bytes); }
+  void Gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+    cuda::Gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  }
+  // Sums on the device (CUB) into a slot after the values, then copies the one double back.
+  double Sum(const double* values, int64_t n) {
+    size_t temp_bytes = 0;
+    double* out = nullptr;
+    ATTNPS_CUDA_CHECK(
+        cub::DeviceReduce::Sum(nullptr, temp_bytes, values, out, static_cast<int>(n)));
+    void* temp = nullptr;
+    ATTNPS_CUDA_CHECK(cudaMalloc(&temp, temp_bytes + sizeof(double)));
+    out = static_cast<double*>(temp);
+    ATTNPS_CUDA_CHECK(cub::DeviceReduce::Sum(static_cast<char*>(temp) + sizeof(double), temp_bytes,
+                                             values, out, static_cast<int>(n)));
+    double sum = 0.0;
+    ATTNPS_CUDA_CHECK(cudaMemcpy(&sum, out, sizeof(double), cudaMemcpyDeviceToHost));
+    ATTNPS_CUDA_CHECK(cudaFree(temp));
+    return sum;
+  }
+};
+
+OpPlans<DeviceExec> Plans() {
+  static DeviceExec exec;
+  return OpPlans<DeviceExec>(&exec);
+}
+
+}  // namespace
+
+void LinearForward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor* y) {
+  Plans().LinearForward(x, w, b, y);
+}
+void LinearBackward(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor* dx, Tensor* dw,
+                    Tensor* db) {
+  Plans().LinearBackward(x, w, dy, dx, dw, db);
+}
+void ReluForward(const Tensor& x, Tensor* y) { Plans().Unary<ReluForwardBody>(x, y); }
+void ReluBackward(const Tensor& y, const Tensor& dy, Tensor* dx) {
+  Plans().UnaryGrad<ReluBackwardBody>(y, dy, dx);
+}
+void SigmoidForward(const Tensor& x, Tensor* y) { Plans().Unary<SigmoidForwardBody>(x, y); }
+void SigmoidBackward(const Tensor& y, const Tensor& dy, Tensor* dx) {
+  Plans().UnaryGrad<SigmoidBackwardBody>(y, dy, dx);
+}
+void TanhForward(const Tensor& x, Tensor* y) { Plans().Unary<TanhForwardBody>(x, y); }
+void TanhBackward(const Tensor& y, const Tensor& dy, Tensor* dx) {
+  Plans().UnaryGrad<TanhBackwardBody>(y, dy, dx);
+}
+void PreluForward(const Tensor& x, const Tensor& alpha, Tensor* y) {
+  Plans().PreluForward(x, alpha, y);
+}
+void PreluBackward(const Tensor& x, const Tensor& alpha, const Tensor& dy, Tensor* dx,
+                   Tensor* dalpha) {
+  Plans().PreluBackward(x, alpha, dy, dx, dalpha);
+}
+void DiceForward(const Tensor& x, const Tensor& alpha, Mode mode, const DiceOptions& options,
+                 Tensor* running_mean, Tensor* running_var, Tensor* y, Tensor* saved_mean,
+                 Tensor* saved_rstd) {
+  Plans().DiceForward(x, alpha, mode, options, running_mean, running_var, y, saved_mean,
+                      saved_rstd);
+}
+void DiceBackward(const Tensor& x, const Tensor& alpha, Mode mode, const Tensor& saved_mean,
+                  const Tensor& saved_rstd, const Tensor& dy, Tensor* dx, Tensor* dalpha) {
+  Plans().DiceBackward(x, alpha, mode, saved_mean, saved_rstd, dy, dx, dalpha);
+}
+void LayerNormForward(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps,
+                      Tensor* y, Tensor* mean, Tensor* rstd) {
+  Plans().LayerNormForward(x, gamma, beta, eps, y, mean, rstd);
+}
+void LayerNormBackward(const Tensor& x, const Tensor& gamma, const Tensor& mean, const Tensor& rstd,
+                       const Tensor& dy, Tensor* dx, Tensor* dgamma, Tensor* dbeta) {
+  Plans().LayerNormBackward(x, gamma, mean, rstd, dy, dx, dgamma, dbeta);
+}
+void MaskedSoftmaxForward(const Tensor& x, const Tensor& mask, float scale, Tensor* y) {
+  Plans().MaskedSoftmaxForward(x, mask, scale, y);
+}
+void MaskedSoftmaxBackward(const Tensor& y, const Tensor& dy, float scale, Tensor* dx) {
+  Plans().MaskedSoftmaxBackward(y, dy, scale, dx);
+}
+void MaskedPoolForward(const Tensor& x, const Tensor& mask, bool mean, Tensor* y) {
+  Plans().MaskedPoolForward(x, mask, mean, y);
+}
+void MaskedPoolBackward(const Tensor& mask, const Tensor& dy, bool mean, Tensor* dx) {
+  Plans().MaskedPoolBackward(mask, dy, mean, dx);
+}
+double BceWithLogitsForward(const Tensor& logits, const Tensor& labels, const Tensor& weights) {
+  return Plans().BceWithLogitsForward(logits, labels, weights);
+}
+void BceWithLogitsBackward(const Tensor& logits, const Tensor& labels, const Tensor& weights,
+                           float dloss, Tensor* dlogits) {
+  Plans().BceWithLogitsBackward(logits, labels, weights, dloss, dlogits);
+}
+void SgdUpdate(const SgdOptions& options, float lr, const Tensor& grads, Tensor* params,
+               Tensor* momentum) {
+  Plans().SgdUpdate(options, lr, grads, params, momentum);
+}
+void AdamUpdate(float b1, float b2, float eps, float step_size, float inv_sqrt_bc2, float l2,
+                float shrink, const Tensor& grads, Tensor* params, Tensor* m, Tensor* v) {
+  Plans().AdamUpdate(b1, b2, eps, step_size, inv_sqrt_bc2, l2, shrink, grads, params, m, v);
+}
+void AdagradUpdate(const AdagradOptions& options, float lr, const Tensor& grads, Tensor* params,
+                   Tensor* accumulator) {
+  Plans().AdagradUpdate(options, lr, grads, params, accumulator);
+}
+void SumDuplicateRows(const Tensor& grads, const int32_t* order, const int32_t* starts, int64_t u,
+                      Tensor* out) {
+  Plans().SumDuplicateRows(grads, order, starts, u, out);
+}
+
+}  // namespace attnps::cuda

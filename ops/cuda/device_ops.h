@@ -1,0 +1,93 @@
+// The CUDA twins of the CPU ops: the same signatures and contracts as ops/*.h, over tensors in
+// device memory. Callers do not include this: the CPU op dispatches here when its first tensor
+// is on Device::kCUDA (after its ShapeCheck, which requires every argument on that device), so
+// models call one function on either device. Declared only in builds with CUDA.
+//
+// Launches go on the default stream, in order; results are ready for the next op, and for the
+// host after cuda::Synchronize() (ops/cuda_runtime_api.h). GEMMs go through cuBLAS in FP32 unless
+// SetMathMode says otherwise. Errors: a failing CUDA or cuBLAS call CHECK-fails naming it.
+// Thread-safety: one thread drives the device ops of a process (the worker's trainer thread).
+#ifndef ATTNPS_OPS_CUDA_DEVICE_OPS_H_
+#define ATTNPS_OPS_CUDA_DEVICE_OPS_H_
+
+#include <cstdint>
+
+#include "ops/activation.h"
+#include "ops/optimizer.h"
+#include "ops/tensor.h"
+
+namespace attnps::cuda {
+
+// GEMM arithmetic: FP32 (default, matches the CPU twins), TF32 tensor cores, or BF16 inputs
+// with FP32 accumulation.
+enum class MathMode { kFp32, kTf32, kBf16 };
+void SetMathMode(MathMode mode);
+MathMode GetMathMode();
+
+// Grid size cap of the element and row launches (default 4096 blocks of 256 threads). Tests
+// lower it to drive the grid-stride loops; 0 restores the default.
+void SetMaxBlocksForTesting(int blocks);
+
+// Row-major GEMMs on device pointers, the arguments of attnps::Gemm / GemmStridedBatched.
+void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+void GemmStridedBatched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                        const float* a, int64_t stride_a, const float* b, int64_t stride_b,
+                        float beta, float* c, int64_t stride_c, int64_t batch);
+
+// ops/linear.h
+void LinearForward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor* y);
+void LinearBackward(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor* dx, Tensor* dw,
+                    Tensor* db);
+
+// ops/activation.h
+void ReluForward(const Tensor& x, Tensor* y);
+void ReluBackward(const Tensor& y, const Tensor& dy, Tensor* dx);
+void SigmoidForward(const Tensor& x, Tensor* y);
+void SigmoidBackward(const Tensor& y, const Tensor& dy, Tensor* dx);
+void TanhForward(const Tensor& x, Tensor* y);
+void TanhBackward(const Tensor& y, const Tensor& dy, Tensor* dx);
+void PreluForward(const Tensor& x, const Tensor& alpha, Tensor* y);
+void PreluBackward(const Tensor& x, const Tensor& alpha, const Tensor& dy, Tensor* dx,
+                   Tensor* dalpha);
+void DiceForward(const Tensor& x, const Tensor& alpha, Mode mode, const DiceOptions& options,
+                 Tensor* running_mean, Tensor* running_var, Tensor* y, Tensor* saved_mean,
+                 Tensor* saved_rstd);
+void DiceBackward(const Tensor& x, const Tensor& alpha, Mode mode, const Tensor& saved_mean,
+                  const Tensor& saved_rstd, const Tensor& dy, Tensor* dx, Tensor* dalpha);
+
+// ops/norm.h
+void LayerNormForward(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps,
+                      Tensor* y, Tensor* mean, Tensor* rstd);
+void LayerNormBackward(const Tensor& x, const Tensor& gamma, const Tensor& mean, const Tensor& rstd,
+                       const Tensor& dy, Tensor* dx, Tensor* dgamma, Tensor* dbeta);
+
+// ops/attention.h
+void MaskedSoftmaxForward(const Tensor& x, const Tensor& mask, float scale, Tensor* y);
+void MaskedSoftmaxBackward(const Tensor& y, const Tensor& dy, float scale, Tensor* dx);
+
+// ops/pooling.h (mean: MaskedMeanPool, else MaskedSumPool)
+void MaskedPoolForward(const Tensor& x, const Tensor& mask, bool mean, Tensor* y);
+void MaskedPoolBackward(const Tensor& mask, const Tensor& dy, bool mean, Tensor* dx);
+
+// ops/loss.h
+double BceWithLogitsForward(const Tensor& logits, const Tensor& labels, const Tensor& weights);
+void BceWithLogitsBackward(const Tensor& logits, const Tensor& labels, const Tensor& weights,
+                           float dloss, Tensor* dlogits);
+
+// ops/optimizer.h (the coefficients computed by the CPU twin)
+void SgdUpdate(const SgdOptions& options, float lr, const Tensor& grads, Tensor* params,
+               Tensor* momentum);
+void AdamUpdate(float b1, float b2, float eps, float step_size, float inv_sqrt_bc2, float l2,
+                float shrink, const Tensor& grads, Tensor* params, Tensor* m, Tensor* v);
+void AdagradUpdate(const AdagradOptions& options, float lr, const Tensor& grads, Tensor* params,
+                   Tensor* accumulator);
+
+// The GPU worker's duplicate-key sum: grads [L, D] of L lookups, order [L] and starts [U + 1]
+// (int32, device memory) grouping the lookups by key -> out [U, D].
+void SumDuplicateRows(const Tensor& grads, const int32_t* order, const int32_t* starts, int64_t u,
+                      Tensor* out);
+
+}  // namespace attnps::cuda
+
+#endif  // ATTNPS_OPS_CUDA_DEVICE_OPS_H_

@@ -1,0 +1,431 @@
+// The per-thread bodies of the CUDA ops, as functors callable on the host and the device.
+//
+// A body's operator()(i) does the work of one index i of its launch: an element, a row or a
+// column (each body says which). ops/cuda/device_ops.cu launches them over a grid-stride loop;
+// the tests also run them on the host (ForEachOnHost) against the CPU twins, so the math of every
+// kernel is checked on machines without a GPU. Pointers are device pointers on the GPU and host
+// pointers on the host; a body owns nothing. Gradients are accumulated (+=), as the CPU ops do.
+// Shape letters follow the CPU twins: N rows, C or D columns, B batch, T positions.
+// This header is plain C++ outside nvcc (no CUDA headers needed).
+#ifndef ATTNPS_OPS_CUDA_KERNEL_BODIES_H_
+#define ATTNPS_OPS_CUDA_KERNEL_BODIES_H_
+
+#include <cmath>
+#include <cstdint>
+
+#ifdef __CUDACC__
+#define ATTNPS_HD __host__ __device__
+#else
+#define ATTNPS_HD
+#endif
+
+namespace attnps::cuda {
+
+// Runs body(i) for i in [0, n) on the calling thread: the host twin of a launch.
+template <typename Body>
+void ForEachOnHost(int64_t n, const Body& body) {
+  for (int64_t i = 0; i < n; ++i) body(i);
+}
+
+ATTNPS_HD inline float Sigmoid(float x) {
+  // Stable both ways: exp of a non-positive argument only.
+  const float e = expf(-fabsf(x));
+  return x >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+}
+
+// ---- Elementwise activations (i: element) ------------------------------------------------------
+
+struct ReluForwardBody {
+  const float* x;
+  float* y;
+  ATTNPS_HD void operator()(int64_t i) const { y[i] = x[i] > 0.0f ? x[i] : 0.0f; }
+};
+struct ReluBackwardBody {
+  const float *y, *dy;
+  float* dx;
+  ATTNPS_HD void operator()(int64_t i) const { dx[i] += y[i] > 0.0f ? dy[i] : 0.0f; }
+};
+struct SigmoidForwardBody {
+  const float* x;
+  float* y;
+  ATTNPS_HD void operator()(int64_t i) const { y[i] = Sigmoid(x[i]); }
+};
+struct SigmoidBackwardBody {
+  const float *y, *dy;
+  float* dx;
+  ATTNPS_HD void operator()(int64_t i) const { dx[i] += dy[i] * y[i] * (1.0f - y[i]); }
+};
+struct TanhForwardBody {
+  const float* x;
+  float* y;
+  ATTNPS_HD void operator()(int64_t i) const { y[i] = tanhf(x[i]); }
+};
+struct TanhBackwardBody {
+  const float *y, *dy;
+  float* dx;
+  ATTNPS_HD void operator()(int64_t i) const { dx[i] += dy[i] * (1.0f - y[i] * y[i]); }
+};
+
+// x [N, C], alpha [C] (i: element).
+struct PreluForwardBody {
+  const float *x, *alpha;
+  int64_t cols;
+  float* y;
+  ATTNPS_HD void operator()(int64_t i) const { y[i] = x[i] > 0.0f ? x[i] : alpha[i % cols] * x[i]; }
+};
+struct PreluBackwardBody {
+  const float *x, *alpha, *dy;
+  int64_t cols;
+  float* dx;
+  ATTNPS_HD void operator()(int64_t i) const {
+    dx[i] += x[i] > 0.0f ? dy[i] : alpha[i % cols] * dy[i];
+  }
+};
+// i: column; dalpha[c] += sum over rows where x <= 0 of dy * x.
+struct PreluAlphaGradBody {
+  const float *x, *dy;
+  int64_t rows, cols;
+  float* dalpha;
+  ATTNPS_HD void operator()(int64_t c) const {
+    float sum = 0.0f;
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t i = r * cols + c;
+      sum += x[i] > 0.0f ? 0.0f : dy[i] * x[i];
+    }
+    dalpha[c] += sum;
+  }
+};
+
+// ---- Dice (i: column for the statistics, element for the rest) ----------------------------------
+
+// Training statistics of column c: batch mean and biased variance in double from sums shifted by
+// the first row; writes mean / rstd and updates the running averages (running_var from the
+// unbiased variance, unchanged when rows == 1).
+struct DiceTrainStatsBody {
+  const float* x;
+  int64_t rows, cols;
+  float momentum, eps;
+  float *mean, *rstd, *running_mean, *running_var;
+  ATTNPS_HD void operator()(int64_t c) const {
+    double s1 = 0.0, s2 = 0.0;
+    const float x0 = x[c];
+    for (int64_t r = 0; r < rows; ++r) {
+      const double d = static_cast<double>(x[r * cols + c] - x0);
+      s1 += d;
+      s2 += d * d;
+    }
+    const double m = s1 / rows;
+    double var = s2 / rows - m * m;
+    var = var > 0.0 ? var : 0.0;
+    const double bmean = x0 + m;
+    const double mo = momentum;
+    mean[c] = static_cast<float>(bmean);
+    rstd[c] = static_cast<float>(1.0 / sqrt(var + eps));
+    running_mean[c] = static_cast<float>((1.0 - mo) * running_mean[c] + mo * bmean);
+    if (rows > 1)
+      running_var[c] =
+          static_cast<float>((1.0 - mo) * running_var[c] + mo * var * rows / (rows - 1));
+  }
+};
+struct DiceInferenceStatsBody {
+  const float *running_mean, *running_var;
+  float eps;
+  float *mean, *rstd;
+  ATTNPS_HD void operator()(int64_t c) const {
+    mean[c] = running_mean[c];
+    rstd[c] = static_cast<float>(1.0 / sqrt(static_cast<double>(running_var[c]) + eps));
+  }
+};
+// y = x (a + (1 - a) p), p = sigmoid((x - mean) rstd).
+struct DiceForwardBody {
+  const float *x, *alpha, *mean, *rstd;
+  int64_t cols;
+  float* y;
+  ATTNPS_HD void operator()(int64_t i) const {
+    const int64_t c = i % cols;
+    const float p = Sigmoid((x[i] - mean[c]) * rstd[c]);
+    y[i] = x[i] * (alpha[c] + (1.0f - alpha[c]) * p);
+  }
+};
+// Column c: mean_gh[c] and mean_ghx[c] (gh = dL/dxhat, over the rows; 0 unless `training`),
+// and dalpha[c] += sum dy x (1 - p) when dalpha is not null.
+struct DiceGradSumsBody {
+  const float *x, *dy, *alpha, *mean, *rstd;
+  int64_t rows, cols;
+  bool training;
+  float *mean_gh, *mean_ghx, *dalpha;
+  ATTNPS_HD void operator()(int64_t c) const {
+    float sum_gh = 0.0f, sum_ghx = 0.0f, sum_da = 0.0f;
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t i = r * cols + c;
+      const float xhat = (x[i] - mean[c]) * rstd[c];
+      const float p = Sigmoid(xhat);
+      const float gx = dy[i] * x[i];
+      const float gh = gx * (1.0f - alpha[c]) * p * (1.0f - p);
+      sum_gh += gh;
+      sum_ghx += gh * xhat;
+      sum_da += gx * (1.0f - p);
+    }
+    const float inv_rows = training && rows > 0 ? 1.0f / static_cast<float>(rows) : 0.0f;
+    mean_gh[c] = sum_gh * inv_rows;
+    mean_ghx[c] = sum_ghx * inv_rows;
+    if (dalpha != nullptr) dalpha[c] += sum_da;
+  }
+};
+// dx += dy (a + (1 - a) p) + rstd (gh - mean_gh - xhat mean_ghx).
+struct DiceBackwardBody {
+  const float *x, *dy, *alpha, *mean, *rstd, *mean_gh, *mean_ghx;
+  int64_t cols;
+  float* dx;
+  ATTNPS_HD void operator()(int64_t i) const {
+    const int64_t c = i % cols;
+    const float xhat = (x[i] - mean[c]) * rstd[c];
+    const float p = Sigmoid(xhat);
+    const float a = alpha[c];
+    const float gh = dy[i] * x[i] * (1.0f - a) * p * (1.0f - p);
+    dx[i] += dy[i] * (a + (1.0f - a) * p) + rstd[c] * (gh - mean_gh[c] - xhat * mean_ghx[c]);
+  }
+};
+
+// ---- LayerNorm over the last dim of x [N, C] ----------------------------------------------------
+
+// i: row.
+struct LayerNormForwardBody {
+  const float *x, *gamma, *beta;
+  float eps;
+  int64_t cols;
+  float *y, *mean, *rstd;
+  ATTNPS_HD void operator()(int64_t r) const {
+    const float* xr = x + r * cols;
+    float sum = 0.0f;
+    for (int64_t j = 0; j < cols; ++j) sum += xr[j];
+    const float m = sum / static_cast<float>(cols);
+    float sq = 0.0f;
+    for (int64_t j = 0; j < cols; ++j) sq += (xr[j] - m) * (xr[j] - m);
+    const float s = 1.0f / sqrtf(sq / static_cast<float>(cols) + eps);
+    float* yr = y + r * cols;
+    for (int64_t j = 0; j < cols; ++j) yr[j] = (xr[j] - m) * s * gamma[j] + beta[j];
+    mean[r] = m;
+    rstd[r] = s;
+  }
+};
+// i: row; dx += rstd (gh - mean(gh) - xhat mean(gh xhat)), gh = dy gamma.
+struct LayerNormBackwardBody {
+  const float *x, *gamma, *mean, *rstd, *dy;
+  int64_t cols;
+  float* dx;
+  ATTNPS_HD void operator()(int64_t r) const {
+    const float *xr = x + r * cols, *gr = dy + r * cols;
+    const float m = mean[r], s = rstd[r];
+    float sum_gh = 0.0f, sum_ghx = 0.0f;
+    for (int64_t j = 0; j < cols; ++j) {
+      const float gh = gr[j] * gamma[j];
+      sum_gh += gh;
+      sum_ghx += gh * (xr[j] - m) * s;
+    }
+    const float mean_gh = sum_gh / static_cast<float>(cols);
+    const float mean_ghx = sum_ghx / static_cast<float>(cols);
+    float* dr = dx + r * cols;
+    for (int64_t j = 0; j < cols; ++j)
+      dr[j] += s * (gr[j] * gamma[j] - mean_gh - (xr[j] - m) * s * mean_ghx);
+  }
+};
+// i: column; dgamma[c] += sum dy xhat, dbeta[c] += sum dy (either may be null).
+struct LayerNormParamGradBody {
+  const float *x, *mean, *rstd, *dy;
+  int64_t rows, cols;
+  float *dgamma, *dbeta;
+  ATTNPS_HD void operator()(int64_t c) const {
+    float sw = 0.0f, sb = 0.0f;
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t i = r * cols + c;
+      sw += dy[i] * (x[i] - mean[r]) * rstd[r];
+      sb += dy[i];
+    }
+    if (dgamma != nullptr) dgamma[c] += sw;
+    if (dbeta != nullptr) dbeta[c] += sb;
+  }
+};
+
+// ---- Masked softmax over rows of [N, T] (i: row) ------------------------------------------------
+
+// y = softmax of scale x over the positions whose mask is nonzero (mask null: all), 0 elsewhere;
+// a row with no valid position is all zeros.
+struct MaskedSoftmaxForwardBody {
+  const float *x, *mask;
+  int64_t cols;
+  float scale;
+  float* y;
+  ATTNPS_HD void operator()(int64_t r) const {
+    const float* xr = x + r * cols;
+    const float* mr = mask != nullptr ? mask + r * cols : nullptr;
+    float* yr = y + r * cols;
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < cols; ++j)
+      if (mr == nullptr || mr[j] != 0.0f) mx = fmaxf(mx, scale * xr[j]);
+    if (mx == -INFINITY) {
+      for (int64_t j = 0; j < cols; ++j) yr[j] = 0.0f;
+      return;
+    }
+    float sum = 0.0f;
+    for (int64_t j = 0; j < cols; ++j) {
+      yr[j] = mr == nullptr || mr[j] != 0.0f ? expf(scale * xr[j] - mx) : 0.0f;
+      sum += yr[j];
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t j = 0; j < cols; ++j) yr[j] *= inv;
+  }
+};
+// dx += scale y (dy - <dy, y>).
+struct MaskedSoftmaxBackwardBody {
+  const float *y, *dy;
+  int64_t cols;
+  float scale;
+  float* dx;
+  ATTNPS_HD void operator()(int64_t r) const {
+    const float *yr = y + r * cols, *gr = dy + r * cols;
+    float dot = 0.0f;
+    for (int64_t j = 0; j < cols; ++j) dot += yr[j] * gr[j];
+    float* dr = dx + r * cols;
+    for (int64_t j = 0; j < cols; ++j) dr[j] += scale * yr[j] * (gr[j] - dot);
+  }
+};
+
+// ---- Masked pooling of x [B, T, D] over T (i: b * D + d) ----------------------------------------
+
+ATTNPS_HD inline float PoolScale(const float* mask_row, int64_t t, bool mean) {
+  if (!mean) return 1.0f;
+  float count = 0.0f;
+  for (int64_t i = 0; i < t; ++i) count += mask_row[i];
+  return count > 0.0f ? 1.0f / count : 0.0f;
+}
+struct MaskedPoolForwardBody {
+  const float *x, *mask;
+  int64_t t, d;
+  bool mean;
+  float* y;
+  ATTNPS_HD void operator()(int64_t i) const {
+    const int64_t b = i / d, j = i % d;
+    const float* mr = mask + b * t;
+    float sum = 0.0f;
+    for (int64_t s = 0; s < t; ++s)
+      if (mr[s] != 0.0f) sum += mr[s] * x[(b * t + s) * d + j];
+    y[i] = sum * PoolScale(mr, t, mean);
+  }
+};
+struct MaskedPoolBackwardBody {
+  const float *mask, *dy;
+  int64_t t, d;
+  bool mean;
+  float* dx;
+  ATTNPS_HD void operator()(int64_t i) const {
+    const int64_t b = i / d, j = i % d;
+    const float* mr = mask + b * t;
+    const float g = dy[i] * PoolScale(mr, t, mean);
+    for (int64_t s = 0; s < t; ++s) dx[(b * t + s) * d + j] += mr[s] * g;
+  }
+};
+
+// ---- Linear's bias (y [N, O], b [O]) ------------------------------------------------------------
+
+// i: element; y = b broadcast over the rows.
+struct BroadcastRowsBody {
+  const float* b;
+  int64_t cols;
+  float* y;
+  ATTNPS_HD void operator()(int64_t i) const { y[i] = b[i % cols]; }
+};
+// i: column; out[c] += sum over rows of x[r, c].
+struct ColumnSumBody {
+  const float* x;
+  int64_t rows, cols;
+  float* out;
+  ATTNPS_HD void operator()(int64_t c) const {
+    float sum = 0.0f;
+    for (int64_t r = 0; r < rows; ++r) sum += x[r * cols + c];
+    out[c] += sum;
+  }
+};
+
+// ---- Binary cross-entropy with logits (i: element) ----------------------------------------------
+
+// terms[i] = w_i (max(x, 0) - x y + log1p(exp(-|x|))) in double (w null: 1).
+struct BceTermsBody {
+  const float *x, *y, *w;
+  double* terms;
+  ATTNPS_HD void operator()(int64_t i) const {
+    const double l = fmax(static_cast<double>(x[i]), 0.0) - static_cast<double>(x[i]) * y[i] +
+                     log1p(exp(-fabs(static_cast<double>(x[i]))));
+    terms[i] = w != nullptr ? w[i] * l : l;
+  }
+};
+// dx += w_i scale (sigmoid(x) - y).
+struct BceBackwardBody {
+  const float *x, *y, *w;
+  float scale;
+  float* dx;
+  ATTNPS_HD void operator()(int64_t i) const {
+    const float d = scale * (Sigmoid(x[i]) - y[i]);
+    dx[i] += w != nullptr ? w[i] * d : d;
+  }
+};
+
+// ---- Dense optimizers (i: parameter) ------------------------------------------------------------
+
+struct SgdBody {
+  float lr, momentum, weight_decay;
+  bool nesterov;
+  const float* g;
+  float *p, *buf;  // buf null when momentum == 0
+  ATTNPS_HD void operator()(int64_t i) const {
+    const float gi = g[i] + weight_decay * p[i];
+    if (buf == nullptr) {
+      p[i] -= lr * gi;
+      return;
+    }
+    buf[i] = momentum * buf[i] + gi;
+    p[i] -= lr * (nesterov ? gi + momentum * buf[i] : buf[i]);
+  }
+};
+struct AdamBody {
+  float b1, b2, eps, step_size, inv_sqrt_bc2, l2, shrink;
+  const float* g;
+  float *p, *m, *v;
+  ATTNPS_HD void operator()(int64_t i) const {
+    const float gi = g[i] + l2 * p[i];
+    m[i] = b1 * m[i] + (1.0f - b1) * gi;
+    v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+    p[i] = shrink * p[i] - step_size * m[i] / (sqrtf(v[i]) * inv_sqrt_bc2 + eps);
+  }
+};
+struct AdagradBody {
+  float lr, eps;
+  const float* g;
+  float *p, *acc;
+  ATTNPS_HD void operator()(int64_t i) const {
+    acc[i] += g[i] * g[i];
+    p[i] -= lr * g[i] / (sqrtf(acc[i]) + eps);
+  }
+};
+
+// ---- Duplicate-key gradient sum (the GPU worker, before the copy back) --------------------------
+
+// grads [L, D] of L lookups, `order` the lookup indices grouped by key (int32), `starts` [U + 1]
+// each unique key's range in `order`. i: u * D + d; out [U, D] = the key's summed gradient, in
+// the order of `order` (deterministic).
+struct SumDuplicateRowsBody {
+  const float* grads;
+  const int32_t *order, *starts;
+  int64_t d;
+  float* out;
+  ATTNPS_HD void operator()(int64_t i) const {
+    const int64_t u = i / d, j = i % d;
+    float sum = 0.0f;
+    for (int32_t k = starts[u]; k < starts[u + 1]; ++k) sum += grads[order[k] * d + j];
+    out[i] = sum;
+  }
+};
+
+}  // namespace attnps::cuda
+
+#endif  // ATTNPS_OPS_CUDA_KERNEL_BODIES_H_

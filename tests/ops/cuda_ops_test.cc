@@ -1,0 +1,487 @@
+// The CUDA twins against the CPU ops, on random inputs and odd sizes. Every case runs on three
+// backends: the plans of ops/cuda/op_plans.h with a host executor (the kernel bodies and the
+// op's orchestration, checked on every machine), the device (skipped without a GPU), and the
+// device with a 1-block grid (every grid-stride loop takes its second lap). Gradient buffers
+// start nonzero, so the accumulate (+=) contract is checked too. A mismatch reports the first bad
+// index: |got - ref| > atol + |ref| * rtol.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "ops/blas.h"
+#include "ops/cuda/op_plans.h"
+#include "ops/ops.h"
+#include "tests/ops/gradcheck.h"
+#ifdef ATTNPS_WITH_CUDA
+#include "ops/cuda/device_ops.h"
+#endif
+
+namespace attnps {
+namespace {
+
+using testing::RandomTensor;
+
+// OpPlans on the host: loops, the CPU GEMM, a vector for scratch.
+struct HostExec {
+  std::vector<char> scratch;
+  template <typename Body>
+  void ForEach(int64_t n, const Body& body) {
+    cuda::ForEachOnHost(n, body);
+  }
+  void* Scratch(size_t bytes) {
+    scratch.assign(bytes, 0);
+    return scratch.data();
+  }
+  void Gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+    attnps::Gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  }
+  double Sum(const double* v, int64_t n) {
+    double s = 0.0;
+    for (int64_t i = 0; i < n; ++i) s += v[i];
+    return s;
+  }
+};
+
+enum class Backend { kHostPlans, kDevice, kDeviceOneBlock };
+
+std::string BackendName(const ::testing::TestParamInfo<Backend>& info) {
+  switch (info.param) {
+    case Backend::kHostPlans:
+      return "HostPlans";
+    case Backend::kDevice:
+      return "Device";
+    case Backend::kDeviceOneBlock:
+      return "DeviceOneBlock";
+  }
+  return "?";
+}
+
+// Expects got == ref elementwise within atol + |ref| * rtol; reports the first bad index.
+void ExpectClose(const Tensor& ref, const Tensor& got, const std::string& what, float atol = 1e-5f,
+                 float rtol = 1e-4f) {
+  ASSERT_EQ(ref.shape(), got.shape()) << what;
+  const std::vector<float> r = ref.ToVector(), g = got.ToVector();
+  int64_t bad = 0, first = -1;
+  for (size_t i = 0; i < r.size(); ++i) {
+    const bool ok = std::fabs(g[i] - r[i]) <= atol + std::fabs(r[i]) * rtol ||
+                    (std::isnan(r[i]) && std::isnan(g[i]));
+    if (!ok && bad++ == 0) first = static_cast<int64_t>(i);
+  }
+  EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << r.size() << " values differ; first at "
+                    << first << ": got " << (first >= 0 ? g[first] : 0) << ", expected "
+                    << (first >= 0 ? r[first] : 0);
+}
+
+// The twin under test: the same calls as the CPU ops, run by the backend.
+class TwinTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    if (GetParam() != Backend::kHostPlans && !CudaAvailable())
+      GTEST_SKIP() << "no GPU visible (the host-plan cases still check the kernels' math)";
+#ifdef ATTNPS_WITH_CUDA
+    cuda::SetMaxBlocksForTesting(GetParam() == Backend::kDeviceOneBlock ? 1 : 0);
+#endif
+  }
+  void TearDown() override {
+#ifdef ATTNPS_WITH_CUDA
+    cuda::SetMaxBlocksForTesting(0);
+#endif
+  }
+  bool host() const { return GetParam() == Backend::kHostPlans; }
+  // A copy of `t` where the backend computes.
+  Tensor In(const Tensor& t) const {
+    if (t.empty()) return Tensor();
+    return host() ? t.Clone(Device::kCPU) : t.Clone(Device::kCUDA);
+  }
+  cuda::OpPlans<HostExec> plans() { return cuda::OpPlans<HostExec>(&exec_); }
+
+  HostExec exec_;
+};
+
+Tensor Mask(int64_t b, int64_t t, std::mt19937* rng) {
+  Tensor m = Tensor::Zeros({b, t});
+  std::uniform_int_distribution<int64_t> len(0, t);
+  for (int64_t i = 0; i < b; ++i) {
+    const int64_t n = i == 0 ? 0 : len(*rng);  // row 0 fully masked
+    for (int64_t j = 0; j < n; ++j) m[i * t + j] = 1.0f;
+  }
+  return m;
+}
+
+TEST_P(TwinTest, Linear) {
+  struct Case {
+    int64_t n, i, o;
+    bool bias;
+  };
+  for (const Case c : {Case{1, 1, 1, true}, Case{37, 19, 23, true}, Case{300, 64, 5, false}}) {
+    std::mt19937 rng(c.n + c.i + c.o);
+    Tensor x = RandomTensor({c.n, c.i}, &rng), w = RandomTensor({c.i, c.o}, &rng);
+    Tensor b = c.bias ? RandomTensor({c.o}, &rng) : Tensor();
+    Tensor dy = RandomTensor({c.n, c.o}, &rng);
+    Tensor dx = RandomTensor({c.n, c.i}, &rng), dw = RandomTensor({c.i, c.o}, &rng);
+    Tensor db = RandomTensor({c.o}, &rng);
+    Tensor y = Tensor::Empty({c.n, c.o});
+    LinearForward(x, w, b, &y);
+    Tensor gx = In(dx), gw = In(dw), gb = In(db), gy = In(Tensor::Zeros({c.n, c.o}));
+    Tensor ix = In(x), iw = In(w), ib = In(b), idy = In(dy);
+    if (host()) {
+      plans().LinearForward(ix, iw, ib, &gy);
+      plans().LinearBackward(ix, iw, idy, &gx, &gw, &gb);
+    } else {
+      LinearForward(ix, iw, ib, &gy);
+      LinearBackward(ix, iw, idy, &gx, &gw, &gb);
+    }
+    LinearBackward(x, w, dy, &dx, &dw, &db);
+    const std::string at = " n=" + std::to_string(c.n);
+    ExpectClose(y, gy, "linear y" + at);
+    ExpectClose(dx, gx, "linear dx" + at);
+    ExpectClose(dw, gw, "linear dw" + at);
+    ExpectClose(db, gb, "linear db" + at);
+  }
+}
+
+TEST_P(TwinTest, Elementwise) {
+  for (const int64_t n : {1, 255, 1000, 70001}) {
+    std::mt19937 rng(n);
+    Tensor x = RandomTensor({n}, &rng, -4.0f, 4.0f), dy = RandomTensor({n}, &rng);
+    Tensor dx0 = RandomTensor({n}, &rng);
+    const std::string at = " n=" + std::to_string(n);
+    struct Op {
+      const char* name;
+      void (*fwd)(const Tensor&, Tensor*);
+      void (*bwd)(const Tensor&, const Tensor&, Tensor*);
+    };
+    const Op ops[] = {{"relu", ReluForward, ReluBackward},
+                      {"sigmoid", SigmoidForward, SigmoidBackward},
+                      {"tanh", TanhForward, TanhBackward}};
+    for (int k = 0; k < 3; ++k) {
+      const Op& op = ops[k];
+      Tensor y = Tensor::Empty({n}), dx = dx0.Clone();
+      op.fwd(x, &y);
+      op.bwd(y, dy, &dx);
+      Tensor gy = In(Tensor::Zeros({n})), gdx = In(dx0), iy = In(y), idy = In(dy), ix = In(x);
+      if (host()) {
+        if (k == 0) plans().Unary<cuda::ReluForwardBody>(ix, &gy);
+        if (k == 1) plans().Unary<cuda::SigmoidForwardBody>(ix, &gy);
+        if (k == 2) plans().Unary<cuda::TanhForwardBody>(ix, &gy);
+        if (k == 0) plans().UnaryGrad<cuda::ReluBackwardBody>(iy, idy, &gdx);
+        if (k == 1) plans().UnaryGrad<cuda::SigmoidBackwardBody>(iy, idy, &gdx);
+        if (k == 2) plans().UnaryGrad<cuda::TanhBackwardBody>(iy, idy, &gdx);
+      } else {
+        op.fwd(ix, &gy);
+        op.bwd(iy, idy, &gdx);
+      }
+      ExpectClose(y, gy, std::string(op.name) + " y" + at);
+      ExpectClose(dx, gdx, std::string(op.name) + " dx" + at);
+    }
+  }
+}
+
+TEST_P(TwinTest, Prelu) {
+  for (const Shape& s : {Shape{1, 1}, Shape{3, 7}, Shape{513, 37}}) {
+    std::mt19937 rng(s[0] * s[1]);
+    Tensor x = RandomTensor(s, &rng), a = RandomTensor({s[1]}, &rng), dy = RandomTensor(s, &rng);
+    Tensor dx = RandomTensor(s, &rng), da = RandomTensor({s[1]}, &rng);
+    Tensor gdx = In(dx), gda = In(da), gy = In(Tensor::Zeros(s));
+    Tensor y = Tensor::Empty(s);
+    PreluForward(x, a, &y);
+    if (host()) {
+      plans().PreluForward(In(x), In(a), &gy);
+      plans().PreluBackward(In(x), In(a), In(dy), &gdx, &gda);
+    } else {
+      PreluForward(In(x), In(a), &gy);
+      PreluBackward(In(x), In(a), In(dy), &gdx, &gda);
+    }
+    PreluBackward(x, a, dy, &dx, &da);
+    ExpectClose(y, gy, "prelu y " + ShapeToString(s));
+    ExpectClose(dx, gdx, "prelu dx " + ShapeToString(s));
+    ExpectClose(da, gda, "prelu dalpha " + ShapeToString(s), 1e-4f, 1e-4f);
+  }
+}
+
+TEST_P(TwinTest, Dice) {
+  for (const Mode mode : {Mode::kTraining, Mode::kInference}) {
+    for (const Shape& s : {Shape{1, 3}, Shape{300, 37}}) {
+      std::mt19937 rng(s[0] + s[1]);
+      Tensor x = RandomTensor(s, &rng, -2.0f, 3.0f), a = RandomTensor({s[1]}, &rng);
+      Tensor dy = RandomTensor(s, &rng), dx = RandomTensor(s, &rng);
+      Tensor da = RandomTensor({s[1]}, &rng);
+      Tensor rm = RandomTensor({s[1]}, &rng), rv = RandomTensor({s[1]}, &rng, 0.5f, 2.0f);
+      const DiceOptions options;
+      Tensor grm = In(rm), grv = In(rv), gdx = In(dx), gda = In(da);
+      Tensor y = Tensor::Empty(s), mean = Tensor::Empty({s[1]}), rstd = Tensor::Empty({s[1]});
+      Tensor gy = In(Tensor::Zeros(s)), gmean = In(Tensor::Zeros({s[1]}));
+      Tensor grstd = In(Tensor::Zeros({s[1]}));
+      Tensor ix = In(x), ia = In(a), idy = In(dy);
+      if (host()) {
+        plans().DiceForward(ix, ia, mode, options, &grm, &grv, &gy, &gmean, &grstd);
+        plans().DiceBackward(ix, ia, mode, gmean, grstd, idy, &gdx, &gda);
+      } else {
+        DiceForward(ix, ia, mode, options, &grm, &grv, &gy, &gmean, &grstd);
+        DiceBackward(ix, ia, mode, gmean, grstd, idy, &gdx, &gda);
+      }
+      DiceForward(x, a, mode, options, &rm, &rv, &y, &mean, &rstd);
+      DiceBackward(x, a, mode, mean, rstd, dy, &dx, &da);
+      const std::string at =
+          (mode == Mode::kTraining ? " training " : " inference ") + ShapeToString(s);
+      ExpectClose(y, gy, "dice y" + at);
+      ExpectClose(mean, gmean, "dice mean" + at);
+      ExpectClose(rstd, grstd, "dice rstd" + at);
+      ExpectClose(rm, grm, "dice running_mean" + at);
+      ExpectClose(rv, grv, "dice running_var" + at);
+      ExpectClose(dx, gdx, "dice dx" + at, 1e-4f, 1e-3f);
+      ExpectClose(da, gda, "dice dalpha" + at, 1e-4f, 1e-3f);
+    }
+  }
+}
+
+TEST_P(TwinTest, LayerNorm) {
+  for (const Shape& s : {Shape{1, 1}, Shape{5, 3}, Shape{700, 64}}) {
+    std::mt19937 rng(s[0] + 7 * s[1]);
+    Tensor x = RandomTensor(s, &rng, -3.0f, 5.0f), g = RandomTensor({s[1]}, &rng);
+    Tensor b = RandomTensor({s[1]}, &rng), dy = RandomTensor(s, &rng);
+    Tensor dx = RandomTensor(s, &rng), dg = RandomTensor({s[1]}, &rng);
+    Tensor dbeta = RandomTensor({s[1]}, &rng);
+    Tensor y = Tensor::Empty(s), mean = Tensor::Empty({s[0]}), rstd = Tensor::Empty({s[0]});
+    Tensor gy = In(Tensor::Zeros(s)), gmean = In(Tensor::Zeros({s[0]}));
+    Tensor grstd = In(Tensor::Zeros({s[0]}));
+    Tensor gdx = In(dx), gdg = In(dg), gdb = In(dbeta), ix = In(x), ig = In(g), ib = In(b);
+    if (host()) {
+      plans().LayerNormForward(ix, ig, ib, kLayerNormEps, &gy, &gmean, &grstd);
+      plans().LayerNormBackward(ix, ig, gmean, grstd, In(dy), &gdx, &gdg, &gdb);
+    } else {
+      LayerNormForward(ix, ig, ib, kLayerNormEps, &gy, &gmean, &grstd);
+      LayerNormBackward(ix, ig, gmean, grstd, In(dy), &gdx, &gdg, &gdb);
+    }
+    LayerNormForward(x, g, b, kLayerNormEps, &y, &mean, &rstd);
+    LayerNormBackward(x, g, mean, rstd, dy, &dx, &dg, &dbeta);
+    const std::string at = " " + ShapeToString(s);
+    ExpectClose(y, gy, "layer_norm y" + at);
+    ExpectClose(rstd, grstd, "layer_norm rstd" + at);
+    ExpectClose(dx, gdx, "layer_norm dx" + at, 1e-4f, 1e-3f);
+    ExpectClose(dg, gdg, "layer_norm dgamma" + at, 1e-4f, 1e-3f);
+    ExpectClose(dbeta, gdb, "layer_norm dbeta" + at, 1e-4f, 1e-4f);
+  }
+}
+
+TEST_P(TwinTest, MaskedSoftmax) {
+  for (const Shape& s : {Shape{1, 1}, Shape{9, 50}, Shape{600, 101}}) {
+    for (const bool masked : {true, false}) {
+      std::mt19937 rng(s[0] + s[1] + masked);
+      Tensor x = RandomTensor(s, &rng, -6.0f, 6.0f), dy = RandomTensor(s, &rng);
+      Tensor mask = masked ? Mask(s[0], s[1], &rng) : Tensor(), dx = RandomTensor(s, &rng);
+      Tensor y = Tensor::Empty(s), gy = In(Tensor::Zeros(s)), gdx = In(dx);
+      MaskedSoftmaxForward(x, mask, 0.5f, &y);
+      MaskedSoftmaxBackward(y, dy, 0.5f, &dx);
+      if (host()) {
+        plans().MaskedSoftmaxForward(In(x), In(mask), 0.5f, &gy);
+        plans().MaskedSoftmaxBackward(In(y), In(dy), 0.5f, &gdx);
+      } else {
+        MaskedSoftmaxForward(In(x), In(mask), 0.5f, &gy);
+        MaskedSoftmaxBackward(In(y), In(dy), 0.5f, &gdx);
+      }
+      const std::string at = (masked ? " masked " : " ") + ShapeToString(s);
+      ExpectClose(y, gy, "masked_softmax y" + at);
+      ExpectClose(dx, gdx, "masked_softmax dx" + at);
+    }
+  }
+}
+
+TEST_P(TwinTest, MaskedPools) {
+  for (const Shape& s : {Shape{1, 1, 1}, Shape{7, 13, 5}, Shape{64, 50, 33}}) {
+    for (const bool mean : {false, true}) {
+      std::mt19937 rng(s[0] * s[1] + mean);
+      Tensor x = RandomTensor(s, &rng), mask = Mask(s[0], s[1], &rng);
+      Tensor dy = RandomTensor({s[0], s[2]}, &rng), dx = RandomTensor(s, &rng);
+      Tensor y = Tensor::Empty({s[0], s[2]}), gy = In(Tensor::Zeros({s[0], s[2]})), gdx = In(dx);
+      (mean ? MaskedMeanPoolForward : MaskedSumPoolForward)(x, mask, &y);
+      (mean ? MaskedMeanPoolBackward : MaskedSumPoolBackward)(mask, dy, &dx);
+      if (host()) {
+        plans().MaskedPoolForward(In(x), In(mask), mean, &gy);
+        plans().MaskedPoolBackward(In(mask), In(dy), mean, &gdx);
+      } else {
+        (mean ? MaskedMeanPoolForward : MaskedSumPoolForward)(In(x), In(mask), &gy);
+        (mean ? MaskedMeanPoolBackward : MaskedSumPoolBackward)(In(mask), In(dy), &gdx);
+      }
+      const std::string at = (mean ? " mean " : " sum ") + ShapeToString(s);
+      ExpectClose(y, gy, "masked_pool y" + at);
+      ExpectClose(dx, gdx, "masked_pool dx" + at);
+    }
+  }
+}
+
+TEST_P(TwinTest, BceWithLogits) {
+  for (const int64_t n : {1, 257, 5000}) {
+    for (const bool weighted : {false, true}) {
+      std::mt19937 rng(n + weighted);
+      Tensor x = RandomTensor({n}, &rng, -8.0f, 8.0f), labels = Tensor::Zeros({n});
+      for (int64_t i = 0; i < n; i += 3) labels[i] = 1.0f;
+      Tensor w = weighted ? RandomTensor({n}, &rng, 0.0f, 2.0f) : Tensor();
+      Tensor dx = RandomTensor({n}, &rng), gdx = In(dx);
+      const double loss = BceWithLogitsForward(x, labels, w);
+      BceWithLogitsBackward(x, labels, w, 0.7f, &dx);
+      double got = 0.0;
+      if (host()) {
+        got = plans().BceWithLogitsForward(In(x), In(labels), In(w));
+        plans().BceWithLogitsBackward(In(x), In(labels), In(w), 0.7f, &gdx);
+      } else {
+        got = BceWithLogitsForward(In(x), In(labels), In(w));
+        BceWithLogitsBackward(In(x), In(labels), In(w), 0.7f, &gdx);
+      }
+      EXPECT_NEAR(got, loss, 1e-6 * (1.0 + std::fabs(loss))) << "bce loss n=" << n;
+      ExpectClose(dx, gdx, "bce dlogits n=" + std::to_string(n));
+    }
+  }
+}
+
+TEST_P(TwinTest, DenseOptimizers) {
+  const int64_t n = 1031;
+  std::mt19937 rng(5);
+  Tensor p0 = RandomTensor({n}, &rng);
+  std::vector<Tensor> grads;
+  for (int s = 0; s < 3; ++s) grads.push_back(RandomTensor({n}, &rng));
+  auto run = [&](const char* name, auto cpu_step, auto twin_step, int slots) {
+    Tensor p = p0.Clone(), gp = In(p0);
+    std::vector<Tensor> st, gst;
+    for (int k = 0; k < slots; ++k) {
+      st.push_back(Tensor::Filled({n}, 0.1f));
+      gst.push_back(In(st.back()));
+    }
+    for (int s = 0; s < 3; ++s) {
+      cpu_step(s + 1, grads[s], &p, &st);
+      twin_step(s + 1, In(grads[s]), &gp, &gst);
+    }
+    ExpectClose(p, gp, std::string(name) + " params");
+    for (int k = 0; k < slots; ++k) ExpectClose(st[k], gst[k], std::string(name) + " state");
+  };
+  for (const MomentumKind kind : {MomentumKind::kClassic, MomentumKind::kNesterov}) {
+    SgdOptions o;
+    o.momentum = 0.9f;
+    o.momentum_kind = kind;
+    o.weight_decay = 0.01f;
+    auto cpu = [&](int, const Tensor& g, Tensor* p, std::vector<Tensor>* st) {
+      SgdUpdate(o, 0.1f, g, p, &(*st)[0]);
+    };
+    auto twin = [&](int, const Tensor& g, Tensor* p, std::vector<Tensor>* st) {
+      if (host())
+        plans().SgdUpdate(o, 0.1f, g, p, &(*st)[0]);
+      else
+        SgdUpdate(o, 0.1f, g, p, &(*st)[0]);
+    };
+    run(kind == MomentumKind::kClassic ? "sgd momentum" : "sgd nesterov", cpu, twin, 1);
+  }
+  for (const WeightDecayKind wd : {WeightDecayKind::kL2, WeightDecayKind::kDecoupled}) {
+    AdamOptions o;
+    o.weight_decay = 0.01f;
+    o.weight_decay_kind = wd;
+    auto cpu = [&](int step, const Tensor& g, Tensor* p, std::vector<Tensor>* st) {
+      AdamUpdate(o, 0.01f, step, g, p, &(*st)[0], &(*st)[1]);
+    };
+    // The host plan takes the coefficients the CPU op computes: checked through the device path.
+    auto twin = [&](int step, const Tensor& g, Tensor* p, std::vector<Tensor>* st) {
+      if (host()) {
+        const double t = step;
+        const float step_size = static_cast<float>(0.01 / (1.0 - std::pow(double{o.beta1}, t)));
+        const float bc2 = static_cast<float>(1.0 / std::sqrt(1.0 - std::pow(double{o.beta2}, t)));
+        const bool dec = wd == WeightDecayKind::kDecoupled;
+        plans().AdamUpdate(o.beta1, o.beta2, o.eps, step_size, bc2, dec ? 0.0f : o.weight_decay,
+                           dec ? 1.0f - 0.01f * o.weight_decay : 1.0f, g, p, &(*st)[0], &(*st)[1]);
+      } else {
+        AdamUpdate(o, 0.01f, step, g, p, &(*st)[0], &(*st)[1]);
+      }
+    };
+    run(wd == WeightDecayKind::kL2 ? "adam" : "adamw", cpu, twin, 2);
+  }
+  AdagradOptions ao;
+  auto cpu = [&](int, const Tensor& g, Tensor* p, std::vector<Tensor>* st) {
+    AdagradUpdate(ao, 0.05f, g, p, &(*st)[0]);
+  };
+  auto twin = [&](int, const Tensor& g, Tensor* p, std::vector<Tensor>* st) {
+    if (host())
+      plans().AdagradUpdate(ao, 0.05f, g, p, &(*st)[0]);
+    else
+      AdagradUpdate(ao, 0.05f, g, p, &(*st)[0]);
+  };
+  run("adagrad", cpu, twin, 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, TwinTest,
+                         ::testing::Values(Backend::kHostPlans, Backend::kDevice,
+                                           Backend::kDeviceOneBlock),
+                         BackendName);
+
+// Duplicate keys: L lookups of U keys, summed per key in lookup order.
+TEST(CudaSumDuplicateRows, HostPlanSumsEachKeysRows) {
+  const int64_t d = 5;
+  const std::vector<int64_t> keys = {7, 3, 7, 9, 3, 7};
+  std::mt19937 rng(3);
+  Tensor grads = RandomTensor({static_cast<int64_t>(keys.size()), d}, &rng);
+  // Group by key (first appearance order): 7 -> {0, 2, 5}, 3 -> {1, 4}, 9 -> {3}.
+  const std::vector<int32_t> order = {0, 2, 5, 1, 4, 3}, starts = {0, 3, 5, 6};
+  Tensor out = Tensor::Zeros({3, d}), ref = Tensor::Zeros({3, d});
+  for (int64_t u = 0; u < 3; ++u)
+    for (int32_t k = starts[u]; k < starts[u + 1]; ++k)
+      for (int64_t j = 0; j < d; ++j) ref[u * d + j] += grads[order[k] * d + j];
+  HostExec exec;
+  cuda::OpPlans<HostExec>(&exec).SumDuplicateRows(grads, order.data(), starts.data(), 3, &out);
+  ExpectClose(ref, out, "sum_duplicate_rows", 0.0f, 0.0f);
+}
+
+#ifdef ATTNPS_WITH_CUDA
+TEST(CudaBatchedMatmul, EveryTransposeMatchesCpu) {
+  if (!CudaAvailable()) GTEST_SKIP() << "no GPU visible";
+  const int64_t g = 3, m = 17, k = 9, p = 33;
+  for (const bool ta : {false, true}) {
+    for (const bool tb : {false, true}) {
+      std::mt19937 rng(ta * 2 + tb);
+      Tensor a = RandomTensor(ta ? Shape{g, k, m} : Shape{g, m, k}, &rng);
+      Tensor b = RandomTensor(tb ? Shape{g, p, k} : Shape{g, k, p}, &rng);
+      Tensor dc = RandomTensor({g, m, p}, &rng);
+      Tensor c = Tensor::Empty({g, m, p}), da = RandomTensor(a.shape(), &rng);
+      Tensor db = RandomTensor(b.shape(), &rng);
+      Tensor gc = Tensor::Zeros({g, m, p}, Device::kCUDA), gda = da.Clone(Device::kCUDA);
+      Tensor gdb = db.Clone(Device::kCUDA);
+      const Tensor ga = a.Clone(Device::kCUDA), gb = b.Clone(Device::kCUDA);
+      BatchedMatmulForward(a, ta, b, tb, &c);
+      BatchedMatmulBackward(a, ta, b, tb, dc, &da, &db);
+      BatchedMatmulForward(ga, ta, gb, tb, &gc);
+      BatchedMatmulBackward(ga, ta, gb, tb, dc.Clone(Device::kCUDA), &gda, &gdb);
+      const std::string at = std::string(" ta=") + (ta ? "1" : "0") + " tb=" + (tb ? "1" : "0");
+      ExpectClose(c, gc, "batched_matmul c" + at);
+      ExpectClose(da, gda, "batched_matmul da" + at);
+      ExpectClose(db, gdb, "batched_matmul db" + at);
+    }
+  }
+}
+
+TEST(CudaMathMode, Tf32AndBf16StayNearFp32) {
+  if (!CudaAvailable()) GTEST_SKIP() << "no GPU visible";
+  std::mt19937 rng(11);
+  Tensor x = RandomTensor({256, 128}, &rng), w = RandomTensor({128, 64}, &rng);
+  Tensor y = Tensor::Empty({256, 64});
+  LinearForward(x, w, Tensor(), &y);
+  for (const auto mode : {cuda::MathMode::kTf32, cuda::MathMode::kBf16}) {
+    cuda::SetMathMode(mode);
+    Tensor gy = Tensor::Zeros({256, 64}, Device::kCUDA);
+    LinearForward(x.Clone(Device::kCUDA), w.Clone(Device::kCUDA), Tensor(), &gy);
+    cuda::SetMathMode(cuda::MathMode::kFp32);
+    // TF32 and BF16 keep 10 and 7 mantissa bits: about 1e-3 and 1e-2 of a 128-term sum of O(1).
+    ExpectClose(y, gy, "linear y in reduced precision", 0.15f, 0.02f);
+  }
+}
+#endif
+
+TEST(CudaDispatch, MixedDevicesAreRefused) {
+  if (!CudaAvailable()) GTEST_SKIP() << "no GPU visible";
+  Tensor x = Tensor::Zeros({4, 3}, Device::kCUDA), y = Tensor::Zeros({4, 3});
+  EXPECT_DEATH(ReluForward(x, &y), "relu_forward");
+}
+
+}  // namespace
+}  // namespace attnps

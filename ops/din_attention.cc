@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "ops/blas.h"
+#include "ops/device_dispatch.h"
 #include "ops/din_unit_kernels.h"
 #include "ops/fast_math.h"
 #include "ops/linear.h"
@@ -37,7 +38,7 @@ Sizes CheckArgs(const char* op, const Tensor& q, const Tensor& k, const Tensor& 
                 const DinAttentionParams& p, const DinAttentionWorkspace& ws,
                 const Tensor& weights) {
   Dim b("B"), t("T"), d("D"), d4("4D"), h1("H1"), h2("H2"), one("1", 1), d2("2D"), bt("B*T");
-  ShapeCheck check(op);
+  ShapeCheck check(op, q.device());
   check.Arg("q", q, {&b, &d}).Arg("k", k, {&b, &t, &d}).Arg("mask", mask, {&b, &t});
   check.Arg("w1", p.w1, {&d4, &h1}).Arg("b1", p.b1, {&h1}).Arg("w2", p.w2, {&h1, &h2});
   check.Arg("b2", p.b2, {&h2}).Arg("w3", p.w3, {&h2, &one}).Arg("b3", p.b3, {&one});
@@ -88,22 +89,22 @@ DinAttentionParams DinAttentionParams::Zeros(int64_t d, int64_t h1, int64_t h2) 
 }
 
 DinAttentionWorkspace DinAttentionWorkspace::Allocate(int64_t b, int64_t t, int64_t d, int64_t h1,
-                                                      int64_t h2) {
+                                                      int64_t h2, Device device) {
   const int64_t bt = b * t;
   DinAttentionWorkspace ws;
-  ws.folded_q = Tensor::Empty({d, h1});
-  ws.folded_kp = Tensor::Empty({2 * d, h1});
-  ws.q_term = Tensor::Empty({b, h1});
-  ws.x = Tensor::Empty({bt, 2 * d});
-  ws.a1 = Tensor::Empty({bt, h1});
-  ws.a2 = Tensor::Empty({bt, h2});
-  ws.scores = Tensor::Empty({bt});
-  ws.d_a1 = Tensor::Empty({bt, h1});
-  ws.d_a2 = Tensor::Empty({bt, h2});
-  ws.d_x = Tensor::Empty({bt, 2 * d});
-  ws.d_scores = Tensor::Empty({bt});
-  ws.d_q_term = Tensor::Empty({b, h1});
-  ws.d_folded_q = Tensor::Empty({d, h1});
+  ws.folded_q = Tensor::Empty({d, h1}, device);
+  ws.folded_kp = Tensor::Empty({2 * d, h1}, device);
+  ws.q_term = Tensor::Empty({b, h1}, device);
+  ws.x = Tensor::Empty({bt, 2 * d}, device);
+  ws.a1 = Tensor::Empty({bt, h1}, device);
+  ws.a2 = Tensor::Empty({bt, h2}, device);
+  ws.scores = Tensor::Empty({bt}, device);
+  ws.d_a1 = Tensor::Empty({bt, h1}, device);
+  ws.d_a2 = Tensor::Empty({bt, h2}, device);
+  ws.d_x = Tensor::Empty({bt, 2 * d}, device);
+  ws.d_scores = Tensor::Empty({bt}, device);
+  ws.d_q_term = Tensor::Empty({b, h1}, device);
+  ws.d_folded_q = Tensor::Empty({d, h1}, device);
   return ws;
 }
 
@@ -113,8 +114,9 @@ void DinAttentionForward(const Tensor& q, const Tensor& k, const Tensor& mask,
   const Sizes s = CheckArgs("din_attention_forward", q, k, mask, params, *ws, *weights);
   {
     Dim b("B", s.b), d("D", s.d);
-    ShapeCheck("din_attention_forward").Arg("pooled", *pooled, {&b, &d}).Done();
+    ShapeCheck("din_attention_forward", q.device()).Arg("pooled", *pooled, {&b, &d}).Done();
   }
+  ATTNPS_RUN_ON_CUDA(q, DinAttentionForward(q, k, mask, params, options, ws, weights, pooled));
   const int64_t d = s.d, d2 = 2 * s.d, h1 = s.h1, h2 = s.h2, t = s.t;
   FoldFirstLayer(params.w1, s, ws);
   LinearForward(q, ws->folded_q, params.b1, &ws->q_term);
@@ -190,7 +192,7 @@ void DinAttentionBackward(const Tensor& q, const Tensor& k, const Tensor& mask,
   const Sizes s = CheckArgs("din_attention_backward", q, k, mask, params, *ws, weights);
   {
     Dim b("B", s.b), t("T", s.t), d("D", s.d);
-    ShapeCheck check("din_attention_backward");
+    ShapeCheck check("din_attention_backward", q.device());
     check.Optional("d_weights", d_weights, {&b, &t}).Arg("d_pooled", d_pooled, {&b, &d});
     if (dq) check.Like("dq", *dq, q);
     if (dk) check.Like("dk", *dk, k);
@@ -203,6 +205,8 @@ void DinAttentionBackward(const Tensor& q, const Tensor& k, const Tensor& mask,
     check.Like("ws.d_folded_q", ws->d_folded_q, ws->folded_q).Done();
   }
   if (s.b == 0 || s.t == 0) return;  // no positions: nothing to add
+  ATTNPS_RUN_ON_CUDA(q, DinAttentionBackward(q, k, mask, params, options, weights, d_weights,
+                                             d_pooled, ws, dq, dk, grads));
   const int64_t d = s.d, d2 = 2 * s.d, h1 = s.h1, h2 = s.h2, t = s.t;
   const DinActivation act = options.activation;
   float* block_grads = BlockGradSlots(s, Blocks(s), ws);

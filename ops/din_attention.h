@@ -54,7 +54,9 @@ struct DinAttentionWorkspace {
   Tensor d_folded_q;   // backward scratch [D, H1]
   Tensor block_grads;  // backward scratch: per-block partial weight gradients, sized on use
 
-  static DinAttentionWorkspace Allocate(int64_t b, int64_t t, int64_t d, int64_t h1, int64_t h2);
+  // On `device`: the device of the unit's tensors.
+  static DinAttentionWorkspace Allocate(int64_t b, int64_t t, int64_t d, int64_t h1, int64_t h2,
+                                        Device device = Device::kCPU);
 };
 
 // q [B, D], k [B, T, D], mask [B, T] -> weights [B, T] (0 at padding; a fully masked row is all 0)

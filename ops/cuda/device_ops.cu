@@ -214,6 +214,19 @@ void AdagradUpdate(const AdagradOptions& options, float lr, const Tensor& grads,
                    Tensor* accumulator) {
   Plans().AdagradUpdate(options, lr, grads, params, accumulator);
 }
+void DinAttentionForward(const Tensor& q, const Tensor& k, const Tensor& mask,
+                         const DinAttentionParams& params, const DinAttentionOptions& options,
+                         DinAttentionWorkspace* ws, Tensor* weights, Tensor* pooled) {
+  Plans().DinAttentionForward(q, k, mask, params, options, ws, weights, pooled);
+}
+void DinAttentionBackward(const Tensor& q, const Tensor& k, const Tensor& mask,
+                          const DinAttentionParams& params, const DinAttentionOptions& options,
+                          const Tensor& weights, const Tensor& d_weights, const Tensor& d_pooled,
+                          DinAttentionWorkspace* ws, Tensor* dq, Tensor* dk,
+                          DinAttentionParams* grads) {
+  Plans().DinAttentionBackward(q, k, mask, params, options, weights, d_weights, d_pooled, ws, dq,
+                               dk, grads);
+}
 void SumDuplicateRows(const Tensor& grads, const int32_t* order, const int32_t* starts, int64_t u,
                       Tensor* out) {
   Plans().SumDuplicateRows(grads, order, starts, u, out);

@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "ops/activation.h"
+#include "ops/din_attention.h"
 #include "ops/optimizer.h"
 #include "ops/tensor.h"
 
@@ -69,6 +70,16 @@ void MaskedSoftmaxBackward(const Tensor& y, const Tensor& dy, float scale, Tenso
 // ops/pooling.h (mean: MaskedMeanPool, else MaskedSumPool)
 void MaskedPoolForward(const Tensor& x, const Tensor& mask, bool mean, Tensor* y);
 void MaskedPoolBackward(const Tensor& mask, const Tensor& dy, bool mean, Tensor* dx);
+
+// ops/din_attention.h
+void DinAttentionForward(const Tensor& q, const Tensor& k, const Tensor& mask,
+                         const DinAttentionParams& params, const DinAttentionOptions& options,
+                         DinAttentionWorkspace* ws, Tensor* weights, Tensor* pooled);
+void DinAttentionBackward(const Tensor& q, const Tensor& k, const Tensor& mask,
+                          const DinAttentionParams& params, const DinAttentionOptions& options,
+                          const Tensor& weights, const Tensor& d_weights, const Tensor& d_pooled,
+                          DinAttentionWorkspace* ws, Tensor* dq, Tensor* dk,
+                          DinAttentionParams* grads);
 
 // ops/loss.h
 double BceWithLogitsForward(const Tensor& logits, const Tensor& labels, const Tensor& weights);

@@ -408,6 +408,131 @@ struct AdagradBody {
   }
 };
 
+// ---- The DIN activation unit (ops/din_attention.h; rows r = b * T + t)
+// ----------------------------
+
+// i < D*H1: folded_q = Wq + Wd, folded_kp = [Wk - Wd; Wp] from w1 = [Wq; Wk; Wd; Wp].
+struct DinFoldBody {
+  const float* w1;
+  int64_t dh;
+  float *folded_q, *folded_kp;
+  ATTNPS_HD void operator()(int64_t i) const {
+    folded_q[i] = w1[i] + w1[2 * dh + i];
+    folded_kp[i] = w1[dh + i] - w1[2 * dh + i];
+    folded_kp[dh + i] = w1[3 * dh + i];
+  }
+};
+// i < D*H1: dw1 += the folded gradients unfolded into the q, k, q-k, q*k blocks.
+struct DinUnfoldGradBody {
+  const float *d_folded_q, *d_folded_kp;
+  int64_t dh;
+  float* dw1;
+  ATTNPS_HD void operator()(int64_t i) const {
+    dw1[i] += d_folded_q[i];
+    dw1[dh + i] += d_folded_kp[i];
+    dw1[2 * dh + i] += d_folded_q[i] - d_folded_kp[i];
+    dw1[3 * dh + i] += d_folded_kp[dh + i];
+  }
+};
+// i < B*T*D: x [B*T, 2D] = [k, q * k].
+struct DinPairBody {
+  const float *q, *k;
+  int64_t t, d;
+  float* x;
+  ATTNPS_HD void operator()(int64_t i) const {
+    const int64_t r = i / d, j = i % d;
+    x[r * 2 * d + j] = k[i];
+    x[r * 2 * d + d + j] = q[(r / t) * d + j] * k[i];
+  }
+};
+// i < B*T*D, from dx [B*T, 2D] of x = [k, q * k]: dk += dx_k + dx_qk * q.
+struct DinPairGradKBody {
+  const float *dx, *q;
+  int64_t t, d;
+  float* dk;
+  ATTNPS_HD void operator()(int64_t i) const {
+    const int64_t r = i / d, j = i % d;
+    dk[i] += dx[r * 2 * d + j] + dx[r * 2 * d + d + j] * q[(r / t) * d + j];
+  }
+};
+// i < B*D: dq[b, j] += sum_t dx_qk[b, t, j] k[b, t, j].
+struct DinPairGradQBody {
+  const float *dx, *k;
+  int64_t t, d;
+  float* dq;
+  ATTNPS_HD void operator()(int64_t i) const {
+    const int64_t b = i / d, j = i % d;
+    float sum = 0.0f;
+    for (int64_t s = 0; s < t; ++s) {
+      const int64_t r = b * t + s;
+      sum += dx[r * 2 * d + d + j] * k[r * d + j];
+    }
+    dq[i] += sum;
+  }
+};
+// i < rows*cols: a = act(a + bias[(r / group) * cols + j]) (group = rows per bias row; a bias of
+// one row for all: group >= rows), sigmoid or ReLU.
+struct BiasActivateBody {
+  const float* bias;
+  int64_t group, cols;
+  bool sigmoid;
+  float* a;
+  ATTNPS_HD void operator()(int64_t i) const {
+    const int64_t r = i / cols, j = i % cols;
+    const float z = a[i] + bias[(r / group) * cols + j];
+    a[i] = sigmoid ? Sigmoid(z) : (z > 0.0f ? z : 0.0f);
+  }
+};
+// i < rows*cols: g = outer[r] * inner[j] (outer null: g as it is), times act'(z) through a =
+// act(z).
+struct TimesActivationGradBody {
+  const float *outer, *inner, *a;
+  int64_t cols;
+  bool sigmoid;
+  float* g;
+  ATTNPS_HD void operator()(int64_t i) const {
+    const float v = outer != nullptr ? outer[i / cols] * inner[i % cols] : g[i];
+    g[i] = sigmoid ? v * a[i] * (1.0f - a[i]) : (a[i] > 0.0f ? v : 0.0f);
+  }
+};
+// i < groups*cols: out[g, j] = sum of rows [g * per, (g + 1) * per) of m [rows, cols].
+struct GroupRowSumBody {
+  const float* m;
+  int64_t per, cols;
+  float* out;
+  ATTNPS_HD void operator()(int64_t i) const {
+    const int64_t g = i / cols, j = i % cols;
+    float sum = 0.0f;
+    for (int64_t r = g * per; r < (g + 1) * per; ++r) sum += m[r * cols + j];
+    out[i] = sum;
+  }
+};
+// i < B*T: the weights' gradient g = d_weights + <d_pooled[b], k[b, t]> (d_weights null: 0).
+struct DinWeightGradBody {
+  const float *k, *d_pooled, *d_weights;
+  int64_t t, d;
+  float* g;
+  ATTNPS_HD void operator()(int64_t i) const {
+    const float* kr = k + i * d;
+    const float* dp = d_pooled + (i / t) * d;
+    float sum = d_weights != nullptr ? d_weights[i] : 0.0f;
+    for (int64_t j = 0; j < d; ++j) sum += dp[j] * kr[j];
+    g[i] = sum;
+  }
+};
+// i: element; y = mask != 0 ? x : 0.
+struct MaskSelectBody {
+  const float *x, *mask;
+  float* y;
+  ATTNPS_HD void operator()(int64_t i) const { y[i] = mask[i] != 0.0f ? x[i] : 0.0f; }
+};
+// i: element; y = value.
+struct FillBody {
+  float value;
+  float* y;
+  ATTNPS_HD void operator()(int64_t i) const { y[i] = value; }
+};
+
 // ---- Duplicate-key gradient sum (the GPU worker, before the copy back) --------------------------
 
 // grads [L, D] of L lookups, `order` the lookup indices grouped by key (int32), `starts` [U + 1]

@@ -16,6 +16,7 @@
 
 #include "ops/activation.h"
 #include "ops/cuda/kernel_bodies.h"
+#include "ops/din_attention.h"
 #include "ops/optimizer.h"
 #include "ops/tensor.h"
 
@@ -171,6 +172,87 @@ class OpPlans {
                      Tensor* accumulator) {
     ex_.ForEach(grads.numel(),
                 AdagradBody{lr, o.eps, grads.data(), params->data(), accumulator->data()});
+  }
+
+  // The DIN unit over the whole batch at once (the CPU twin blocks rows for its caches).
+  void DinAttentionForward(const Tensor& q, const Tensor& k, const Tensor& mask,
+                           const DinAttentionParams& p, const DinAttentionOptions& o,
+                           DinAttentionWorkspace* ws, Tensor* weights, Tensor* pooled) {
+    const int64_t b = Size(k, 0), t = Size(k, 1), d = Size(k, 2), h1 = Size(p.w1, 1);
+    const int64_t h2 = Size(p.w2, 1), n = b * t, d2 = 2 * d;
+    const bool sigmoid = o.activation == DinActivation::kSigmoid;
+    ex_.ForEach(d * h1,
+                DinFoldBody{p.w1.data(), d * h1, ws->folded_q.data(), ws->folded_kp.data()});
+    LinearForward(q, ws->folded_q, p.b1, &ws->q_term);
+    ex_.ForEach(n * d, DinPairBody{q.data(), k.data(), t, d, ws->x.data()});
+    ex_.Gemm(false, false, n, h1, d2, 1.0f, ws->x.data(), d2, ws->folded_kp.data(), h1, 0.0f,
+             ws->a1.data(), h1);
+    ex_.ForEach(n * h1, BiasActivateBody{ws->q_term.data(), t, h1, sigmoid, ws->a1.data()});
+    ex_.Gemm(false, false, n, h2, h1, 1.0f, ws->a1.data(), h1, p.w2.data(), h2, 0.0f, ws->a2.data(),
+             h2);
+    ex_.ForEach(n * h2, BiasActivateBody{p.b2.data(), n, h2, sigmoid, ws->a2.data()});
+    ex_.ForEach(n, BroadcastRowsBody{p.b3.data(), 1, ws->scores.data()});
+    ex_.Gemm(false, false, n, 1, h2, 1.0f, ws->a2.data(), h2, p.w3.data(), 1, 1.0f,
+             ws->scores.data(), 1);
+    if (o.normalization == AttentionNormalization::kNone) {
+      ex_.ForEach(n, MaskSelectBody{ws->scores.data(), mask.data(), weights->data()});
+    } else {
+      ex_.ForEach(
+          b, MaskedSoftmaxForwardBody{ws->scores.data(), mask.data(), t, 1.0f, weights->data()});
+    }
+    ex_.ForEach(b * d,
+                MaskedPoolForwardBody{k.data(), weights->data(), t, d, false, pooled->data()});
+  }
+
+  void DinAttentionBackward(const Tensor& q, const Tensor& k, const Tensor& mask,
+                            const DinAttentionParams& p, const DinAttentionOptions& o,
+                            const Tensor& weights, const Tensor& d_weights, const Tensor& d_pooled,
+                            DinAttentionWorkspace* ws, Tensor* dq, Tensor* dk,
+                            DinAttentionParams* g) {
+    const int64_t b = Size(k, 0), t = Size(k, 1), d = Size(k, 2), h1 = Size(p.w1, 1);
+    const int64_t h2 = Size(p.w2, 1), n = b * t, d2 = 2 * d;
+    if (n == 0) return;
+    const bool sigmoid = o.activation == DinActivation::kSigmoid;
+    float* scratch = static_cast<float*>(ex_.Scratch((n + d2 * h1) * sizeof(float)));
+    float *raw = scratch, *d_folded_kp = scratch + n;
+    float *ds = ws->d_scores.data(), *dz2 = ws->d_a2.data(), *dz1 = ws->d_a1.data();
+    // Through the pooling and the normalization.
+    ex_.ForEach(n, DinWeightGradBody{k.data(), d_pooled.data(), Ptr(d_weights), t, d, raw});
+    if (dk) {
+      ex_.ForEach(b * d,
+                  MaskedPoolBackwardBody{weights.data(), d_pooled.data(), t, d, false, dk->data()});
+    }
+    if (o.normalization == AttentionNormalization::kNone) {
+      ex_.ForEach(n, MaskSelectBody{raw, mask.data(), ds});
+    } else {
+      ex_.ForEach(n, FillBody{0.0f, ds});
+      ex_.ForEach(b, MaskedSoftmaxBackwardBody{weights.data(), raw, t, 1.0f, ds});
+    }
+    // Output, second and first layers.
+    ex_.ForEach(1, ColumnSumBody{ds, n, 1, g->b3.data()});
+    ex_.Gemm(true, false, h2, 1, n, 1.0f, ws->a2.data(), h2, ds, 1, 1.0f, g->w3.data(), 1);
+    ex_.ForEach(n * h2, TimesActivationGradBody{ds, p.w3.data(), ws->a2.data(), h2, sigmoid, dz2});
+    ex_.Gemm(true, false, h1, h2, n, 1.0f, ws->a1.data(), h1, dz2, h2, 1.0f, g->w2.data(), h2);
+    ex_.ForEach(h2, ColumnSumBody{dz2, n, h2, g->b2.data()});
+    ex_.Gemm(false, true, n, h1, h2, 1.0f, dz2, h2, p.w2.data(), h2, 0.0f, dz1, h1);
+    ex_.ForEach(n * h1, TimesActivationGradBody{nullptr, nullptr, ws->a1.data(), h1, sigmoid, dz1});
+    ex_.Gemm(true, false, d2, h1, n, 1.0f, ws->x.data(), d2, dz1, h1, 0.0f, d_folded_kp, h1);
+    float* dqt = ws->d_q_term.data();
+    ex_.ForEach(b * h1, GroupRowSumBody{dz1, t, h1, dqt});
+    if (dq || dk) {
+      float* dx = ws->d_x.data();
+      ex_.Gemm(false, true, n, d2, h1, 1.0f, dz1, h1, ws->folded_kp.data(), h1, 0.0f, dx, d2);
+      if (dk) ex_.ForEach(n * d, DinPairGradKBody{dx, q.data(), t, d, dk->data()});
+      if (dq) ex_.ForEach(b * d, DinPairGradQBody{dx, k.data(), t, d, dq->data()});
+    }
+    // The folded q terms: q_term = q folded_q + b1.
+    ex_.ForEach(h1, ColumnSumBody{dqt, b, h1, g->b1.data()});
+    ex_.Gemm(true, false, d, h1, b, 1.0f, q.data(), d, dqt, h1, 0.0f, ws->d_folded_q.data(), h1);
+    ex_.ForEach(d * h1,
+                DinUnfoldGradBody{ws->d_folded_q.data(), d_folded_kp, d * h1, g->w1.data()});
+    if (dq) {
+      ex_.Gemm(false, true, b, d, h1, 1.0f, dqt, h1, ws->folded_q.data(), h1, 1.0f, dq->data(), d);
+    }
   }
 
   void SumDuplicateRows(const Tensor& grads, const int32_t* order, const int32_t* starts, int64_t u,

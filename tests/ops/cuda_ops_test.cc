@@ -411,6 +411,65 @@ TEST_P(TwinTest, DenseOptimizers) {
   run("adagrad", cpu, twin, 1);
 }
 
+DinAttentionParams RandomDinParams(int64_t d, int64_t h1, int64_t h2, std::mt19937* rng) {
+  return {RandomTensor({4 * d, h1}, rng), RandomTensor({h1}, rng),    RandomTensor({h1, h2}, rng),
+          RandomTensor({h2}, rng),        RandomTensor({h2, 1}, rng), RandomTensor({1}, rng)};
+}
+
+TEST_P(TwinTest, DinAttention) {
+  struct Case {
+    int64_t b, t, d, h1, h2;
+  };
+  for (const Case c : {Case{1, 1, 1, 1, 1}, Case{5, 7, 3, 8, 4}, Case{33, 50, 16, 36, 18}}) {
+    for (const auto norm : {AttentionNormalization::kNone, AttentionNormalization::kSoftmax}) {
+      for (const auto act : {DinActivation::kSigmoid, DinActivation::kRelu}) {
+        std::mt19937 rng(c.b * c.t + static_cast<int>(norm) * 2 + static_cast<int>(act));
+        const DinAttentionOptions o{norm, act};
+        const DinAttentionParams p = RandomDinParams(c.d, c.h1, c.h2, &rng);
+        Tensor q = RandomTensor({c.b, c.d}, &rng), k = RandomTensor({c.b, c.t, c.d}, &rng);
+        Tensor mask = Mask(c.b, c.t, &rng), d_pooled = RandomTensor({c.b, c.d}, &rng);
+        Tensor d_weights = c.b % 2 ? RandomTensor({c.b, c.t}, &rng) : Tensor();
+        Tensor dq = RandomTensor(q.shape(), &rng), dk = RandomTensor(k.shape(), &rng);
+        DinAttentionParams g = RandomDinParams(c.d, c.h1, c.h2, &rng);
+        // The twin's copies, taken before the CPU op accumulates into the originals.
+        const DinAttentionParams tp{In(p.w1), In(p.b1), In(p.w2), In(p.b2), In(p.w3), In(p.b3)};
+        DinAttentionParams tg{In(g.w1), In(g.b1), In(g.w2), In(g.b2), In(g.w3), In(g.b3)};
+        Tensor tq = In(q), tk = In(k), tmask = In(mask), tdp = In(d_pooled), tdw = In(d_weights);
+        Tensor tdq = In(dq), tdk = In(dk);
+        Tensor tweights = In(Tensor::Zeros({c.b, c.t})), tpooled = In(Tensor::Zeros({c.b, c.d}));
+        DinAttentionWorkspace tws = DinAttentionWorkspace::Allocate(
+            c.b, c.t, c.d, c.h1, c.h2, host() ? Device::kCPU : Device::kCUDA);
+
+        DinAttentionWorkspace ws = DinAttentionWorkspace::Allocate(c.b, c.t, c.d, c.h1, c.h2);
+        Tensor weights = Tensor::Empty({c.b, c.t}), pooled = Tensor::Empty({c.b, c.d});
+        DinAttentionForward(q, k, mask, p, o, &ws, &weights, &pooled);
+        DinAttentionBackward(q, k, mask, p, o, weights, d_weights, d_pooled, &ws, &dq, &dk, &g);
+        if (host()) {
+          plans().DinAttentionForward(tq, tk, tmask, tp, o, &tws, &tweights, &tpooled);
+          plans().DinAttentionBackward(tq, tk, tmask, tp, o, tweights, tdw, tdp, &tws, &tdq, &tdk,
+                                       &tg);
+        } else {
+          DinAttentionForward(tq, tk, tmask, tp, o, &tws, &tweights, &tpooled);
+          DinAttentionBackward(tq, tk, tmask, tp, o, tweights, tdw, tdp, &tws, &tdq, &tdk, &tg);
+        }
+        const std::string at = " B=" + std::to_string(c.b) + " T=" + std::to_string(c.t) +
+                               (norm == AttentionNormalization::kNone ? " raw" : " softmax") +
+                               (act == DinActivation::kSigmoid ? " sigmoid" : " relu");
+        ExpectClose(weights, tweights, "din weights" + at);
+        ExpectClose(pooled, tpooled, "din pooled" + at);
+        ExpectClose(dq, tdq, "din dq" + at, 1e-4f, 1e-3f);
+        ExpectClose(dk, tdk, "din dk" + at, 1e-4f, 1e-3f);
+        ExpectClose(g.w1, tg.w1, "din dw1" + at, 1e-4f, 1e-3f);
+        ExpectClose(g.b1, tg.b1, "din db1" + at, 1e-4f, 1e-3f);
+        ExpectClose(g.w2, tg.w2, "din dw2" + at, 1e-4f, 1e-3f);
+        ExpectClose(g.b2, tg.b2, "din db2" + at, 1e-4f, 1e-3f);
+        ExpectClose(g.w3, tg.w3, "din dw3" + at, 1e-4f, 1e-3f);
+        ExpectClose(g.b3, tg.b3, "din db3" + at, 1e-4f, 1e-3f);
+      }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, TwinTest,
                          ::testing::Values(Backend::kHostPlans, Backend::kDevice,
                                            Backend::kDeviceOneBlock),

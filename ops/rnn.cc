@@ -3,6 +3,8 @@
 #include <algorithm>
 
 #include "ops/blas.h"
+#include "ops/cuda/kernel_bodies.h"
+#include "ops/device_dispatch.h"
 #include "ops/fast_math.h"
 #include "ops/linear.h"
 #include "ops/parallel.h"
@@ -11,25 +13,9 @@
 namespace attnps {
 namespace {
 
-// How the attention a_t enters the update: not at all (GRU), scaling the update gate (AUGRU,
-// u' = a * u), or in its place (AGRU, u' = a).
-enum class Gate { kGru, kAugru, kAgru, kAugruOfficial };
-
-// The update gate the cell applies, u' (u the GRU's, a the attention), and its partial
-// derivatives du'/du and du'/da.
-struct GateMix {
-  float ua, d_u, d_a;
-};
-inline GateMix MixGate(Gate gate, float u, float a) {
-  switch (gate) {
-    case Gate::kAgru:
-      return {a, 0.0f, 1.0f};
-    case Gate::kAugruOfficial:  // u' = 1 - (1 - a)(1 - u)
-      return {u + a - a * u, 1.0f - a, 1.0f - u};
-    default:  // kGru (a = 1), kAugru
-      return {a * u, a, u};
-  }
-}
+using Gate = cuda::GruGate;  // the gate kinds and their mix, shared with the CUDA cells
+using cuda::GateMix;
+using cuda::MixGate;
 
 struct Sizes {
   int64_t b, t, in, h;
@@ -82,6 +68,7 @@ void ForwardImpl(const Sizes& z, Gate gate, const Tensor& x, const Tensor& mask,
                  Tensor* states) {
   const int64_t h = z.h, h3 = z.h3(), t = z.t;
   if (z.b == 0 || t == 0) return;
+  ATTNPS_RUN_ON_CUDA(x, GruForward(gate, x, mask, attention, h0, p, ws, states));
   Tensor xp = ws->x_proj.Reshaped({z.b * t, h3});
   LinearForward(x.Reshaped({z.b * t, z.in}), p.wx, p.b, &xp);
   float* prev0 = ws->h_prev.data();
@@ -147,6 +134,8 @@ void BackwardImpl(const Sizes& z, Gate gate, const Tensor& x, const Tensor& mask
                   Tensor* d_attention, GruParams* grads) {
   const int64_t h = z.h, h3 = z.h3(), t = z.t;
   if (z.b == 0 || t == 0) return;
+  ATTNPS_RUN_ON_CUDA(
+      x, GruBackward(gate, x, mask, attention, h0, p, d_states, ws, dx, dh0, d_attention, grads));
   ws->d_state.SetZero();
   const bool need_dh0 = dh0 != nullptr && !h0.empty();
   for (int64_t s = t - 1; s >= 0; --s) {
@@ -195,22 +184,23 @@ GruParams GruParams::Zeros(int64_t input_size, int64_t hidden_size) {
           Tensor::Zeros({hidden_size, 3 * hidden_size}), Tensor::Zeros({3 * hidden_size})};
 }
 
-GruWorkspace GruWorkspace::Allocate(int64_t b, int64_t t, int64_t input_size, int64_t hidden_size) {
+GruWorkspace GruWorkspace::Allocate(int64_t b, int64_t t, int64_t input_size, int64_t hidden_size,
+                                    Device device) {
   const int64_t h = hidden_size;
   GruWorkspace ws;
-  ws.x_proj = Tensor::Empty({b, t, 3 * h});
-  ws.h_proj = Tensor::Empty({b, t, 3 * h});
-  ws.h_prev = Tensor::Empty({b, t, h});
-  ws.gates = Tensor::Empty({b, t, 3 * h});
-  ws.d_x_proj = Tensor::Empty({b, t, 3 * h});
-  ws.d_h_proj = Tensor::Empty({b, t, 3 * h});
-  ws.d_state = Tensor::Empty({b, h});
+  ws.x_proj = Tensor::Empty({b, t, 3 * h}, device);
+  ws.h_proj = Tensor::Empty({b, t, 3 * h}, device);
+  ws.h_prev = Tensor::Empty({b, t, h}, device);
+  ws.gates = Tensor::Empty({b, t, 3 * h}, device);
+  ws.d_x_proj = Tensor::Empty({b, t, 3 * h}, device);
+  ws.d_h_proj = Tensor::Empty({b, t, 3 * h}, device);
+  ws.d_state = Tensor::Empty({b, h}, device);
   return ws;
 }
 
 void GruForward(const Tensor& x, const Tensor& mask, const Tensor& h0, const GruParams& params,
                 GruWorkspace* ws, Tensor* states) {
-  ShapeCheck check("gru_forward");
+  ShapeCheck check("gru_forward", x.device());
   const Sizes z = CheckArgs(&check, x, mask, nullptr, h0, params, *ws, "states", *states);
   check.Done();
   ForwardImpl(z, Gate::kGru, x, mask, Tensor(), h0, params, ws, states);
@@ -219,7 +209,7 @@ void GruForward(const Tensor& x, const Tensor& mask, const Tensor& h0, const Gru
 void GruBackward(const Tensor& x, const Tensor& mask, const Tensor& h0, const GruParams& params,
                  const Tensor& d_states, GruWorkspace* ws, Tensor* dx, Tensor* dh0,
                  GruParams* grads) {
-  ShapeCheck check("gru_backward");
+  ShapeCheck check("gru_backward", x.device());
   const Sizes z = CheckArgs(&check, x, mask, nullptr, h0, params, *ws, "d_states", d_states);
   CheckBackwardArgs(&check, z, x, h0, params, *ws, dx, dh0, grads);
   check.Done();
@@ -231,7 +221,7 @@ namespace {
 void AttentionalForward(Gate gate, const char* op, const Tensor& x, const Tensor& mask,
                         const Tensor& attention, const Tensor& h0, const GruParams& params,
                         GruWorkspace* ws, Tensor* states) {
-  ShapeCheck check(op);
+  ShapeCheck check(op, x.device());
   const Sizes z = CheckArgs(&check, x, mask, &attention, h0, params, *ws, "states", *states);
   check.Done();
   ForwardImpl(z, gate, x, mask, attention, h0, params, ws, states);
@@ -241,7 +231,7 @@ void AttentionalBackward(Gate gate, const char* op, const Tensor& x, const Tenso
                          const Tensor& attention, const Tensor& h0, const GruParams& params,
                          const Tensor& d_states, GruWorkspace* ws, Tensor* dx, Tensor* dh0,
                          Tensor* d_attention, GruParams* grads) {
-  ShapeCheck check(op);
+  ShapeCheck check(op, x.device());
   const Sizes z = CheckArgs(&check, x, mask, &attention, h0, params, *ws, "d_states", d_states);
   CheckBackwardArgs(&check, z, x, h0, params, *ws, dx, dh0, grads);
   if (d_attention) check.Like("d_attention", *d_attention, attention);

@@ -45,7 +45,9 @@ struct GruWorkspace {
   Tensor d_h_proj;  // backward scratch [B, T, 3H]: gradient of h_{t-1} Wh
   Tensor d_state;   // backward scratch [B, H]: gradient flowing into h_{t-1}
 
-  static GruWorkspace Allocate(int64_t b, int64_t t, int64_t input_size, int64_t hidden_size);
+  // On `device`: the device of the cell's tensors.
+  static GruWorkspace Allocate(int64_t b, int64_t t, int64_t input_size, int64_t hidden_size,
+                               Device device = Device::kCPU);
 };
 
 // x [B, T, I], mask [B, T], h0 [B, H] (empty: zeros) -> states [B, T, H].

@@ -227,6 +227,16 @@ void DinAttentionBackward(const Tensor& q, const Tensor& k, const Tensor& mask,
   Plans().DinAttentionBackward(q, k, mask, params, options, weights, d_weights, d_pooled, ws, dq,
                                dk, grads);
 }
+void GruForward(GruGate gate, const Tensor& x, const Tensor& mask, const Tensor& attention,
+                const Tensor& h0, const GruParams& params, GruWorkspace* ws, Tensor* states) {
+  Plans().GruForward(gate, x, mask, attention, h0, params, ws, states);
+}
+void GruBackward(GruGate gate, const Tensor& x, const Tensor& mask, const Tensor& attention,
+                 const Tensor& h0, const GruParams& params, const Tensor& d_states,
+                 GruWorkspace* ws, Tensor* dx, Tensor* dh0, Tensor* d_attention, GruParams* grads) {
+  Plans().GruBackward(gate, x, mask, attention, h0, params, d_states, ws, dx, dh0, d_attention,
+                      grads);
+}
 void SumDuplicateRows(const Tensor& grads, const int32_t* order, const int32_t* starts, int64_t u,
                       Tensor* out) {
   Plans().SumDuplicateRows(grads, order, starts, u, out);

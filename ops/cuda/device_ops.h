@@ -13,8 +13,10 @@
 #include <cstdint>
 
 #include "ops/activation.h"
+#include "ops/cuda/kernel_bodies.h"
 #include "ops/din_attention.h"
 #include "ops/optimizer.h"
+#include "ops/rnn.h"
 #include "ops/tensor.h"
 
 namespace attnps::cuda {
@@ -80,6 +82,13 @@ void DinAttentionBackward(const Tensor& q, const Tensor& k, const Tensor& mask,
                           const Tensor& weights, const Tensor& d_weights, const Tensor& d_pooled,
                           DinAttentionWorkspace* ws, Tensor* dq, Tensor* dk,
                           DinAttentionParams* grads);
+
+// ops/rnn.h, every gate kind
+void GruForward(GruGate gate, const Tensor& x, const Tensor& mask, const Tensor& attention,
+                const Tensor& h0, const GruParams& params, GruWorkspace* ws, Tensor* states);
+void GruBackward(GruGate gate, const Tensor& x, const Tensor& mask, const Tensor& attention,
+                 const Tensor& h0, const GruParams& params, const Tensor& d_states,
+                 GruWorkspace* ws, Tensor* dx, Tensor* dh0, Tensor* d_attention, GruParams* grads);
 
 // ops/loss.h
 double BceWithLogitsForward(const Tensor& logits, const Tensor& labels, const Tensor& weights);

@@ -533,6 +533,117 @@ struct FillBody {
   ATTNPS_HD void operator()(int64_t i) const { y[i] = value; }
 };
 
+// ---- GRU / AUGRU / AGRU cells (ops/rnn.h; rows r of B, positions s of T, j < H)
+// ------------------
+
+// How the attention a enters the update gate: not at all (GRU), scaling it (AUGRU, u' = a u), in
+// its place (AGRU, u' = a), or raising it (the DIEN code's AUGRU, u' = 1 - (1 - a)(1 - u)).
+enum class GruGate { kGru, kAugru, kAgru, kAugruOfficial };
+
+// The update gate the cell applies, u', and its partial derivatives du'/du and du'/da.
+struct GateMix {
+  float ua, d_u, d_a;
+};
+ATTNPS_HD inline GateMix MixGate(GruGate gate, float u, float a) {
+  switch (gate) {
+    case GruGate::kAgru:
+      return {a, 0.0f, 1.0f};
+    case GruGate::kAugruOfficial:
+      return {u + a - a * u, 1.0f - a, 1.0f - u};
+    default:
+      return {a * u, a, u};  // kGru (a = 1), kAugru
+  }
+}
+
+// i < B*H: h_prev[r, 0, j] = h0[r, j] (h0 null: 0).
+struct GruInitialStateBody {
+  const float* h0;
+  int64_t t, h;
+  float* h_prev;
+  ATTNPS_HD void operator()(int64_t i) const {
+    const int64_t r = i / h, j = i % h;
+    h_prev[r * t * h + j] = h0 != nullptr ? h0[i] : 0.0f;
+  }
+};
+// i < B*H at position s: gates u, r, c, the state (frozen where the mask is 0) and the next
+// position's h_prev, from x_proj = x Wx + b and h_proj = h_prev Wh.
+struct GruCellForwardBody {
+  GruGate gate;
+  int64_t s, t, h;
+  const float *x_proj, *h_proj, *mask, *attention;  // attention null: 1
+  float *h_prev, *gates, *states;
+  ATTNPS_HD void operator()(int64_t i) const {
+    const int64_t r = i / h, j = i % h, idx = r * t + s, h3 = 3 * h;
+    const float* xp = x_proj + idx * h3;
+    const float* hp = h_proj + idx * h3;
+    const float prev = h_prev[idx * h + j];
+    const float a = attention != nullptr ? attention[idx] : 1.0f;
+    const float u = Sigmoid(xp[j] + hp[j]);
+    const float rr = Sigmoid(xp[h + j] + hp[h + j]);
+    const float c = tanhf(xp[2 * h + j] + rr * hp[2 * h + j]);
+    const float candidate = prev + MixGate(gate, u, a).ua * (c - prev);
+    float* g = gates + idx * h3;
+    g[j] = u;
+    g[h + j] = rr;
+    g[2 * h + j] = c;
+    const float out = prev + mask[idx] * (candidate - prev);
+    states[idx * h + j] = out;
+    if (s + 1 < t) h_prev[(idx + 1) * h + j] = out;
+  }
+};
+// i < B*H at position s: back through the cell. carry [B, H] holds the gradient reaching h_s from
+// later positions and leaves with the direct part of dL/dh_{s-1}; writes d_x_proj and d_h_proj
+// at s, and da_terms[i] (the attention gradient's term of j, summed over j by the caller).
+struct GruCellBackwardBody {
+  GruGate gate;
+  int64_t s, t, h;
+  const float *h_proj, *h_prev, *gates, *d_states, *mask, *attention;
+  float *carry, *d_x_proj, *d_h_proj, *da_terms;
+  ATTNPS_HD void operator()(int64_t i) const {
+    const int64_t r = i / h, j = i % h, idx = r * t + s, h3 = 3 * h;
+    const float* hp = h_proj + idx * h3;
+    const float* g = gates + idx * h3;
+    const float prev = h_prev[idx * h + j];
+    const float m = mask[idx];
+    const float a = attention != nullptr ? attention[idx] : 1.0f;
+    const float u = g[j], rr = g[h + j], c = g[2 * h + j];
+    const float total = d_states[idx * h + j] + carry[i];
+    const float d_candidate = m * total;
+    const GateMix mix = MixGate(gate, u, a);
+    const float d_ua = d_candidate * (c - prev);
+    const float dzu = d_ua * mix.d_u * u * (1.0f - u);
+    const float dzc = d_candidate * mix.ua * (1.0f - c * c);
+    const float dzr = dzc * hp[2 * h + j] * rr * (1.0f - rr);
+    float* dxp = d_x_proj + idx * h3;
+    float* dhp = d_h_proj + idx * h3;
+    dxp[j] = dzu;
+    dxp[h + j] = dzr;
+    dxp[2 * h + j] = dzc;
+    dhp[j] = dzu;
+    dhp[h + j] = dzr;
+    dhp[2 * h + j] = dzc * rr;
+    carry[i] = (1.0f - m) * total + d_candidate * (1.0f - mix.ua);
+    if (da_terms != nullptr) da_terms[i] = d_ua * mix.d_a;
+  }
+};
+// i < rows: out[i * stride + offset] += sum of row i of m [rows, cols].
+struct RowSumIntoBody {
+  const float* m;
+  int64_t cols, stride, offset;
+  float* out;
+  ATTNPS_HD void operator()(int64_t i) const {
+    float sum = 0.0f;
+    for (int64_t j = 0; j < cols; ++j) sum += m[i * cols + j];
+    out[i * stride + offset] += sum;
+  }
+};
+// i: element; y += x.
+struct AddBody {
+  const float* x;
+  float* y;
+  ATTNPS_HD void operator()(int64_t i) const { y[i] += x[i]; }
+};
+
 // ---- Duplicate-key gradient sum (the GPU worker, before the copy back) --------------------------
 
 // grads [L, D] of L lookups, `order` the lookup indices grouped by key (int32), `starts` [U + 1]

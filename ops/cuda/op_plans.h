@@ -18,6 +18,7 @@
 #include "ops/cuda/kernel_bodies.h"
 #include "ops/din_attention.h"
 #include "ops/optimizer.h"
+#include "ops/rnn.h"
 #include "ops/tensor.h"
 
 namespace attnps::cuda {
@@ -252,6 +253,59 @@ class OpPlans {
                 DinUnfoldGradBody{ws->d_folded_q.data(), d_folded_kp, d * h1, g->w1.data()});
     if (dq) {
       ex_.Gemm(false, true, b, d, h1, 1.0f, dqt, h1, ws->folded_q.data(), h1, 1.0f, dq->data(), d);
+    }
+  }
+
+  // The GRU family (ops/rnn.h): x projections in one GEMM, one h-projection GEMM and one cell
+  // launch per position (the recurrence is sequential in T).
+  void GruForward(GruGate gate, const Tensor& x, const Tensor& mask, const Tensor& attention,
+                  const Tensor& h0, const GruParams& p, GruWorkspace* ws, Tensor* states) {
+    const int64_t b = Size(x, 0), t = Size(x, 1), in = Size(x, 2), h = Size(p.wh, 0), h3 = 3 * h;
+    if (b == 0 || t == 0) return;
+    Tensor xp = ws->x_proj.Reshaped({b * t, h3});
+    LinearForward(x.Reshaped({b * t, in}), p.wx, p.b, &xp);
+    ex_.ForEach(b * h, GruInitialStateBody{Ptr(h0), t, h, ws->h_prev.data()});
+    for (int64_t s = 0; s < t; ++s) {
+      ex_.Gemm(false, false, b, h3, h, 1.0f, ws->h_prev.data() + s * h, t * h, p.wh.data(), h3,
+               0.0f, ws->h_proj.data() + s * h3, t * h3);
+      ex_.ForEach(b * h, GruCellForwardBody{gate, s, t, h, ws->x_proj.data(), ws->h_proj.data(),
+                                            mask.data(), Ptr(attention), ws->h_prev.data(),
+                                            ws->gates.data(), states->data()});
+    }
+  }
+
+  void GruBackward(GruGate gate, const Tensor& x, const Tensor& mask, const Tensor& attention,
+                   const Tensor& h0, const GruParams& p, const Tensor& d_states, GruWorkspace* ws,
+                   Tensor* dx, Tensor* dh0, Tensor* d_attention, GruParams* grads) {
+    const int64_t b = Size(x, 0), t = Size(x, 1), in = Size(x, 2), h = Size(p.wh, 0), h3 = 3 * h;
+    if (b == 0 || t == 0) return;
+    float* carry = ws->d_state.data();
+    ex_.ForEach(b * h, FillBody{0.0f, carry});
+    float* da_terms =
+        d_attention ? static_cast<float*>(ex_.Scratch(b * h * sizeof(float))) : nullptr;
+    const bool need_dh0 = dh0 != nullptr && !h0.empty();
+    for (int64_t s = t - 1; s >= 0; --s) {
+      ex_.ForEach(
+          b * h, GruCellBackwardBody{gate, s, t, h, ws->h_proj.data(), ws->h_prev.data(),
+                                     ws->gates.data(), d_states.data(), mask.data(), Ptr(attention),
+                                     carry, ws->d_x_proj.data(), ws->d_h_proj.data(), da_terms});
+      if (d_attention) ex_.ForEach(b, RowSumIntoBody{da_terms, h, t, s, d_attention->data()});
+      if (s > 0 || need_dh0) {
+        ex_.Gemm(false, true, b, h, h3, 1.0f, ws->d_h_proj.data() + s * h3, t * h3, p.wh.data(), h3,
+                 1.0f, carry, h);
+      }
+    }
+    if (need_dh0) ex_.ForEach(b * h, AddBody{carry, dh0->data()});
+    const int64_t rows = b * t;
+    const Tensor dxp = ws->d_x_proj.Reshaped({rows, h3});
+    Tensor dx2 = dx ? dx->Reshaped({rows, in}) : Tensor();
+    if (dx || grads) {
+      LinearBackward(x.Reshaped({rows, in}), p.wx, dxp, dx ? &dx2 : nullptr,
+                     grads ? &grads->wx : nullptr, grads ? &grads->b : nullptr);
+    }
+    if (grads) {
+      ex_.Gemm(true, false, h, h3, rows, 1.0f, ws->h_prev.data(), h, ws->d_h_proj.data(), h3, 1.0f,
+               grads->wh.data(), h3);
     }
   }
 

@@ -470,6 +470,96 @@ TEST_P(TwinTest, DinAttention) {
   }
 }
 
+TEST_P(TwinTest, GruFamily) {
+  struct Case {
+    int64_t b, t, in, h;
+    bool h0;
+  };
+  using cuda::GruGate;
+  for (const Case c : {Case{1, 1, 1, 1, false}, Case{3, 5, 4, 6, true}, Case{17, 23, 9, 12, true},
+                       Case{8, 30, 16, 16, false}}) {
+    for (const GruGate gate :
+         {GruGate::kGru, GruGate::kAugru, GruGate::kAgru, GruGate::kAugruOfficial}) {
+      std::mt19937 rng(c.b * 31 + c.t + static_cast<int>(gate));
+      const bool att = gate != GruGate::kGru;
+      const GruParams p{RandomTensor({c.in, 3 * c.h}, &rng), RandomTensor({c.h, 3 * c.h}, &rng),
+                        RandomTensor({3 * c.h}, &rng)};
+      GruParams g{RandomTensor({c.in, 3 * c.h}, &rng), RandomTensor({c.h, 3 * c.h}, &rng),
+                  RandomTensor({3 * c.h}, &rng)};
+      Tensor x = RandomTensor({c.b, c.t, c.in}, &rng), mask = Mask(c.b, c.t, &rng);
+      Tensor a = att ? RandomTensor({c.b, c.t}, &rng, 0.0f, 1.0f) : Tensor();
+      Tensor h0 = c.h0 ? RandomTensor({c.b, c.h}, &rng) : Tensor();
+      Tensor d_states = RandomTensor({c.b, c.t, c.h}, &rng), dx = RandomTensor(x.shape(), &rng);
+      Tensor dh0 = c.h0 ? RandomTensor({c.b, c.h}, &rng) : Tensor();
+      Tensor da = att ? RandomTensor({c.b, c.t}, &rng) : Tensor();
+      const GruParams tp{In(p.wx), In(p.wh), In(p.b)};
+      GruParams tg{In(g.wx), In(g.wh), In(g.b)};
+      Tensor tdx = In(dx), tdh0 = In(dh0), tda = In(da);
+      Tensor tstates = In(Tensor::Zeros({c.b, c.t, c.h}));
+      GruWorkspace tws =
+          GruWorkspace::Allocate(c.b, c.t, c.in, c.h, host() ? Device::kCPU : Device::kCUDA);
+      GruWorkspace ws = GruWorkspace::Allocate(c.b, c.t, c.in, c.h);
+      Tensor states = Tensor::Empty({c.b, c.t, c.h});
+      Tensor* dh0p = c.h0 ? &dh0 : nullptr;
+      Tensor* dap = att ? &da : nullptr;
+      switch (gate) {
+        case GruGate::kGru:
+          GruForward(x, mask, h0, p, &ws, &states);
+          GruBackward(x, mask, h0, p, d_states, &ws, &dx, dh0p, &g);
+          break;
+        case GruGate::kAugru:
+          AugruForward(x, mask, a, h0, p, &ws, &states);
+          AugruBackward(x, mask, a, h0, p, d_states, &ws, &dx, dh0p, dap, &g);
+          break;
+        case GruGate::kAgru:
+          AgruForward(x, mask, a, h0, p, &ws, &states);
+          AgruBackward(x, mask, a, h0, p, d_states, &ws, &dx, dh0p, dap, &g);
+          break;
+        case GruGate::kAugruOfficial:
+          AugruOfficialForward(x, mask, a, h0, p, &ws, &states);
+          AugruOfficialBackward(x, mask, a, h0, p, d_states, &ws, &dx, dh0p, dap, &g);
+          break;
+      }
+      Tensor tx = In(x), tmask = In(mask), ta = In(a), th0 = In(h0), tds = In(d_states);
+      Tensor* tdh0p = c.h0 ? &tdh0 : nullptr;
+      Tensor* tdap = att ? &tda : nullptr;
+      if (host()) {
+        plans().GruForward(gate, tx, tmask, ta, th0, tp, &tws, &tstates);
+        plans().GruBackward(gate, tx, tmask, ta, th0, tp, tds, &tws, &tdx, tdh0p, tdap, &tg);
+      } else {
+        // Through the public ops, as models call them.
+        switch (gate) {
+          case GruGate::kGru:
+            GruForward(tx, tmask, th0, tp, &tws, &tstates);
+            GruBackward(tx, tmask, th0, tp, tds, &tws, &tdx, tdh0p, &tg);
+            break;
+          case GruGate::kAugru:
+            AugruForward(tx, tmask, ta, th0, tp, &tws, &tstates);
+            AugruBackward(tx, tmask, ta, th0, tp, tds, &tws, &tdx, tdh0p, tdap, &tg);
+            break;
+          case GruGate::kAgru:
+            AgruForward(tx, tmask, ta, th0, tp, &tws, &tstates);
+            AgruBackward(tx, tmask, ta, th0, tp, tds, &tws, &tdx, tdh0p, tdap, &tg);
+            break;
+          case GruGate::kAugruOfficial:
+            AugruOfficialForward(tx, tmask, ta, th0, tp, &tws, &tstates);
+            AugruOfficialBackward(tx, tmask, ta, th0, tp, tds, &tws, &tdx, tdh0p, tdap, &tg);
+            break;
+        }
+      }
+      const std::string at = " gate=" + std::to_string(static_cast<int>(gate)) +
+                             " B=" + std::to_string(c.b) + " T=" + std::to_string(c.t);
+      ExpectClose(states, tstates, "gru states" + at);
+      ExpectClose(dx, tdx, "gru dx" + at, 1e-4f, 1e-3f);
+      if (c.h0) ExpectClose(dh0, tdh0, "gru dh0" + at, 1e-4f, 1e-3f);
+      if (att) ExpectClose(da, tda, "gru d_attention" + at, 1e-4f, 1e-3f);
+      ExpectClose(g.wx, tg.wx, "gru dwx" + at, 1e-4f, 1e-3f);
+      ExpectClose(g.wh, tg.wh, "gru dwh" + at, 1e-4f, 1e-3f);
+      ExpectClose(g.b, tg.b, "gru db" + at, 1e-4f, 1e-3f);
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, TwinTest,
                          ::testing::Values(Backend::kHostPlans, Backend::kDevice,
                                            Backend::kDeviceOneBlock),

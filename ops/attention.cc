@@ -5,6 +5,7 @@
 #include <string>
 
 #include "ops/blas.h"
+#include "ops/cuda/kernel_bodies.h"
 #include "ops/device_dispatch.h"
 #include "ops/fast_math.h"
 #include "ops/linear.h"
@@ -26,12 +27,15 @@ Tensor Flat(const Tensor& t) {
 struct HeadMatrices {
   float* data = nullptr;  // null: absent (a gradient that is not wanted)
   int64_t t = 0, dh = 0, heads = 1, stride = 0;
+  Device memory = Device::kCPU;
 
   // All of x's columns (width 0) or `width` of them from col0.
   static HeadMatrices Of(const Tensor& x, int64_t heads, int64_t col0 = 0, int64_t width = 0) {
     const int64_t w = width > 0 ? width : x.dim(2);
-    return {const_cast<float*>(x.data()) + col0, x.dim(1), w / heads, heads, x.dim(2)};
+    return {const_cast<float*>(x.data()) + col0, x.dim(1), w / heads, heads, x.dim(2), x.device()};
   }
+  Device device() const { return memory; }
+  cuda::HeadLayout layout() const { return {data, t, dh, heads, stride}; }
   float* at(int64_t b, int64_t h) const { return data + b * t * stride + h * dh; }
   int64_t ld() const { return stride; }
 };
@@ -42,11 +46,32 @@ struct PackedQkv {
   Tensor w, b;
 };
 
+// PackQkv's columns copied on the device (CUDA builds only reach it).
+PackedQkv PackQkvOnDevice(const MultiHeadAttentionParams& p, const float* const parts[3],
+                          const int64_t widths[3], PackedQkv out) {
+#ifdef ATTNPS_WITH_CUDA
+  const int64_t d = out.w.dim(0), n = out.w.dim(1);
+  const Tensor* biases[] = {&p.bq, &p.bk, &p.bv};
+  const bool any_bias = !p.bq.empty() || !p.bk.empty() || !p.bv.empty();
+  if (any_bias) out.b = Tensor::Zeros({n}, Device::kCUDA);
+  for (int j = 0, col = 0; j < 3; col += widths[j++]) {
+    cuda::CopyColumns(parts[j], d, widths[j], 0, out.w.data(), n, col, widths[j], false);
+    if (!biases[j]->empty())
+      cuda::CopyColumns(biases[j]->data(), 1, widths[j], 0, out.b.data(), n, col, widths[j], false);
+  }
+#else
+  (void)p, (void)parts, (void)widths;
+#endif
+  return out;
+}
+
 PackedQkv PackQkv(const MultiHeadAttentionParams& p) {
   const int64_t d = p.wq.dim(0), pk = p.wq.dim(1), pv = p.wv.dim(1), n = 2 * pk + pv;
-  PackedQkv out{Tensor::Empty({d, n}), Tensor()};
+  const Device device = p.wq.device();
+  PackedQkv out{Tensor::Empty({d, n}, device), Tensor()};
   const float* parts[] = {p.wq.data(), p.wk.data(), p.wv.data()};
   const int64_t widths[] = {pk, pk, pv};
+  if (device == Device::kCUDA) return PackQkvOnDevice(p, parts, widths, std::move(out));
   for (int64_t i = 0; i < d; ++i) {
     float* row = out.w.data() + i * n;
     for (int j = 0; j < 3; ++j) {
@@ -70,6 +95,17 @@ void AddUnpackedQkvGrads(const PackedQkv& g, int64_t pk, int64_t pv,
   Tensor* bs[] = {&grads->bq, &grads->bk, &grads->bv};
   const int64_t widths[] = {pk, pk, pv};
   const int64_t d = g.w.dim(0), n = g.w.dim(1);
+#ifdef ATTNPS_WITH_CUDA
+  if (g.w.device() == Device::kCUDA) {
+    for (int j = 0, col = 0; j < 3; col += widths[j++]) {
+      if (!ws[j]->empty())
+        cuda::CopyColumns(g.w.data(), d, n, col, ws[j]->data(), widths[j], 0, widths[j], true);
+      if (!g.b.empty() && !bs[j]->empty())
+        cuda::CopyColumns(g.b.data(), 1, n, col, bs[j]->data(), widths[j], 0, widths[j], true);
+    }
+    return;
+  }
+#endif
   for (int j = 0, col = 0; j < 3; col += widths[j++]) {
     const int64_t width = widths[j];
     for (int64_t i = 0; i < d && !ws[j]->empty(); ++i) {
@@ -89,6 +125,8 @@ void AddUnpackedQkvGrads(const PackedQkv& g, int64_t pk, int64_t pv,
 void AttentionCoreForward(const HeadMatrices& q, const HeadMatrices& k, const HeadMatrices& v,
                           const float* mask, int64_t batch, bool causal, float* p,
                           const HeadMatrices& out) {
+  ATTNPS_RUN_ON_CUDA(q, AttentionCoreForward(q.layout(), k.layout(), v.layout(), mask, batch,
+                                             causal, p, out.layout()));
   const int64_t heads = q.heads, tq = q.t, t = k.t, dk = q.dh, dv = v.dh;
   const float scale = 1.0f / std::sqrt(static_cast<float>(dk));
   ParallelFor(batch * heads, tq * t * (2 * dk + 2 * dv + 8), [&](int64_t g) {
@@ -109,6 +147,9 @@ void AttentionCoreBackward(const HeadMatrices& q, const HeadMatrices& k, const H
                            const float* p, const HeadMatrices& d_out, int64_t batch,
                            float* d_scores, const HeadMatrices& dq, const HeadMatrices& dk,
                            const HeadMatrices& dv) {
+  ATTNPS_RUN_ON_CUDA(
+      q, AttentionCoreBackward(q.layout(), k.layout(), v.layout(), p, d_out.layout(), batch,
+                               d_scores, dq.layout(), dk.layout(), dv.layout()));
   const int64_t heads = q.heads, tq = q.t, t = k.t, dkd = q.dh, dvd = v.dh;
   const float scale = 1.0f / std::sqrt(static_cast<float>(dkd));
   const bool scores = dq.data != nullptr || dk.data != nullptr;
@@ -151,7 +192,7 @@ MhaSizes CheckMha(const char* op, const Tensor& query, const Tensor& keys, const
   Dim b("B"), tq("Tq"), t("T"), d("D"), pk("Pk"), pv("Pv"), dout("Dout");
   const int64_t heads = options.heads;
   {
-    ShapeCheck check(op);
+    ShapeCheck check(op, query.device());
     check.Arg("query", query, {&b, &tq, &d}).Arg("keys", keys, {&b, &t, &d});
     check.Optional("mask", mask, {&b, &t});
     check.Arg("wq", p.wq, {&d, &pk}).Optional("bq", p.bq, {&pk});
@@ -166,7 +207,7 @@ MhaSizes CheckMha(const char* op, const Tensor& query, const Tensor& keys, const
   }
   Dim h("H", heads);
   Dim packed("2Pk+Pv", 2 * pk.value() + pv.value());
-  ShapeCheck check(op);
+  ShapeCheck check(op, query.device());
   if (ws.self_attention()) {
     check.Arg("ws.qkv", ws.qkv, {&b, &t, &packed});
     check.Require(query.data() == keys.data() && tq.value() == t.value(),
@@ -244,7 +285,7 @@ void MaskedSoftmaxBackward(const Tensor& y, const Tensor& dy, float scale, Tenso
 void ScaledDotProductAttentionForward(const Tensor& q, const Tensor& k, const Tensor& v,
                                       const Tensor& mask, bool causal, Tensor* p, Tensor* out) {
   Dim b("B"), tq("Tq"), t("T"), dk("Dk"), dv("Dv");
-  ShapeCheck("scaled_dot_product_attention_forward")
+  ShapeCheck("scaled_dot_product_attention_forward", q.device())
       .Arg("q", q, {&b, &tq, &dk})
       .Arg("k", k, {&b, &t, &dk})
       .Arg("v", v, {&b, &t, &dv})
@@ -262,14 +303,14 @@ void ScaledDotProductAttentionBackward(const Tensor& q, const Tensor& k, const T
                                        const Tensor& p, const Tensor& d_out, Tensor* dq, Tensor* dk,
                                        Tensor* dv) {
   Dim b("B"), tq("Tq"), t("T"), dkd("Dk"), dvd("Dv");
-  ShapeCheck check("scaled_dot_product_attention_backward");
+  ShapeCheck check("scaled_dot_product_attention_backward", q.device());
   check.Arg("q", q, {&b, &tq, &dkd}).Arg("k", k, {&b, &t, &dkd}).Arg("v", v, {&b, &t, &dvd});
   check.Arg("p", p, {&b, &tq, &t}).Arg("d_out", d_out, {&b, &tq, &dvd});
   if (dq != nullptr) check.Like("dq", *dq, q);
   if (dk != nullptr) check.Like("dk", *dk, k);
   if (dv != nullptr) check.Like("dv", *dv, v);
   check.Done();
-  Tensor d_scores = Tensor::Empty(p.shape());
+  Tensor d_scores = Tensor::Empty(p.shape(), p.device());
   auto grad = [](Tensor* g) { return g ? HeadMatrices::Of(*g, 1) : HeadMatrices(); };
   AttentionCoreBackward(HeadMatrices::Of(q, 1), HeadMatrices::Of(k, 1), HeadMatrices::Of(v, 1),
                         p.data(), HeadMatrices::Of(d_out, 1), q.dim(0), d_scores.data(), grad(dq),
@@ -284,31 +325,31 @@ MultiHeadAttentionParams MultiHeadAttentionParams::ZerosLike(const MultiHeadAtte
 
 MultiHeadAttentionWorkspace MultiHeadAttentionWorkspace::Allocate(int64_t b, int64_t tq, int64_t t,
                                                                   int64_t heads, int64_t dk,
-                                                                  int64_t dv) {
+                                                                  int64_t dv, Device device) {
   MultiHeadAttentionWorkspace ws;
-  ws.q = Tensor::Zeros({b, tq, heads * dk});
-  ws.k = Tensor::Zeros({b, t, heads * dk});
-  ws.v = Tensor::Zeros({b, t, heads * dv});
-  ws.probs = Tensor::Zeros({b, heads, tq, t});
-  ws.concat = Tensor::Zeros({b, tq, heads * dv});
-  ws.d_q = Tensor::Zeros(ws.q.shape());
-  ws.d_k = Tensor::Zeros(ws.k.shape());
-  ws.d_v = Tensor::Zeros(ws.v.shape());
-  ws.d_probs = Tensor::Zeros(ws.probs.shape());
-  ws.d_concat = Tensor::Zeros(ws.concat.shape());
+  ws.q = Tensor::Zeros({b, tq, heads * dk}, device);
+  ws.k = Tensor::Zeros({b, t, heads * dk}, device);
+  ws.v = Tensor::Zeros({b, t, heads * dv}, device);
+  ws.probs = Tensor::Zeros({b, heads, tq, t}, device);
+  ws.concat = Tensor::Zeros({b, tq, heads * dv}, device);
+  ws.d_q = Tensor::Zeros(ws.q.shape(), device);
+  ws.d_k = Tensor::Zeros(ws.k.shape(), device);
+  ws.d_v = Tensor::Zeros(ws.v.shape(), device);
+  ws.d_probs = Tensor::Zeros(ws.probs.shape(), device);
+  ws.d_concat = Tensor::Zeros(ws.concat.shape(), device);
   return ws;
 }
 
 MultiHeadAttentionWorkspace MultiHeadAttentionWorkspace::AllocateSelf(int64_t b, int64_t t,
                                                                       int64_t heads, int64_t dk,
-                                                                      int64_t dv) {
+                                                                      int64_t dv, Device device) {
   MultiHeadAttentionWorkspace ws;
-  ws.qkv = Tensor::Zeros({b, t, heads * (2 * dk + dv)});
-  ws.probs = Tensor::Zeros({b, heads, t, t});
-  ws.concat = Tensor::Zeros({b, t, heads * dv});
-  ws.d_qkv = Tensor::Zeros(ws.qkv.shape());
-  ws.d_probs = Tensor::Zeros(ws.probs.shape());
-  ws.d_concat = Tensor::Zeros(ws.concat.shape());
+  ws.qkv = Tensor::Zeros({b, t, heads * (2 * dk + dv)}, device);
+  ws.probs = Tensor::Zeros({b, heads, t, t}, device);
+  ws.concat = Tensor::Zeros({b, t, heads * dv}, device);
+  ws.d_qkv = Tensor::Zeros(ws.qkv.shape(), device);
+  ws.d_probs = Tensor::Zeros(ws.probs.shape(), device);
+  ws.d_concat = Tensor::Zeros(ws.concat.shape(), device);
   return ws;
 }
 
@@ -361,7 +402,7 @@ void MultiHeadAttentionBackward(const Tensor& query, const Tensor& keys, const T
   const char* op = "multi_head_attention_backward";
   const MhaSizes s = CheckMha(op, query, keys, mask, params, options, *ws, "d_out", d_out);
   {
-    ShapeCheck check(op);
+    ShapeCheck check(op, query.device());
     check.Like("ws.d_q", ws->d_q, ws->q).Like("ws.d_k", ws->d_k, ws->k);
     check.Like("ws.d_v", ws->d_v, ws->v).Like("ws.d_qkv", ws->d_qkv, ws->qkv);
     check.Like("ws.d_probs", ws->d_probs, ws->probs).Like("ws.d_concat", ws->d_concat, ws->concat);
@@ -400,8 +441,8 @@ void MultiHeadAttentionBackward(const Tensor& query, const Tensor& keys, const T
     const PackedQkv packed = PackQkv(params);
     PackedQkv packed_grads;
     if (grads != nullptr) {
-      packed_grads.w = Tensor::Zeros(packed.w.shape());
-      if (!packed.b.empty()) packed_grads.b = Tensor::Zeros(packed.b.shape());
+      packed_grads.w = Tensor::Zeros(packed.w.shape(), packed.w.device());
+      if (!packed.b.empty()) packed_grads.b = Tensor::Zeros(packed.b.shape(), packed.b.device());
     }
     Tensor* d_in = d_query != nullptr ? d_query : d_keys;
     Tensor d_in2 = d_in != nullptr ? Flat(*d_in) : Tensor();

@@ -67,11 +67,12 @@ struct MultiHeadAttentionWorkspace {
   // Backward scratch, same shapes as the tensors they differentiate.
   Tensor d_q, d_k, d_v, d_qkv, d_probs, d_concat;
 
+  // On `device`: the device of the attention's tensors.
   static MultiHeadAttentionWorkspace Allocate(int64_t b, int64_t tq, int64_t t, int64_t heads,
-                                              int64_t dk, int64_t dv);
+                                              int64_t dk, int64_t dv, Device device = Device::kCPU);
   // For self-attention (Tq == T): the packed projections.
   static MultiHeadAttentionWorkspace AllocateSelf(int64_t b, int64_t t, int64_t heads, int64_t dk,
-                                                  int64_t dv);
+                                                  int64_t dv, Device device = Device::kCPU);
   // Samples [b0, b1) of every tensor: a workspace for that slice of the batch.
   MultiHeadAttentionWorkspace Samples(int64_t b0, int64_t b1) const;
   bool self_attention() const { return !qkv.empty(); }

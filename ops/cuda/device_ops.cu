@@ -74,6 +74,19 @@ void* DeviceScratch(size_t bytes) {
 
 }  // namespace
 
+// Row-major batched GEMMs with leading dimensions: matrix g of A at a + g * stride_a (etc.).
+void GemmBatchedLd(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                   const float* a, int64_t lda, int64_t stride_a, const float* b, int64_t ldb,
+                   int64_t stride_b, float beta, float* c, int64_t ldc, int64_t stride_c,
+                   int64_t batch) {
+  if (m == 0 || n == 0 || batch == 0) return;
+  ATTNPS_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+      Handle(), Op(trans_b), Op(trans_a), static_cast<int>(n), static_cast<int>(m),
+      static_cast<int>(k), &alpha, b, CUDA_R_32F, static_cast<int>(ldb), stride_b, a, CUDA_R_32F,
+      static_cast<int>(lda), stride_a, &beta, c, CUDA_R_32F, static_cast<int>(ldc), stride_c,
+      static_cast<int>(batch), ComputeType(), CUBLAS_GEMM_DEFAULT));
+}
+
 void SetMathMode(MathMode mode) { math_mode = mode; }
 MathMode GetMathMode() { return math_mode; }
 void SetMaxBlocksForTesting(int blocks) { max_blocks = blocks > 0 ? blocks : kDefaultMaxBlocks; }
@@ -92,13 +105,8 @@ void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
 void GemmStridedBatched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                         const float* a, int64_t stride_a, const float* b, int64_t stride_b,
                         float beta, float* c, int64_t stride_c, int64_t batch) {
-  if (m == 0 || n == 0 || batch == 0) return;
-  const int64_t lda = Ld(trans_a, m, k), ldb = Ld(trans_b, k, n);
-  ATTNPS_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
-      Handle(), Op(trans_b), Op(trans_a), static_cast<int>(n), static_cast<int>(m),
-      static_cast<int>(k), &alpha, b, CUDA_R_32F, static_cast<int>(ldb), stride_b, a, CUDA_R_32F,
-      static_cast<int>(lda), stride_a, &beta, c, CUDA_R_32F, static_cast<int>(n), stride_c,
-      static_cast<int>(batch), ComputeType(), CUBLAS_GEMM_DEFAULT));
+  GemmBatchedLd(trans_a, trans_b, m, n, k, alpha, a, Ld(trans_a, m, k), stride_a, b,
+                Ld(trans_b, k, n), stride_b, beta, c, n, stride_c, batch);
 }
 
 namespace {
@@ -113,6 +121,12 @@ struct DeviceExec {
   void Gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
             int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
     cuda::Gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  }
+  void GemmBatched(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                   int64_t lda, int64_t stride_a, const float* b, int64_t ldb, int64_t stride_b,
+                   float beta, float* c, int64_t ldc, int64_t stride_c, int64_t batch) {
+    GemmBatchedLd(ta, tb, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc,
+                  stride_c, batch);
   }
   // Sums on the device (CUB) into a slot after the values, then copies the one double back.
   double Sum(const double* values, int64_t n) {
@@ -236,6 +250,20 @@ void GruBackward(GruGate gate, const Tensor& x, const Tensor& mask, const Tensor
                  GruWorkspace* ws, Tensor* dx, Tensor* dh0, Tensor* d_attention, GruParams* grads) {
   Plans().GruBackward(gate, x, mask, attention, h0, params, d_states, ws, dx, dh0, d_attention,
                       grads);
+}
+void AttentionCoreForward(const HeadLayout& q, const HeadLayout& k, const HeadLayout& v,
+                          const float* mask, int64_t batch, bool causal, float* p,
+                          const HeadLayout& out) {
+  Plans().AttentionCoreForward(q, k, v, mask, batch, causal, p, out);
+}
+void AttentionCoreBackward(const HeadLayout& q, const HeadLayout& k, const HeadLayout& v,
+                           const float* p, const HeadLayout& d_out, int64_t batch, float* d_scores,
+                           const HeadLayout& dq, const HeadLayout& dk, const HeadLayout& dv) {
+  Plans().AttentionCoreBackward(q, k, v, p, d_out, batch, d_scores, dq, dk, dv);
+}
+void CopyColumns(const float* src, int64_t rows, int64_t src_cols, int64_t src_col0, float* dst,
+                 int64_t dst_cols, int64_t dst_col0, int64_t width, bool accumulate) {
+  Plans().CopyColumns(src, rows, src_cols, src_col0, dst, dst_cols, dst_col0, width, accumulate);
 }
 void SumDuplicateRows(const Tensor& grads, const int32_t* order, const int32_t* starts, int64_t u,
                       Tensor* out) {

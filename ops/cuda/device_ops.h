@@ -38,6 +38,12 @@ void GemmStridedBatched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_
                         const float* a, int64_t stride_a, const float* b, int64_t stride_b,
                         float beta, float* c, int64_t stride_c, int64_t batch);
 
+// As GemmStridedBatched, with leading dimensions (matrix g of A at a + g * stride_a, ...).
+void GemmBatchedLd(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                   const float* a, int64_t lda, int64_t stride_a, const float* b, int64_t ldb,
+                   int64_t stride_b, float beta, float* c, int64_t ldc, int64_t stride_c,
+                   int64_t batch);
+
 // ops/linear.h
 void LinearForward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor* y);
 void LinearBackward(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor* dx, Tensor* dw,
@@ -89,6 +95,18 @@ void GruForward(GruGate gate, const Tensor& x, const Tensor& mask, const Tensor&
 void GruBackward(GruGate gate, const Tensor& x, const Tensor& mask, const Tensor& attention,
                  const Tensor& h0, const GruParams& params, const Tensor& d_states,
                  GruWorkspace* ws, Tensor* dx, Tensor* dh0, Tensor* d_attention, GruParams* grads);
+
+// ops/attention.h: the attention core over in-place head matrices (device pointers), and the
+// column copies that pack and unpack self-attention's q, k, v projections.
+void AttentionCoreForward(const HeadLayout& q, const HeadLayout& k, const HeadLayout& v,
+                          const float* mask, int64_t batch, bool causal, float* p,
+                          const HeadLayout& out);
+void AttentionCoreBackward(const HeadLayout& q, const HeadLayout& k, const HeadLayout& v,
+                           const float* p, const HeadLayout& d_out, int64_t batch, float* d_scores,
+                           const HeadLayout& dq, const HeadLayout& dk, const HeadLayout& dv);
+// dst[r, dst_col0 + c] (+)= src[r, src_col0 + c] for r < rows, c < width.
+void CopyColumns(const float* src, int64_t rows, int64_t src_cols, int64_t src_col0, float* dst,
+                 int64_t dst_cols, int64_t dst_col0, int64_t width, bool accumulate);
 
 // ops/loss.h
 double BceWithLogitsForward(const Tensor& logits, const Tensor& labels, const Tensor& weights);

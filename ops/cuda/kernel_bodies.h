@@ -644,6 +644,74 @@ struct AddBody {
   ATTNPS_HD void operator()(int64_t i) const { y[i] += x[i]; }
 };
 
+// ---- Attention over per-head matrices (ops/attention.h)
+// ------------------------------------------
+
+// The per-head matrices of columns [col0, col0 + heads*dh) of a [B, T, W] tensor, in place:
+// matrix (b, h) starts at row b*T, column col0 + h*dh, rows `stride` (= W) apart.
+struct HeadLayout {
+  float* data;  // null: absent
+  int64_t t, dh, heads, stride;
+  ATTNPS_HD float* at(int64_t b, int64_t h) const { return data + b * t * stride + h * dh; }
+};
+// i: row R of p [B, H, Tq, T] (R = (b*H + h)*Tq + q): p = softmax of scale p over the keys whose
+// mask (row b; null: all) is nonzero and, when causal, j <= q; 0 elsewhere.
+struct AttentionSoftmaxBody {
+  const float* mask;
+  int64_t heads, tq, t;
+  bool causal;
+  float scale;
+  float* p;
+  ATTNPS_HD void operator()(int64_t r) const {
+    const int64_t b = r / (heads * tq), qi = r % tq, limit = causal ? qi + 1 : t;
+    const float* mr = mask != nullptr ? mask + b * t : nullptr;
+    float* row = p + r * t;
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < limit; ++j)
+      if (mr == nullptr || mr[j] != 0.0f) mx = fmaxf(mx, scale * row[j]);
+    if (mx == -INFINITY) {
+      for (int64_t j = 0; j < t; ++j) row[j] = 0.0f;
+      return;
+    }
+    float sum = 0.0f;
+    for (int64_t j = 0; j < limit; ++j) {
+      row[j] = mr == nullptr || mr[j] != 0.0f ? expf(scale * row[j] - mx) : 0.0f;
+      sum += row[j];
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t j = 0; j < limit; ++j) row[j] *= inv;
+    for (int64_t j = limit; j < t; ++j) row[j] = 0.0f;
+  }
+};
+// i: row of [N, T]; g = scale y (g - <g, y>) in place (the softmax's gradient, assigned).
+struct SoftmaxGradInPlaceBody {
+  const float* y;
+  int64_t t;
+  float scale;
+  float* g;
+  ATTNPS_HD void operator()(int64_t r) const {
+    const float* yr = y + r * t;
+    float* gr = g + r * t;
+    float dot = 0.0f;
+    for (int64_t j = 0; j < t; ++j) dot += yr[j] * gr[j];
+    for (int64_t j = 0; j < t; ++j) gr[j] = scale * yr[j] * (gr[j] - dot);
+  }
+};
+// i < rows*width: dst[r, dst_col0 + c] (+)= src[r, src_col0 + c].
+struct CopyColumnsBody {
+  const float* src;
+  int64_t src_cols, src_col0;
+  float* dst;
+  int64_t dst_cols, dst_col0, width;
+  bool accumulate;
+  ATTNPS_HD void operator()(int64_t i) const {
+    const int64_t r = i / width, c = i % width;
+    const float v = src[r * src_cols + src_col0 + c];
+    float& d = dst[r * dst_cols + dst_col0 + c];
+    d = accumulate ? d + v : v;
+  }
+};
+
 // ---- Duplicate-key gradient sum (the GPU worker, before the copy back) --------------------------
 
 // grads [L, D] of L lookups, `order` the lookup indices grouped by key (int32), `starts` [U + 1]

@@ -5,7 +5,8 @@
 // An executor provides:
 //   template <class Body> void ForEach(int64_t n, const Body& body);   // body(i), i in [0, n)
 //   void* Scratch(size_t bytes);        // memory kept until the next Scratch call
-//   void Gemm(...), GemmStridedBatched(...);   // row-major, attnps::Gemm's arguments
+//   void Gemm(...);                      // row-major, attnps::Gemm's arguments
+//   void GemmBatched(..., lda, stride_a, ..., ldb, stride_b, ..., ldc, stride_c, batch);
 //   double Sum(const double* values, int64_t n);
 // Arguments are validated by the CPU op before it dispatches (ShapeCheck), not here.
 // Plain C++ outside nvcc.
@@ -307,6 +308,68 @@ class OpPlans {
       ex_.Gemm(true, false, h, h3, rows, 1.0f, ws->h_prev.data(), h, ws->d_h_proj.data(), h3, 1.0f,
                grads->wh.data(), h3);
     }
+  }
+
+  // Attention per (b, h) over in-place head matrices (the CPU twin's AttentionCore): one
+  // strided-batched GEMM over the batch per head for the scores, one softmax launch, one GEMM per
+  // head for the outputs. p [B, H, Tq, T].
+  void AttentionCoreForward(const HeadLayout& q, const HeadLayout& k, const HeadLayout& v,
+                            const float* mask, int64_t batch, bool causal, float* p,
+                            const HeadLayout& out) {
+    const int64_t heads = q.heads, tq = q.t, t = k.t, dk = q.dh, dv = v.dh, pt = tq * t;
+    if (batch == 0 || tq == 0 || t == 0) return;
+    const float scale = 1.0f / sqrtf(static_cast<float>(dk));
+    for (int64_t h = 0; h < heads; ++h) {
+      ex_.GemmBatched(false, true, tq, t, dk, 1.0f, q.at(0, h), q.stride, q.t * q.stride,
+                      k.at(0, h), k.stride, k.t * k.stride, 0.0f, p + h * pt, t, heads * pt, batch);
+    }
+    ex_.ForEach(batch * heads * tq, AttentionSoftmaxBody{mask, heads, tq, t, causal, scale, p});
+    for (int64_t h = 0; h < heads; ++h) {
+      ex_.GemmBatched(false, false, tq, dv, t, 1.0f, p + h * pt, t, heads * pt, v.at(0, h),
+                      v.stride, v.t * v.stride, 0.0f, out.at(0, h), out.stride, out.t * out.stride,
+                      batch);
+    }
+  }
+  // Its gradients given d_out; d_scores [B, H, Tq, T] scratch; dq, dk, dv accumulate (absent:
+  // data null).
+  void AttentionCoreBackward(const HeadLayout& q, const HeadLayout& k, const HeadLayout& v,
+                             const float* p, const HeadLayout& d_out, int64_t batch,
+                             float* d_scores, const HeadLayout& dq, const HeadLayout& dk,
+                             const HeadLayout& dv) {
+    const int64_t heads = q.heads, tq = q.t, t = k.t, dkd = q.dh, dvd = v.dh, pt = tq * t;
+    if (batch == 0 || tq == 0 || t == 0) return;
+    const float scale = 1.0f / sqrtf(static_cast<float>(dkd));
+    for (int64_t h = 0; h < heads; ++h) {
+      if (dv.data != nullptr) {  // dv += p^T d_out
+        ex_.GemmBatched(true, false, t, dvd, tq, 1.0f, p + h * pt, t, heads * pt, d_out.at(0, h),
+                        d_out.stride, d_out.t * d_out.stride, 1.0f, dv.at(0, h), dv.stride,
+                        dv.t * dv.stride, batch);
+      }
+      if (dq.data == nullptr && dk.data == nullptr) continue;
+      ex_.GemmBatched(false, true, tq, t, dvd, 1.0f, d_out.at(0, h), d_out.stride,
+                      d_out.t * d_out.stride, v.at(0, h), v.stride, v.t * v.stride, 0.0f,
+                      d_scores + h * pt, t, heads * pt, batch);
+    }
+    if (dq.data == nullptr && dk.data == nullptr) return;
+    ex_.ForEach(batch * heads * tq, SoftmaxGradInPlaceBody{p, t, scale, d_scores});
+    for (int64_t h = 0; h < heads; ++h) {
+      if (dq.data != nullptr) {  // dq += d_scores k
+        ex_.GemmBatched(false, false, tq, dkd, t, 1.0f, d_scores + h * pt, t, heads * pt,
+                        k.at(0, h), k.stride, k.t * k.stride, 1.0f, dq.at(0, h), dq.stride,
+                        dq.t * dq.stride, batch);
+      }
+      if (dk.data != nullptr) {  // dk += d_scores^T q
+        ex_.GemmBatched(true, false, t, dkd, tq, 1.0f, d_scores + h * pt, t, heads * pt, q.at(0, h),
+                        q.stride, q.t * q.stride, 1.0f, dk.at(0, h), dk.stride, dk.t * dk.stride,
+                        batch);
+      }
+    }
+  }
+
+  void CopyColumns(const float* src, int64_t rows, int64_t src_cols, int64_t src_col0, float* dst,
+                   int64_t dst_cols, int64_t dst_col0, int64_t width, bool accumulate) {
+    ex_.ForEach(rows * width, CopyColumnsBody{src, src_cols, src_col0, dst, dst_cols, dst_col0,
+                                              width, accumulate});
   }
 
   void SumDuplicateRows(const Tensor& grads, const int32_t* order, const int32_t* starts, int64_t u,

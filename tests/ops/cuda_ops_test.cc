@@ -41,6 +41,14 @@ struct HostExec {
             int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
     attnps::Gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   }
+  void GemmBatched(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                   int64_t lda, int64_t stride_a, const float* b, int64_t ldb, int64_t stride_b,
+                   float beta, float* c, int64_t ldc, int64_t stride_c, int64_t batch) {
+    for (int64_t g = 0; g < batch; ++g) {
+      attnps::Gemm(ta, tb, m, n, k, alpha, a + g * stride_a, lda, b + g * stride_b, ldb, beta,
+                   c + g * stride_c, ldc);
+    }
+  }
   double Sum(const double* v, int64_t n) {
     double s = 0.0;
     for (int64_t i = 0; i < n; ++i) s += v[i];
@@ -560,6 +568,51 @@ TEST_P(TwinTest, GruFamily) {
   }
 }
 
+cuda::HeadLayout Heads(const Tensor& x, int64_t heads) {
+  return {x.empty() ? nullptr : x.data(), x.shape()[1], x.shape()[2] / heads, heads, x.shape()[2]};
+}
+
+TEST_P(TwinTest, ScaledDotProductAttention) {
+  struct Case {
+    int64_t b, tq, t, dk, dv;
+    bool causal, masked;
+  };
+  for (const Case c : {Case{1, 1, 1, 1, 1, false, false}, Case{3, 1, 9, 8, 5, false, true},
+                       Case{4, 13, 13, 16, 16, true, true}, Case{2, 7, 20, 6, 3, false, false}}) {
+    std::mt19937 rng(c.b + c.tq + c.t);
+    Tensor q = RandomTensor({c.b, c.tq, c.dk}, &rng), k = RandomTensor({c.b, c.t, c.dk}, &rng);
+    Tensor v = RandomTensor({c.b, c.t, c.dv}, &rng), d_out = RandomTensor({c.b, c.tq, c.dv}, &rng);
+    Tensor mask = c.masked ? Mask(c.b, c.t, &rng) : Tensor();
+    Tensor dq = RandomTensor(q.shape(), &rng), dk = RandomTensor(k.shape(), &rng);
+    Tensor dv = RandomTensor(v.shape(), &rng);
+    Tensor tq = In(q), tk = In(k), tv = In(v), tmask = In(mask), tdo = In(d_out);
+    Tensor tdq = In(dq), tdk = In(dk), tdv = In(dv);
+    Tensor tp = In(Tensor::Zeros({c.b, c.tq, c.t})), tout = In(Tensor::Zeros({c.b, c.tq, c.dv}));
+    Tensor p = Tensor::Empty({c.b, c.tq, c.t}), out = Tensor::Empty({c.b, c.tq, c.dv});
+    ScaledDotProductAttentionForward(q, k, v, mask, c.causal, &p, &out);
+    ScaledDotProductAttentionBackward(q, k, v, p, d_out, &dq, &dk, &dv);
+    if (host()) {
+      std::vector<float> scores(c.b * c.tq * c.t);
+      plans().AttentionCoreForward(Heads(tq, 1), Heads(tk, 1), Heads(tv, 1),
+                                   tmask.empty() ? nullptr : tmask.data(), c.b, c.causal, tp.data(),
+                                   Heads(tout, 1));
+      plans().AttentionCoreBackward(Heads(tq, 1), Heads(tk, 1), Heads(tv, 1), tp.data(),
+                                    Heads(tdo, 1), c.b, scores.data(), Heads(tdq, 1), Heads(tdk, 1),
+                                    Heads(tdv, 1));
+    } else {
+      ScaledDotProductAttentionForward(tq, tk, tv, tmask, c.causal, &tp, &tout);
+      ScaledDotProductAttentionBackward(tq, tk, tv, tp, tdo, &tdq, &tdk, &tdv);
+    }
+    const std::string at =
+        " B=" + std::to_string(c.b) + " Tq=" + std::to_string(c.tq) + (c.causal ? " causal" : "");
+    ExpectClose(p, tp, "sdpa p" + at);
+    ExpectClose(out, tout, "sdpa out" + at);
+    ExpectClose(dq, tdq, "sdpa dq" + at, 1e-4f, 1e-3f);
+    ExpectClose(dk, tdk, "sdpa dk" + at, 1e-4f, 1e-3f);
+    ExpectClose(dv, tdv, "sdpa dv" + at, 1e-4f, 1e-3f);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, TwinTest,
                          ::testing::Values(Backend::kHostPlans, Backend::kDevice,
                                            Backend::kDeviceOneBlock),
@@ -606,6 +659,58 @@ TEST(CudaBatchedMatmul, EveryTransposeMatchesCpu) {
       ExpectClose(da, gda, "batched_matmul da" + at);
       ExpectClose(db, gdb, "batched_matmul db" + at);
     }
+  }
+}
+
+// Multi-head attention runs its projections, the core over in-place heads and (self-attention)
+// the packed q, k, v columns on the device: checked there only (its pieces are checked above).
+TEST(CudaMultiHeadAttention, SelfAndCrossAttentionMatchCpu) {
+  if (!CudaAvailable()) GTEST_SKIP() << "no GPU visible";
+  const int64_t b = 5, t = 11, d = 12, heads = 3, dh = 4;
+  for (const bool self : {false, true}) {
+    std::mt19937 rng(self);
+    auto w = [&](int64_t r, int64_t c) { return RandomTensor({r, c}, &rng); };
+    auto bias = [&](int64_t c) { return RandomTensor({c}, &rng); };
+    const MultiHeadAttentionParams p{w(d, heads * dh), bias(heads * dh), w(d, heads * dh), Tensor(),
+                                     w(d, heads * dh), bias(heads * dh), w(heads * dh, d), bias(d)};
+    MultiHeadAttentionParams g = MultiHeadAttentionParams::ZerosLike(p);
+    auto on_device = [](const MultiHeadAttentionParams& x) {
+      auto c = [](const Tensor& t) { return t.empty() ? Tensor() : t.Clone(Device::kCUDA); };
+      return MultiHeadAttentionParams{c(x.wq), c(x.bq), c(x.wk), c(x.bk),
+                                      c(x.wv), c(x.bv), c(x.wo), c(x.bo)};
+    };
+    const MultiHeadAttentionParams tp = on_device(p);
+    MultiHeadAttentionParams tg = on_device(g);
+    const int64_t tq = self ? t : 2;
+    Tensor keys = RandomTensor({b, t, d}, &rng);
+    Tensor query = self ? keys : RandomTensor({b, tq, d}, &rng);
+    Tensor mask = Mask(b, t, &rng), d_out = RandomTensor({b, tq, d}, &rng);
+    const MultiHeadAttentionOptions o{heads, self};
+    auto ws = self ? MultiHeadAttentionWorkspace::AllocateSelf(b, t, heads, dh, dh)
+                   : MultiHeadAttentionWorkspace::Allocate(b, tq, t, heads, dh, dh);
+    auto tws = self ? MultiHeadAttentionWorkspace::AllocateSelf(b, t, heads, dh, dh, Device::kCUDA)
+                    : MultiHeadAttentionWorkspace::Allocate(b, tq, t, heads, dh, dh, Device::kCUDA);
+    Tensor out = Tensor::Empty({b, tq, d}), d_keys = Tensor::Zeros({b, t, d});
+    Tensor d_query = self ? d_keys : Tensor::Zeros({b, tq, d});
+    MultiHeadAttentionForward(query, keys, mask, p, o, &ws, &out);
+    MultiHeadAttentionBackward(query, keys, mask, p, o, d_out, &ws, &d_query, &d_keys, &g);
+    Tensor tkeys = keys.Clone(Device::kCUDA);
+    Tensor tquery = self ? tkeys : query.Clone(Device::kCUDA);
+    Tensor tout = Tensor::Zeros({b, tq, d}, Device::kCUDA);
+    Tensor td_keys = Tensor::Zeros({b, t, d}, Device::kCUDA);
+    Tensor td_query = self ? td_keys : Tensor::Zeros({b, tq, d}, Device::kCUDA);
+    const Tensor tmask = mask.Clone(Device::kCUDA), tdo = d_out.Clone(Device::kCUDA);
+    MultiHeadAttentionForward(tquery, tkeys, tmask, tp, o, &tws, &tout);
+    MultiHeadAttentionBackward(tquery, tkeys, tmask, tp, o, tdo, &tws, &td_query, &td_keys, &tg);
+    const std::string at = self ? " self" : " cross";
+    ExpectClose(out, tout, "mha out" + at);
+    ExpectClose(d_keys, td_keys, "mha d_keys" + at, 1e-4f, 1e-3f);
+    if (!self) ExpectClose(d_query, td_query, "mha d_query" + at, 1e-4f, 1e-3f);
+    ExpectClose(g.wq, tg.wq, "mha dwq" + at, 1e-4f, 1e-3f);
+    ExpectClose(g.wk, tg.wk, "mha dwk" + at, 1e-4f, 1e-3f);
+    ExpectClose(g.wv, tg.wv, "mha dwv" + at, 1e-4f, 1e-3f);
+    ExpectClose(g.bv, tg.bv, "mha dbv" + at, 1e-4f, 1e-3f);
+    ExpectClose(g.wo, tg.wo, "mha dwo" + at, 1e-4f, 1e-3f);
   }
 }
 

@@ -61,13 +61,6 @@ void LayerNormGradRow(const float* __restrict x, const float* __restrict g,
     gx[j] += s * (g[j] * w[j] - mean_gh - (x[j] - m) * s * mean_ghx);
 }
 
-// Element e's 32 random bits: half of output e / 2 of the stream (the high half for even e), so
-// one 64-bit hash serves two elements.
-inline uint32_t DropoutBits(uint64_t key, uint64_t e) {
-  const uint64_t h = StreamBits(key, e >> 1);
-  return static_cast<uint32_t>((e & 1) ? h : h >> 32);
-}
-
 // Elements [begin, end) of x, mask and y; element e's flat index is base + e.
 void DropoutRows(const float* __restrict x, uint64_t key, uint64_t threshold, float scale,
                  uint64_t base, int64_t begin, int64_t end, float* __restrict mask,
@@ -160,13 +153,14 @@ void LayerNormBackward(const Tensor& x, const Tensor& gamma, const Tensor& mean,
 
 void DropoutForward(const Tensor& x, float rate, uint64_t seed, Mode mode, Tensor* mask, Tensor* y,
                     int64_t first_index) {
-  ShapeCheck("dropout_forward")
+  ShapeCheck("dropout_forward", x.device())
       .Like("x", x, x)
       .Like("mask", *mask, x)
       .Like("y", *y, x)
       .Require(rate >= 0.0f && rate < 1.0f, "0 <= rate < 1")
       .Require(first_index >= 0, "first_index >= 0")
       .Done();
+  ATTNPS_RUN_ON_CUDA(x, DropoutForward(x, rate, seed, mode, mask, y, first_index));
   const int64_t total = x.numel();
   const float* xd = x.data();
   float *md = mask->data(), *yd = y->data();
@@ -192,10 +186,11 @@ void DropoutForward(const Tensor& x, float rate, uint64_t seed, Mode mode, Tenso
 }
 
 void DropoutBackward(const Tensor& mask, const Tensor& dy, Tensor* dx) {
-  ShapeCheck check("dropout_backward");
+  ShapeCheck check("dropout_backward", mask.device());
   check.Like("mask", mask, mask).Like("dy", dy, mask);
   if (dx) check.Like("dx", *dx, mask);
   check.Done();
+  ATTNPS_RUN_ON_CUDA(mask, DropoutBackward(mask, dy, dx));
   if (!dx) return;
   const int64_t total = mask.numel();
   const float *md = mask.data(), *g = dy.data();

@@ -89,8 +89,9 @@ void SgdLoop(const SgdOptions& o, float lr, int64_t n, const float* g, float* p,
 
 class SgdOptimizer : public DenseOptimizer {
  public:
-  SgdOptimizer(const DenseOptimizerOptions& options, int64_t n) : DenseOptimizer(options, n) {
-    if (options.sgd.momentum != 0.0f) momentum_ = Tensor::Zeros({n});
+  SgdOptimizer(const DenseOptimizerOptions& options, int64_t n, Device device)
+      : DenseOptimizer(options, n) {
+    if (options.sgd.momentum != 0.0f) momentum_ = Tensor::Zeros({n}, device);
   }
   void Step(const Tensor& grads, Tensor* params) override {
     ++step_count_;
@@ -107,8 +108,10 @@ class SgdOptimizer : public DenseOptimizer {
 
 class AdamOptimizer : public DenseOptimizer {
  public:
-  AdamOptimizer(const DenseOptimizerOptions& options, int64_t n)
-      : DenseOptimizer(options, n), m_(Tensor::Zeros({n})), v_(Tensor::Zeros({n})) {}
+  AdamOptimizer(const DenseOptimizerOptions& options, int64_t n, Device device)
+      : DenseOptimizer(options, n),
+        m_(Tensor::Zeros({n}, device)),
+        v_(Tensor::Zeros({n}, device)) {}
   void Step(const Tensor& grads, Tensor* params) override {
     ++step_count_;
     AdamUpdate(options_.adam, options_.learning_rate, step_count_, grads, params, &m_, &v_);
@@ -121,9 +124,10 @@ class AdamOptimizer : public DenseOptimizer {
 
 class AdagradOptimizer : public DenseOptimizer {
  public:
-  AdagradOptimizer(const DenseOptimizerOptions& options, int64_t n)
-      : DenseOptimizer(options, n),
-        accumulator_(Tensor::Filled({n}, options.adagrad.initial_accumulator_value)) {}
+  AdagradOptimizer(const DenseOptimizerOptions& options, int64_t n, Device device)
+      : DenseOptimizer(options, n), accumulator_(Tensor::Empty({n}, device)) {
+    accumulator_.Fill(options.adagrad.initial_accumulator_value);
+  }
   void Step(const Tensor& grads, Tensor* params) override {
     ++step_count_;
     AdagradUpdate(options_.adagrad, options_.learning_rate, grads, params, &accumulator_);
@@ -198,7 +202,7 @@ void AdagradUpdate(const AdagradOptions& options, float lr, const Tensor& grads,
 }
 
 std::unique_ptr<DenseOptimizer> MakeDenseOptimizer(const DenseOptimizerOptions& options,
-                                                   int64_t num_params) {
+                                                   int64_t num_params, Device device) {
   ShapeCheck check("make_dense_optimizer");
   check.Require(num_params >= 0, "num_params >= 0");
   check.Require(options.learning_rate >= 0.0f, "learning_rate >= 0");
@@ -209,11 +213,11 @@ std::unique_ptr<DenseOptimizer> MakeDenseOptimizer(const DenseOptimizerOptions& 
   check.Done();
   switch (options.kind) {
     case DenseOptimizerKind::kSgd:
-      return std::make_unique<SgdOptimizer>(options, num_params);
+      return std::make_unique<SgdOptimizer>(options, num_params, device);
     case DenseOptimizerKind::kAdam:
-      return std::make_unique<AdamOptimizer>(options, num_params);
+      return std::make_unique<AdamOptimizer>(options, num_params, device);
     case DenseOptimizerKind::kAdagrad:
-      return std::make_unique<AdagradOptimizer>(options, num_params);
+      return std::make_unique<AdagradOptimizer>(options, num_params, device);
   }
   return nullptr;
 }
@@ -246,7 +250,9 @@ void Scale(float* x, int64_t n, float factor) {
 
 float ClipByGlobalNorm(const std::vector<Tensor*>& grads, float max_norm) {
   {
-    ShapeCheck check("clip_by_global_norm");
+    // Every gradient on the first one's device.
+    ShapeCheck check("clip_by_global_norm",
+                     grads.empty() || grads[0] == nullptr ? Device::kCPU : grads[0]->device());
     check.Require(max_norm > 0.0f, "max_norm > 0");
     for (size_t i = 0; i < grads.size(); ++i) {
       const std::string name = "grads[" + std::to_string(i) + "]";
@@ -255,13 +261,31 @@ float ClipByGlobalNorm(const std::vector<Tensor*>& grads, float max_norm) {
     }
     check.Done();
   }
+  auto on_device = [](const Tensor* g) { return g->device() == Device::kCUDA; };
   double sum = 0.0;
-  for (const Tensor* g : grads) sum += SumOfSquares(g->data(), g->numel());
+  for (const Tensor* g : grads) {
+#ifdef ATTNPS_WITH_CUDA
+    if (on_device(g)) {
+      sum += cuda::SumOfSquares(*g);
+      continue;
+    }
+#endif
+    sum += SumOfSquares(g->data(), g->numel());
+  }
   const double norm = std::sqrt(sum);
   if (norm > max_norm) {
     const float factor = static_cast<float>(max_norm / norm);
-    for (Tensor* g : grads) Scale(g->data(), g->numel(), factor);
+    for (Tensor* g : grads) {
+#ifdef ATTNPS_WITH_CUDA
+      if (on_device(g)) {
+        cuda::Scale(g, factor);
+        continue;
+      }
+#endif
+      Scale(g->data(), g->numel(), factor);
+    }
   }
+  (void)on_device;
   return static_cast<float>(norm);
 }
 

@@ -103,10 +103,12 @@ class DenseOptimizer {
   int64_t step_count_ = 0;
 };
 
-// An optimizer of options.kind for `num_params` parameters, with its state initialized.
-// CHECK-fails on invalid hyper-parameters.
+// An optimizer of options.kind for `num_params` parameters, with its state initialized on
+// `device` (where the parameters live: Step takes params and grads there). CHECK-fails on
+// invalid hyper-parameters.
 std::unique_ptr<DenseOptimizer> MakeDenseOptimizer(const DenseOptimizerOptions& options,
-                                                   int64_t num_params);
+                                                   int64_t num_params,
+                                                   Device device = Device::kCPU);
 
 // ---- Clipping --------------------------------------------------------------------------------
 

@@ -265,6 +265,15 @@ void CopyColumns(const float* src, int64_t rows, int64_t src_cols, int64_t src_c
                  int64_t dst_cols, int64_t dst_col0, int64_t width, bool accumulate) {
   Plans().CopyColumns(src, rows, src_cols, src_col0, dst, dst_cols, dst_col0, width, accumulate);
 }
+void DropoutForward(const Tensor& x, float rate, uint64_t seed, Mode mode, Tensor* mask, Tensor* y,
+                    int64_t first_index) {
+  Plans().DropoutForward(x, rate, seed, mode, mask, y, first_index);
+}
+void DropoutBackward(const Tensor& mask, const Tensor& dy, Tensor* dx) {
+  Plans().DropoutBackward(mask, dy, dx);
+}
+double SumOfSquares(const Tensor& x) { return Plans().SumOfSquares(x); }
+void Scale(Tensor* x, float factor) { Plans().Scale(x, factor); }
 void SumDuplicateRows(const Tensor& grads, const int32_t* order, const int32_t* starts, int64_t u,
                       Tensor* out) {
   Plans().SumDuplicateRows(grads, order, starts, u, out);

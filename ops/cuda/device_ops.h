@@ -108,6 +108,15 @@ void AttentionCoreBackward(const HeadLayout& q, const HeadLayout& k, const HeadL
 void CopyColumns(const float* src, int64_t rows, int64_t src_cols, int64_t src_col0, float* dst,
                  int64_t dst_cols, int64_t dst_col0, int64_t width, bool accumulate);
 
+// ops/norm.h: dropout (the CPU twin's mask, bit for bit)
+void DropoutForward(const Tensor& x, float rate, uint64_t seed, Mode mode, Tensor* mask, Tensor* y,
+                    int64_t first_index);
+void DropoutBackward(const Tensor& mask, const Tensor& dy, Tensor* dx);
+
+// ClipByGlobalNorm's parts: sum of x^2 (in double) and x *= factor.
+double SumOfSquares(const Tensor& x);
+void Scale(Tensor* x, float factor);
+
 // ops/loss.h
 double BceWithLogitsForward(const Tensor& logits, const Tensor& labels, const Tensor& weights);
 void BceWithLogitsBackward(const Tensor& logits, const Tensor& labels, const Tensor& weights,

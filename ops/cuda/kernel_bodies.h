@@ -13,11 +13,8 @@
 #include <cmath>
 #include <cstdint>
 
-#ifdef __CUDACC__
-#define ATTNPS_HD __host__ __device__
-#else
-#define ATTNPS_HD
-#endif
+#include "ops/host_device.h"
+#include "ops/random.h"
 
 namespace attnps::cuda {
 
@@ -710,6 +707,43 @@ struct CopyColumnsBody {
     float& d = dst[r * dst_cols + dst_col0 + c];
     d = accumulate ? d + v : v;
   }
+};
+
+// ---- Dropout and gradient clipping (i: element)
+// --------------------------------------------------
+
+// Element e is kept (mask = scale) when DropoutBits(key, base + e) >= threshold, else mask = 0;
+// y = x * mask: the CPU twin's mask, bit for bit.
+struct DropoutBody {
+  const float* x;
+  uint64_t key, threshold, base;
+  float scale;
+  float *mask, *y;
+  ATTNPS_HD void operator()(int64_t e) const {
+    const float m = DropoutBits(key, base + static_cast<uint64_t>(e)) >= threshold ? scale : 0.0f;
+    mask[e] = m;
+    y[e] = x[e] * m;
+  }
+};
+// dx += dy * mask.
+struct TimesMaskBody {
+  const float *mask, *dy;
+  float* dx;
+  ATTNPS_HD void operator()(int64_t e) const { dx[e] += dy[e] * mask[e]; }
+};
+// terms = x^2 in double.
+struct SquareTermsBody {
+  const float* x;
+  double* terms;
+  ATTNPS_HD void operator()(int64_t i) const {
+    terms[i] = static_cast<double>(x[i]) * static_cast<double>(x[i]);
+  }
+};
+// x *= factor.
+struct ScaleBody {
+  float factor;
+  float* x;
+  ATTNPS_HD void operator()(int64_t i) const { x[i] *= factor; }
 };
 
 // ---- Duplicate-key gradient sum (the GPU worker, before the copy back) --------------------------

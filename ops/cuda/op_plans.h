@@ -372,6 +372,29 @@ class OpPlans {
                                               width, accumulate});
   }
 
+  void DropoutForward(const Tensor& x, float rate, uint64_t seed, Mode mode, Tensor* mask,
+                      Tensor* y, int64_t first_index) {
+    if (mode == Mode::kInference) {
+      ex_.ForEach(x.numel(), FillBody{1.0f, mask->data()});
+      ex_.ForEach(x.numel(), CopyColumnsBody{x.data(), 1, 0, y->data(), 1, 0, 1, false});
+      return;
+    }
+    const uint64_t threshold = static_cast<uint64_t>(static_cast<double>(rate) * 4294967296.0);
+    ex_.ForEach(x.numel(), DropoutBody{x.data(), Mix64(seed + kGoldenGamma), threshold,
+                                       static_cast<uint64_t>(first_index), 1.0f / (1.0f - rate),
+                                       mask->data(), y->data()});
+  }
+  void DropoutBackward(const Tensor& mask, const Tensor& dy, Tensor* dx) {
+    if (dx) ex_.ForEach(mask.numel(), TimesMaskBody{mask.data(), dy.data(), dx->data()});
+  }
+  double SumOfSquares(const Tensor& x) {
+    if (x.numel() == 0) return 0.0;
+    double* terms = static_cast<double*>(ex_.Scratch(x.numel() * sizeof(double)));
+    ex_.ForEach(x.numel(), SquareTermsBody{x.data(), terms});
+    return ex_.Sum(terms, x.numel());
+  }
+  void Scale(Tensor* x, float factor) { ex_.ForEach(x->numel(), ScaleBody{factor, x->data()}); }
+
   void SumDuplicateRows(const Tensor& grads, const int32_t* order, const int32_t* starts, int64_t u,
                         Tensor* out) {
     const int64_t d = Size(grads, 1);

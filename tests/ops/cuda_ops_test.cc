@@ -613,6 +613,46 @@ TEST_P(TwinTest, ScaledDotProductAttention) {
   }
 }
 
+TEST_P(TwinTest, DropoutAndClipping) {
+  for (const int64_t n : {1, 2, 3, 4097}) {
+    for (const int64_t first : {0, 1}) {
+      std::mt19937 rng(n + first);
+      Tensor x = RandomTensor({n}, &rng), dy = RandomTensor({n}, &rng);
+      Tensor dx = RandomTensor({n}, &rng), tdx = In(dx);
+      Tensor mask = Tensor::Empty({n}), y = Tensor::Empty({n});
+      Tensor tmask = In(Tensor::Zeros({n})), ty = In(Tensor::Zeros({n}));
+      DropoutForward(x, 0.3f, 77, Mode::kTraining, &mask, &y, first);
+      DropoutBackward(mask, dy, &dx);
+      if (host()) {
+        plans().DropoutForward(In(x), 0.3f, 77, Mode::kTraining, &tmask, &ty, first);
+        plans().DropoutBackward(tmask, In(dy), &tdx);
+      } else {
+        DropoutForward(In(x), 0.3f, 77, Mode::kTraining, &tmask, &ty, first);
+        DropoutBackward(tmask, In(dy), &tdx);
+      }
+      const std::string at = " n=" + std::to_string(n) + " first=" + std::to_string(first);
+      ExpectClose(mask, tmask, "dropout mask" + at, 0.0f, 0.0f);
+      ExpectClose(y, ty, "dropout y" + at, 0.0f, 0.0f);
+      ExpectClose(dx, tdx, "dropout dx" + at);
+    }
+  }
+  std::mt19937 rng(9);
+  Tensor a = RandomTensor({1000}, &rng, -3.0f, 3.0f), b = RandomTensor({37}, &rng);
+  Tensor ta = In(a), tb = In(b);
+  const float norm = ClipByGlobalNorm({&a, &b}, 1.5f);
+  float got = 0.0f;
+  if (host()) {
+    got = static_cast<float>(std::sqrt(plans().SumOfSquares(ta) + plans().SumOfSquares(tb)));
+    plans().Scale(&ta, 1.5f / got);
+    plans().Scale(&tb, 1.5f / got);
+  } else {
+    got = ClipByGlobalNorm({&ta, &tb}, 1.5f);
+  }
+  EXPECT_NEAR(got, norm, 1e-5f * norm);
+  ExpectClose(a, ta, "clipped a");
+  ExpectClose(b, tb, "clipped b");
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, TwinTest,
                          ::testing::Values(Backend::kHostPlans, Backend::kDevice,
                                            Backend::kDeviceOneBlock),
@@ -711,6 +751,32 @@ TEST(CudaMultiHeadAttention, SelfAndCrossAttentionMatchCpu) {
     ExpectClose(g.wv, tg.wv, "mha dwv" + at, 1e-4f, 1e-3f);
     ExpectClose(g.bv, tg.bv, "mha dbv" + at, 1e-4f, 1e-3f);
     ExpectClose(g.wo, tg.wo, "mha dwo" + at, 1e-4f, 1e-3f);
+  }
+}
+
+// MakeDenseOptimizer on the device: state there, Step through the device updates.
+TEST(CudaDenseOptimizer, StateOnTheDeviceMatchesCpu) {
+  if (!CudaAvailable()) GTEST_SKIP() << "no GPU visible";
+  std::mt19937 rng(4);
+  for (const DenseOptimizerKind kind :
+       {DenseOptimizerKind::kSgd, DenseOptimizerKind::kAdam, DenseOptimizerKind::kAdagrad}) {
+    DenseOptimizerOptions o;
+    o.kind = kind;
+    o.sgd.momentum = 0.9f;
+    Tensor p = RandomTensor({300}, &rng), tp = p.Clone(Device::kCUDA);
+    auto cpu = MakeDenseOptimizer(o, 300), gpu = MakeDenseOptimizer(o, 300, Device::kCUDA);
+    for (int s = 0; s < 4; ++s) {
+      Tensor g = RandomTensor({300}, &rng);
+      cpu->Step(g, &p);
+      gpu->Step(g.Clone(Device::kCUDA), &tp);
+    }
+    ExpectClose(p, tp, "optimizer params kind=" + std::to_string(static_cast<int>(kind)));
+    const auto cs = cpu->Slots(), gs = gpu->Slots();
+    ASSERT_EQ(cs.size(), gs.size());
+    for (size_t i = 0; i < cs.size(); ++i) {
+      EXPECT_EQ(gs[i].tensor.device(), Device::kCUDA);
+      ExpectClose(cs[i].tensor, gs[i].tensor, "optimizer slot " + cs[i].name);
+    }
   }
 }
 

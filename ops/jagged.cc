@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "ops/blas.h"
+#include "ops/device_dispatch.h"
 #include "ops/din_unit_kernels.h"
 #include "ops/fast_math.h"
 #include "ops/linear.h"
@@ -72,8 +73,9 @@ inline void Axpy(float m, const float* __restrict x, float* __restrict y, int64_
 }  // namespace
 
 void SegmentSumPoolForward(const Tensor& x, const JaggedOffsets& offsets, Tensor* y) {
-  ShapeCheck check("segment_sum_pool_forward");
+  ShapeCheck check("segment_sum_pool_forward", x.device());
   const SegmentSizes s = CheckSegment(&check, offsets, "x", &x, "y", *y);
+  ATTNPS_RUN_ON_CUDA(x, SegmentSumPoolForward(x, offsets, y));
   const float* xd = x.data();
   float* yd = y->data();
   const int64_t cost = s.b > 0 ? 2 * s.d * (s.n / s.b + 1) : 0;
@@ -85,9 +87,10 @@ void SegmentSumPoolForward(const Tensor& x, const JaggedOffsets& offsets, Tensor
 }
 
 void SegmentSumPoolBackward(const JaggedOffsets& offsets, const Tensor& dy, Tensor* dx) {
-  ShapeCheck check("segment_sum_pool_backward");
+  ShapeCheck check("segment_sum_pool_backward", dy.device());
   const SegmentSizes s = CheckSegment(&check, offsets, "dx", dx, "dy", dy);
   if (!dx) return;
+  ATTNPS_RUN_ON_CUDA(dy, SegmentSumPoolBackward(offsets, dy, dx));
   const float* g = dy.data();
   float* gx = dx->data();
   const int64_t cost = s.b > 0 ? 2 * s.d * (s.n / s.b + 1) : 0;
@@ -98,13 +101,14 @@ void SegmentSumPoolBackward(const JaggedOffsets& offsets, const Tensor& dy, Tens
 }
 
 void JaggedToPadded(const Tensor& x, const JaggedOffsets& offsets, Tensor* padded, Tensor* mask) {
-  ShapeCheck check("jagged_to_padded");
+  ShapeCheck check("jagged_to_padded", x.device());
   const std::string problem = offsets.Problem();
   check.Require(problem.empty(), problem);
   Dim b("B", offsets.batch()), n("N", problem.empty() ? offsets.total() : -1), d("D"), t("T");
   check.Arg("x", x, {&n, &d}).Arg("padded", *padded, {&b, &t, &d}).Arg("mask", *mask, {&b, &t});
   check.Require(t.value() >= offsets.MaxLength(), "T >= the longest sample");
   check.Done();
+  ATTNPS_RUN_ON_CUDA(x, JaggedToPadded(x, offsets, padded, mask));
   const int64_t dim = d.value(), len = t.value();
   padded->SetZero();
   mask->SetZero();
@@ -116,13 +120,14 @@ void JaggedToPadded(const Tensor& x, const JaggedOffsets& offsets, Tensor* padde
 }
 
 void PaddedToJaggedAdd(const Tensor& dpadded, const JaggedOffsets& offsets, Tensor* dx) {
-  ShapeCheck check("padded_to_jagged_add");
+  ShapeCheck check("padded_to_jagged_add", dpadded.device());
   const std::string problem = offsets.Problem();
   check.Require(problem.empty(), problem);
   Dim b("B", offsets.batch()), n("N", problem.empty() ? offsets.total() : -1), d("D"), t("T");
   check.Arg("dpadded", dpadded, {&b, &t, &d}).Arg("dx", *dx, {&n, &d});
   check.Require(t.value() >= offsets.MaxLength(), "T >= the longest sample");
   check.Done();
+  ATTNPS_RUN_ON_CUDA(dpadded, PaddedToJaggedAdd(dpadded, offsets, dx));
   const int64_t dim = d.value(), len = t.value();
   for (int64_t i = 0; i < b.value(); ++i) {
     const float* src = dpadded.data() + i * len * dim;

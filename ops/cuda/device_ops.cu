@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "ops/cuda/check.cuh"
 #include "ops/cuda/device_ops.h"
@@ -128,6 +129,24 @@ struct DeviceExec {
     GemmBatchedLd(ta, tb, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc,
                   stride_c, batch);
   }
+  // The offsets as int64 in device memory (kept until the next call).
+  const int64_t* Offsets(const JaggedOffsets& offsets) {
+    host_offsets.resize(offsets.batch() + 1);
+    for (int64_t i = 0; i <= offsets.batch(); ++i) host_offsets[i] = offsets[i];
+    const size_t bytes = host_offsets.size() * sizeof(int64_t);
+    if (bytes > offsets_capacity) {
+      if (device_offsets != nullptr) ATTNPS_CUDA_CHECK(cudaFree(device_offsets));
+      ATTNPS_CUDA_CHECK(cudaMalloc(&device_offsets, bytes));
+      offsets_capacity = bytes;
+    }
+    ATTNPS_CUDA_CHECK(
+        cudaMemcpy(device_offsets, host_offsets.data(), bytes, cudaMemcpyHostToDevice));
+    return device_offsets;
+  }
+  std::vector<int64_t> host_offsets;
+  int64_t* device_offsets = nullptr;
+  size_t offsets_capacity = 0;
+
   // Sums on the device (CUB) into a slot after the values, then copies the one double back.
   double Sum(const double* values, int64_t n) {
     size_t temp_bytes = 0;
@@ -274,6 +293,18 @@ void DropoutBackward(const Tensor& mask, const Tensor& dy, Tensor* dx) {
 }
 double SumOfSquares(const Tensor& x) { return Plans().SumOfSquares(x); }
 void Scale(Tensor* x, float factor) { Plans().Scale(x, factor); }
+void SegmentSumPoolForward(const Tensor& x, const JaggedOffsets& offsets, Tensor* y) {
+  Plans().SegmentSumPoolForward(x, offsets, y);
+}
+void SegmentSumPoolBackward(const JaggedOffsets& offsets, const Tensor& dy, Tensor* dx) {
+  Plans().SegmentSumPoolBackward(offsets, dy, dx);
+}
+void JaggedToPadded(const Tensor& x, const JaggedOffsets& offsets, Tensor* padded, Tensor* mask) {
+  Plans().JaggedToPadded(x, offsets, padded, mask);
+}
+void PaddedToJaggedAdd(const Tensor& dpadded, const JaggedOffsets& offsets, Tensor* dx) {
+  Plans().PaddedToJaggedAdd(dpadded, offsets, dx);
+}
 void SumDuplicateRows(const Tensor& grads, const int32_t* order, const int32_t* starts, int64_t u,
                       Tensor* out) {
   Plans().SumDuplicateRows(grads, order, starts, u, out);

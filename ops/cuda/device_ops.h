@@ -15,6 +15,7 @@
 #include "ops/activation.h"
 #include "ops/cuda/kernel_bodies.h"
 #include "ops/din_attention.h"
+#include "ops/jagged.h"
 #include "ops/optimizer.h"
 #include "ops/rnn.h"
 #include "ops/tensor.h"
@@ -116,6 +117,12 @@ void DropoutBackward(const Tensor& mask, const Tensor& dy, Tensor* dx);
 // ClipByGlobalNorm's parts: sum of x^2 (in double) and x *= factor.
 double SumOfSquares(const Tensor& x);
 void Scale(Tensor* x, float factor);
+
+// ops/jagged.h (the offsets in host memory, as the CPU ops take them: uploaded per call)
+void SegmentSumPoolForward(const Tensor& x, const JaggedOffsets& offsets, Tensor* y);
+void SegmentSumPoolBackward(const JaggedOffsets& offsets, const Tensor& dy, Tensor* dx);
+void JaggedToPadded(const Tensor& x, const JaggedOffsets& offsets, Tensor* padded, Tensor* mask);
+void PaddedToJaggedAdd(const Tensor& dpadded, const JaggedOffsets& offsets, Tensor* dx);
 
 // ops/loss.h
 double BceWithLogitsForward(const Tensor& logits, const Tensor& labels, const Tensor& weights);

@@ -709,6 +709,59 @@ struct CopyColumnsBody {
   }
 };
 
+// ---- Jagged histories (ops/jagged.h; off [B + 1] int64 row offsets in the launch's memory)
+// -------
+
+// i < B*D: y[b, j] = sum of x[r, j] over sample b's rows.
+struct SegmentSumBody {
+  const float* x;
+  const int64_t* off;
+  int64_t d;
+  float* y;
+  ATTNPS_HD void operator()(int64_t i) const {
+    const int64_t b = i / d, j = i % d;
+    float sum = 0.0f;
+    for (int64_t r = off[b]; r < off[b + 1]; ++r) sum += x[r * d + j];
+    y[i] = sum;
+  }
+};
+// i < B*D: dx[r, j] += dy[b, j] at every row r of sample b.
+struct SegmentSumGradBody {
+  const float* dy;
+  const int64_t* off;
+  int64_t d;
+  float* dx;
+  ATTNPS_HD void operator()(int64_t i) const {
+    const int64_t b = i / d, j = i % d;
+    for (int64_t r = off[b]; r < off[b + 1]; ++r) dx[r * d + j] += dy[i];
+  }
+};
+// i < B*T*D: padded[b, s, j] = x[off[b] + s, j] within sample b's length, else 0; the mask
+// [B, T] is written by the j = 0 thread.
+struct JaggedToPaddedBody {
+  const float* x;
+  const int64_t* off;
+  int64_t t, d;
+  float *padded, *mask;
+  ATTNPS_HD void operator()(int64_t i) const {
+    const int64_t b = i / (t * d), s = (i / d) % t, j = i % d;
+    const bool valid = s < off[b + 1] - off[b];
+    padded[i] = valid ? x[(off[b] + s) * d + j] : 0.0f;
+    if (j == 0) mask[b * t + s] = valid ? 1.0f : 0.0f;
+  }
+};
+// i < B*T*D: dx[off[b] + s, j] += dpadded[b, s, j] within sample b's length.
+struct PaddedToJaggedAddBody {
+  const float* dpadded;
+  const int64_t* off;
+  int64_t t, d;
+  float* dx;
+  ATTNPS_HD void operator()(int64_t i) const {
+    const int64_t b = i / (t * d), s = (i / d) % t, j = i % d;
+    if (s < off[b + 1] - off[b]) dx[(off[b] + s) * d + j] += dpadded[i];
+  }
+};
+
 // ---- Dropout and gradient clipping (i: element)
 // --------------------------------------------------
 

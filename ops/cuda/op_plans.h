@@ -8,6 +8,7 @@
 //   void Gemm(...);                      // row-major, attnps::Gemm's arguments
 //   void GemmBatched(..., lda, stride_a, ..., ldb, stride_b, ..., ldc, stride_c, batch);
 //   double Sum(const double* values, int64_t n);
+//   const int64_t* Offsets(const JaggedOffsets& offsets);  // B + 1 int64, where the bodies run
 // Arguments are validated by the CPU op before it dispatches (ShapeCheck), not here.
 // Plain C++ outside nvcc.
 #ifndef ATTNPS_OPS_CUDA_OP_PLANS_H_
@@ -18,6 +19,7 @@
 #include "ops/activation.h"
 #include "ops/cuda/kernel_bodies.h"
 #include "ops/din_attention.h"
+#include "ops/jagged.h"
 #include "ops/optimizer.h"
 #include "ops/rnn.h"
 #include "ops/tensor.h"
@@ -394,6 +396,27 @@ class OpPlans {
     return ex_.Sum(terms, x.numel());
   }
   void Scale(Tensor* x, float factor) { ex_.ForEach(x->numel(), ScaleBody{factor, x->data()}); }
+
+  void SegmentSumPoolForward(const Tensor& x, const JaggedOffsets& offsets, Tensor* y) {
+    const int64_t d = Size(*y, 1);
+    ex_.ForEach(offsets.batch() * d, SegmentSumBody{x.data(), ex_.Offsets(offsets), d, y->data()});
+  }
+  void SegmentSumPoolBackward(const JaggedOffsets& offsets, const Tensor& dy, Tensor* dx) {
+    const int64_t d = Size(dy, 1);
+    if (dx)
+      ex_.ForEach(offsets.batch() * d,
+                  SegmentSumGradBody{dy.data(), ex_.Offsets(offsets), d, dx->data()});
+  }
+  void JaggedToPadded(const Tensor& x, const JaggedOffsets& offsets, Tensor* padded, Tensor* mask) {
+    const int64_t t = Size(*padded, 1), d = Size(*padded, 2);
+    ex_.ForEach(padded->numel(), JaggedToPaddedBody{x.data(), ex_.Offsets(offsets), t, d,
+                                                    padded->data(), mask->data()});
+  }
+  void PaddedToJaggedAdd(const Tensor& dpadded, const JaggedOffsets& offsets, Tensor* dx) {
+    const int64_t t = Size(dpadded, 1), d = Size(dpadded, 2);
+    ex_.ForEach(dpadded.numel(),
+                PaddedToJaggedAddBody{dpadded.data(), ex_.Offsets(offsets), t, d, dx->data()});
+  }
 
   void SumDuplicateRows(const Tensor& grads, const int32_t* order, const int32_t* starts, int64_t u,
                         Tensor* out) {

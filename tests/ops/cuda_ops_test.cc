@@ -49,6 +49,12 @@ struct HostExec {
                    c + g * stride_c, ldc);
     }
   }
+  std::vector<int64_t> offsets;
+  const int64_t* Offsets(const JaggedOffsets& o) {
+    offsets.resize(o.batch() + 1);
+    for (int64_t i = 0; i <= o.batch(); ++i) offsets[i] = o[i];
+    return offsets.data();
+  }
   double Sum(const double* v, int64_t n) {
     double s = 0.0;
     for (int64_t i = 0; i < n; ++i) s += v[i];
@@ -104,7 +110,7 @@ class TwinTest : public ::testing::TestWithParam<Backend> {
   bool host() const { return GetParam() == Backend::kHostPlans; }
   // A copy of `t` where the backend computes.
   Tensor In(const Tensor& t) const {
-    if (t.empty()) return Tensor();
+    if (t.ndim() == 0) return Tensor();  // absent
     return host() ? t.Clone(Device::kCPU) : t.Clone(Device::kCUDA);
   }
   cuda::OpPlans<HostExec> plans() { return cuda::OpPlans<HostExec>(&exec_); }
@@ -651,6 +657,44 @@ TEST_P(TwinTest, DropoutAndClipping) {
   EXPECT_NEAR(got, norm, 1e-5f * norm);
   ExpectClose(a, ta, "clipped a");
   ExpectClose(b, tb, "clipped b");
+}
+
+TEST_P(TwinTest, JaggedOps) {
+  for (const std::vector<int32_t>& off :
+       {std::vector<int32_t>{0, 0}, std::vector<int32_t>{0, 3, 3, 7, 8},
+        std::vector<int32_t>{0, 50, 51, 99, 150, 150, 200}}) {
+    const JaggedOffsets offsets(off);
+    const int64_t b = offsets.batch(), n = offsets.total(), d = 7;
+    const int64_t t = std::max<int64_t>(offsets.MaxLength(), 1) + 1;
+    std::mt19937 rng(n);
+    Tensor x = RandomTensor({n, d}, &rng), dy = RandomTensor({b, d}, &rng);
+    Tensor dx = RandomTensor({n, d}, &rng), dpadded = RandomTensor({b, t, d}, &rng);
+    Tensor y = Tensor::Empty({b, d}), padded = Tensor::Empty({b, t, d}),
+           mask = Tensor::Empty({b, t});
+    Tensor ty = In(Tensor::Zeros({b, d})), tpadded = In(Tensor::Zeros({b, t, d}));
+    Tensor tmask = In(Tensor::Zeros({b, t})), tdx = In(dx);
+    SegmentSumPoolForward(x, offsets, &y);
+    SegmentSumPoolBackward(offsets, dy, &dx);
+    JaggedToPadded(x, offsets, &padded, &mask);
+    PaddedToJaggedAdd(dpadded, offsets, &dx);
+    Tensor tx = In(x), tdy = In(dy), tdp = In(dpadded);
+    if (host()) {
+      plans().SegmentSumPoolForward(tx, offsets, &ty);
+      plans().SegmentSumPoolBackward(offsets, tdy, &tdx);
+      plans().JaggedToPadded(tx, offsets, &tpadded, &tmask);
+      plans().PaddedToJaggedAdd(tdp, offsets, &tdx);
+    } else {
+      SegmentSumPoolForward(tx, offsets, &ty);
+      SegmentSumPoolBackward(offsets, tdy, &tdx);
+      JaggedToPadded(tx, offsets, &tpadded, &tmask);
+      PaddedToJaggedAdd(tdp, offsets, &tdx);
+    }
+    const std::string at = " B=" + std::to_string(b) + " N=" + std::to_string(n);
+    ExpectClose(y, ty, "segment_sum_pool y" + at);
+    ExpectClose(padded, tpadded, "jagged_to_padded padded" + at, 0.0f, 0.0f);
+    ExpectClose(mask, tmask, "jagged_to_padded mask" + at, 0.0f, 0.0f);
+    ExpectClose(dx, tdx, "segment_sum_pool + padded_to_jagged dx" + at);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, TwinTest,

@@ -99,7 +99,11 @@ void BceWithLogitsBackward(const Tensor& logits, const Tensor& labels, const Ten
 
 void SigmoidProbabilities(const Tensor& logits, Tensor* probs) {
   Dim n("N");
-  ShapeCheck("sigmoid_probabilities").Arg("logits", logits, {&n}).Arg("probs", *probs, {&n}).Done();
+  ShapeCheck("sigmoid_probabilities", logits.device())
+      .Arg("logits", logits, {&n})
+      .Arg("probs", *probs, {&n})
+      .Done();
+  ATTNPS_RUN_ON_CUDA(logits, SigmoidProbabilities(logits, probs));
   const float* x = logits.data();
   float* p = probs->data();
   for (int64_t i = 0; i < n.value(); ++i) p[i] = StableSigmoid(x[i]);
@@ -107,14 +111,14 @@ void SigmoidProbabilities(const Tensor& logits, Tensor* probs) {
 
 // ---- Sampled softmax with log-Q correction ------------------------------------------------------
 
-SampledSoftmaxWorkspace SampledSoftmaxWorkspace::Allocate(int64_t b, int64_t s) {
-  return {Tensor::Empty({b, 1 + s}), Tensor::Empty({b, 1 + s})};
+SampledSoftmaxWorkspace SampledSoftmaxWorkspace::Allocate(int64_t b, int64_t s, Device device) {
+  return {Tensor::Empty({b, 1 + s}, device), Tensor::Empty({b, 1 + s}, device)};
 }
 
 double SampledSoftmaxForward(const Tensor& u, const Tensor& pos, const Tensor& neg,
                              const Tensor& log_q_pos, const Tensor& log_q_neg,
                              const SampledSoftmaxOptions& options, SampledSoftmaxWorkspace* ws) {
-  ShapeCheck check("sampled_softmax_forward");
+  ShapeCheck check("sampled_softmax_forward", u.device());
   const SoftmaxSizes sz = CheckSampledSoftmax(&check, u, pos, neg, log_q_pos, log_q_neg, *ws);
   const bool remove = options.accidental_hits == AccidentalHits::kRemove;
   if (remove) {
@@ -126,6 +130,7 @@ double SampledSoftmaxForward(const Tensor& u, const Tensor& pos, const Tensor& n
                       std::to_string(options.neg_ids.size()) + ")");
   }
   check.Done();
+  ATTNPS_RETURN_ON_CUDA(u, SampledSoftmaxForward(u, pos, neg, log_q_pos, log_q_neg, options, ws));
   if (sz.b == 0) return 0.0;
   const int64_t d = sz.d, s = sz.s, cols = s + 1;
   float* probs = ws->probs.data();
@@ -161,13 +166,14 @@ double SampledSoftmaxForward(const Tensor& u, const Tensor& pos, const Tensor& n
 void SampledSoftmaxBackward(const Tensor& u, const Tensor& pos, const Tensor& neg,
                             const Tensor& log_q_pos, const Tensor& log_q_neg, float dloss,
                             SampledSoftmaxWorkspace* ws, Tensor* du, Tensor* dpos, Tensor* dneg) {
-  ShapeCheck check("sampled_softmax_backward");
+  ShapeCheck check("sampled_softmax_backward", u.device());
   const SoftmaxSizes sz = CheckSampledSoftmax(&check, u, pos, neg, log_q_pos, log_q_neg, *ws);
   check.Like("ws.d_logits", ws->d_logits, ws->probs);
   if (du) check.Like("du", *du, u);
   if (dpos) check.Like("dpos", *dpos, pos);
   if (dneg) check.Like("dneg", *dneg, neg);
   check.Done();
+  ATTNPS_RUN_ON_CUDA(u, SampledSoftmaxBackward(u, pos, neg, dloss, ws, du, dpos, dneg));
   if (sz.b == 0) return;
   const int64_t d = sz.d, s = sz.s, cols = s + 1;
   const float scale = dloss / static_cast<float>(sz.b);
@@ -199,9 +205,10 @@ void SampledSoftmaxBackward(const Tensor& u, const Tensor& pos, const Tensor& ne
 
 double DienAuxLossForward(const Tensor& h, const Tensor& e_pos, const Tensor& e_neg,
                           const Tensor& mask) {
-  ShapeCheck check("dien_aux_loss_forward");
+  ShapeCheck check("dien_aux_loss_forward", h.device());
   const SeqSizes sz = CheckDien(&check, h, e_pos, e_neg, mask);
   check.Done();
+  ATTNPS_RETURN_ON_CUDA(h, DienAuxLossForward(h, e_pos, e_neg, mask));
   const int64_t t = sz.t, d = sz.d;
   std::vector<double> row_loss(sz.b), row_count(sz.b);
   ParallelFor(sz.b, t * (4 * d + 40), [&](int64_t b) {
@@ -226,12 +233,13 @@ double DienAuxLossForward(const Tensor& h, const Tensor& e_pos, const Tensor& e_
 void DienAuxLossBackward(const Tensor& h, const Tensor& e_pos, const Tensor& e_neg,
                          const Tensor& mask, float dloss, Tensor* dh, Tensor* de_pos,
                          Tensor* de_neg) {
-  ShapeCheck check("dien_aux_loss_backward");
+  ShapeCheck check("dien_aux_loss_backward", h.device());
   const SeqSizes sz = CheckDien(&check, h, e_pos, e_neg, mask);
   if (dh) check.Like("dh", *dh, h);
   if (de_pos) check.Like("de_pos", *de_pos, e_pos);
   if (de_neg) check.Like("de_neg", *de_neg, e_neg);
   check.Done();
+  ATTNPS_RUN_ON_CUDA(h, DienAuxLossBackward(h, e_pos, e_neg, mask, dloss, dh, de_pos, de_neg));
   const int64_t t = sz.t, d = sz.d;
   double count = 0.0;
   for (int64_t i = 0; i < mask.numel(); ++i) count += mask[i];

@@ -65,7 +65,7 @@ struct SampledSoftmaxWorkspace {
   Tensor probs;     // [B, 1+S] forward: softmax of the corrected logits (0 at removed hits)
   Tensor d_logits;  // backward scratch [B, 1+S]
 
-  static SampledSoftmaxWorkspace Allocate(int64_t b, int64_t s);
+  static SampledSoftmaxWorkspace Allocate(int64_t b, int64_t s, Device device = Device::kCPU);
 };
 
 // u, pos [B, D]; neg [S, D]; log_q_pos [B]; log_q_neg [S]. Fills ws->probs; returns the loss.

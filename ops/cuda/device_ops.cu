@@ -143,6 +143,19 @@ struct DeviceExec {
         cudaMemcpy(device_offsets, host_offsets.data(), bytes, cudaMemcpyHostToDevice));
     return device_offsets;
   }
+  const int64_t* Int64s(const int64_t* host, int64_t n, int slot) {
+    const size_t bytes = std::max<int64_t>(n, 1) * sizeof(int64_t);
+    if (bytes > ids_capacity[slot]) {
+      if (ids[slot] != nullptr) ATTNPS_CUDA_CHECK(cudaFree(ids[slot]));
+      ATTNPS_CUDA_CHECK(cudaMalloc(&ids[slot], bytes));
+      ids_capacity[slot] = bytes;
+    }
+    if (n > 0)
+      ATTNPS_CUDA_CHECK(cudaMemcpy(ids[slot], host, n * sizeof(int64_t), cudaMemcpyHostToDevice));
+    return ids[slot];
+  }
+  int64_t* ids[2] = {nullptr, nullptr};
+  size_t ids_capacity[2] = {0, 0};
   std::vector<int64_t> host_offsets;
   int64_t* device_offsets = nullptr;
   size_t offsets_capacity = 0;
@@ -304,6 +317,27 @@ void JaggedToPadded(const Tensor& x, const JaggedOffsets& offsets, Tensor* padde
 }
 void PaddedToJaggedAdd(const Tensor& dpadded, const JaggedOffsets& offsets, Tensor* dx) {
   Plans().PaddedToJaggedAdd(dpadded, offsets, dx);
+}
+void SigmoidProbabilities(const Tensor& logits, Tensor* probs) {
+  Plans().SigmoidProbabilities(logits, probs);
+}
+double SampledSoftmaxForward(const Tensor& u, const Tensor& pos, const Tensor& neg,
+                             const Tensor& log_q_pos, const Tensor& log_q_neg,
+                             const SampledSoftmaxOptions& options, SampledSoftmaxWorkspace* ws) {
+  return Plans().SampledSoftmaxForward(u, pos, neg, log_q_pos, log_q_neg, options, ws);
+}
+void SampledSoftmaxBackward(const Tensor& u, const Tensor& pos, const Tensor& neg, float dloss,
+                            SampledSoftmaxWorkspace* ws, Tensor* du, Tensor* dpos, Tensor* dneg) {
+  Plans().SampledSoftmaxBackward(u, pos, neg, dloss, ws, du, dpos, dneg);
+}
+double DienAuxLossForward(const Tensor& h, const Tensor& e_pos, const Tensor& e_neg,
+                          const Tensor& mask) {
+  return Plans().DienAuxLossForward(h, e_pos, e_neg, mask);
+}
+void DienAuxLossBackward(const Tensor& h, const Tensor& e_pos, const Tensor& e_neg,
+                         const Tensor& mask, float dloss, Tensor* dh, Tensor* de_pos,
+                         Tensor* de_neg) {
+  Plans().DienAuxLossBackward(h, e_pos, e_neg, mask, dloss, dh, de_pos, de_neg);
 }
 void SumDuplicateRows(const Tensor& grads, const int32_t* order, const int32_t* starts, int64_t u,
                       Tensor* out) {

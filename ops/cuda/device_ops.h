@@ -16,6 +16,7 @@
 #include "ops/cuda/kernel_bodies.h"
 #include "ops/din_attention.h"
 #include "ops/jagged.h"
+#include "ops/loss.h"
 #include "ops/optimizer.h"
 #include "ops/rnn.h"
 #include "ops/tensor.h"
@@ -126,6 +127,18 @@ void PaddedToJaggedAdd(const Tensor& dpadded, const JaggedOffsets& offsets, Tens
 
 // ops/loss.h
 double BceWithLogitsForward(const Tensor& logits, const Tensor& labels, const Tensor& weights);
+void SigmoidProbabilities(const Tensor& logits, Tensor* probs);
+// pos_ids / neg_ids (kRemove) in host memory, uploaded per call.
+double SampledSoftmaxForward(const Tensor& u, const Tensor& pos, const Tensor& neg,
+                             const Tensor& log_q_pos, const Tensor& log_q_neg,
+                             const SampledSoftmaxOptions& options, SampledSoftmaxWorkspace* ws);
+void SampledSoftmaxBackward(const Tensor& u, const Tensor& pos, const Tensor& neg, float dloss,
+                            SampledSoftmaxWorkspace* ws, Tensor* du, Tensor* dpos, Tensor* dneg);
+double DienAuxLossForward(const Tensor& h, const Tensor& e_pos, const Tensor& e_neg,
+                          const Tensor& mask);
+void DienAuxLossBackward(const Tensor& h, const Tensor& e_pos, const Tensor& e_neg,
+                         const Tensor& mask, float dloss, Tensor* dh, Tensor* de_pos,
+                         Tensor* de_neg);
 void BceWithLogitsBackward(const Tensor& logits, const Tensor& labels, const Tensor& weights,
                            float dloss, Tensor* dlogits);
 

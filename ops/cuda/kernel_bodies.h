@@ -762,6 +762,111 @@ struct PaddedToJaggedAddBody {
   }
 };
 
+// ---- Losses (ops/loss.h)
+// -------------------------------------------------------------------------
+
+ATTNPS_HD inline float Softplus(float x) { return fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x))); }
+
+// i < B: probs row b [1 + S] holds u_b . neg_s in columns 1..S (a GEMM's output); it becomes the
+// softmax of the corrected logits [u_b . pos_b - log_q_pos_b, u_b . neg_s - log_q_neg_s] (a
+// negative whose id is the positive's gets -inf when pos_ids is not null); loss[b] = its
+// cross-entropy with class 0.
+struct SampledSoftmaxRowBody {
+  const float *u, *pos, *log_q_pos, *log_q_neg;
+  const int64_t *pos_ids, *neg_ids;
+  int64_t d, s;
+  float* probs;
+  double* loss;
+  ATTNPS_HD void operator()(int64_t b) const {
+    const int64_t cols = s + 1;
+    float* row = probs + b * cols;
+    float dot = 0.0f;
+    for (int64_t c = 0; c < d; ++c) dot += u[b * d + c] * pos[b * d + c];
+    row[0] = dot - log_q_pos[b];
+    float mx = row[0];
+    for (int64_t j = 0; j < s; ++j) {
+      row[1 + j] -= log_q_neg[j];
+      if (pos_ids != nullptr && neg_ids[j] == pos_ids[b]) row[1 + j] = -INFINITY;
+      mx = fmaxf(mx, row[1 + j]);
+    }
+    const float target = row[0];
+    float sum = 0.0f;
+    for (int64_t j = 0; j < cols; ++j) {
+      row[j] = row[j] == -INFINITY ? 0.0f : expf(row[j] - mx);
+      sum += row[j];
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t j = 0; j < cols; ++j) row[j] *= inv;
+    loss[b] = static_cast<double>(mx) + log(static_cast<double>(sum)) - target;
+  }
+};
+// i < B: d_logits row b = scale (probs - onehot(0)).
+struct SampledSoftmaxGradRowBody {
+  const float* probs;
+  int64_t cols;
+  float scale;
+  float* d_logits;
+  ATTNPS_HD void operator()(int64_t b) const {
+    for (int64_t j = 0; j < cols; ++j) d_logits[b * cols + j] = scale * probs[b * cols + j];
+    d_logits[b * cols] -= scale;
+  }
+};
+// i < B*D: du += g0[b] pos, dpos += g0[b] u (either null), g0 = d_logits[b, 0].
+struct PositiveGradBody {
+  const float *u, *pos, *d_logits;
+  int64_t d, cols;
+  float *du, *dpos;
+  ATTNPS_HD void operator()(int64_t i) const {
+    const float g0 = d_logits[(i / d) * cols];
+    if (du != nullptr) du[i] += g0 * pos[i];
+    if (dpos != nullptr) dpos[i] += g0 * u[i];
+  }
+};
+// i < B*T: the DIEN auxiliary loss's terms of pair i: loss[i] = m (softplus(-h.e_pos) +
+// softplus(h.e_neg)), count[i] = m.
+struct DienAuxTermsBody {
+  const float *h, *e_pos, *e_neg, *mask;
+  int64_t d;
+  double *loss, *count;
+  ATTNPS_HD void operator()(int64_t i) const {
+    const float m = mask[i];
+    count[i] = m;
+    if (m == 0.0f) {
+      loss[i] = 0.0;
+      return;
+    }
+    float xp = 0.0f, xn = 0.0f;
+    for (int64_t c = 0; c < d; ++c) {
+      xp += h[i * d + c] * e_pos[i * d + c];
+      xn += h[i * d + c] * e_neg[i * d + c];
+    }
+    loss[i] = m * (static_cast<double>(Softplus(-xp)) + Softplus(xn));
+  }
+};
+// i < B*T: its gradients, scale = dloss / sum(mask); dh, de_pos, de_neg accumulate (nullable).
+struct DienAuxGradBody {
+  const float *h, *e_pos, *e_neg, *mask;
+  int64_t d;
+  float scale;
+  float *dh, *de_pos, *de_neg;
+  ATTNPS_HD void operator()(int64_t i) const {
+    const float m = mask[i];
+    if (m == 0.0f) return;
+    const float *hr = h + i * d, *pr = e_pos + i * d, *nr = e_neg + i * d;
+    float xp = 0.0f, xn = 0.0f;
+    for (int64_t c = 0; c < d; ++c) {
+      xp += hr[c] * pr[c];
+      xn += hr[c] * nr[c];
+    }
+    const float gp = scale * m * (Sigmoid(xp) - 1.0f), gn = scale * m * Sigmoid(xn);
+    for (int64_t c = 0; c < d; ++c) {
+      if (dh != nullptr) dh[i * d + c] += gp * pr[c] + gn * nr[c];
+      if (de_pos != nullptr) de_pos[i * d + c] += gp * hr[c];
+      if (de_neg != nullptr) de_neg[i * d + c] += gn * hr[c];
+    }
+  }
+};
+
 // ---- Dropout and gradient clipping (i: element)
 // --------------------------------------------------
 

@@ -9,6 +9,7 @@
 //   void GemmBatched(..., lda, stride_a, ..., ldb, stride_b, ..., ldc, stride_c, batch);
 //   double Sum(const double* values, int64_t n);
 //   const int64_t* Offsets(const JaggedOffsets& offsets);  // B + 1 int64, where the bodies run
+//   const int64_t* Int64s(const int64_t* host, int64_t n, int slot);  // slot 0 or 1, likewise
 // Arguments are validated by the CPU op before it dispatches (ShapeCheck), not here.
 // Plain C++ outside nvcc.
 #ifndef ATTNPS_OPS_CUDA_OP_PLANS_H_
@@ -20,6 +21,7 @@
 #include "ops/cuda/kernel_bodies.h"
 #include "ops/din_attention.h"
 #include "ops/jagged.h"
+#include "ops/loss.h"
 #include "ops/optimizer.h"
 #include "ops/rnn.h"
 #include "ops/tensor.h"
@@ -416,6 +418,66 @@ class OpPlans {
     const int64_t t = Size(dpadded, 1), d = Size(dpadded, 2);
     ex_.ForEach(dpadded.numel(),
                 PaddedToJaggedAddBody{dpadded.data(), ex_.Offsets(offsets), t, d, dx->data()});
+  }
+
+  double SampledSoftmaxForward(const Tensor& u, const Tensor& pos, const Tensor& neg,
+                               const Tensor& log_q_pos, const Tensor& log_q_neg,
+                               const SampledSoftmaxOptions& o, SampledSoftmaxWorkspace* ws) {
+    const int64_t b = Size(u, 0), d = Size(u, 1), s = Size(neg, 0), cols = s + 1;
+    if (b == 0) return 0.0;
+    float* probs = ws->probs.data();
+    if (s > 0)
+      ex_.Gemm(false, true, b, s, d, 1.0f, u.data(), d, neg.data(), d, 0.0f, probs + 1, cols);
+    const bool remove = o.accidental_hits == AccidentalHits::kRemove;
+    const int64_t* pos_ids = remove ? ex_.Int64s(o.pos_ids.data(), b, 0) : nullptr;
+    const int64_t* neg_ids = remove ? ex_.Int64s(o.neg_ids.data(), s, 1) : nullptr;
+    double* loss = static_cast<double*>(ex_.Scratch(b * sizeof(double)));
+    ex_.ForEach(b, SampledSoftmaxRowBody{u.data(), pos.data(), log_q_pos.data(), Ptr(log_q_neg),
+                                         pos_ids, neg_ids, d, s, probs, loss});
+    return ex_.Sum(loss, b) / static_cast<double>(b);
+  }
+  void SampledSoftmaxBackward(const Tensor& u, const Tensor& pos, const Tensor& neg, float dloss,
+                              SampledSoftmaxWorkspace* ws, Tensor* du, Tensor* dpos, Tensor* dneg) {
+    const int64_t b = Size(u, 0), d = Size(u, 1), s = Size(neg, 0), cols = s + 1;
+    if (b == 0) return;
+    float* dl = ws->d_logits.data();
+    ex_.ForEach(
+        b, SampledSoftmaxGradRowBody{ws->probs.data(), cols, dloss / static_cast<float>(b), dl});
+    if (du || dpos)
+      ex_.ForEach(b * d, PositiveGradBody{u.data(), pos.data(), dl, d, cols, Ptr(du), Ptr(dpos)});
+    if (s == 0) return;
+    if (du) ex_.Gemm(false, false, b, d, s, 1.0f, dl + 1, cols, neg.data(), d, 1.0f, du->data(), d);
+    if (dneg)
+      ex_.Gemm(true, false, s, d, b, 1.0f, dl + 1, cols, u.data(), d, 1.0f, dneg->data(), d);
+  }
+
+  double DienAuxLossForward(const Tensor& h, const Tensor& e_pos, const Tensor& e_neg,
+                            const Tensor& mask) {
+    const int64_t n = mask.numel(), d = Size(h, 2);
+    if (n == 0) return 0.0;
+    double* terms = static_cast<double*>(ex_.Scratch(2 * n * sizeof(double)));
+    ex_.ForEach(n, DienAuxTermsBody{h.data(), e_pos.data(), e_neg.data(), mask.data(), d, terms,
+                                    terms + n});
+    const double count = ex_.Sum(terms + n, n);
+    return count == 0.0 ? 0.0 : ex_.Sum(terms, n) / count;
+  }
+  void DienAuxLossBackward(const Tensor& h, const Tensor& e_pos, const Tensor& e_neg,
+                           const Tensor& mask, float dloss, Tensor* dh, Tensor* de_pos,
+                           Tensor* de_neg) {
+    const int64_t n = mask.numel(), d = Size(h, 2);
+    if (n == 0) return;
+    double* terms = static_cast<double*>(ex_.Scratch(2 * n * sizeof(double)));
+    ex_.ForEach(n, DienAuxTermsBody{h.data(), e_pos.data(), e_neg.data(), mask.data(), d, terms,
+                                    terms + n});
+    const double count = ex_.Sum(terms + n, n);
+    if (count == 0.0) return;
+    ex_.ForEach(
+        n, DienAuxGradBody{h.data(), e_pos.data(), e_neg.data(), mask.data(), d,
+                           static_cast<float>(dloss / count), Ptr(dh), Ptr(de_pos), Ptr(de_neg)});
+  }
+
+  void SigmoidProbabilities(const Tensor& logits, Tensor* probs) {
+    ex_.ForEach(logits.numel(), SigmoidForwardBody{logits.data(), probs->data()});
   }
 
   void SumDuplicateRows(const Tensor& grads, const int32_t* order, const int32_t* starts, int64_t u,

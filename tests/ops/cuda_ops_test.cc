@@ -49,6 +49,7 @@ struct HostExec {
                    c + g * stride_c, ldc);
     }
   }
+  const int64_t* Int64s(const int64_t* host, int64_t, int) { return host; }
   std::vector<int64_t> offsets;
   const int64_t* Offsets(const JaggedOffsets& o) {
     offsets.resize(o.batch() + 1);
@@ -695,6 +696,82 @@ TEST_P(TwinTest, JaggedOps) {
     ExpectClose(mask, tmask, "jagged_to_padded mask" + at, 0.0f, 0.0f);
     ExpectClose(dx, tdx, "segment_sum_pool + padded_to_jagged dx" + at);
   }
+}
+
+TEST_P(TwinTest, SampledSoftmaxDienAuxAndProbabilities) {
+  for (const int64_t s : {0, 1, 37}) {
+    for (const bool remove : {false, true}) {
+      const int64_t b = 9, d = 6;
+      std::mt19937 rng(s * 2 + remove);
+      Tensor u = RandomTensor({b, d}, &rng), pos = RandomTensor({b, d}, &rng);
+      Tensor neg = RandomTensor({s, d}, &rng), lqp = RandomTensor({b}, &rng, -3.0f, 0.0f);
+      Tensor lqn = RandomTensor({s}, &rng, -3.0f, 0.0f);
+      std::vector<int64_t> pos_ids(b), neg_ids(s);
+      for (int64_t i = 0; i < b; ++i) pos_ids[i] = i % 4;
+      for (int64_t j = 0; j < s; ++j) neg_ids[j] = j % 5;
+      SampledSoftmaxOptions o;
+      if (remove) {
+        o.accidental_hits = AccidentalHits::kRemove;
+        o.pos_ids = Int64Span(pos_ids.data(), pos_ids.size());
+        o.neg_ids = Int64Span(neg_ids.data(), neg_ids.size());
+      }
+      Tensor du = RandomTensor(u.shape(), &rng), dpos = RandomTensor(pos.shape(), &rng);
+      Tensor dneg = RandomTensor(neg.shape(), &rng);
+      Tensor tdu = In(du), tdpos = In(dpos), tdneg = In(dneg);
+      auto ws = SampledSoftmaxWorkspace::Allocate(b, s);
+      auto tws = SampledSoftmaxWorkspace::Allocate(b, s, host() ? Device::kCPU : Device::kCUDA);
+      const double loss = SampledSoftmaxForward(u, pos, neg, lqp, lqn, o, &ws);
+      SampledSoftmaxBackward(u, pos, neg, lqp, lqn, 0.5f, &ws, &du, &dpos, &dneg);
+      Tensor tu = In(u), tpos = In(pos), tneg = In(neg), tlqp = In(lqp), tlqn = In(lqn);
+      double got = 0.0;
+      if (host()) {
+        got = plans().SampledSoftmaxForward(tu, tpos, tneg, tlqp, tlqn, o, &tws);
+        plans().SampledSoftmaxBackward(tu, tpos, tneg, 0.5f, &tws, &tdu, &tdpos, &tdneg);
+      } else {
+        got = SampledSoftmaxForward(tu, tpos, tneg, tlqp, tlqn, o, &tws);
+        SampledSoftmaxBackward(tu, tpos, tneg, tlqp, tlqn, 0.5f, &tws, &tdu, &tdpos, &tdneg);
+      }
+      const std::string at = " S=" + std::to_string(s) + (remove ? " remove" : "");
+      EXPECT_NEAR(got, loss, 1e-5 * (1.0 + std::fabs(loss))) << "sampled_softmax loss" << at;
+      ExpectClose(ws.probs, tws.probs, "sampled_softmax probs" + at);
+      ExpectClose(du, tdu, "sampled_softmax du" + at);
+      ExpectClose(dpos, tdpos, "sampled_softmax dpos" + at);
+      ExpectClose(dneg, tdneg, "sampled_softmax dneg" + at);
+    }
+  }
+  for (const bool empty_mask : {false, true}) {
+    const int64_t b = 6, t = 9, d = 5;
+    std::mt19937 rng(empty_mask);
+    Tensor h = RandomTensor({b, t, d}, &rng), ep = RandomTensor({b, t, d}, &rng);
+    Tensor en = RandomTensor({b, t, d}, &rng);
+    Tensor mask = empty_mask ? Tensor::Zeros({b, t}) : Mask(b, t, &rng);
+    Tensor dh = RandomTensor(h.shape(), &rng), dep = RandomTensor(h.shape(), &rng);
+    Tensor den = RandomTensor(h.shape(), &rng), tdh = In(dh), tdep = In(dep), tden = In(den);
+    const double loss = DienAuxLossForward(h, ep, en, mask);
+    DienAuxLossBackward(h, ep, en, mask, 0.8f, &dh, &dep, &den);
+    Tensor th = In(h), tep = In(ep), ten = In(en), tmask = In(mask);
+    double got = 0.0;
+    if (host()) {
+      got = plans().DienAuxLossForward(th, tep, ten, tmask);
+      plans().DienAuxLossBackward(th, tep, ten, tmask, 0.8f, &tdh, &tdep, &tden);
+    } else {
+      got = DienAuxLossForward(th, tep, ten, tmask);
+      DienAuxLossBackward(th, tep, ten, tmask, 0.8f, &tdh, &tdep, &tden);
+    }
+    EXPECT_NEAR(got, loss, 1e-5 * (1.0 + std::fabs(loss))) << "dien_aux loss";
+    ExpectClose(dh, tdh, "dien_aux dh");
+    ExpectClose(dep, tdep, "dien_aux de_pos");
+    ExpectClose(den, tden, "dien_aux de_neg");
+  }
+  std::mt19937 rng(3);
+  Tensor x = RandomTensor({513}, &rng, -30.0f, 30.0f), p = Tensor::Empty({513});
+  Tensor tp = In(Tensor::Zeros({513}));
+  SigmoidProbabilities(x, &p);
+  if (host())
+    plans().SigmoidProbabilities(In(x), &tp);
+  else
+    SigmoidProbabilities(In(x), &tp);
+  ExpectClose(p, tp, "sigmoid_probabilities");
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, TwinTest,

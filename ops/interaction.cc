@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "ops/blas.h"
+#include "ops/device_dispatch.h"
 #include "ops/fast_math.h"
 #include "ops/linear.h"
 #include "ops/parallel.h"
@@ -43,7 +44,12 @@ SenetSizes CheckSenet(ShapeCheck* check, const Tensor& e, const SenetParams& p,
 
 void GateForward(const char* op, const Tensor& h, const Tensor& g, float scale, Tensor* out) {
   Dim n("N"), c("C");
-  ShapeCheck(op).Arg("h", h, {&n, &c}).Arg("g", g, {&n, &c}).Arg("out", *out, {&n, &c}).Done();
+  ShapeCheck(op, h.device())
+      .Arg("h", h, {&n, &c})
+      .Arg("g", g, {&n, &c})
+      .Arg("out", *out, {&n, &c})
+      .Done();
+  ATTNPS_RUN_ON_CUDA(h, GateForward(h, g, scale, out));
   const int64_t cols = c.value();
   const float* hd = h.data();
   const float* gd = g.data();
@@ -57,11 +63,12 @@ void GateForward(const char* op, const Tensor& h, const Tensor& g, float scale, 
 void GateBackward(const char* op, const Tensor& h, const Tensor& g, float scale, const Tensor& dout,
                   Tensor* dh, Tensor* dg) {
   Dim n("N"), c("C");
-  ShapeCheck check(op);
+  ShapeCheck check(op, h.device());
   check.Arg("h", h, {&n, &c}).Arg("g", g, {&n, &c}).Arg("dout", dout, {&n, &c});
   if (dh) check.Like("dh", *dh, h);
   if (dg) check.Like("dg", *dg, g);
   check.Done();
+  ATTNPS_RUN_ON_CUDA(h, GateBackward(h, g, scale, dout, dh, dg));
   const int64_t cols = c.value();
   const float* hd = h.data();
   const float* gd = g.data();
@@ -115,21 +122,22 @@ SenetParams SenetParams::Zeros(int64_t f, int64_t r) {
   return {Tensor::Zeros({f, r}), Tensor::Zeros({r}), Tensor::Zeros({r, f}), Tensor::Zeros({f})};
 }
 
-SenetWorkspace SenetWorkspace::Allocate(int64_t b, int64_t f, int64_t r) {
+SenetWorkspace SenetWorkspace::Allocate(int64_t b, int64_t f, int64_t r, Device device) {
   SenetWorkspace ws;
-  ws.z = Tensor::Empty({b, f});
-  ws.hidden = Tensor::Empty({b, r});
-  ws.a = Tensor::Empty({b, f});
-  ws.d_a = Tensor::Empty({b, f});
-  ws.d_hidden = Tensor::Empty({b, r});
-  ws.d_z = Tensor::Empty({b, f});
+  ws.z = Tensor::Empty({b, f}, device);
+  ws.hidden = Tensor::Empty({b, r}, device);
+  ws.a = Tensor::Empty({b, f}, device);
+  ws.d_a = Tensor::Empty({b, f}, device);
+  ws.d_hidden = Tensor::Empty({b, r}, device);
+  ws.d_z = Tensor::Empty({b, f}, device);
   return ws;
 }
 
 void SenetForward(const Tensor& e, const SenetParams& params, SenetWorkspace* ws, Tensor* out) {
-  ShapeCheck check("senet_forward");
+  ShapeCheck check("senet_forward", e.device());
   const SenetSizes s = CheckSenet(&check, e, params, *ws);
   check.Like("out", *out, e).Done();
+  ATTNPS_RUN_ON_CUDA(e, SenetForward(e, params, ws, out));
   const int64_t f = s.f, d = s.d;
   const float inv_d = 1.0f / static_cast<float>(d);
   const float* ed = e.data();
@@ -160,7 +168,7 @@ void SenetForward(const Tensor& e, const SenetParams& params, SenetWorkspace* ws
 
 void SenetBackward(const Tensor& e, const SenetParams& params, const Tensor& dout,
                    SenetWorkspace* ws, Tensor* de, SenetParams* grads) {
-  ShapeCheck check("senet_backward");
+  ShapeCheck check("senet_backward", e.device());
   const SenetSizes s = CheckSenet(&check, e, params, *ws);
   check.Like("dout", dout, e);
   if (de) check.Like("de", *de, e);
@@ -170,6 +178,7 @@ void SenetBackward(const Tensor& e, const SenetParams& params, const Tensor& dou
   }
   check.Like("ws.d_a", ws->d_a, ws->a).Like("ws.d_hidden", ws->d_hidden, ws->hidden);
   check.Like("ws.d_z", ws->d_z, ws->z).Done();
+  ATTNPS_RUN_ON_CUDA(e, SenetBackward(e, params, dout, ws, de, grads));
   const int64_t f = s.f, d = s.d;
   const float* ed = e.data();
   const float* dod = dout.data();
@@ -237,23 +246,24 @@ AfmParams AfmParams::Zeros(int64_t d, int64_t a) {
   return {Tensor::Zeros({d, a}), Tensor::Zeros({a}), Tensor::Zeros({a})};
 }
 
-AfmWorkspace AfmWorkspace::Allocate(int64_t b, int64_t f, int64_t d, int64_t a) {
+AfmWorkspace AfmWorkspace::Allocate(int64_t b, int64_t f, int64_t d, int64_t a, Device device) {
   const int64_t np = f * (f - 1) / 2, bp = b * np;
   AfmWorkspace ws;
-  ws.pairs = Tensor::Empty({bp, d});
-  ws.hidden = Tensor::Empty({bp, a});
-  ws.attn = Tensor::Empty({b, np});
-  ws.d_pairs = Tensor::Empty({bp, d});
-  ws.d_hidden = Tensor::Empty({bp, a});
-  ws.d_scores = Tensor::Empty({b, np});
+  ws.pairs = Tensor::Empty({bp, d}, device);
+  ws.hidden = Tensor::Empty({bp, a}, device);
+  ws.attn = Tensor::Empty({b, np}, device);
+  ws.d_pairs = Tensor::Empty({bp, d}, device);
+  ws.d_hidden = Tensor::Empty({bp, a}, device);
+  ws.d_scores = Tensor::Empty({b, np}, device);
   return ws;
 }
 
 void AfmForward(const Tensor& v, const AfmParams& params, AfmWorkspace* ws, Tensor* out) {
-  ShapeCheck check("afm_forward");
+  ShapeCheck check("afm_forward", v.device());
   const AfmSizes s = CheckAfm(&check, v, params, *ws);
   Dim b("B", s.b), d("d", s.d);
   check.Arg("out", *out, {&b, &d}).Done();
+  ATTNPS_RUN_ON_CUDA(v, AfmForward(v, params, ws, out));
   const int64_t f = s.f, dim = s.d, na = s.a, np = s.p;
   const float* vd = v.data();
   float* pairs = ws->pairs.data();
@@ -299,7 +309,7 @@ void AfmForward(const Tensor& v, const AfmParams& params, AfmWorkspace* ws, Tens
 
 void AfmBackward(const Tensor& v, const AfmParams& params, const Tensor& dout, AfmWorkspace* ws,
                  Tensor* dv, AfmParams* grads) {
-  ShapeCheck check("afm_backward");
+  ShapeCheck check("afm_backward", v.device());
   const AfmSizes s = CheckAfm(&check, v, params, *ws);
   Dim b("B", s.b), d("d", s.d);
   check.Arg("dout", dout, {&b, &d});
@@ -310,6 +320,7 @@ void AfmBackward(const Tensor& v, const AfmParams& params, const Tensor& dout, A
   }
   check.Like("ws.d_pairs", ws->d_pairs, ws->pairs).Like("ws.d_hidden", ws->d_hidden, ws->hidden);
   check.Like("ws.d_scores", ws->d_scores, ws->attn).Done();
+  ATTNPS_RUN_ON_CUDA(v, AfmBackward(v, params, dout, ws, dv, grads));
   const int64_t f = s.f, dim = s.d, na = s.a, np = s.p;
   const float* h = params.h.data();
   const float* pairs = ws->pairs.data();

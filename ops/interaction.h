@@ -38,7 +38,7 @@ struct SenetWorkspace {
   Tensor d_hidden;  // backward scratch [B, R]
   Tensor d_z;       // backward scratch [B, F]
 
-  static SenetWorkspace Allocate(int64_t b, int64_t f, int64_t r);
+  static SenetWorkspace Allocate(int64_t b, int64_t f, int64_t r, Device device = Device::kCPU);
 };
 
 // e [B, F, d] -> out [B, F, d]; fills ws->z, hidden, a.
@@ -89,7 +89,8 @@ struct AfmWorkspace {
   Tensor d_hidden;  // backward scratch [B*P, A]
   Tensor d_scores;  // backward scratch [B, P]
 
-  static AfmWorkspace Allocate(int64_t b, int64_t f, int64_t d, int64_t a);
+  static AfmWorkspace Allocate(int64_t b, int64_t f, int64_t d, int64_t a,
+                               Device device = Device::kCPU);
 };
 
 // v [B, F, d] -> out [B, d]; fills ws->pairs, hidden, attn.

@@ -339,6 +339,27 @@ void DienAuxLossBackward(const Tensor& h, const Tensor& e_pos, const Tensor& e_n
                          Tensor* de_neg) {
   Plans().DienAuxLossBackward(h, e_pos, e_neg, mask, dloss, dh, de_pos, de_neg);
 }
+void SenetForward(const Tensor& e, const SenetParams& params, SenetWorkspace* ws, Tensor* out) {
+  Plans().SenetForward(e, params, ws, out);
+}
+void SenetBackward(const Tensor& e, const SenetParams& params, const Tensor& dout,
+                   SenetWorkspace* ws, Tensor* de, SenetParams* grads) {
+  Plans().SenetBackward(e, params, dout, ws, de, grads);
+}
+void GateForward(const Tensor& h, const Tensor& g, float scale, Tensor* out) {
+  Plans().GateForward(h, g, scale, out);
+}
+void GateBackward(const Tensor& h, const Tensor& g, float scale, const Tensor& dout, Tensor* dh,
+                  Tensor* dg) {
+  Plans().GateBackward(h, g, scale, dout, dh, dg);
+}
+void AfmForward(const Tensor& v, const AfmParams& params, AfmWorkspace* ws, Tensor* out) {
+  Plans().AfmForward(v, params, ws, out);
+}
+void AfmBackward(const Tensor& v, const AfmParams& params, const Tensor& dout, AfmWorkspace* ws,
+                 Tensor* dv, AfmParams* grads) {
+  Plans().AfmBackward(v, params, dout, ws, dv, grads);
+}
 void SumDuplicateRows(const Tensor& grads, const int32_t* order, const int32_t* starts, int64_t u,
                       Tensor* out) {
   Plans().SumDuplicateRows(grads, order, starts, u, out);

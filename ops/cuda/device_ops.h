@@ -15,6 +15,7 @@
 #include "ops/activation.h"
 #include "ops/cuda/kernel_bodies.h"
 #include "ops/din_attention.h"
+#include "ops/interaction.h"
 #include "ops/jagged.h"
 #include "ops/loss.h"
 #include "ops/optimizer.h"
@@ -124,6 +125,17 @@ void SegmentSumPoolForward(const Tensor& x, const JaggedOffsets& offsets, Tensor
 void SegmentSumPoolBackward(const JaggedOffsets& offsets, const Tensor& dy, Tensor* dx);
 void JaggedToPadded(const Tensor& x, const JaggedOffsets& offsets, Tensor* padded, Tensor* mask);
 void PaddedToJaggedAdd(const Tensor& dpadded, const JaggedOffsets& offsets, Tensor* dx);
+
+// ops/interaction.h (GateForward/Backward serve POSO, LHUC and the scaled sigmoid gate)
+void SenetForward(const Tensor& e, const SenetParams& params, SenetWorkspace* ws, Tensor* out);
+void SenetBackward(const Tensor& e, const SenetParams& params, const Tensor& dout,
+                   SenetWorkspace* ws, Tensor* de, SenetParams* grads);
+void GateForward(const Tensor& h, const Tensor& g, float scale, Tensor* out);
+void GateBackward(const Tensor& h, const Tensor& g, float scale, const Tensor& dout, Tensor* dh,
+                  Tensor* dg);
+void AfmForward(const Tensor& v, const AfmParams& params, AfmWorkspace* ws, Tensor* out);
+void AfmBackward(const Tensor& v, const AfmParams& params, const Tensor& dout, AfmWorkspace* ws,
+                 Tensor* dv, AfmParams* grads);
 
 // ops/loss.h
 double BceWithLogitsForward(const Tensor& logits, const Tensor& labels, const Tensor& weights);

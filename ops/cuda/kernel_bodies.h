@@ -762,6 +762,155 @@ struct PaddedToJaggedAddBody {
   }
 };
 
+// ---- Feature interactions (ops/interaction.h)
+// ----------------------------------------------------
+
+// i < B*F: z = the mean over d of e[b, f, :].
+struct FieldMeanBody {
+  const float* e;
+  int64_t d;
+  float* z;
+  ATTNPS_HD void operator()(int64_t i) const {
+    float sum = 0.0f;
+    for (int64_t j = 0; j < d; ++j) sum += e[i * d + j];
+    z[i] = sum / static_cast<float>(d);
+  }
+};
+// i < B*F*d: out = a[b, f] e.
+struct FieldScaleBody {
+  const float *e, *a;
+  int64_t d;
+  float* out;
+  ATTNPS_HD void operator()(int64_t i) const { out[i] = a[i / d] * e[i]; }
+};
+// i < B*F: d_a = a > 0 ? <dout, e> over the field's d : 0.
+struct SenetWeightGradBody {
+  const float *e, *dout, *a;
+  int64_t d;
+  float* d_a;
+  ATTNPS_HD void operator()(int64_t i) const {
+    float dot = 0.0f;
+    for (int64_t j = 0; j < d; ++j) dot += dout[i * d + j] * e[i * d + j];
+    d_a[i] = a[i] > 0.0f ? dot : 0.0f;
+  }
+};
+// i < B*F*d: de += a dout + dz / d.
+struct SenetInputGradBody {
+  const float *a, *dout, *dz;
+  int64_t d;
+  float* de;
+  ATTNPS_HD void operator()(int64_t i) const {
+    de[i] += a[i / d] * dout[i] + dz[i / d] / static_cast<float>(d);
+  }
+};
+// out = scale sigmoid(g) h.
+struct GateForwardBody {
+  const float *h, *g;
+  float scale;
+  float* out;
+  ATTNPS_HD void operator()(int64_t i) const { out[i] = scale * Sigmoid(g[i]) * h[i]; }
+};
+// dh += scale dout s, dg += scale dout s h (1 - s), s = sigmoid(g) (either null).
+struct GateBackwardBody {
+  const float *h, *g, *dout;
+  float scale;
+  float *dh, *dg;
+  ATTNPS_HD void operator()(int64_t i) const {
+    const float s = Sigmoid(g[i]), gs = scale * dout[i] * s;
+    if (dh != nullptr) dh[i] += gs;
+    if (dg != nullptr) dg[i] += gs * h[i] * (1.0f - s);
+  }
+};
+// i < B*d: pairs[(b, k), c] = v[b, i, c] v[b, j, c] for the pairs k = (i < j) in row-major order.
+struct AfmPairsBody {
+  const float* v;
+  int64_t f, d;
+  float* pairs;
+  ATTNPS_HD void operator()(int64_t idx) const {
+    const int64_t b = idx / d, c = idx % d, np = f * (f - 1) / 2;
+    const float* vb = v + b * f * d;
+    float* p = pairs + b * np * d + c;
+    for (int64_t i = 0; i < f; ++i)
+      for (int64_t j = i + 1; j < f; ++j, p += d) *p = vb[i * d + c] * vb[j * d + c];
+  }
+};
+// i < B: hidden rows relu'd in place, attn = softmax over the pairs of h . hidden, out = the
+// attention-weighted sum of the pairs.
+struct AfmAttendBody {
+  const float *pairs, *h;
+  int64_t np, na, d;
+  float *hidden, *attn, *out;
+  ATTNPS_HD void operator()(int64_t b) const {
+    float* a = attn + b * np;
+    float mx = -INFINITY;
+    for (int64_t k = 0; k < np; ++k) {
+      float* hk = hidden + (b * np + k) * na;
+      float dot = 0.0f;
+      for (int64_t c = 0; c < na; ++c) {
+        hk[c] = hk[c] > 0.0f ? hk[c] : 0.0f;
+        dot += h[c] * hk[c];
+      }
+      a[k] = dot;
+      mx = fmaxf(mx, dot);
+    }
+    float sum = 0.0f;
+    for (int64_t k = 0; k < np; ++k) {
+      a[k] = expf(a[k] - mx);
+      sum += a[k];
+    }
+    float* o = out + b * d;
+    for (int64_t c = 0; c < d; ++c) o[c] = 0.0f;
+    for (int64_t k = 0; k < np; ++k) {
+      a[k] /= sum;
+      for (int64_t c = 0; c < d; ++c) o[c] += a[k] * pairs[(b * np + k) * d + c];
+    }
+  }
+};
+// i < B: back through the pooling and the softmax: d_scores, d_hidden (through h and the relu)
+// and, when d_pairs is not null, the pooling's part of d_pairs.
+struct AfmAttendGradBody {
+  const float *pairs, *hidden, *attn, *h, *dout;
+  int64_t np, na, d;
+  float *d_scores, *d_hidden, *d_pairs;
+  ATTNPS_HD void operator()(int64_t b) const {
+    const float* a = attn + b * np;
+    const float* g = dout + b * d;
+    float* ds = d_scores + b * np;
+    float weighted = 0.0f;
+    for (int64_t k = 0; k < np; ++k) {
+      float dot = 0.0f;
+      for (int64_t c = 0; c < d; ++c) dot += g[c] * pairs[(b * np + k) * d + c];
+      ds[k] = dot;
+      weighted += a[k] * dot;
+    }
+    for (int64_t k = 0; k < np; ++k) {
+      ds[k] = a[k] * (ds[k] - weighted);
+      const int64_t r = b * np + k;
+      for (int64_t c = 0; c < na; ++c)
+        d_hidden[r * na + c] = hidden[r * na + c] > 0.0f ? ds[k] * h[c] : 0.0f;
+      if (d_pairs != nullptr)
+        for (int64_t c = 0; c < d; ++c) d_pairs[r * d + c] = a[k] * g[c];
+    }
+  }
+};
+// i < B*d: dv[b, i, c] += the pairs' gradients times the other field's value.
+struct AfmInputGradBody {
+  const float *v, *d_pairs;
+  int64_t f, d;
+  float* dv;
+  ATTNPS_HD void operator()(int64_t idx) const {
+    const int64_t b = idx / d, c = idx % d, np = f * (f - 1) / 2;
+    const float* vb = v + b * f * d;
+    float* dvb = dv + b * f * d;
+    const float* g = d_pairs + b * np * d + c;
+    for (int64_t i = 0; i < f; ++i)
+      for (int64_t j = i + 1; j < f; ++j, g += d) {
+        dvb[i * d + c] += *g * vb[j * d + c];
+        dvb[j * d + c] += *g * vb[i * d + c];
+      }
+  }
+};
+
 // ---- Losses (ops/loss.h)
 // -------------------------------------------------------------------------
 

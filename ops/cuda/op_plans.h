@@ -20,6 +20,7 @@
 #include "ops/activation.h"
 #include "ops/cuda/kernel_bodies.h"
 #include "ops/din_attention.h"
+#include "ops/interaction.h"
 #include "ops/jagged.h"
 #include "ops/loss.h"
 #include "ops/optimizer.h"
@@ -478,6 +479,61 @@ class OpPlans {
 
   void SigmoidProbabilities(const Tensor& logits, Tensor* probs) {
     ex_.ForEach(logits.numel(), SigmoidForwardBody{logits.data(), probs->data()});
+  }
+
+  void SenetForward(const Tensor& e, const SenetParams& p, SenetWorkspace* ws, Tensor* out) {
+    const int64_t b = Size(e, 0), f = Size(e, 1), d = Size(e, 2);
+    ex_.ForEach(b * f, FieldMeanBody{e.data(), d, ws->z.data()});
+    LinearForward(ws->z, p.w1, p.b1, &ws->hidden);
+    Unary<ReluForwardBody>(ws->hidden, &ws->hidden);
+    LinearForward(ws->hidden, p.w2, p.b2, &ws->a);
+    Unary<ReluForwardBody>(ws->a, &ws->a);
+    ex_.ForEach(e.numel(), FieldScaleBody{e.data(), ws->a.data(), d, out->data()});
+  }
+  void SenetBackward(const Tensor& e, const SenetParams& p, const Tensor& dout, SenetWorkspace* ws,
+                     Tensor* de, SenetParams* g) {
+    const int64_t b = Size(e, 0), f = Size(e, 1), d = Size(e, 2);
+    ex_.ForEach(b * f, SenetWeightGradBody{e.data(), dout.data(), ws->a.data(), d, ws->d_a.data()});
+    ex_.ForEach(ws->d_hidden.numel(), FillBody{0.0f, ws->d_hidden.data()});
+    LinearBackward(ws->hidden, p.w2, ws->d_a, &ws->d_hidden, g ? &g->w2 : nullptr,
+                   g ? &g->b2 : nullptr);
+    ex_.ForEach(ws->d_hidden.numel(), TimesActivationGradBody{nullptr, nullptr, ws->hidden.data(),
+                                                              1, false, ws->d_hidden.data()});
+    if (de) ex_.ForEach(ws->d_z.numel(), FillBody{0.0f, ws->d_z.data()});
+    LinearBackward(ws->z, p.w1, ws->d_hidden, de ? &ws->d_z : nullptr, g ? &g->w1 : nullptr,
+                   g ? &g->b1 : nullptr);
+    if (de)
+      ex_.ForEach(e.numel(),
+                  SenetInputGradBody{ws->a.data(), dout.data(), ws->d_z.data(), d, de->data()});
+  }
+  void GateForward(const Tensor& h, const Tensor& g, float scale, Tensor* out) {
+    ex_.ForEach(h.numel(), GateForwardBody{h.data(), g.data(), scale, out->data()});
+  }
+  void GateBackward(const Tensor& h, const Tensor& g, float scale, const Tensor& dout, Tensor* dh,
+                    Tensor* dg) {
+    ex_.ForEach(h.numel(),
+                GateBackwardBody{h.data(), g.data(), dout.data(), scale, Ptr(dh), Ptr(dg)});
+  }
+  void AfmForward(const Tensor& v, const AfmParams& p, AfmWorkspace* ws, Tensor* out) {
+    const int64_t b = Size(v, 0), f = Size(v, 1), d = Size(v, 2), na = Size(p.w, 1);
+    ex_.ForEach(b * d, AfmPairsBody{v.data(), f, d, ws->pairs.data()});
+    LinearForward(ws->pairs, p.w, p.b, &ws->hidden);
+    ex_.ForEach(b, AfmAttendBody{ws->pairs.data(), p.h.data(), f * (f - 1) / 2, na, d,
+                                 ws->hidden.data(), ws->attn.data(), out->data()});
+  }
+  void AfmBackward(const Tensor& v, const AfmParams& p, const Tensor& dout, AfmWorkspace* ws,
+                   Tensor* dv, AfmParams* g) {
+    const int64_t b = Size(v, 0), f = Size(v, 1), d = Size(v, 2), na = Size(p.w, 1);
+    const int64_t np = f * (f - 1) / 2;
+    ex_.ForEach(b, AfmAttendGradBody{ws->pairs.data(), ws->hidden.data(), ws->attn.data(),
+                                     p.h.data(), dout.data(), np, na, d, ws->d_scores.data(),
+                                     ws->d_hidden.data(), dv ? ws->d_pairs.data() : nullptr});
+    if (g)
+      ex_.Gemm(true, false, na, 1, b * np, 1.0f, ws->hidden.data(), na, ws->d_scores.data(), 1,
+               1.0f, g->h.data(), 1);
+    LinearBackward(ws->pairs, p.w, ws->d_hidden, dv ? &ws->d_pairs : nullptr, g ? &g->w : nullptr,
+                   g ? &g->b : nullptr);
+    if (dv) ex_.ForEach(b * d, AfmInputGradBody{v.data(), ws->d_pairs.data(), f, d, dv->data()});
   }
 
   void SumDuplicateRows(const Tensor& grads, const int32_t* order, const int32_t* starts, int64_t u,

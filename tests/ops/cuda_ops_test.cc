@@ -774,6 +774,79 @@ TEST_P(TwinTest, SampledSoftmaxDienAuxAndProbabilities) {
   ExpectClose(p, tp, "sigmoid_probabilities");
 }
 
+TEST_P(TwinTest, FeatureInteractions) {
+  const Device dev = host() ? Device::kCPU : Device::kCUDA;
+  for (const Shape& s : {Shape{1, 2, 1}, Shape{7, 5, 4}, Shape{33, 9, 8}}) {
+    const int64_t b = s[0], f = s[1], d = s[2], r = SenetHiddenSize(f, 2), na = 6;
+    std::mt19937 rng(b + f + d);
+    Tensor e = RandomTensor(s, &rng), dout = RandomTensor(s, &rng), de = RandomTensor(s, &rng);
+    const SenetParams sp{RandomTensor({f, r}, &rng), RandomTensor({r}, &rng),
+                         RandomTensor({r, f}, &rng), RandomTensor({f}, &rng)};
+    SenetParams sg{RandomTensor({f, r}, &rng), RandomTensor({r}, &rng), RandomTensor({r, f}, &rng),
+                   RandomTensor({f}, &rng)};
+    const SenetParams tsp{In(sp.w1), In(sp.b1), In(sp.w2), In(sp.b2)};
+    SenetParams tsg{In(sg.w1), In(sg.b1), In(sg.w2), In(sg.b2)};
+    Tensor te = In(e), tdout = In(dout), tde = In(de), tout = In(Tensor::Zeros(s));
+    auto ws = SenetWorkspace::Allocate(b, f, r), tws = SenetWorkspace::Allocate(b, f, r, dev);
+    Tensor out = Tensor::Empty(s);
+    SenetForward(e, sp, &ws, &out);
+    SenetBackward(e, sp, dout, &ws, &de, &sg);
+    if (host()) {
+      plans().SenetForward(te, tsp, &tws, &tout);
+      plans().SenetBackward(te, tsp, tdout, &tws, &tde, &tsg);
+    } else {
+      SenetForward(te, tsp, &tws, &tout);
+      SenetBackward(te, tsp, tdout, &tws, &tde, &tsg);
+    }
+    const std::string at = " " + ShapeToString(s);
+    ExpectClose(out, tout, "senet out" + at);
+    ExpectClose(de, tde, "senet de" + at, 1e-4f, 1e-3f);
+    ExpectClose(sg.w1, tsg.w1, "senet dw1" + at, 1e-4f, 1e-3f);
+    ExpectClose(sg.b2, tsg.b2, "senet db2" + at, 1e-4f, 1e-3f);
+    // AFM over the same fields.
+    const AfmParams ap{RandomTensor({d, na}, &rng), RandomTensor({na}, &rng),
+                       RandomTensor({na}, &rng)};
+    AfmParams ag{RandomTensor({d, na}, &rng), RandomTensor({na}, &rng), RandomTensor({na}, &rng)};
+    const AfmParams tap{In(ap.w), In(ap.b), In(ap.h)};
+    AfmParams tag{In(ag.w), In(ag.b), In(ag.h)};
+    auto aws = AfmWorkspace::Allocate(b, f, d, na), taws = AfmWorkspace::Allocate(b, f, d, na, dev);
+    Tensor aout = Tensor::Empty({b, d}), taout = In(Tensor::Zeros({b, d}));
+    Tensor adout = RandomTensor({b, d}, &rng), dv = RandomTensor(s, &rng), tdv = In(dv);
+    AfmForward(e, ap, &aws, &aout);
+    AfmBackward(e, ap, adout, &aws, &dv, &ag);
+    if (host()) {
+      plans().AfmForward(te, tap, &taws, &taout);
+      plans().AfmBackward(te, tap, In(adout), &taws, &tdv, &tag);
+    } else {
+      AfmForward(te, tap, &taws, &taout);
+      AfmBackward(te, tap, In(adout), &taws, &tdv, &tag);
+    }
+    ExpectClose(aout, taout, "afm out" + at);
+    ExpectClose(dv, tdv, "afm dv" + at, 1e-4f, 1e-3f);
+    ExpectClose(ag.w, tag.w, "afm dw" + at, 1e-4f, 1e-3f);
+    ExpectClose(ag.b, tag.b, "afm db" + at, 1e-4f, 1e-3f);
+    ExpectClose(ag.h, tag.h, "afm dh" + at, 1e-4f, 1e-3f);
+  }
+  // The scaled sigmoid gate (POSO, LHUC).
+  std::mt19937 rng(12);
+  Tensor h = RandomTensor({37, 11}, &rng), g = RandomTensor({37, 11}, &rng, -4.0f, 4.0f);
+  Tensor dout = RandomTensor(h.shape(), &rng), dh = RandomTensor(h.shape(), &rng);
+  Tensor dg = RandomTensor(h.shape(), &rng), tdh = In(dh), tdg = In(dg);
+  Tensor out = Tensor::Empty(h.shape()), tout = In(Tensor::Zeros(h.shape()));
+  PosoGateForward(h, g, &out, 3.0f);
+  PosoGateBackward(h, g, dout, &dh, &dg, 3.0f);
+  if (host()) {
+    plans().GateForward(In(h), In(g), 3.0f, &tout);
+    plans().GateBackward(In(h), In(g), 3.0f, In(dout), &tdh, &tdg);
+  } else {
+    PosoGateForward(In(h), In(g), &tout, 3.0f);
+    PosoGateBackward(In(h), In(g), In(dout), &tdh, &tdg, 3.0f);
+  }
+  ExpectClose(out, tout, "poso out");
+  ExpectClose(dh, tdh, "poso dh");
+  ExpectClose(dg, tdg, "poso dg");
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, TwinTest,
                          ::testing::Values(Backend::kHostPlans, Backend::kDevice,
                                            Backend::kDeviceOneBlock),

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "ops/blas.h"
+#include "ops/device_dispatch.h"
 #include "ops/fast_math.h"
 #include "ops/linear.h"
 #include "ops/parallel.h"
@@ -131,28 +132,29 @@ ComiRecSaParams ComiRecSaParams::Zeros(int64_t t, int64_t d, int64_t da, int64_t
 }
 
 ComiRecSaWorkspace ComiRecSaWorkspace::Allocate(int64_t b, int64_t t, int64_t d, int64_t da,
-                                                int64_t k) {
+                                                int64_t k, Device device) {
   ComiRecSaWorkspace ws;
-  ws.input = Tensor::Empty({b, t, d});
-  ws.hidden = Tensor::Empty({b, t, da});
-  ws.scores = Tensor::Empty({b, t, k});
-  ws.attention = Tensor::Empty({b, k, t});
-  ws.d_attention = Tensor::Empty({b, k, t});
-  ws.d_scores = Tensor::Empty({b, t, k});
-  ws.d_hidden = Tensor::Empty({b, t, da});
-  ws.d_input = Tensor::Empty({b, t, d});
+  ws.input = Tensor::Empty({b, t, d}, device);
+  ws.hidden = Tensor::Empty({b, t, da}, device);
+  ws.scores = Tensor::Empty({b, t, k}, device);
+  ws.attention = Tensor::Empty({b, k, t}, device);
+  ws.d_attention = Tensor::Empty({b, k, t}, device);
+  ws.d_scores = Tensor::Empty({b, t, k}, device);
+  ws.d_hidden = Tensor::Empty({b, t, da}, device);
+  ws.d_input = Tensor::Empty({b, t, d}, device);
   return ws;
 }
 
 void ComiRecSaForward(const Tensor& h, const Tensor& mask, const ComiRecSaParams& params,
                       ComiRecSaWorkspace* ws, Tensor* interests) {
-  ShapeCheck check("comirec_sa_forward");
+  ShapeCheck check("comirec_sa_forward", h.device());
   const SaSizes z = CheckSa(&check, h, mask, params, *ws);
   {
     Dim b("B", z.b), k("K", z.k), d("D", z.d);
     check.Arg("interests", *interests, {&b, &k, &d});
   }
   check.Done();
+  ATTNPS_RUN_ON_CUDA(h, ComiRecSaForward(h, mask, params, ws, interests));
   const int64_t t = z.t, d = z.d, da = z.da, k = z.k, td = z.t * z.d;
   ParallelFor(z.b, td, [&](int64_t r) {
     const float* hr = h.data() + r * td;
@@ -177,7 +179,7 @@ void ComiRecSaForward(const Tensor& h, const Tensor& mask, const ComiRecSaParams
 void ComiRecSaBackward(const Tensor& h, const Tensor& mask, const ComiRecSaParams& params,
                        const Tensor& d_interests, ComiRecSaWorkspace* ws, Tensor* dh,
                        ComiRecSaParams* grads) {
-  ShapeCheck check("comirec_sa_backward");
+  ShapeCheck check("comirec_sa_backward", h.device());
   const SaSizes z = CheckSa(&check, h, mask, params, *ws);
   {
     Dim b("B", z.b), k("K", z.k), d("D", z.d);
@@ -193,6 +195,7 @@ void ComiRecSaBackward(const Tensor& h, const Tensor& mask, const ComiRecSaParam
     }
   }
   check.Done();
+  ATTNPS_RUN_ON_CUDA(h, ComiRecSaBackward(h, mask, params, d_interests, ws, dh, grads));
   const int64_t t = z.t, d = z.d, da = z.da, k = z.k, rows = z.rows();
   // V = A H: dA = dV H^T, dH += A^T dV.
   GemmStridedBatched(false, true, k, t, d, 1.0f, d_interests.data(), k * d, h.data(), t * d, 0.0f,
@@ -247,11 +250,12 @@ void ComiRecSaBackward(const Tensor& h, const Tensor& mask, const ComiRecSaParam
 
 void BilinearCapsuleMapForward(const Tensor& e, const Tensor& w, Tensor* u_hat) {
   Dim b("B"), t("T"), d("D"), k("K"), dc("Dc");
-  ShapeCheck("bilinear_capsule_map_forward")
+  ShapeCheck("bilinear_capsule_map_forward", e.device())
       .Arg("e", e, {&b, &t, &d})
       .Arg("w", w, {&t, &k, &dc, &d})
       .Arg("u_hat", *u_hat, {&b, &t, &k, &dc})
       .Done();
+  ATTNPS_RUN_ON_CUDA(e, BilinearCapsuleMapForward(e, w, u_hat));
   const int64_t n = t.value(), dim = d.value(), kdc = k.value() * dc.value();
   ForEachPosition(n, [&](int64_t i) {  // u_hat[:, i] = e[:, i] W[i]^T, W[i] viewed [K*Dc, D]
     Gemm(false, true, b.value(), kdc, dim, 1.0f, e.data() + i * dim, n * dim,
@@ -262,12 +266,13 @@ void BilinearCapsuleMapForward(const Tensor& e, const Tensor& w, Tensor* u_hat) 
 void BilinearCapsuleMapBackward(const Tensor& e, const Tensor& w, const Tensor& d_u_hat, Tensor* de,
                                 Tensor* dw) {
   Dim b("B"), t("T"), d("D"), k("K"), dc("Dc");
-  ShapeCheck check("bilinear_capsule_map_backward");
+  ShapeCheck check("bilinear_capsule_map_backward", e.device());
   check.Arg("e", e, {&b, &t, &d}).Arg("w", w, {&t, &k, &dc, &d});
   check.Arg("d_u_hat", d_u_hat, {&b, &t, &k, &dc});
   if (de) check.Like("de", *de, e);
   if (dw) check.Like("dw", *dw, w);
   check.Done();
+  ATTNPS_RUN_ON_CUDA(e, BilinearCapsuleMapBackward(e, w, d_u_hat, de, dw));
   const int64_t n = t.value(), dim = d.value(), kdc = k.value() * dc.value();
   ForEachPosition(n, [&](int64_t i) {
     const float* du = d_u_hat.data() + i * kdc;
@@ -285,12 +290,13 @@ void BilinearCapsuleMapBackward(const Tensor& e, const Tensor& w, const Tensor& 
 void DynamicRoutingCoefficients(const Tensor& u_hat, const Tensor& mask, int iterations,
                                 Tensor* coupling) {
   Dim b("B"), t("T"), k("K"), dc("Dc");
-  ShapeCheck("dynamic_routing_coefficients")
+  ShapeCheck("dynamic_routing_coefficients", u_hat.device())
       .Arg("u_hat", u_hat, {&b, &t, &k, &dc})
       .Arg("mask", mask, {&b, &t})
       .Arg("coupling", *coupling, {&b, &k, &t})
       .Require(iterations >= 1, "iterations >= 1, got " + std::to_string(iterations))
       .Done();
+  ATTNPS_RUN_ON_CUDA(u_hat, DynamicRoutingCoefficients(u_hat, mask, iterations, coupling));
   const CapsuleSizes z{b.value(), t.value(), k.value(), dc.value()};
   // Scratch, once per call: routing logits [B, K, T] and capsules [B, K, Dc].
   std::vector<float> logits(z.b * z.k * z.t, 0.0f), caps(z.b * z.k * z.dc);
@@ -344,9 +350,10 @@ CapsuleSizes CheckRouted(ShapeCheck* check, const Tensor& u_hat, const Tensor& c
 }  // namespace
 
 void RoutedCapsulesForward(const Tensor& u_hat, const Tensor& coupling, Tensor* s, Tensor* v) {
-  ShapeCheck check("routed_capsules_forward");
+  ShapeCheck check("routed_capsules_forward", u_hat.device());
   const CapsuleSizes z = CheckRouted(&check, u_hat, coupling, *s);
   check.Like("v", *v, *s).Done();
+  ATTNPS_RUN_ON_CUDA(u_hat, RoutedCapsulesForward(u_hat, coupling, s, v));
   const int64_t kdc = z.k * z.dc;
   ParallelFor(z.b, 2 * z.sample(), [&](int64_t r) {
     float* sr = s->data() + r * kdc;
@@ -357,11 +364,12 @@ void RoutedCapsulesForward(const Tensor& u_hat, const Tensor& coupling, Tensor* 
 
 void RoutedCapsulesBackward(const Tensor& u_hat, const Tensor& coupling, const Tensor& s,
                             const Tensor& dv, Tensor* d_u_hat) {
-  ShapeCheck check("routed_capsules_backward");
+  ShapeCheck check("routed_capsules_backward", u_hat.device());
   const CapsuleSizes z = CheckRouted(&check, u_hat, coupling, s);
   check.Like("dv", dv, s);
   if (d_u_hat) check.Like("d_u_hat", *d_u_hat, u_hat);
   check.Done();
+  ATTNPS_RUN_ON_CUDA(u_hat, RoutedCapsulesBackward(u_hat, coupling, s, dv, d_u_hat));
   if (!d_u_hat) return;
   const int64_t kdc = z.k * z.dc;
   std::vector<float> ds_all(z.b * kdc);  // scratch, once per call

@@ -41,7 +41,8 @@ struct ComiRecSaWorkspace {
   Tensor d_hidden;     // backward scratch [B, T, Da]
   Tensor d_input;      // backward scratch [B, T, D]
 
-  static ComiRecSaWorkspace Allocate(int64_t b, int64_t t, int64_t d, int64_t da, int64_t k);
+  static ComiRecSaWorkspace Allocate(int64_t b, int64_t t, int64_t d, int64_t da, int64_t k,
+                                     Device device = Device::kCPU);
 };
 
 // h [B, T, D], mask [B, T] -> interests [B, K, D].

@@ -360,6 +360,33 @@ void AfmBackward(const Tensor& v, const AfmParams& params, const Tensor& dout, A
                  Tensor* dv, AfmParams* grads) {
   Plans().AfmBackward(v, params, dout, ws, dv, grads);
 }
+void ComiRecSaForward(const Tensor& h, const Tensor& mask, const ComiRecSaParams& params,
+                      ComiRecSaWorkspace* ws, Tensor* interests) {
+  Plans().ComiRecSaForward(h, mask, params, ws, interests);
+}
+void ComiRecSaBackward(const Tensor& h, const Tensor& mask, const ComiRecSaParams& params,
+                       const Tensor& d_interests, ComiRecSaWorkspace* ws, Tensor* dh,
+                       ComiRecSaParams* grads) {
+  Plans().ComiRecSaBackward(h, mask, params, d_interests, ws, dh, grads);
+}
+void BilinearCapsuleMapForward(const Tensor& e, const Tensor& w, Tensor* u_hat) {
+  Plans().BilinearCapsuleMapForward(e, w, u_hat);
+}
+void BilinearCapsuleMapBackward(const Tensor& e, const Tensor& w, const Tensor& d_u_hat, Tensor* de,
+                                Tensor* dw) {
+  Plans().BilinearCapsuleMapBackward(e, w, d_u_hat, de, dw);
+}
+void DynamicRoutingCoefficients(const Tensor& u_hat, const Tensor& mask, int iterations,
+                                Tensor* coupling) {
+  Plans().DynamicRoutingCoefficients(u_hat, mask, iterations, coupling);
+}
+void RoutedCapsulesForward(const Tensor& u_hat, const Tensor& coupling, Tensor* s, Tensor* v) {
+  Plans().RoutedCapsulesForward(u_hat, coupling, s, v);
+}
+void RoutedCapsulesBackward(const Tensor& u_hat, const Tensor& coupling, const Tensor& s,
+                            const Tensor& dv, Tensor* d_u_hat) {
+  Plans().RoutedCapsulesBackward(u_hat, coupling, s, dv, d_u_hat);
+}
 void SumDuplicateRows(const Tensor& grads, const int32_t* order, const int32_t* starts, int64_t u,
                       Tensor* out) {
   Plans().SumDuplicateRows(grads, order, starts, u, out);

@@ -18,6 +18,7 @@
 #include "ops/interaction.h"
 #include "ops/jagged.h"
 #include "ops/loss.h"
+#include "ops/multi_interest.h"
 #include "ops/optimizer.h"
 #include "ops/rnn.h"
 #include "ops/tensor.h"
@@ -136,6 +137,21 @@ void GateBackward(const Tensor& h, const Tensor& g, float scale, const Tensor& d
 void AfmForward(const Tensor& v, const AfmParams& params, AfmWorkspace* ws, Tensor* out);
 void AfmBackward(const Tensor& v, const AfmParams& params, const Tensor& dout, AfmWorkspace* ws,
                  Tensor* dv, AfmParams* grads);
+
+// ops/multi_interest.h
+void ComiRecSaForward(const Tensor& h, const Tensor& mask, const ComiRecSaParams& params,
+                      ComiRecSaWorkspace* ws, Tensor* interests);
+void ComiRecSaBackward(const Tensor& h, const Tensor& mask, const ComiRecSaParams& params,
+                       const Tensor& d_interests, ComiRecSaWorkspace* ws, Tensor* dh,
+                       ComiRecSaParams* grads);
+void BilinearCapsuleMapForward(const Tensor& e, const Tensor& w, Tensor* u_hat);
+void BilinearCapsuleMapBackward(const Tensor& e, const Tensor& w, const Tensor& d_u_hat, Tensor* de,
+                                Tensor* dw);
+void DynamicRoutingCoefficients(const Tensor& u_hat, const Tensor& mask, int iterations,
+                                Tensor* coupling);
+void RoutedCapsulesForward(const Tensor& u_hat, const Tensor& coupling, Tensor* s, Tensor* v);
+void RoutedCapsulesBackward(const Tensor& u_hat, const Tensor& coupling, const Tensor& s,
+                            const Tensor& dv, Tensor* d_u_hat);
 
 // ops/loss.h
 double BceWithLogitsForward(const Tensor& logits, const Tensor& labels, const Tensor& weights);

@@ -911,6 +911,167 @@ struct AfmInputGradBody {
   }
 };
 
+// ---- Multi-interest extraction (ops/multi_interest.h)
+// --------------------------------------------
+
+// i < B*T*D: input = h + position[t, :].
+struct AddPositionBody {
+  const float *h, *position;
+  int64_t td;
+  float* input;
+  ATTNPS_HD void operator()(int64_t i) const { input[i] = h[i] + position[i % td]; }
+};
+// g *= 1 - y^2 (through y = tanh(z)), in place.
+struct TimesTanhGradBody {
+  const float* y;
+  float* g;
+  ATTNPS_HD void operator()(int64_t i) const { g[i] *= 1.0f - y[i] * y[i]; }
+};
+// i < B*K: attention[b, k, :] = masked softmax over T of scores[b, :, k] (scores [B, T, K]); a
+// fully masked sample gets zeros.
+struct SoftmaxOverTBody {
+  const float *scores, *mask;
+  int64_t t, k;
+  float* attention;
+  ATTNPS_HD void operator()(int64_t i) const {
+    const int64_t b = i / k, j = i % k;
+    const float* sc = scores + b * t * k;
+    const float* m = mask + b * t;
+    float* a = attention + i * t;
+    float mx = -INFINITY;
+    for (int64_t s = 0; s < t; ++s)
+      if (m[s] != 0.0f) mx = fmaxf(mx, sc[s * k + j]);
+    if (mx == -INFINITY) {
+      for (int64_t s = 0; s < t; ++s) a[s] = 0.0f;
+      return;
+    }
+    float sum = 0.0f;
+    for (int64_t s = 0; s < t; ++s) {
+      a[s] = m[s] != 0.0f ? expf(sc[s * k + j] - mx) : 0.0f;
+      sum += a[s];
+    }
+    for (int64_t s = 0; s < t; ++s) a[s] /= sum;
+  }
+};
+// i < B*K: d_scores[b, :, k] = A (dA - <A, dA>).
+struct SoftmaxOverTGradBody {
+  const float *attention, *d_attention;
+  int64_t t, k;
+  float* d_scores;
+  ATTNPS_HD void operator()(int64_t i) const {
+    const int64_t b = i / k, j = i % k;
+    const float *a = attention + i * t, *da = d_attention + i * t;
+    float dot = 0.0f;
+    for (int64_t s = 0; s < t; ++s) dot += a[s] * da[s];
+    for (int64_t s = 0; s < t; ++s) d_scores[(b * t + s) * k + j] = a[s] * (da[s] - dot);
+  }
+};
+ATTNPS_HD inline void SquashInto(const float* s, int64_t n, float* v) {
+  float norm2 = 0.0f;
+  for (int64_t e = 0; e < n; ++e) norm2 += s[e] * s[e];
+  const float scale = norm2 > 0.0f ? sqrtf(norm2) / (1.0f + norm2) : 0.0f;
+  for (int64_t e = 0; e < n; ++e) v[e] = scale * s[e];
+}
+// i < B*K: s[b, k] = sum_t c[b, k, t] u_hat[b, t, k] and v = squash(s).
+struct RoutedCapsulesBody {
+  const float *u_hat, *coupling;
+  int64_t t, k, dc;
+  float *s, *v;
+  ATTNPS_HD void operator()(int64_t i) const {
+    const int64_t b = i / k, j = i % k;
+    float* si = s + i * dc;
+    for (int64_t e = 0; e < dc; ++e) si[e] = 0.0f;
+    for (int64_t p = 0; p < t; ++p) {
+      const float w = coupling[i * t + p];
+      if (w == 0.0f) continue;
+      const float* u = u_hat + ((b * t + p) * k + j) * dc;
+      for (int64_t e = 0; e < dc; ++e) si[e] += w * u[e];
+    }
+    SquashInto(si, dc, v + i * dc);
+  }
+};
+// i < B*K: ds = J_squash(s)^T dv (0 at s = 0).
+struct SquashGradBody {
+  const float *s, *dv;
+  int64_t dc;
+  float* ds;
+  ATTNPS_HD void operator()(int64_t i) const {
+    const float *si = s + i * dc, *g = dv + i * dc;
+    float norm2 = 0.0f, dot = 0.0f;
+    for (int64_t e = 0; e < dc; ++e) {
+      norm2 += si[e] * si[e];
+      dot += si[e] * g[e];
+    }
+    float* o = ds + i * dc;
+    if (!(norm2 > 0.0f)) {
+      for (int64_t e = 0; e < dc; ++e) o[e] = 0.0f;
+      return;
+    }
+    const float norm = sqrtf(norm2), denom = 1.0f + norm2;
+    const float f = norm / denom, h = (1.0f - norm2) / (norm * denom * denom) * dot;
+    for (int64_t e = 0; e < dc; ++e) o[e] = f * g[e] + h * si[e];
+  }
+};
+// i < B*T*K*Dc: d_u_hat[b, t, k, e] += c[b, k, t] ds[b, k, e].
+struct RoutedCapsulesGradBody {
+  const float *coupling, *ds;
+  int64_t t, k, dc;
+  float* d_u_hat;
+  ATTNPS_HD void operator()(int64_t i) const {
+    const int64_t e = i % dc, j = (i / dc) % k, p = (i / (dc * k)) % t, b = i / (dc * k * t);
+    d_u_hat[i] += coupling[(b * k + j) * t + p] * ds[(b * k + j) * dc + e];
+  }
+};
+// i < B: the routing of sample b (`iterations` rounds; see DynamicRoutingCoefficients), with
+// logits [B, K, T] and caps [B, K, Dc] as scratch.
+struct DynamicRoutingBody {
+  const float *u_hat, *mask;
+  int64_t t, k, dc;
+  int iterations;
+  float *logits, *caps, *coupling;
+  ATTNPS_HD void operator()(int64_t b) const {
+    const float* u = u_hat + b * t * k * dc;
+    const float* m = mask + b * t;
+    float* lg = logits + b * k * t;
+    float* c = coupling + b * k * t;
+    float* v = caps + b * k * dc;
+    for (int64_t i = 0; i < k * t; ++i) lg[i] = 0.0f;
+    for (int it = 0; it < iterations; ++it) {
+      for (int64_t p = 0; p < t; ++p) {
+        if (m[p] == 0.0f) {
+          for (int64_t j = 0; j < k; ++j) c[j * t + p] = 0.0f;
+          continue;
+        }
+        float mx = -INFINITY;
+        for (int64_t j = 0; j < k; ++j) mx = fmaxf(mx, lg[j * t + p]);
+        float sum = 0.0f;
+        for (int64_t j = 0; j < k; ++j) {
+          c[j * t + p] = expf(lg[j * t + p] - mx);
+          sum += c[j * t + p];
+        }
+        for (int64_t j = 0; j < k; ++j) c[j * t + p] /= sum;
+      }
+      if (it + 1 == iterations) break;
+      for (int64_t j = 0; j < k; ++j) {
+        float* vj = v + j * dc;
+        for (int64_t e = 0; e < dc; ++e) vj[e] = 0.0f;
+        for (int64_t p = 0; p < t; ++p) {
+          const float w = c[j * t + p];
+          if (w == 0.0f) continue;
+          for (int64_t e = 0; e < dc; ++e) vj[e] += w * u[(p * k + j) * dc + e];
+        }
+        SquashInto(vj, dc, vj);
+      }
+      for (int64_t p = 0; p < t; ++p)
+        for (int64_t j = 0; j < k; ++j) {
+          float dot = 0.0f;
+          for (int64_t e = 0; e < dc; ++e) dot += u[(p * k + j) * dc + e] * v[j * dc + e];
+          lg[j * t + p] += dot;
+        }
+    }
+  }
+};
+
 // ---- Losses (ops/loss.h)
 // -------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@
 #include "ops/interaction.h"
 #include "ops/jagged.h"
 #include "ops/loss.h"
+#include "ops/multi_interest.h"
 #include "ops/optimizer.h"
 #include "ops/rnn.h"
 #include "ops/tensor.h"
@@ -534,6 +535,91 @@ class OpPlans {
     LinearBackward(ws->pairs, p.w, ws->d_hidden, dv ? &ws->d_pairs : nullptr, g ? &g->w : nullptr,
                    g ? &g->b : nullptr);
     if (dv) ex_.ForEach(b * d, AfmInputGradBody{v.data(), ws->d_pairs.data(), f, d, dv->data()});
+  }
+
+  void ComiRecSaForward(const Tensor& h, const Tensor& mask, const ComiRecSaParams& p,
+                        ComiRecSaWorkspace* ws, Tensor* interests) {
+    const int64_t b = Size(h, 0), t = Size(h, 1), d = Size(h, 2), da = Size(p.w1, 1);
+    const int64_t k = Size(p.w2, 1), rows = b * t;
+    ex_.ForEach(h.numel(), AddPositionBody{h.data(), p.position.data(), t * d, ws->input.data()});
+    ex_.Gemm(false, false, rows, da, d, 1.0f, ws->input.data(), d, p.w1.data(), da, 0.0f,
+             ws->hidden.data(), da);
+    Unary<TanhForwardBody>(ws->hidden, &ws->hidden);
+    ex_.Gemm(false, false, rows, k, da, 1.0f, ws->hidden.data(), da, p.w2.data(), k, 0.0f,
+             ws->scores.data(), k);
+    ex_.ForEach(b * k,
+                SoftmaxOverTBody{ws->scores.data(), mask.data(), t, k, ws->attention.data()});
+    ex_.GemmBatched(false, false, k, d, t, 1.0f, ws->attention.data(), t, k * t, h.data(), d, t * d,
+                    0.0f, interests->data(), d, k * d, b);
+  }
+  void ComiRecSaBackward(const Tensor& h, const Tensor& mask, const ComiRecSaParams& p,
+                         const Tensor& d_interests, ComiRecSaWorkspace* ws, Tensor* dh,
+                         ComiRecSaParams* g) {
+    const int64_t b = Size(h, 0), t = Size(h, 1), d = Size(h, 2), da = Size(p.w1, 1);
+    const int64_t k = Size(p.w2, 1), rows = b * t;
+    ex_.GemmBatched(false, true, k, t, d, 1.0f, d_interests.data(), d, k * d, h.data(), d, t * d,
+                    0.0f, ws->d_attention.data(), t, k * t, b);
+    if (dh)
+      ex_.GemmBatched(true, false, t, d, k, 1.0f, ws->attention.data(), t, k * t,
+                      d_interests.data(), d, k * d, 1.0f, dh->data(), d, t * d, b);
+    if (!dh && !g) return;
+    ex_.ForEach(b * k, SoftmaxOverTGradBody{ws->attention.data(), ws->d_attention.data(), t, k,
+                                            ws->d_scores.data()});
+    ex_.Gemm(false, true, rows, da, k, 1.0f, ws->d_scores.data(), k, p.w2.data(), k, 0.0f,
+             ws->d_hidden.data(), da);
+    if (g)
+      ex_.Gemm(true, false, da, k, rows, 1.0f, ws->hidden.data(), da, ws->d_scores.data(), k, 1.0f,
+               g->w2.data(), k);
+    ex_.ForEach(ws->d_hidden.numel(), TimesTanhGradBody{ws->hidden.data(), ws->d_hidden.data()});
+    if (g)
+      ex_.Gemm(true, false, d, da, rows, 1.0f, ws->input.data(), d, ws->d_hidden.data(), da, 1.0f,
+               g->w1.data(), da);
+    ex_.Gemm(false, true, rows, d, da, 1.0f, ws->d_hidden.data(), da, p.w1.data(), da, 0.0f,
+             ws->d_input.data(), d);
+    if (dh) ex_.ForEach(h.numel(), AddBody{ws->d_input.data(), dh->data()});
+    if (g) ex_.ForEach(t * d, ColumnSumBody{ws->d_input.data(), b, t * d, g->position.data()});
+  }
+
+  // u_hat[:, i] = e[:, i] W[i]^T for every position i: one GEMM batched over the positions.
+  void BilinearCapsuleMapForward(const Tensor& e, const Tensor& w, Tensor* u_hat) {
+    const int64_t b = Size(e, 0), n = Size(e, 1), dim = Size(e, 2);
+    const int64_t kdc = Size(w, 1) * Size(w, 2);
+    ex_.GemmBatched(false, true, b, kdc, dim, 1.0f, e.data(), n * dim, dim, w.data(), dim,
+                    kdc * dim, 0.0f, u_hat->data(), n * kdc, kdc, n);
+  }
+  void BilinearCapsuleMapBackward(const Tensor& e, const Tensor& w, const Tensor& d_u_hat,
+                                  Tensor* de, Tensor* dw) {
+    const int64_t b = Size(e, 0), n = Size(e, 1), dim = Size(e, 2);
+    const int64_t kdc = Size(w, 1) * Size(w, 2);
+    if (de)
+      ex_.GemmBatched(false, false, b, dim, kdc, 1.0f, d_u_hat.data(), n * kdc, kdc, w.data(), dim,
+                      kdc * dim, 1.0f, de->data(), n * dim, dim, n);
+    if (dw)
+      ex_.GemmBatched(true, false, kdc, dim, b, 1.0f, d_u_hat.data(), n * kdc, kdc, e.data(),
+                      n * dim, dim, 1.0f, dw->data(), dim, kdc * dim, n);
+  }
+  void DynamicRoutingCoefficients(const Tensor& u_hat, const Tensor& mask, int iterations,
+                                  Tensor* coupling) {
+    const int64_t b = Size(u_hat, 0), t = Size(u_hat, 1), k = Size(u_hat, 2);
+    const int64_t dc = Size(u_hat, 3);
+    float* scratch = static_cast<float*>(ex_.Scratch(b * k * (t + dc) * sizeof(float)));
+    ex_.ForEach(b, DynamicRoutingBody{u_hat.data(), mask.data(), t, k, dc, iterations, scratch,
+                                      scratch + b * k * t, coupling->data()});
+  }
+  void RoutedCapsulesForward(const Tensor& u_hat, const Tensor& coupling, Tensor* s, Tensor* v) {
+    const int64_t b = Size(u_hat, 0), t = Size(u_hat, 1), k = Size(u_hat, 2);
+    ex_.ForEach(b * k, RoutedCapsulesBody{u_hat.data(), coupling.data(), t, k, Size(u_hat, 3),
+                                          s->data(), v->data()});
+  }
+  void RoutedCapsulesBackward(const Tensor& u_hat, const Tensor& coupling, const Tensor& s,
+                              const Tensor& dv, Tensor* d_u_hat) {
+    if (!d_u_hat) return;
+    const int64_t b = Size(u_hat, 0), t = Size(u_hat, 1), k = Size(u_hat, 2);
+    const int64_t dc = Size(u_hat, 3);
+    float* ds = static_cast<float*>(ex_.Scratch(b * k * dc * sizeof(float)));
+    ex_.ForEach(b * k, SquashGradBody{s.data(), dv.data(), dc, ds});
+    ex_.ForEach(u_hat.numel(),
+                RoutedCapsulesGradBody{coupling.data(), ds, t, k, dc, d_u_hat->data()});
   }
 
   void SumDuplicateRows(const Tensor& grads, const int32_t* order, const int32_t* starts, int64_t u,

@@ -847,6 +847,82 @@ TEST_P(TwinTest, FeatureInteractions) {
   ExpectClose(dg, tdg, "poso dg");
 }
 
+TEST_P(TwinTest, MultiInterest) {
+  const Device dev = host() ? Device::kCPU : Device::kCUDA;
+  struct Case {
+    int64_t b, t, d, da, k;
+  };
+  for (const Case c : {Case{1, 1, 1, 1, 1}, Case{5, 9, 6, 7, 3}, Case{17, 30, 16, 12, 4}}) {
+    std::mt19937 rng(c.b + c.t);
+    Tensor h = RandomTensor({c.b, c.t, c.d}, &rng), mask = Mask(c.b, c.t, &rng);
+    const ComiRecSaParams p{RandomTensor({c.t, c.d}, &rng), RandomTensor({c.d, c.da}, &rng),
+                            RandomTensor({c.da, c.k}, &rng)};
+    ComiRecSaParams g{RandomTensor({c.t, c.d}, &rng), RandomTensor({c.d, c.da}, &rng),
+                      RandomTensor({c.da, c.k}, &rng)};
+    const ComiRecSaParams tp{In(p.position), In(p.w1), In(p.w2)};
+    ComiRecSaParams tg{In(g.position), In(g.w1), In(g.w2)};
+    Tensor di = RandomTensor({c.b, c.k, c.d}, &rng), dh = RandomTensor(h.shape(), &rng);
+    Tensor tdh = In(dh), ti = In(Tensor::Zeros({c.b, c.k, c.d}));
+    auto ws = ComiRecSaWorkspace::Allocate(c.b, c.t, c.d, c.da, c.k);
+    auto tws = ComiRecSaWorkspace::Allocate(c.b, c.t, c.d, c.da, c.k, dev);
+    Tensor interests = Tensor::Empty({c.b, c.k, c.d});
+    ComiRecSaForward(h, mask, p, &ws, &interests);
+    ComiRecSaBackward(h, mask, p, di, &ws, &dh, &g);
+    Tensor th = In(h), tmask = In(mask), tdi = In(di);
+    if (host()) {
+      plans().ComiRecSaForward(th, tmask, tp, &tws, &ti);
+      plans().ComiRecSaBackward(th, tmask, tp, tdi, &tws, &tdh, &tg);
+    } else {
+      ComiRecSaForward(th, tmask, tp, &tws, &ti);
+      ComiRecSaBackward(th, tmask, tp, tdi, &tws, &tdh, &tg);
+    }
+    const std::string at = " B=" + std::to_string(c.b) + " T=" + std::to_string(c.t);
+    ExpectClose(interests, ti, "comirec_sa interests" + at);
+    ExpectClose(dh, tdh, "comirec_sa dh" + at, 1e-4f, 1e-3f);
+    ExpectClose(g.position, tg.position, "comirec_sa dposition" + at, 1e-4f, 1e-3f);
+    ExpectClose(g.w1, tg.w1, "comirec_sa dw1" + at, 1e-4f, 1e-3f);
+    ExpectClose(g.w2, tg.w2, "comirec_sa dw2" + at, 1e-4f, 1e-3f);
+    // Capsule routing (ComiRec-DR) over the same history, Dc = da.
+    const int64_t dc = c.da;
+    Tensor w = RandomTensor({c.t, c.k, dc, c.d}, &rng), u = Tensor::Empty({c.b, c.t, c.k, dc});
+    Tensor tu = In(Tensor::Zeros(u.shape())), tw = In(w);
+    BilinearCapsuleMapForward(h, w, &u);
+    Tensor coupling = Tensor::Empty({c.b, c.k, c.t}),
+           tcoupling = In(Tensor::Zeros(coupling.shape()));
+    DynamicRoutingCoefficients(u, mask, 3, &coupling);
+    Tensor caps_s = Tensor::Empty({c.b, c.k, dc}), v = Tensor::Empty({c.b, c.k, dc});
+    Tensor ts = In(Tensor::Zeros(caps_s.shape())), tv = In(Tensor::Zeros(v.shape()));
+    RoutedCapsulesForward(u, coupling, &caps_s, &v);
+    Tensor dv = RandomTensor(v.shape(), &rng), du = RandomTensor(u.shape(), &rng), tdu = In(du);
+    RoutedCapsulesBackward(u, coupling, caps_s, dv, &du);
+    Tensor de = RandomTensor(h.shape(), &rng), dw = RandomTensor(w.shape(), &rng);
+    Tensor tde = In(de), tdw = In(dw), tdv = In(dv);
+    if (host()) {
+      plans().BilinearCapsuleMapForward(th, tw, &tu);
+      plans().DynamicRoutingCoefficients(tu, tmask, 3, &tcoupling);
+      plans().RoutedCapsulesForward(tu, tcoupling, &ts, &tv);
+      plans().RoutedCapsulesBackward(tu, tcoupling, ts, tdv, &tdu);
+    } else {
+      BilinearCapsuleMapForward(th, tw, &tu);
+      DynamicRoutingCoefficients(tu, tmask, 3, &tcoupling);
+      RoutedCapsulesForward(tu, tcoupling, &ts, &tv);
+      RoutedCapsulesBackward(tu, tcoupling, ts, tdv, &tdu);
+    }
+    // The map's backward from the CPU's d_u_hat on both sides.
+    BilinearCapsuleMapBackward(h, w, du, &de, &dw);
+    if (host())
+      plans().BilinearCapsuleMapBackward(th, tw, In(du), &tde, &tdw);
+    else
+      BilinearCapsuleMapBackward(th, tw, In(du), &tde, &tdw);
+    ExpectClose(u, tu, "capsule u_hat" + at, 1e-4f, 1e-4f);
+    ExpectClose(coupling, tcoupling, "routing coupling" + at, 1e-4f, 1e-3f);
+    ExpectClose(v, tv, "routed v" + at, 1e-4f, 1e-3f);
+    ExpectClose(du, tdu, "routed d_u_hat" + at, 1e-4f, 1e-3f);
+    ExpectClose(de, tde, "capsule de" + at, 1e-4f, 1e-3f);
+    ExpectClose(dw, tdw, "capsule dw" + at, 1e-4f, 1e-3f);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, TwinTest,
                          ::testing::Values(Backend::kHostPlans, Backend::kDevice,
                                            Backend::kDeviceOneBlock),

@@ -229,7 +229,7 @@ AdditiveSizes CheckAdditive(const char* op, const Tensor& q, const Tensor& k, co
                             const AdditiveAttentionParams& p, const AdditiveAttentionWorkspace& ws,
                             const Tensor& weights, const char* pooled_name, const Tensor& pooled) {
   Dim b("B"), t("T"), dq("Dq"), dk("Dk"), a("A");
-  ShapeCheck(op)
+  ShapeCheck(op, q.device())
       .Arg("q", q, {&b, &dq})
       .Arg("k", k, {&b, &t, &dk})
       .Optional("mask", mask, {&b, &t})
@@ -475,9 +475,11 @@ AdditiveAttentionParams AdditiveAttentionParams::Zeros(int64_t dq, int64_t dk, i
   return {Tensor::Zeros({dq, a}), Tensor::Zeros({dk, a}), Tensor::Zeros({a}), Tensor::Zeros({a})};
 }
 
-AdditiveAttentionWorkspace AdditiveAttentionWorkspace::Allocate(int64_t b, int64_t t, int64_t a) {
-  return {Tensor::Zeros({b, a}), Tensor::Zeros({b, t, a}), Tensor::Zeros({b, t}),
-          Tensor::Zeros({b, t, a}), Tensor::Zeros({b, a})};
+AdditiveAttentionWorkspace AdditiveAttentionWorkspace::Allocate(int64_t b, int64_t t, int64_t a,
+                                                                Device device) {
+  return {Tensor::Zeros({b, a}, device), Tensor::Zeros({b, t, a}, device),
+          Tensor::Zeros({b, t}, device), Tensor::Zeros({b, t, a}, device),
+          Tensor::Zeros({b, a}, device)};
 }
 
 void AdditiveAttentionForward(const Tensor& q, const Tensor& k, const Tensor& mask,
@@ -485,6 +487,7 @@ void AdditiveAttentionForward(const Tensor& q, const Tensor& k, const Tensor& ma
                               Tensor* weights, Tensor* pooled) {
   const AdditiveSizes s = CheckAdditive("additive_attention_forward", q, k, mask, params, *ws,
                                         *weights, "pooled", *pooled);
+  ATTNPS_RUN_ON_CUDA(q, AdditiveAttentionForward(q, k, mask, params, ws, weights, pooled));
   LinearForward(q, params.wq, params.b, &ws->q_term);  // once per sample
   Tensor hidden2 = Flat(ws->hidden);
   LinearForward(Flat(k), params.wk, Tensor(), &hidden2);
@@ -526,7 +529,7 @@ void AdditiveAttentionBackward(const Tensor& q, const Tensor& k, const Tensor& m
   const char* op = "additive_attention_backward";
   const AdditiveSizes s = CheckAdditive(op, q, k, mask, params, *ws, weights, "d_pooled", d_pooled);
   {
-    ShapeCheck check(op);
+    ShapeCheck check(op, q.device());
     if (d_weights.ndim() != 0) check.Like("d_weights", d_weights, weights);  // else absent
     check.Like("ws.d_weights", ws->d_weights, weights);
     check.Like("ws.d_hidden", ws->d_hidden, ws->hidden);
@@ -538,6 +541,8 @@ void AdditiveAttentionBackward(const Tensor& q, const Tensor& k, const Tensor& m
       check.Like("grads.b", grads->b, params.b).Like("grads.v", grads->v, params.v);
     }
   }
+  ATTNPS_RUN_ON_CUDA(
+      q, AdditiveAttentionBackward(q, k, params, weights, d_weights, d_pooled, ws, dq, dk, grads));
   const int64_t t = s.t, a = s.a;
   // d weights = d_weights + d_pooled k^T; dk += weights^T d_pooled.
   if (d_weights.empty()) {

@@ -113,7 +113,8 @@ struct AdditiveAttentionWorkspace {
   Tensor d_hidden;   // backward scratch [B, T, A] (pre-activation gradient)
   Tensor d_q_term;   // backward scratch [B, A]
 
-  static AdditiveAttentionWorkspace Allocate(int64_t b, int64_t t, int64_t a);
+  static AdditiveAttentionWorkspace Allocate(int64_t b, int64_t t, int64_t a,
+                                             Device device = Device::kCPU);
 };
 
 // q [B,Dq], k [B,T,Dk], mask [B,T] (optional) -> weights [B,T] = masked softmax over T of the

@@ -387,6 +387,18 @@ void RoutedCapsulesBackward(const Tensor& u_hat, const Tensor& coupling, const T
                             const Tensor& dv, Tensor* d_u_hat) {
   Plans().RoutedCapsulesBackward(u_hat, coupling, s, dv, d_u_hat);
 }
+void AdditiveAttentionForward(const Tensor& q, const Tensor& k, const Tensor& mask,
+                              const AdditiveAttentionParams& params, AdditiveAttentionWorkspace* ws,
+                              Tensor* weights, Tensor* pooled) {
+  Plans().AdditiveAttentionForward(q, k, mask, params, ws, weights, pooled);
+}
+void AdditiveAttentionBackward(const Tensor& q, const Tensor& k,
+                               const AdditiveAttentionParams& params, const Tensor& weights,
+                               const Tensor& d_weights, const Tensor& d_pooled,
+                               AdditiveAttentionWorkspace* ws, Tensor* dq, Tensor* dk,
+                               AdditiveAttentionParams* grads) {
+  Plans().AdditiveAttentionBackward(q, k, params, weights, d_weights, d_pooled, ws, dq, dk, grads);
+}
 void SumDuplicateRows(const Tensor& grads, const int32_t* order, const int32_t* starts, int64_t u,
                       Tensor* out) {
   Plans().SumDuplicateRows(grads, order, starts, u, out);

@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "ops/activation.h"
+#include "ops/attention.h"
 #include "ops/cuda/kernel_bodies.h"
 #include "ops/din_attention.h"
 #include "ops/interaction.h"
@@ -108,6 +109,14 @@ void AttentionCoreForward(const HeadLayout& q, const HeadLayout& k, const HeadLa
 void AttentionCoreBackward(const HeadLayout& q, const HeadLayout& k, const HeadLayout& v,
                            const float* p, const HeadLayout& d_out, int64_t batch, float* d_scores,
                            const HeadLayout& dq, const HeadLayout& dk, const HeadLayout& dv);
+void AdditiveAttentionForward(const Tensor& q, const Tensor& k, const Tensor& mask,
+                              const AdditiveAttentionParams& params, AdditiveAttentionWorkspace* ws,
+                              Tensor* weights, Tensor* pooled);
+void AdditiveAttentionBackward(const Tensor& q, const Tensor& k,
+                               const AdditiveAttentionParams& params, const Tensor& weights,
+                               const Tensor& d_weights, const Tensor& d_pooled,
+                               AdditiveAttentionWorkspace* ws, Tensor* dq, Tensor* dk,
+                               AdditiveAttentionParams* grads);
 // dst[r, dst_col0 + c] (+)= src[r, src_col0 + c] for r < rows, c < width.
 void CopyColumns(const float* src, int64_t rows, int64_t src_cols, int64_t src_col0, float* dst,
                  int64_t dst_cols, int64_t dst_col0, int64_t width, bool accumulate);

@@ -1177,6 +1177,70 @@ struct DienAuxGradBody {
   }
 };
 
+// ---- Additive attention (ops/attention.h; i: sample b) -----------------------------------------
+
+// hidden[b, t] = tanh(hidden + q_term[b]) and weights[b, t] = v . hidden at valid positions
+// (hidden 0 and weight 0 at padding), then weights[b] = their masked softmax (mask null: all).
+struct AdditiveScoresBody {
+  const float *q_term, *v, *mask;
+  int64_t t, a;
+  float *hidden, *weights;
+  ATTNPS_HD void operator()(int64_t b) const {
+    const float* m = mask != nullptr ? mask + b * t : nullptr;
+    float* w = weights + b * t;
+    float mx = -INFINITY;
+    for (int64_t s = 0; s < t; ++s) {
+      float* h = hidden + (b * t + s) * a;
+      if (m != nullptr && m[s] == 0.0f) {
+        for (int64_t j = 0; j < a; ++j) h[j] = 0.0f;
+        w[s] = 0.0f;
+        continue;
+      }
+      float score = 0.0f;
+      for (int64_t j = 0; j < a; ++j) {
+        h[j] = tanhf(h[j] + q_term[b * a + j]);
+        score += h[j] * v[j];
+      }
+      w[s] = score;
+      mx = fmaxf(mx, score);
+    }
+    if (mx == -INFINITY) {
+      for (int64_t s = 0; s < t; ++s) w[s] = 0.0f;
+      return;
+    }
+    float sum = 0.0f;
+    for (int64_t s = 0; s < t; ++s) {
+      w[s] = m == nullptr || m[s] != 0.0f ? expf(w[s] - mx) : 0.0f;
+      sum += w[s];
+    }
+    for (int64_t s = 0; s < t; ++s) w[s] /= sum;
+  }
+};
+// d_scores = the softmax's gradient of d_weights in place; d_hidden = d_score v (1 - h^2);
+// d_q_term[b] = sum over t of d_hidden.
+struct AdditiveScoresGradBody {
+  const float *weights, *hidden, *v;
+  int64_t t, a;
+  float *d_scores, *d_hidden, *d_q_term;
+  ATTNPS_HD void operator()(int64_t b) const {
+    const float* w = weights + b * t;
+    float* ds = d_scores + b * t;
+    float dot = 0.0f;
+    for (int64_t s = 0; s < t; ++s) dot += w[s] * ds[s];
+    for (int64_t s = 0; s < t; ++s) ds[s] = w[s] * (ds[s] - dot);
+    float* dq = d_q_term + b * a;
+    for (int64_t j = 0; j < a; ++j) dq[j] = 0.0f;
+    for (int64_t s = 0; s < t; ++s) {
+      const float* h = hidden + (b * t + s) * a;
+      float* dh = d_hidden + (b * t + s) * a;
+      for (int64_t j = 0; j < a; ++j) {
+        dh[j] = ds[s] * v[j] * (1.0f - h[j] * h[j]);
+        dq[j] += dh[j];
+      }
+    }
+  }
+};
+
 // ---- Dropout and gradient clipping (i: element)
 // --------------------------------------------------
 

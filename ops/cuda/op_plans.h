@@ -18,6 +18,7 @@
 #include <cstdint>
 
 #include "ops/activation.h"
+#include "ops/attention.h"
 #include "ops/cuda/kernel_bodies.h"
 #include "ops/din_attention.h"
 #include "ops/interaction.h"
@@ -620,6 +621,43 @@ class OpPlans {
     ex_.ForEach(b * k, SquashGradBody{s.data(), dv.data(), dc, ds});
     ex_.ForEach(u_hat.numel(),
                 RoutedCapsulesGradBody{coupling.data(), ds, t, k, dc, d_u_hat->data()});
+  }
+
+  void AdditiveAttentionForward(const Tensor& q, const Tensor& k, const Tensor& mask,
+                                const AdditiveAttentionParams& p, AdditiveAttentionWorkspace* ws,
+                                Tensor* weights, Tensor* pooled) {
+    const int64_t b = Size(k, 0), t = Size(k, 1), dk = Size(k, 2), a = Size(p.wq, 1);
+    LinearForward(q, p.wq, p.b, &ws->q_term);
+    Tensor hidden2 = ws->hidden.Reshaped({b * t, a});
+    LinearForward(k.Reshaped({b * t, dk}), p.wk, Tensor(), &hidden2);
+    ex_.ForEach(b, AdditiveScoresBody{ws->q_term.data(), p.v.data(), Ptr(mask), t, a,
+                                      ws->hidden.data(), weights->data()});
+    ex_.GemmBatched(false, false, 1, dk, t, 1.0f, weights->data(), t, t, k.data(), dk, t * dk, 0.0f,
+                    pooled->data(), dk, dk, b);
+  }
+  void AdditiveAttentionBackward(const Tensor& q, const Tensor& k, const AdditiveAttentionParams& p,
+                                 const Tensor& weights, const Tensor& d_weights,
+                                 const Tensor& d_pooled, AdditiveAttentionWorkspace* ws, Tensor* dq,
+                                 Tensor* dk, AdditiveAttentionParams* g) {
+    const int64_t b = Size(k, 0), t = Size(k, 1), dkd = Size(k, 2), a = Size(p.wq, 1);
+    float* ds = ws->d_weights.data();
+    if (d_weights.empty())
+      ex_.ForEach(b * t, FillBody{0.0f, ds});
+    else
+      ex_.ForEach(b * t, CopyColumnsBody{d_weights.data(), 1, 0, ds, 1, 0, 1, false});
+    ex_.GemmBatched(false, true, 1, t, dkd, 1.0f, d_pooled.data(), dkd, dkd, k.data(), dkd, t * dkd,
+                    1.0f, ds, t, t, b);
+    if (dk)
+      ex_.GemmBatched(true, false, t, dkd, 1, 1.0f, weights.data(), t, t, d_pooled.data(), dkd, dkd,
+                      1.0f, dk->data(), dkd, t * dkd, b);
+    ex_.ForEach(b, AdditiveScoresGradBody{weights.data(), ws->hidden.data(), p.v.data(), t, a, ds,
+                                          ws->d_hidden.data(), ws->d_q_term.data()});
+    if (g)
+      ex_.Gemm(true, false, a, 1, b * t, 1.0f, ws->hidden.data(), a, ds, 1, 1.0f, g->v.data(), 1);
+    LinearBackward(q, p.wq, ws->d_q_term, dq, g ? &g->wq : nullptr, g ? &g->b : nullptr);
+    Tensor dk2 = dk ? dk->Reshaped({b * t, dkd}) : Tensor();
+    LinearBackward(k.Reshaped({b * t, dkd}), p.wk, ws->d_hidden.Reshaped({b * t, a}),
+                   dk ? &dk2 : nullptr, g ? &g->wk : nullptr, nullptr);
   }
 
   void SumDuplicateRows(const Tensor& grads, const int32_t* order, const int32_t* starts, int64_t u,

@@ -923,6 +923,53 @@ TEST_P(TwinTest, MultiInterest) {
   }
 }
 
+TEST_P(TwinTest, AdditiveAttention) {
+  const Device dev = host() ? Device::kCPU : Device::kCUDA;
+  struct Case {
+    int64_t b, t, dq, dk, a;
+    bool masked, d_weights;
+  };
+  for (const Case c : {Case{1, 1, 1, 1, 1, false, false}, Case{6, 11, 5, 7, 9, true, true},
+                       Case{20, 40, 16, 16, 8, true, false}}) {
+    std::mt19937 rng(c.b + c.t);
+    const AdditiveAttentionParams p{RandomTensor({c.dq, c.a}, &rng),
+                                    RandomTensor({c.dk, c.a}, &rng), RandomTensor({c.a}, &rng),
+                                    RandomTensor({c.a}, &rng)};
+    AdditiveAttentionParams g{RandomTensor({c.dq, c.a}, &rng), RandomTensor({c.dk, c.a}, &rng),
+                              RandomTensor({c.a}, &rng), RandomTensor({c.a}, &rng)};
+    const AdditiveAttentionParams tp{In(p.wq), In(p.wk), In(p.b), In(p.v)};
+    AdditiveAttentionParams tg{In(g.wq), In(g.wk), In(g.b), In(g.v)};
+    Tensor q = RandomTensor({c.b, c.dq}, &rng), k = RandomTensor({c.b, c.t, c.dk}, &rng);
+    Tensor mask = c.masked ? Mask(c.b, c.t, &rng) : Tensor();
+    Tensor dw = c.d_weights ? RandomTensor({c.b, c.t}, &rng) : Tensor();
+    Tensor dp = RandomTensor({c.b, c.dk}, &rng), dq = RandomTensor(q.shape(), &rng);
+    Tensor dk = RandomTensor(k.shape(), &rng), tdq = In(dq), tdk = In(dk);
+    auto ws = AdditiveAttentionWorkspace::Allocate(c.b, c.t, c.a);
+    auto tws = AdditiveAttentionWorkspace::Allocate(c.b, c.t, c.a, dev);
+    Tensor w = Tensor::Empty({c.b, c.t}), pooled = Tensor::Empty({c.b, c.dk});
+    Tensor tw = In(Tensor::Zeros(w.shape())), tpooled = In(Tensor::Zeros(pooled.shape()));
+    AdditiveAttentionForward(q, k, mask, p, &ws, &w, &pooled);
+    AdditiveAttentionBackward(q, k, mask, p, w, dw, dp, &ws, &dq, &dk, &g);
+    Tensor tq = In(q), tk = In(k), tmask = In(mask), tdw = In(dw), tdp = In(dp);
+    if (host()) {
+      plans().AdditiveAttentionForward(tq, tk, tmask, tp, &tws, &tw, &tpooled);
+      plans().AdditiveAttentionBackward(tq, tk, tp, tw, tdw, tdp, &tws, &tdq, &tdk, &tg);
+    } else {
+      AdditiveAttentionForward(tq, tk, tmask, tp, &tws, &tw, &tpooled);
+      AdditiveAttentionBackward(tq, tk, tmask, tp, tw, tdw, tdp, &tws, &tdq, &tdk, &tg);
+    }
+    const std::string at = " B=" + std::to_string(c.b) + " T=" + std::to_string(c.t);
+    ExpectClose(w, tw, "additive weights" + at);
+    ExpectClose(pooled, tpooled, "additive pooled" + at);
+    ExpectClose(dq, tdq, "additive dq" + at, 1e-4f, 1e-3f);
+    ExpectClose(dk, tdk, "additive dk" + at, 1e-4f, 1e-3f);
+    ExpectClose(g.wq, tg.wq, "additive dwq" + at, 1e-4f, 1e-3f);
+    ExpectClose(g.wk, tg.wk, "additive dwk" + at, 1e-4f, 1e-3f);
+    ExpectClose(g.b, tg.b, "additive db" + at, 1e-4f, 1e-3f);
+    ExpectClose(g.v, tg.v, "additive dv" + at, 1e-4f, 1e-3f);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, TwinTest,
                          ::testing::Values(Backend::kHostPlans, Backend::kDevice,
                                            Backend::kDeviceOneBlock),

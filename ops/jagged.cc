@@ -282,22 +282,23 @@ bool HasSizes(const Tensor& t, int64_t rows, int64_t cols) {
 }  // namespace
 
 JaggedDinAttentionWorkspace JaggedDinAttentionWorkspace::Allocate(int64_t n_max, int64_t b_max,
-                                                                  int64_t d, int64_t h1,
-                                                                  int64_t h2) {
+                                                                  int64_t d, int64_t h1, int64_t h2,
+                                                                  Device device) {
   JaggedDinAttentionWorkspace ws;
-  ws.folded_q = Tensor::Empty({d, h1});
-  ws.folded_kp = Tensor::Empty({2 * d, h1});
-  ws.d_folded_q = Tensor::Empty({d, h1});
-  ws.q_term = Tensor::Empty({b_max, h1});
-  ws.d_q_term = Tensor::Empty({b_max, h1});
-  ws.x = Tensor::Empty({n_max, 2 * d});
-  ws.a1 = Tensor::Empty({n_max, h1});
-  ws.a2 = Tensor::Empty({n_max, h2});
-  ws.scores = Tensor::Empty({n_max});
-  ws.d_a1 = Tensor::Empty({n_max, h1});
-  ws.d_a2 = Tensor::Empty({n_max, h2});
-  ws.d_x = Tensor::Empty({n_max, 2 * d});
-  ws.d_scores = Tensor::Empty({n_max});
+  ws.device = device;
+  ws.folded_q = Tensor::Empty({d, h1}, device);
+  ws.folded_kp = Tensor::Empty({2 * d, h1}, device);
+  ws.d_folded_q = Tensor::Empty({d, h1}, device);
+  ws.q_term = Tensor::Empty({b_max, h1}, device);
+  ws.d_q_term = Tensor::Empty({b_max, h1}, device);
+  ws.x = Tensor::Empty({n_max, 2 * d}, device);
+  ws.a1 = Tensor::Empty({n_max, h1}, device);
+  ws.a2 = Tensor::Empty({n_max, h2}, device);
+  ws.scores = Tensor::Empty({n_max}, device);
+  ws.d_a1 = Tensor::Empty({n_max, h1}, device);
+  ws.d_a2 = Tensor::Empty({n_max, h2}, device);
+  ws.d_x = Tensor::Empty({n_max, 2 * d}, device);
+  ws.d_scores = Tensor::Empty({n_max}, device);
   return ws;
 }
 
@@ -305,24 +306,24 @@ void JaggedDinAttentionWorkspace::Reserve(int64_t n, int64_t b, int64_t d, int64
   const bool same_sizes = HasSizes(folded_q, d, h1) && folded_q.dim(0) == d &&
                           HasSizes(a2, 0, h2) && HasSizes(q_term, 0, h1);
   if (!same_sizes) {
-    *this = Allocate(n, b, d, h1, h2);
+    *this = Allocate(n, b, d, h1, h2, device);
     return;
   }
   if (row_capacity() < n) {
     const int64_t rows = std::max(n, row_capacity() + row_capacity() / 2);
-    x = Tensor::Empty({rows, 2 * d});
-    a1 = Tensor::Empty({rows, h1});
-    a2 = Tensor::Empty({rows, h2});
-    scores = Tensor::Empty({rows});
-    d_a1 = Tensor::Empty({rows, h1});
-    d_a2 = Tensor::Empty({rows, h2});
-    d_x = Tensor::Empty({rows, 2 * d});
-    d_scores = Tensor::Empty({rows});
+    x = Tensor::Empty({rows, 2 * d}, device);
+    a1 = Tensor::Empty({rows, h1}, device);
+    a2 = Tensor::Empty({rows, h2}, device);
+    scores = Tensor::Empty({rows}, device);
+    d_a1 = Tensor::Empty({rows, h1}, device);
+    d_a2 = Tensor::Empty({rows, h2}, device);
+    d_x = Tensor::Empty({rows, 2 * d}, device);
+    d_scores = Tensor::Empty({rows}, device);
   }
   if (batch_capacity() < b) {
     const int64_t rows = std::max(b, batch_capacity() + batch_capacity() / 2);
-    q_term = Tensor::Empty({rows, h1});
-    d_q_term = Tensor::Empty({rows, h1});
+    q_term = Tensor::Empty({rows, h1}, device);
+    d_q_term = Tensor::Empty({rows, h1}, device);
   }
 }
 
@@ -331,13 +332,16 @@ void JaggedDinAttentionForward(const Tensor& q, const Tensor& k, const JaggedOff
                                JaggedDinAttentionWorkspace* ws, Tensor* weights, Tensor* pooled) {
   Sizes s;
   {
-    ShapeCheck check("jagged_din_attention_forward");
+    ShapeCheck check("jagged_din_attention_forward", q.device());
     s = CheckArgs(&check, q, k, offsets, params, *weights);
     Dim b("B", s.b), d("D", s.d);
     check.Arg("pooled", *pooled, {&b, &d}).Done();
   }
   if (s.b == 0) return;
   ws->Reserve(s.n, s.b, s.d, s.h1, s.h2);
+  if (q.device() == Device::kCUDA) ws->block_starts = {0, s.b};  // one block: all rows at once
+  ATTNPS_RUN_ON_CUDA(
+      q, JaggedDinAttentionForward(q, k, offsets, params, options, ws, weights, pooled));
   const int64_t d = s.d, d2 = 2 * s.d, h1 = s.h1, h2 = s.h2;
   FoldFirstLayer(params.w1, s, ws);
   ws->sample_w.EnsureCapacity({std::max(1, omp_get_max_threads()), 2 * d * h1});
@@ -405,7 +409,7 @@ void JaggedDinAttentionBackward(const Tensor& q, const Tensor& k, const JaggedOf
                                 DinAttentionParams* grads) {
   Sizes s;
   {
-    ShapeCheck check("jagged_din_attention_backward");
+    ShapeCheck check("jagged_din_attention_backward", q.device());
     s = CheckArgs(&check, q, k, offsets, params, weights);
     Dim b("B", s.b), n("N", s.n), d("D", s.d);
     check.Optional("d_weights", d_weights, {&n}).Arg("d_pooled", d_pooled, {&b, &d});
@@ -423,6 +427,8 @@ void JaggedDinAttentionBackward(const Tensor& q, const Tensor& k, const JaggedOf
     check.Done();
   }
   if (s.b == 0) return;
+  ATTNPS_RUN_ON_CUDA(q, JaggedDinAttentionBackward(q, k, offsets, params, options, weights,
+                                                   d_weights, d_pooled, ws, dq, dk, grads));
   const int64_t d = s.d, d2 = 2 * s.d, h1 = s.h1, h2 = s.h2;
   const DinActivation act = options.activation;
   float* block_grads = BlockGradSlots(s, static_cast<int64_t>(ws->block_starts.size()) - 1, ws);

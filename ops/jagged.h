@@ -81,9 +81,10 @@ struct JaggedDinAttentionWorkspace {
   Tensor block_grads;  // backward scratch: per-block partial weight gradients, sized on use
   Tensor sample_w;     // scratch [threads, 2 * D * H1]: a sample's first layer and its gradient
   std::vector<int64_t> block_starts;  // first sample of each block of whole samples (+ B)
+  Device device = Device::kCPU;       // where the tensors are (and Reserve allocates)
 
   static JaggedDinAttentionWorkspace Allocate(int64_t n_max, int64_t b_max, int64_t d, int64_t h1,
-                                              int64_t h2);
+                                              int64_t h2, Device device = Device::kCPU);
   // Keeps the buffers when they hold (n, b) at sizes (d, h1, h2); otherwise reallocates them, the
   // row buffers to max(n, 1.5 x the old capacity) so that a slowly growing N reallocates rarely.
   void Reserve(int64_t n, int64_t b, int64_t d, int64_t h1, int64_t h2);

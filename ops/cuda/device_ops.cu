@@ -399,6 +399,20 @@ void AdditiveAttentionBackward(const Tensor& q, const Tensor& k,
                                AdditiveAttentionParams* grads) {
   Plans().AdditiveAttentionBackward(q, k, params, weights, d_weights, d_pooled, ws, dq, dk, grads);
 }
+void JaggedDinAttentionForward(const Tensor& q, const Tensor& k, const JaggedOffsets& offsets,
+                               const DinAttentionParams& params, const DinAttentionOptions& options,
+                               JaggedDinAttentionWorkspace* ws, Tensor* weights, Tensor* pooled) {
+  Plans().JaggedDinAttentionForward(q, k, offsets, params, options, ws, weights, pooled);
+}
+void JaggedDinAttentionBackward(const Tensor& q, const Tensor& k, const JaggedOffsets& offsets,
+                                const DinAttentionParams& params,
+                                const DinAttentionOptions& options, const Tensor& weights,
+                                const Tensor& d_weights, const Tensor& d_pooled,
+                                JaggedDinAttentionWorkspace* ws, Tensor* dq, Tensor* dk,
+                                DinAttentionParams* grads) {
+  Plans().JaggedDinAttentionBackward(q, k, offsets, params, options, weights, d_weights, d_pooled,
+                                     ws, dq, dk, grads);
+}
 void SumDuplicateRows(const Tensor& grads, const int32_t* order, const int32_t* starts, int64_t u,
                       Tensor* out) {
   Plans().SumDuplicateRows(grads, order, starts, u, out);

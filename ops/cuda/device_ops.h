@@ -131,6 +131,15 @@ double SumOfSquares(const Tensor& x);
 void Scale(Tensor* x, float factor);
 
 // ops/jagged.h (the offsets in host memory, as the CPU ops take them: uploaded per call)
+void JaggedDinAttentionForward(const Tensor& q, const Tensor& k, const JaggedOffsets& offsets,
+                               const DinAttentionParams& params, const DinAttentionOptions& options,
+                               JaggedDinAttentionWorkspace* ws, Tensor* weights, Tensor* pooled);
+void JaggedDinAttentionBackward(const Tensor& q, const Tensor& k, const JaggedOffsets& offsets,
+                                const DinAttentionParams& params,
+                                const DinAttentionOptions& options, const Tensor& weights,
+                                const Tensor& d_weights, const Tensor& d_pooled,
+                                JaggedDinAttentionWorkspace* ws, Tensor* dq, Tensor* dk,
+                                DinAttentionParams* grads);
 void SegmentSumPoolForward(const Tensor& x, const JaggedOffsets& offsets, Tensor* y);
 void SegmentSumPoolBackward(const JaggedOffsets& offsets, const Tensor& dy, Tensor* dx);
 void JaggedToPadded(const Tensor& x, const JaggedOffsets& offsets, Tensor* padded, Tensor* mask);

@@ -431,52 +431,64 @@ struct DinUnfoldGradBody {
     dw1[3 * dh + i] += d_folded_kp[dh + i];
   }
 };
-// i < B*T*D: x [B*T, 2D] = [k, q * k].
+// The rows of each sample: padded (off null: sample b owns rows [b*t, (b+1)*t)) or jagged
+// (rows [off[b], off[b+1]), sample[r] the sample of row r).
+struct SampleRows {
+  const int64_t *off, *sample;
+  int64_t t;
+  ATTNPS_HD int64_t Of(int64_t r) const { return off != nullptr ? sample[r] : r / t; }
+  ATTNPS_HD int64_t Begin(int64_t b) const { return off != nullptr ? off[b] : b * t; }
+  ATTNPS_HD int64_t End(int64_t b) const { return off != nullptr ? off[b + 1] : (b + 1) * t; }
+};
+
+// i < N*D: x [N, 2D] = [k, q * k] (q of the row's sample).
 struct DinPairBody {
   const float *q, *k;
-  int64_t t, d;
+  SampleRows rows;
+  int64_t d;
   float* x;
   ATTNPS_HD void operator()(int64_t i) const {
     const int64_t r = i / d, j = i % d;
     x[r * 2 * d + j] = k[i];
-    x[r * 2 * d + d + j] = q[(r / t) * d + j] * k[i];
+    x[r * 2 * d + d + j] = q[rows.Of(r) * d + j] * k[i];
   }
 };
-// i < B*T*D, from dx [B*T, 2D] of x = [k, q * k]: dk += dx_k + dx_qk * q.
+// i < N*D, from dx [N, 2D] of x = [k, q * k]: dk += dx_k + dx_qk * q.
 struct DinPairGradKBody {
   const float *dx, *q;
-  int64_t t, d;
+  SampleRows rows;
+  int64_t d;
   float* dk;
   ATTNPS_HD void operator()(int64_t i) const {
     const int64_t r = i / d, j = i % d;
-    dk[i] += dx[r * 2 * d + j] + dx[r * 2 * d + d + j] * q[(r / t) * d + j];
+    dk[i] += dx[r * 2 * d + j] + dx[r * 2 * d + d + j] * q[rows.Of(r) * d + j];
   }
 };
-// i < B*D: dq[b, j] += sum_t dx_qk[b, t, j] k[b, t, j].
+// i < B*D: dq[b, j] += sum over b's rows of dx_qk[r, j] k[r, j].
 struct DinPairGradQBody {
   const float *dx, *k;
-  int64_t t, d;
+  SampleRows rows;
+  int64_t d;
   float* dq;
   ATTNPS_HD void operator()(int64_t i) const {
     const int64_t b = i / d, j = i % d;
     float sum = 0.0f;
-    for (int64_t s = 0; s < t; ++s) {
-      const int64_t r = b * t + s;
+    for (int64_t r = rows.Begin(b); r < rows.End(b); ++r)
       sum += dx[r * 2 * d + d + j] * k[r * d + j];
-    }
     dq[i] += sum;
   }
 };
-// i < rows*cols: a = act(a + bias[(r / group) * cols + j]) (group = rows per bias row; a bias of
-// one row for all: group >= rows), sigmoid or ReLU.
+// i < N*cols: a = act(a + bias[rows.Of(r) * cols + j]) (one bias row for all: rows.t >= N),
+// sigmoid or ReLU.
 struct BiasActivateBody {
   const float* bias;
-  int64_t group, cols;
+  SampleRows rows;
+  int64_t cols;
   bool sigmoid;
   float* a;
   ATTNPS_HD void operator()(int64_t i) const {
     const int64_t r = i / cols, j = i % cols;
-    const float z = a[i] + bias[(r / group) * cols + j];
+    const float z = a[i] + bias[rows.Of(r) * cols + j];
     a[i] = sigmoid ? Sigmoid(z) : (z > 0.0f ? z : 0.0f);
   }
 };
@@ -492,26 +504,80 @@ struct TimesActivationGradBody {
     g[i] = sigmoid ? v * a[i] * (1.0f - a[i]) : (a[i] > 0.0f ? v : 0.0f);
   }
 };
-// i < groups*cols: out[g, j] = sum of rows [g * per, (g + 1) * per) of m [rows, cols].
+// i < B*cols: out[b, j] = sum over sample b's rows of m [N, cols].
 struct GroupRowSumBody {
   const float* m;
-  int64_t per, cols;
+  SampleRows rows;
+  int64_t cols;
   float* out;
   ATTNPS_HD void operator()(int64_t i) const {
-    const int64_t g = i / cols, j = i % cols;
+    const int64_t b = i / cols, j = i % cols;
     float sum = 0.0f;
-    for (int64_t r = g * per; r < (g + 1) * per; ++r) sum += m[r * cols + j];
+    for (int64_t r = rows.Begin(b); r < rows.End(b); ++r) sum += m[r * cols + j];
     out[i] = sum;
   }
 };
-// i < B*T: the weights' gradient g = d_weights + <d_pooled[b], k[b, t]> (d_weights null: 0).
+// i < B: w over sample b's rows = the softmax of its scores (every row valid).
+struct SampleSoftmaxBody {
+  const float* scores;
+  SampleRows rows;
+  float* w;
+  ATTNPS_HD void operator()(int64_t b) const {
+    const int64_t r0 = rows.Begin(b), r1 = rows.End(b);
+    float mx = -INFINITY;
+    for (int64_t r = r0; r < r1; ++r) mx = fmaxf(mx, scores[r]);
+    float sum = 0.0f;
+    for (int64_t r = r0; r < r1; ++r) {
+      w[r] = expf(scores[r] - mx);
+      sum += w[r];
+    }
+    for (int64_t r = r0; r < r1; ++r) w[r] /= sum;
+  }
+};
+// i < B: ds over sample b's rows = w (g - <g, w>) (the softmax's gradient, assigned).
+struct SampleSoftmaxGradBody {
+  const float *w, *g;
+  SampleRows rows;
+  float* ds;
+  ATTNPS_HD void operator()(int64_t b) const {
+    float dot = 0.0f;
+    for (int64_t r = rows.Begin(b); r < rows.End(b); ++r) dot += w[r] * g[r];
+    for (int64_t r = rows.Begin(b); r < rows.End(b); ++r) ds[r] = w[r] * (g[r] - dot);
+  }
+};
+// i < B*D: pooled[b, j] = sum over b's rows of w[r] k[r, j].
+struct SampleWeightedSumBody {
+  const float *k, *w;
+  SampleRows rows;
+  int64_t d;
+  float* pooled;
+  ATTNPS_HD void operator()(int64_t i) const {
+    const int64_t b = i / d, j = i % d;
+    float sum = 0.0f;
+    for (int64_t r = rows.Begin(b); r < rows.End(b); ++r) sum += w[r] * k[r * d + j];
+    pooled[i] = sum;
+  }
+};
+// i < B*D: dk[r, j] += w[r] d_pooled[b, j] over b's rows.
+struct SampleWeightedSumGradBody {
+  const float *w, *d_pooled;
+  SampleRows rows;
+  int64_t d;
+  float* dk;
+  ATTNPS_HD void operator()(int64_t i) const {
+    const int64_t b = i / d, j = i % d;
+    for (int64_t r = rows.Begin(b); r < rows.End(b); ++r) dk[r * d + j] += w[r] * d_pooled[i];
+  }
+};
+// i < N: the weights' gradient g = d_weights + <d_pooled[b], k[r]> (d_weights null: 0).
 struct DinWeightGradBody {
   const float *k, *d_pooled, *d_weights;
-  int64_t t, d;
+  SampleRows rows;
+  int64_t d;
   float* g;
   ATTNPS_HD void operator()(int64_t i) const {
     const float* kr = k + i * d;
-    const float* dp = d_pooled + (i / t) * d;
+    const float* dp = d_pooled + rows.Of(i) * d;
     float sum = d_weights != nullptr ? d_weights[i] : 0.0f;
     for (int64_t j = 0; j < d; ++j) sum += dp[j] * kr[j];
     g[i] = sum;

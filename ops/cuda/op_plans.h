@@ -16,6 +16,7 @@
 #define ATTNPS_OPS_CUDA_OP_PLANS_H_
 
 #include <cstdint>
+#include <vector>
 
 #include "ops/activation.h"
 #include "ops/attention.h"
@@ -183,26 +184,69 @@ class OpPlans {
                 AdagradBody{lr, o.eps, grads.data(), params->data(), accumulator->data()});
   }
 
-  // The DIN unit over the whole batch at once (the CPU twin blocks rows for its caches).
-  void DinAttentionForward(const Tensor& q, const Tensor& k, const Tensor& mask,
-                           const DinAttentionParams& p, const DinAttentionOptions& o,
-                           DinAttentionWorkspace* ws, Tensor* weights, Tensor* pooled) {
-    const int64_t b = Size(k, 0), t = Size(k, 1), d = Size(k, 2), h1 = Size(p.w1, 1);
-    const int64_t h2 = Size(p.w2, 1), n = b * t, d2 = 2 * d;
+  // The DIN unit over all N rows at once (the CPU twins block rows for their caches); padded
+  // (N = B*T, a mask) or jagged (offsets). Ws: DinAttentionWorkspace or the jagged one (both
+  // hold at least N rows and B samples).
+  template <typename Ws>
+  void DinScores(const Tensor& q, const Tensor& k, const SampleRows& rows, int64_t n, int64_t b,
+                 const DinAttentionParams& p, const DinAttentionOptions& o, Ws* ws) {
+    const int64_t d = Size(q, 1), h1 = Size(p.w1, 1), h2 = Size(p.w2, 1), d2 = 2 * d;
     const bool sigmoid = o.activation == DinActivation::kSigmoid;
     ex_.ForEach(d * h1,
                 DinFoldBody{p.w1.data(), d * h1, ws->folded_q.data(), ws->folded_kp.data()});
-    LinearForward(q, ws->folded_q, p.b1, &ws->q_term);
-    ex_.ForEach(n * d, DinPairBody{q.data(), k.data(), t, d, ws->x.data()});
+    Tensor q_term = ws->q_term.Rows(0, b);
+    LinearForward(q, ws->folded_q, p.b1, &q_term);
+    ex_.ForEach(n * d, DinPairBody{q.data(), k.data(), rows, d, ws->x.data()});
     ex_.Gemm(false, false, n, h1, d2, 1.0f, ws->x.data(), d2, ws->folded_kp.data(), h1, 0.0f,
              ws->a1.data(), h1);
-    ex_.ForEach(n * h1, BiasActivateBody{ws->q_term.data(), t, h1, sigmoid, ws->a1.data()});
+    ex_.ForEach(n * h1, BiasActivateBody{ws->q_term.data(), rows, h1, sigmoid, ws->a1.data()});
     ex_.Gemm(false, false, n, h2, h1, 1.0f, ws->a1.data(), h1, p.w2.data(), h2, 0.0f, ws->a2.data(),
              h2);
-    ex_.ForEach(n * h2, BiasActivateBody{p.b2.data(), n, h2, sigmoid, ws->a2.data()});
+    const SampleRows one_bias{nullptr, nullptr, n};
+    ex_.ForEach(n * h2, BiasActivateBody{p.b2.data(), one_bias, h2, sigmoid, ws->a2.data()});
     ex_.ForEach(n, BroadcastRowsBody{p.b3.data(), 1, ws->scores.data()});
     ex_.Gemm(false, false, n, 1, h2, 1.0f, ws->a2.data(), h2, p.w3.data(), 1, 1.0f,
              ws->scores.data(), 1);
+  }
+  // From ds [N] (the gradient of the raw scores) down to dq, dk and the weights' gradients.
+  template <typename Ws>
+  void DinScoresBackward(const Tensor& q, const Tensor& k, const SampleRows& rows, int64_t n,
+                         int64_t b, const DinAttentionParams& p, const DinAttentionOptions& o,
+                         const float* ds, Ws* ws, Tensor* dq, Tensor* dk, DinAttentionParams* g) {
+    const int64_t d = Size(q, 1), h1 = Size(p.w1, 1), h2 = Size(p.w2, 1), d2 = 2 * d;
+    const bool sigmoid = o.activation == DinActivation::kSigmoid;
+    float* d_folded_kp = static_cast<float*>(ex_.Scratch(d2 * h1 * sizeof(float)));
+    float *dz2 = ws->d_a2.data(), *dz1 = ws->d_a1.data();
+    ex_.ForEach(1, ColumnSumBody{ds, n, 1, g->b3.data()});
+    ex_.Gemm(true, false, h2, 1, n, 1.0f, ws->a2.data(), h2, ds, 1, 1.0f, g->w3.data(), 1);
+    ex_.ForEach(n * h2, TimesActivationGradBody{ds, p.w3.data(), ws->a2.data(), h2, sigmoid, dz2});
+    ex_.Gemm(true, false, h1, h2, n, 1.0f, ws->a1.data(), h1, dz2, h2, 1.0f, g->w2.data(), h2);
+    ex_.ForEach(h2, ColumnSumBody{dz2, n, h2, g->b2.data()});
+    ex_.Gemm(false, true, n, h1, h2, 1.0f, dz2, h2, p.w2.data(), h2, 0.0f, dz1, h1);
+    ex_.ForEach(n * h1, TimesActivationGradBody{nullptr, nullptr, ws->a1.data(), h1, sigmoid, dz1});
+    ex_.Gemm(true, false, d2, h1, n, 1.0f, ws->x.data(), d2, dz1, h1, 0.0f, d_folded_kp, h1);
+    float* dqt = ws->d_q_term.data();
+    ex_.ForEach(b * h1, GroupRowSumBody{dz1, rows, h1, dqt});
+    if (dq || dk) {
+      float* dx = ws->d_x.data();
+      ex_.Gemm(false, true, n, d2, h1, 1.0f, dz1, h1, ws->folded_kp.data(), h1, 0.0f, dx, d2);
+      if (dk) ex_.ForEach(n * d, DinPairGradKBody{dx, q.data(), rows, d, dk->data()});
+      if (dq) ex_.ForEach(b * d, DinPairGradQBody{dx, k.data(), rows, d, dq->data()});
+    }
+    ex_.ForEach(h1, ColumnSumBody{dqt, b, h1, g->b1.data()});
+    ex_.Gemm(true, false, d, h1, b, 1.0f, q.data(), d, dqt, h1, 0.0f, ws->d_folded_q.data(), h1);
+    ex_.ForEach(d * h1,
+                DinUnfoldGradBody{ws->d_folded_q.data(), d_folded_kp, d * h1, g->w1.data()});
+    if (dq) {
+      ex_.Gemm(false, true, b, d, h1, 1.0f, dqt, h1, ws->folded_q.data(), h1, 1.0f, dq->data(), d);
+    }
+  }
+
+  void DinAttentionForward(const Tensor& q, const Tensor& k, const Tensor& mask,
+                           const DinAttentionParams& p, const DinAttentionOptions& o,
+                           DinAttentionWorkspace* ws, Tensor* weights, Tensor* pooled) {
+    const int64_t b = Size(k, 0), t = Size(k, 1), d = Size(k, 2), n = b * t;
+    DinScores(q, k, SampleRows{nullptr, nullptr, t}, n, b, p, o, ws);
     if (o.normalization == AttentionNormalization::kNone) {
       ex_.ForEach(n, MaskSelectBody{ws->scores.data(), mask.data(), weights->data()});
     } else {
@@ -212,21 +256,17 @@ class OpPlans {
     ex_.ForEach(b * d,
                 MaskedPoolForwardBody{k.data(), weights->data(), t, d, false, pooled->data()});
   }
-
   void DinAttentionBackward(const Tensor& q, const Tensor& k, const Tensor& mask,
                             const DinAttentionParams& p, const DinAttentionOptions& o,
                             const Tensor& weights, const Tensor& d_weights, const Tensor& d_pooled,
                             DinAttentionWorkspace* ws, Tensor* dq, Tensor* dk,
                             DinAttentionParams* g) {
-    const int64_t b = Size(k, 0), t = Size(k, 1), d = Size(k, 2), h1 = Size(p.w1, 1);
-    const int64_t h2 = Size(p.w2, 1), n = b * t, d2 = 2 * d;
+    const int64_t b = Size(k, 0), t = Size(k, 1), d = Size(k, 2), n = b * t;
     if (n == 0) return;
-    const bool sigmoid = o.activation == DinActivation::kSigmoid;
-    float* scratch = static_cast<float*>(ex_.Scratch((n + d2 * h1) * sizeof(float)));
-    float *raw = scratch, *d_folded_kp = scratch + n;
-    float *ds = ws->d_scores.data(), *dz2 = ws->d_a2.data(), *dz1 = ws->d_a1.data();
-    // Through the pooling and the normalization.
-    ex_.ForEach(n, DinWeightGradBody{k.data(), d_pooled.data(), Ptr(d_weights), t, d, raw});
+    const SampleRows rows{nullptr, nullptr, t};
+    float* raw = ws->d_x.data();  // free until DinScoresBackward's dx (n <= n * 2D floats)
+    float* ds = ws->d_scores.data();
+    ex_.ForEach(n, DinWeightGradBody{k.data(), d_pooled.data(), Ptr(d_weights), rows, d, raw});
     if (dk) {
       ex_.ForEach(b * d,
                   MaskedPoolBackwardBody{weights.data(), d_pooled.data(), t, d, false, dk->data()});
@@ -237,31 +277,49 @@ class OpPlans {
       ex_.ForEach(n, FillBody{0.0f, ds});
       ex_.ForEach(b, MaskedSoftmaxBackwardBody{weights.data(), raw, t, 1.0f, ds});
     }
-    // Output, second and first layers.
-    ex_.ForEach(1, ColumnSumBody{ds, n, 1, g->b3.data()});
-    ex_.Gemm(true, false, h2, 1, n, 1.0f, ws->a2.data(), h2, ds, 1, 1.0f, g->w3.data(), 1);
-    ex_.ForEach(n * h2, TimesActivationGradBody{ds, p.w3.data(), ws->a2.data(), h2, sigmoid, dz2});
-    ex_.Gemm(true, false, h1, h2, n, 1.0f, ws->a1.data(), h1, dz2, h2, 1.0f, g->w2.data(), h2);
-    ex_.ForEach(h2, ColumnSumBody{dz2, n, h2, g->b2.data()});
-    ex_.Gemm(false, true, n, h1, h2, 1.0f, dz2, h2, p.w2.data(), h2, 0.0f, dz1, h1);
-    ex_.ForEach(n * h1, TimesActivationGradBody{nullptr, nullptr, ws->a1.data(), h1, sigmoid, dz1});
-    ex_.Gemm(true, false, d2, h1, n, 1.0f, ws->x.data(), d2, dz1, h1, 0.0f, d_folded_kp, h1);
-    float* dqt = ws->d_q_term.data();
-    ex_.ForEach(b * h1, GroupRowSumBody{dz1, t, h1, dqt});
-    if (dq || dk) {
-      float* dx = ws->d_x.data();
-      ex_.Gemm(false, true, n, d2, h1, 1.0f, dz1, h1, ws->folded_kp.data(), h1, 0.0f, dx, d2);
-      if (dk) ex_.ForEach(n * d, DinPairGradKBody{dx, q.data(), t, d, dk->data()});
-      if (dq) ex_.ForEach(b * d, DinPairGradQBody{dx, k.data(), t, d, dq->data()});
+    DinScoresBackward(q, k, rows, n, b, p, o, ds, ws, dq, dk, g);
+  }
+
+  // The jagged unit: sample_ids[r] = the sample of row r, uploaded with the offsets.
+  SampleRows JaggedRows(const JaggedOffsets& offsets) {
+    sample_ids_.resize(offsets.total());
+    for (int64_t b = 0; b < offsets.batch(); ++b)
+      for (int64_t r = offsets[b]; r < offsets[b + 1]; ++r) sample_ids_[r] = b;
+    return {ex_.Offsets(offsets), ex_.Int64s(sample_ids_.data(), offsets.total(), 1), 1};
+  }
+  void JaggedDinAttentionForward(const Tensor& q, const Tensor& k, const JaggedOffsets& offsets,
+                                 const DinAttentionParams& p, const DinAttentionOptions& o,
+                                 JaggedDinAttentionWorkspace* ws, Tensor* weights, Tensor* pooled) {
+    const int64_t b = offsets.batch(), n = offsets.total(), d = Size(q, 1);
+    const SampleRows rows = JaggedRows(offsets);
+    DinScores(q, k, rows, n, b, p, o, ws);
+    if (o.normalization == AttentionNormalization::kNone) {
+      ex_.ForEach(n, CopyColumnsBody{ws->scores.data(), 1, 0, weights->data(), 1, 0, 1, false});
+    } else {
+      ex_.ForEach(b, SampleSoftmaxBody{ws->scores.data(), rows, weights->data()});
     }
-    // The folded q terms: q_term = q folded_q + b1.
-    ex_.ForEach(h1, ColumnSumBody{dqt, b, h1, g->b1.data()});
-    ex_.Gemm(true, false, d, h1, b, 1.0f, q.data(), d, dqt, h1, 0.0f, ws->d_folded_q.data(), h1);
-    ex_.ForEach(d * h1,
-                DinUnfoldGradBody{ws->d_folded_q.data(), d_folded_kp, d * h1, g->w1.data()});
-    if (dq) {
-      ex_.Gemm(false, true, b, d, h1, 1.0f, dqt, h1, ws->folded_q.data(), h1, 1.0f, dq->data(), d);
+    ex_.ForEach(b * d, SampleWeightedSumBody{k.data(), weights->data(), rows, d, pooled->data()});
+  }
+  void JaggedDinAttentionBackward(const Tensor& q, const Tensor& k, const JaggedOffsets& offsets,
+                                  const DinAttentionParams& p, const DinAttentionOptions& o,
+                                  const Tensor& weights, const Tensor& d_weights,
+                                  const Tensor& d_pooled, JaggedDinAttentionWorkspace* ws,
+                                  Tensor* dq, Tensor* dk, DinAttentionParams* g) {
+    const int64_t b = offsets.batch(), n = offsets.total(), d = Size(q, 1);
+    if (n == 0) return;
+    const SampleRows rows = JaggedRows(offsets);
+    float* raw = ws->d_x.data();
+    float* ds = ws->d_scores.data();
+    ex_.ForEach(n, DinWeightGradBody{k.data(), d_pooled.data(), Ptr(d_weights), rows, d, raw});
+    if (dk)
+      ex_.ForEach(b * d,
+                  SampleWeightedSumGradBody{weights.data(), d_pooled.data(), rows, d, dk->data()});
+    if (o.normalization == AttentionNormalization::kNone) {
+      ex_.ForEach(n, CopyColumnsBody{raw, 1, 0, ds, 1, 0, 1, false});
+    } else {
+      ex_.ForEach(b, SampleSoftmaxGradBody{weights.data(), raw, rows, ds});
     }
+    DinScoresBackward(q, k, rows, n, b, p, o, ds, ws, dq, dk, g);
   }
 
   // The GRU family (ops/rnn.h): x projections in one GEMM, one h-projection GEMM and one cell
@@ -668,6 +726,7 @@ class OpPlans {
 
  private:
   Exec& ex_;
+  std::vector<int64_t> sample_ids_;
 };
 
 }  // namespace attnps::cuda

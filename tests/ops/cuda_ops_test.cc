@@ -970,6 +970,54 @@ TEST_P(TwinTest, AdditiveAttention) {
   }
 }
 
+TEST_P(TwinTest, JaggedDinAttention) {
+  const Device dev = host() ? Device::kCPU : Device::kCUDA;
+  for (const std::vector<int32_t>& off :
+       {std::vector<int32_t>{0, 1}, std::vector<int32_t>{0, 3, 3, 10, 11},
+        std::vector<int32_t>{0, 40, 41, 90, 150, 150, 200, 260}}) {
+    for (const auto norm : {AttentionNormalization::kNone, AttentionNormalization::kSoftmax}) {
+      const JaggedOffsets offsets(off);
+      const int64_t b = offsets.batch(), n = offsets.total(), d = 8, h1 = 12, h2 = 6;
+      std::mt19937 rng(n + static_cast<int>(norm));
+      const DinAttentionOptions o{norm, DinActivation::kSigmoid};
+      const DinAttentionParams p = RandomDinParams(d, h1, h2, &rng);
+      DinAttentionParams g = RandomDinParams(d, h1, h2, &rng);
+      const DinAttentionParams tp{In(p.w1), In(p.b1), In(p.w2), In(p.b2), In(p.w3), In(p.b3)};
+      DinAttentionParams tg{In(g.w1), In(g.b1), In(g.w2), In(g.b2), In(g.w3), In(g.b3)};
+      Tensor q = RandomTensor({b, d}, &rng), k = RandomTensor({n, d}, &rng);
+      Tensor dp = RandomTensor({b, d}, &rng), dw = RandomTensor({n}, &rng);
+      Tensor dq = RandomTensor(q.shape(), &rng), dk = RandomTensor(k.shape(), &rng);
+      Tensor tdq = In(dq), tdk = In(dk);
+      auto ws = JaggedDinAttentionWorkspace::Allocate(n, b, d, h1, h2);
+      auto tws = JaggedDinAttentionWorkspace::Allocate(n, b, d, h1, h2, dev);
+      Tensor w = Tensor::Empty({n}), pooled = Tensor::Empty({b, d});
+      Tensor tw = In(Tensor::Zeros({n})), tpooled = In(Tensor::Zeros({b, d}));
+      JaggedDinAttentionForward(q, k, offsets, p, o, &ws, &w, &pooled);
+      JaggedDinAttentionBackward(q, k, offsets, p, o, w, dw, dp, &ws, &dq, &dk, &g);
+      Tensor tq = In(q), tk = In(k), tdp = In(dp), tdw = In(dw);
+      if (host()) {
+        plans().JaggedDinAttentionForward(tq, tk, offsets, tp, o, &tws, &tw, &tpooled);
+        plans().JaggedDinAttentionBackward(tq, tk, offsets, tp, o, tw, tdw, tdp, &tws, &tdq, &tdk,
+                                           &tg);
+      } else {
+        JaggedDinAttentionForward(tq, tk, offsets, tp, o, &tws, &tw, &tpooled);
+        JaggedDinAttentionBackward(tq, tk, offsets, tp, o, tw, tdw, tdp, &tws, &tdq, &tdk, &tg);
+      }
+      const std::string at = " B=" + std::to_string(b) + " N=" + std::to_string(n) +
+                             (norm == AttentionNormalization::kNone ? " raw" : " softmax");
+      ExpectClose(w, tw, "jagged_din weights" + at);
+      ExpectClose(pooled, tpooled, "jagged_din pooled" + at, 1e-4f, 1e-4f);
+      ExpectClose(dq, tdq, "jagged_din dq" + at, 1e-4f, 1e-3f);
+      ExpectClose(dk, tdk, "jagged_din dk" + at, 1e-4f, 1e-3f);
+      ExpectClose(g.w1, tg.w1, "jagged_din dw1" + at, 1e-4f, 1e-3f);
+      ExpectClose(g.b1, tg.b1, "jagged_din db1" + at, 1e-4f, 1e-3f);
+      ExpectClose(g.w2, tg.w2, "jagged_din dw2" + at, 1e-4f, 1e-3f);
+      ExpectClose(g.w3, tg.w3, "jagged_din dw3" + at, 1e-4f, 1e-3f);
+      ExpectClose(g.b3, tg.b3, "jagged_din db3" + at, 1e-4f, 1e-3f);
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, TwinTest,
                          ::testing::Values(Backend::kHostPlans, Backend::kDevice,
                                            Backend::kDeviceOneBlock),

@@ -74,7 +74,10 @@ def main():
     mask = (torch.arange(t, device=dev).unsqueeze(0) < lengths).float()
     labels = torch.randint(0, 2, (b,), device=dev).float()
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    modes = [("eager", False)] + ([] if args.no_compile else [("compile", True)])
+    can_compile = hasattr(torch, "compile")
+    if not can_compile and not args.no_compile:
+        print(f"torch {torch.__version__} has no torch.compile: compiled mode left out", flush=True)
+    modes = [("eager", False)] + ([("compile", True)] if can_compile and not args.no_compile else [])
     for name, compiled in modes:
         model = Din(d).to(dev)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3, foreach=True)

@@ -30,6 +30,30 @@ ATTNPS_HD inline float Sigmoid(float x) {
   return x >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
 }
 
+// y[j * ys] = the softmax of scale * x[j * xs] over the positions j < limit whose mask[j] is
+// nonzero (mask null: all valid), 0 at every other position j < n; all 0 when none is valid.
+// y may alias x.
+ATTNPS_HD inline void SoftmaxInto(const float* x, int64_t xs, const float* mask, int64_t limit,
+                                  int64_t n, float scale, float* y, int64_t ys) {
+  float mx = -INFINITY;
+  for (int64_t j = 0; j < limit; ++j)
+    if (mask == nullptr || mask[j] != 0.0f) mx = fmaxf(mx, scale * x[j * xs]);
+  float sum = 0.0f;
+  for (int64_t j = 0; j < n; ++j) {
+    const bool valid = j < limit && (mask == nullptr || mask[j] != 0.0f) && mx != -INFINITY;
+    y[j * ys] = valid ? expf(scale * x[j * xs] - mx) : 0.0f;
+    sum += y[j * ys];
+  }
+  const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+  for (int64_t j = 0; j < limit; ++j) y[j * ys] *= inv;
+}
+// g[j] = scale y[j] (g[j] - <g, y>) over j < n, in place (a softmax's gradient, assigned).
+ATTNPS_HD inline void SoftmaxGradInPlace(const float* y, int64_t n, float scale, float* g) {
+  float dot = 0.0f;
+  for (int64_t j = 0; j < n; ++j) dot += y[j] * g[j];
+  for (int64_t j = 0; j < n; ++j) g[j] = scale * y[j] * (g[j] - dot);
+}
+
 // ---- Elementwise activations (i: element) ------------------------------------------------------
 
 struct ReluForwardBody {
@@ -254,23 +278,8 @@ struct MaskedSoftmaxForwardBody {
   float scale;
   float* y;
   ATTNPS_HD void operator()(int64_t r) const {
-    const float* xr = x + r * cols;
-    const float* mr = mask != nullptr ? mask + r * cols : nullptr;
-    float* yr = y + r * cols;
-    float mx = -INFINITY;
-    for (int64_t j = 0; j < cols; ++j)
-      if (mr == nullptr || mr[j] != 0.0f) mx = fmaxf(mx, scale * xr[j]);
-    if (mx == -INFINITY) {
-      for (int64_t j = 0; j < cols; ++j) yr[j] = 0.0f;
-      return;
-    }
-    float sum = 0.0f;
-    for (int64_t j = 0; j < cols; ++j) {
-      yr[j] = mr == nullptr || mr[j] != 0.0f ? expf(scale * xr[j] - mx) : 0.0f;
-      sum += yr[j];
-    }
-    const float inv = 1.0f / sum;
-    for (int64_t j = 0; j < cols; ++j) yr[j] *= inv;
+    SoftmaxInto(x + r * cols, 1, mask != nullptr ? mask + r * cols : nullptr, cols, cols, scale,
+                y + r * cols, 1);
   }
 };
 // dx += scale y (dy - <dy, y>).
@@ -523,15 +532,8 @@ struct SampleSoftmaxBody {
   SampleRows rows;
   float* w;
   ATTNPS_HD void operator()(int64_t b) const {
-    const int64_t r0 = rows.Begin(b), r1 = rows.End(b);
-    float mx = -INFINITY;
-    for (int64_t r = r0; r < r1; ++r) mx = fmaxf(mx, scores[r]);
-    float sum = 0.0f;
-    for (int64_t r = r0; r < r1; ++r) {
-      w[r] = expf(scores[r] - mx);
-      sum += w[r];
-    }
-    for (int64_t r = r0; r < r1; ++r) w[r] /= sum;
+    const int64_t r0 = rows.Begin(b), n = rows.End(b) - r0;
+    SoftmaxInto(scores + r0, 1, nullptr, n, n, 1.0f, w + r0, 1);
   }
 };
 // i < B: ds over sample b's rows = w (g - <g, w>) (the softmax's gradient, assigned).
@@ -540,9 +542,9 @@ struct SampleSoftmaxGradBody {
   SampleRows rows;
   float* ds;
   ATTNPS_HD void operator()(int64_t b) const {
-    float dot = 0.0f;
-    for (int64_t r = rows.Begin(b); r < rows.End(b); ++r) dot += w[r] * g[r];
-    for (int64_t r = rows.Begin(b); r < rows.End(b); ++r) ds[r] = w[r] * (g[r] - dot);
+    const int64_t r0 = rows.Begin(b), n = rows.End(b) - r0;
+    for (int64_t r = r0; r < r0 + n; ++r) ds[r] = g[r];
+    SoftmaxGradInPlace(w + r0, n, 1.0f, ds + r0);
   }
 };
 // i < B*D: pooled[b, j] = sum over b's rows of w[r] k[r, j].
@@ -726,24 +728,9 @@ struct AttentionSoftmaxBody {
   float scale;
   float* p;
   ATTNPS_HD void operator()(int64_t r) const {
-    const int64_t b = r / (heads * tq), qi = r % tq, limit = causal ? qi + 1 : t;
-    const float* mr = mask != nullptr ? mask + b * t : nullptr;
-    float* row = p + r * t;
-    float mx = -INFINITY;
-    for (int64_t j = 0; j < limit; ++j)
-      if (mr == nullptr || mr[j] != 0.0f) mx = fmaxf(mx, scale * row[j]);
-    if (mx == -INFINITY) {
-      for (int64_t j = 0; j < t; ++j) row[j] = 0.0f;
-      return;
-    }
-    float sum = 0.0f;
-    for (int64_t j = 0; j < limit; ++j) {
-      row[j] = mr == nullptr || mr[j] != 0.0f ? expf(scale * row[j] - mx) : 0.0f;
-      sum += row[j];
-    }
-    const float inv = 1.0f / sum;
-    for (int64_t j = 0; j < limit; ++j) row[j] *= inv;
-    for (int64_t j = limit; j < t; ++j) row[j] = 0.0f;
+    const int64_t b = r / (heads * tq), qi = r % tq;
+    SoftmaxInto(p + r * t, 1, mask != nullptr ? mask + b * t : nullptr, causal ? qi + 1 : t, t,
+                scale, p + r * t, 1);
   }
 };
 // i: row of [N, T]; g = scale y (g - <g, y>) in place (the softmax's gradient, assigned).
@@ -752,13 +739,7 @@ struct SoftmaxGradInPlaceBody {
   int64_t t;
   float scale;
   float* g;
-  ATTNPS_HD void operator()(int64_t r) const {
-    const float* yr = y + r * t;
-    float* gr = g + r * t;
-    float dot = 0.0f;
-    for (int64_t j = 0; j < t; ++j) dot += yr[j] * gr[j];
-    for (int64_t j = 0; j < t; ++j) gr[j] = scale * yr[j] * (gr[j] - dot);
-  }
+  ATTNPS_HD void operator()(int64_t r) const { SoftmaxGradInPlace(y + r * t, t, scale, g + r * t); }
 };
 // i < rows*width: dst[r, dst_col0 + c] (+)= src[r, src_col0 + c].
 struct CopyColumnsBody {
@@ -908,7 +889,6 @@ struct AfmAttendBody {
   float *hidden, *attn, *out;
   ATTNPS_HD void operator()(int64_t b) const {
     float* a = attn + b * np;
-    float mx = -INFINITY;
     for (int64_t k = 0; k < np; ++k) {
       float* hk = hidden + (b * np + k) * na;
       float dot = 0.0f;
@@ -917,17 +897,11 @@ struct AfmAttendBody {
         dot += h[c] * hk[c];
       }
       a[k] = dot;
-      mx = fmaxf(mx, dot);
     }
-    float sum = 0.0f;
-    for (int64_t k = 0; k < np; ++k) {
-      a[k] = expf(a[k] - mx);
-      sum += a[k];
-    }
+    SoftmaxInto(a, 1, nullptr, np, np, 1.0f, a, 1);
     float* o = out + b * d;
     for (int64_t c = 0; c < d; ++c) o[c] = 0.0f;
     for (int64_t k = 0; k < np; ++k) {
-      a[k] /= sum;
       for (int64_t c = 0; c < d; ++c) o[c] += a[k] * pairs[(b * np + k) * d + c];
     }
   }
@@ -1001,22 +975,7 @@ struct SoftmaxOverTBody {
   float* attention;
   ATTNPS_HD void operator()(int64_t i) const {
     const int64_t b = i / k, j = i % k;
-    const float* sc = scores + b * t * k;
-    const float* m = mask + b * t;
-    float* a = attention + i * t;
-    float mx = -INFINITY;
-    for (int64_t s = 0; s < t; ++s)
-      if (m[s] != 0.0f) mx = fmaxf(mx, sc[s * k + j]);
-    if (mx == -INFINITY) {
-      for (int64_t s = 0; s < t; ++s) a[s] = 0.0f;
-      return;
-    }
-    float sum = 0.0f;
-    for (int64_t s = 0; s < t; ++s) {
-      a[s] = m[s] != 0.0f ? expf(sc[s * k + j] - mx) : 0.0f;
-      sum += a[s];
-    }
-    for (int64_t s = 0; s < t; ++s) a[s] /= sum;
+    SoftmaxInto(scores + b * t * k + j, k, mask + b * t, t, t, 1.0f, attention + i * t, 1);
   }
 };
 // i < B*K: d_scores[b, :, k] = A (dA - <A, dA>).
@@ -1104,18 +1063,8 @@ struct DynamicRoutingBody {
     for (int64_t i = 0; i < k * t; ++i) lg[i] = 0.0f;
     for (int it = 0; it < iterations; ++it) {
       for (int64_t p = 0; p < t; ++p) {
-        if (m[p] == 0.0f) {
-          for (int64_t j = 0; j < k; ++j) c[j * t + p] = 0.0f;
-          continue;
-        }
-        float mx = -INFINITY;
-        for (int64_t j = 0; j < k; ++j) mx = fmaxf(mx, lg[j * t + p]);
-        float sum = 0.0f;
-        for (int64_t j = 0; j < k; ++j) {
-          c[j * t + p] = expf(lg[j * t + p] - mx);
-          sum += c[j * t + p];
-        }
-        for (int64_t j = 0; j < k; ++j) c[j * t + p] /= sum;
+        // Softmax over the K interests at a valid position; 0 at padding.
+        SoftmaxInto(lg + p, t, nullptr, m[p] != 0.0f ? k : 0, k, 1.0f, c + p, t);
       }
       if (it + 1 == iterations) break;
       for (int64_t j = 0; j < k; ++j) {
@@ -1254,7 +1203,6 @@ struct AdditiveScoresBody {
   ATTNPS_HD void operator()(int64_t b) const {
     const float* m = mask != nullptr ? mask + b * t : nullptr;
     float* w = weights + b * t;
-    float mx = -INFINITY;
     for (int64_t s = 0; s < t; ++s) {
       float* h = hidden + (b * t + s) * a;
       if (m != nullptr && m[s] == 0.0f) {
@@ -1268,18 +1216,8 @@ struct AdditiveScoresBody {
         score += h[j] * v[j];
       }
       w[s] = score;
-      mx = fmaxf(mx, score);
     }
-    if (mx == -INFINITY) {
-      for (int64_t s = 0; s < t; ++s) w[s] = 0.0f;
-      return;
-    }
-    float sum = 0.0f;
-    for (int64_t s = 0; s < t; ++s) {
-      w[s] = m == nullptr || m[s] != 0.0f ? expf(w[s] - mx) : 0.0f;
-      sum += w[s];
-    }
-    for (int64_t s = 0; s < t; ++s) w[s] /= sum;
+    SoftmaxInto(w, 1, m, t, t, 1.0f, w, 1);
   }
 };
 // d_scores = the softmax's gradient of d_weights in place; d_hidden = d_score v (1 - h^2);
@@ -1291,9 +1229,7 @@ struct AdditiveScoresGradBody {
   ATTNPS_HD void operator()(int64_t b) const {
     const float* w = weights + b * t;
     float* ds = d_scores + b * t;
-    float dot = 0.0f;
-    for (int64_t s = 0; s < t; ++s) dot += w[s] * ds[s];
-    for (int64_t s = 0; s < t; ++s) ds[s] = w[s] * (ds[s] - dot);
+    SoftmaxGradInPlace(w, t, 1.0f, ds);
     float* dq = d_q_term + b * a;
     for (int64_t j = 0; j < a; ++j) dq[j] = 0.0f;
     for (int64_t s = 0; s < t; ++s) {

@@ -318,7 +318,9 @@ void ScaledDotProductAttentionBackward(const Tensor& q, const Tensor& k, const T
 }
 
 MultiHeadAttentionParams MultiHeadAttentionParams::ZerosLike(const MultiHeadAttentionParams& p) {
-  auto zeros = [](const Tensor& t) { return t.ndim() == 0 ? Tensor() : Tensor::Zeros(t.shape()); };
+  auto zeros = [](const Tensor& t) {
+    return t.ndim() == 0 ? Tensor() : Tensor::Zeros(t.shape(), t.device());
+  };
   return {zeros(p.wq), zeros(p.bq), zeros(p.wk), zeros(p.bk),
           zeros(p.wv), zeros(p.bv), zeros(p.wo), zeros(p.bo)};
 }

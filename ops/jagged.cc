@@ -338,6 +338,10 @@ void JaggedDinAttentionForward(const Tensor& q, const Tensor& k, const JaggedOff
     check.Arg("pooled", *pooled, {&b, &d}).Done();
   }
   if (s.b == 0) return;
+  if (ws->device != q.device()) {  // a workspace made for the other device: start over here
+    *ws = JaggedDinAttentionWorkspace();
+    ws->device = q.device();
+  }
   ws->Reserve(s.n, s.b, s.d, s.h1, s.h2);
   if (q.device() == Device::kCUDA) ws->block_starts = {0, s.b};  // one block: all rows at once
   ATTNPS_RUN_ON_CUDA(
@@ -422,7 +426,7 @@ void JaggedDinAttentionBackward(const Tensor& q, const Tensor& k, const JaggedOf
                                HasSizes(ws->x, s.n, 2 * s.d) && HasSizes(ws->a1, s.n, s.h1) &&
                                HasSizes(ws->a2, s.n, s.h2) && HasSizes(ws->q_term, s.b, s.h1) &&
                                HasSizes(ws->d_q_term, s.b, s.h1) && ws->block_starts.size() >= 2 &&
-                               ws->block_starts.back() == s.b),
+                               ws->block_starts.back() == s.b && ws->device == q.device()),
                   "the workspace of the forward call on this batch");
     check.Done();
   }

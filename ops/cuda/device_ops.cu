@@ -81,6 +81,10 @@ void GemmBatchedLd(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, 
                    int64_t stride_b, float beta, float* c, int64_t ldc, int64_t stride_c,
                    int64_t batch) {
   if (m == 0 || n == 0 || batch == 0) return;
+  if (k == 0) {  // cuBLAS rejects the leading dimensions of empty operands: C = beta C here
+    ForEach(batch * m * n, ScaleMatricesBody{beta, m, n, ldc, stride_c, c});
+    return;
+  }
   ATTNPS_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
       Handle(), Op(trans_b), Op(trans_a), static_cast<int>(n), static_cast<int>(m),
       static_cast<int>(k), &alpha, b, CUDA_R_32F, static_cast<int>(ldb), stride_b, a, CUDA_R_32F,
@@ -96,6 +100,10 @@ void SetMaxBlocksForTesting(int blocks) { max_blocks = blocks > 0 ? blocks : kDe
 void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
+  if (k == 0) {
+    ForEach(m * n, ScaleMatricesBody{beta, m, n, ldc, 0, c});
+    return;
+  }
   ATTNPS_CUBLAS_CHECK(cublasGemmEx(Handle(), Op(trans_b), Op(trans_a), static_cast<int>(n),
                                    static_cast<int>(m), static_cast<int>(k), &alpha, b, CUDA_R_32F,
                                    static_cast<int>(ldb), a, CUDA_R_32F, static_cast<int>(lda),
@@ -160,19 +168,26 @@ struct DeviceExec {
   int64_t* device_offsets = nullptr;
   size_t offsets_capacity = 0;
 
-  // Sums on the device (CUB) into a slot after the values, then copies the one double back.
+  // Sums on the device (CUB, in chunks below 2^31 values: its counts are int) into a slot
+  // beside CUB's temporary storage, then copies each chunk's double back.
   double Sum(const double* values, int64_t n) {
+    constexpr int64_t kChunk = int64_t{1} << 30;
     size_t temp_bytes = 0;
     double* out = nullptr;
-    ATTNPS_CUDA_CHECK(
-        cub::DeviceReduce::Sum(nullptr, temp_bytes, values, out, static_cast<int>(n)));
+    const int first = static_cast<int>(std::min(n, kChunk));
+    ATTNPS_CUDA_CHECK(cub::DeviceReduce::Sum(nullptr, temp_bytes, values, out, first));
     void* temp = nullptr;
     ATTNPS_CUDA_CHECK(cudaMalloc(&temp, temp_bytes + sizeof(double)));
     out = static_cast<double*>(temp);
-    ATTNPS_CUDA_CHECK(cub::DeviceReduce::Sum(static_cast<char*>(temp) + sizeof(double), temp_bytes,
-                                             values, out, static_cast<int>(n)));
     double sum = 0.0;
-    ATTNPS_CUDA_CHECK(cudaMemcpy(&sum, out, sizeof(double), cudaMemcpyDeviceToHost));
+    for (int64_t begin = 0; begin < n; begin += kChunk) {
+      const int count = static_cast<int>(std::min(n - begin, kChunk));
+      ATTNPS_CUDA_CHECK(cub::DeviceReduce::Sum(static_cast<char*>(temp) + sizeof(double),
+                                               temp_bytes, values + begin, out, count));
+      double part = 0.0;
+      ATTNPS_CUDA_CHECK(cudaMemcpy(&part, out, sizeof(double), cudaMemcpyDeviceToHost));
+      sum += part;
+    }
     ATTNPS_CUDA_CHECK(cudaFree(temp));
     return sum;
   }

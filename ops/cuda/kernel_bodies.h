@@ -783,18 +783,25 @@ struct SegmentSumGradBody {
     for (int64_t r = off[b]; r < off[b + 1]; ++r) dx[r * d + j] += dy[i];
   }
 };
-// i < B*T*D: padded[b, s, j] = x[off[b] + s, j] within sample b's length, else 0; the mask
-// [B, T] is written by the j = 0 thread.
+// i < B*T*D: padded[b, s, j] = x[off[b] + s, j] within sample b's length, else 0.
 struct JaggedToPaddedBody {
   const float* x;
   const int64_t* off;
   int64_t t, d;
-  float *padded, *mask;
+  float* padded;
   ATTNPS_HD void operator()(int64_t i) const {
     const int64_t b = i / (t * d), s = (i / d) % t, j = i % d;
-    const bool valid = s < off[b + 1] - off[b];
-    padded[i] = valid ? x[(off[b] + s) * d + j] : 0.0f;
-    if (j == 0) mask[b * t + s] = valid ? 1.0f : 0.0f;
+    padded[i] = s < off[b + 1] - off[b] ? x[(off[b] + s) * d + j] : 0.0f;
+  }
+};
+// i < B*T: the prefix mask, 1 within sample b's length.
+struct PrefixMaskBody {
+  const int64_t* off;
+  int64_t t;
+  float* mask;
+  ATTNPS_HD void operator()(int64_t i) const {
+    const int64_t b = i / t, s = i % t;
+    mask[i] = s < off[b + 1] - off[b] ? 1.0f : 0.0f;
   }
 };
 // i < B*T*D: dx[off[b] + s, j] += dpadded[b, s, j] within sample b's length.
@@ -1271,6 +1278,18 @@ struct SquareTermsBody {
   double* terms;
   ATTNPS_HD void operator()(int64_t i) const {
     terms[i] = static_cast<double>(x[i]) * static_cast<double>(x[i]);
+  }
+};
+// i < batch*m*n: C = beta C over matrices g of [m, n] at c + g * stride_c, rows ldc apart (a
+// GEMM with K = 0; beta = 0 writes zeros, as BLAS does).
+struct ScaleMatricesBody {
+  float beta;
+  int64_t m, n, ldc, stride_c;
+  float* c;
+  ATTNPS_HD void operator()(int64_t i) const {
+    const int64_t g = i / (m * n), r = (i / n) % m, col = i % n;
+    float& v = c[g * stride_c + r * ldc + col];
+    v = beta == 0.0f ? 0.0f : beta * v;
   }
 };
 // x *= factor.

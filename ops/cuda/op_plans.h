@@ -472,8 +472,9 @@ class OpPlans {
   }
   void JaggedToPadded(const Tensor& x, const JaggedOffsets& offsets, Tensor* padded, Tensor* mask) {
     const int64_t t = Size(*padded, 1), d = Size(*padded, 2);
-    ex_.ForEach(padded->numel(), JaggedToPaddedBody{x.data(), ex_.Offsets(offsets), t, d,
-                                                    padded->data(), mask->data()});
+    const int64_t* off = ex_.Offsets(offsets);
+    ex_.ForEach(padded->numel(), JaggedToPaddedBody{x.data(), off, t, d, padded->data()});
+    ex_.ForEach(mask->numel(), PrefixMaskBody{off, t, mask->data()});
   }
   void PaddedToJaggedAdd(const Tensor& dpadded, const JaggedOffsets& offsets, Tensor* dx) {
     const int64_t t = Size(dpadded, 1), d = Size(dpadded, 2);

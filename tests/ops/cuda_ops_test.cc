@@ -33,8 +33,10 @@ struct HostExec {
   void ForEach(int64_t n, const Body& body) {
     cuda::ForEachOnHost(n, body);
   }
+  // Filled with 0xFF bytes (NaN floats and doubles): the device's scratch is uninitialized, so
+  // a plan that read scratch before writing it would fail here too.
   void* Scratch(size_t bytes) {
-    scratch.assign(bytes, 0);
+    scratch.assign(bytes, static_cast<char>(0xFF));
     return scratch.data();
   }
   void Gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
@@ -1143,6 +1145,46 @@ TEST(CudaDenseOptimizer, StateOnTheDeviceMatchesCpu) {
       ExpectClose(cs[i].tensor, gs[i].tensor, "optimizer slot " + cs[i].name);
     }
   }
+}
+
+// K = 0 (a batch of empty histories, an empty projection): C = beta C, as the CPU GEMM does.
+TEST(CudaBatchedMatmul, ZeroInnerDimensionAccumulatesNothing) {
+  if (!CudaAvailable()) GTEST_SKIP() << "no GPU visible";
+  std::mt19937 rng(2);
+  Tensor a = RandomTensor({3, 4, 0}, &rng), b = RandomTensor({3, 0, 5}, &rng);
+  Tensor dc = RandomTensor({3, 4, 5}, &rng), da = RandomTensor({3, 4, 0}, &rng);
+  Tensor db = RandomTensor({3, 0, 5}, &rng), c = Tensor::Empty({3, 4, 5});
+  Tensor gc = RandomTensor({3, 4, 5}, &rng).Clone(Device::kCUDA);
+  BatchedMatmulForward(a, false, b, false, &c);
+  BatchedMatmulForward(a.Clone(Device::kCUDA), false, b.Clone(Device::kCUDA), false, &gc);
+  ExpectClose(c, gc, "batched_matmul c with K = 0", 0.0f, 0.0f);
+  Tensor x = RandomTensor({6, 0}, &rng), w = RandomTensor({0, 3}, &rng), y = Tensor::Empty({6, 3});
+  Tensor bias = RandomTensor({3}, &rng), gy = Tensor::Zeros({6, 3}, Device::kCUDA);
+  LinearForward(x, w, bias, &y);
+  LinearForward(x.Clone(Device::kCUDA), w.Clone(Device::kCUDA), bias.Clone(Device::kCUDA), &gy);
+  ExpectClose(y, gy, "linear y with I = 0", 0.0f, 0.0f);
+}
+
+// A jagged workspace made for the CPU (the default) is remade on the device by the forward.
+TEST(CudaJaggedDin, AHostWorkspaceIsRemadeOnTheDevice) {
+  if (!CudaAvailable()) GTEST_SKIP() << "no GPU visible";
+  std::mt19937 rng(8);
+  const std::vector<int32_t> off = {0, 2, 5};
+  const JaggedOffsets offsets(off);
+  const DinAttentionParams p = RandomDinParams(4, 6, 3, &rng);
+  const DinAttentionParams tp{p.w1.Clone(Device::kCUDA), p.b1.Clone(Device::kCUDA),
+                              p.w2.Clone(Device::kCUDA), p.b2.Clone(Device::kCUDA),
+                              p.w3.Clone(Device::kCUDA), p.b3.Clone(Device::kCUDA)};
+  Tensor q = RandomTensor({2, 4}, &rng), k = RandomTensor({5, 4}, &rng);
+  JaggedDinAttentionWorkspace ws, tws;
+  Tensor w = Tensor::Empty({5}), pooled = Tensor::Empty({2, 4});
+  Tensor tw = Tensor::Zeros({5}, Device::kCUDA), tpooled = Tensor::Zeros({2, 4}, Device::kCUDA);
+  const DinAttentionOptions o;
+  JaggedDinAttentionForward(q, k, offsets, p, o, &ws, &w, &pooled);
+  JaggedDinAttentionForward(q.Clone(Device::kCUDA), k.Clone(Device::kCUDA), offsets, tp, o, &tws,
+                            &tw, &tpooled);
+  EXPECT_EQ(tws.x.device(), Device::kCUDA);
+  ExpectClose(pooled, tpooled, "jagged_din pooled");
 }
 
 TEST(CudaMathMode, Tf32AndBf16StayNearFp32) {

@@ -1,5 +1,7 @@
-// gpu_bench: a DIN training step's dense work on the GPU (or the CPU with --device=cpu) beside
-// its PyTorch twin (bench/gpu_din_torch.py, eager and torch.compile) in the same invocation.
+// gpu_bench: the dense work of a DIN, DIEN and BST training step on the GPU (or the CPU with
+// --device=cpu) beside its PyTorch twin (bench/gpu_din_torch.py, eager and torch.compile) in the
+// same invocation. DIEN: GRU, target attention on its states, AUGRU, the head on the final
+// state; BST: the history and target through one post-LN transformer block, masked mean, head.
 //
 // The step: the DIN activation unit (padded, raw scores, sigmoid, H1 = 80, H2 = 40) over
 // q [B, D] and k [B, T, D], the head MLP on [q, pooled] (2D -> 200 -> 80 -> 1, ReLU), BCE with
@@ -11,7 +13,8 @@
 //   din_vs_torch_eager=<torch eager ms / ours> din_vs_torch_compile=<torch.compile ms / ours>
 // for the first T (nan where the twin could not run).
 //
-//   gpu_bench [--device=cuda|cpu] [--b=2048] [--t=50,100] [--d=36] [--iters=20] [--no_torch]
+//   gpu_bench [--device=cuda|cpu] [--models=din,dien,bst] [--b=2048] [--t=50,100] [--d=36]
+//             [--iters=20] [--no_torch]
 //             [--no_compile] [--python=python3] [--torch_script=bench/gpu_din_torch.py]
 #include <algorithm>
 #include <chrono>
@@ -19,6 +22,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -37,6 +41,7 @@ struct Flags {
   Device device = CudaAvailable() ? Device::kCUDA : Device::kCPU;
   int64_t b = 2048, d = 36, iters = 20;
   std::vector<int64_t> ts = {50, 100};
+  std::vector<std::string> models = {"din", "dien", "bst"};
   bool torch = true, compile = true;
   std::string python = "python3";
   std::string torch_script = "bench/gpu_din_torch.py";  // relative to the working directory
@@ -64,6 +69,13 @@ Flags ParseFlags(int argc, char** argv) {
         f.ts.push_back(std::atoll(p));
         while (*p != '\0' && *p != ',') ++p;
         if (*p == ',') ++p;
+      }
+    } else if (const char* v = value("--models=")) {
+      f.models.clear();
+      for (std::string rest = v; !rest.empty();) {
+        const size_t comma = rest.find(',');
+        f.models.push_back(rest.substr(0, comma));
+        rest = comma == std::string::npos ? "" : rest.substr(comma + 1);
       }
     } else if (const char* v = value("--python=")) {
       f.python = v;
@@ -118,126 +130,355 @@ void Columns(const Tensor& src, int64_t src_col0, Tensor* dst, int64_t dst_col0,
 
 // One head layer: z = x w + b, y = relu(z) (the last layer's z is the logits); dz, dy their
 // gradients; m*, v* Adam's moments.
-struct Layer {
-  Tensor w, b, dw, db, mw, vw, mb, vb, z, y, dz, dy;
-};
-
-class DinStep {
+// Every trainable tensor of a step with its gradient and Adam's moments.
+class Weights {
  public:
-  DinStep(const Flags& f, int64_t t, std::mt19937* rng) : dev_(f.device), b_(f.b), t_(t), d_(f.d) {
-    const int64_t d = d_;
-    unit_ = {Uniform({4 * d, 80}, 4 * d, rng, dev_), Uniform({80}, 4 * d, rng, dev_),
-             Uniform({80, 40}, 80, rng, dev_),       Uniform({40}, 80, rng, dev_),
-             Uniform({40, 1}, 40, rng, dev_),        Uniform({1}, 40, rng, dev_)};
-    grads_ = DinAttentionParams::Zeros(d, 80, 40);
-    for (Tensor* g : {&grads_.w1, &grads_.b1, &grads_.w2, &grads_.b2, &grads_.w3, &grads_.b3})
-      *g = g->Clone(dev_);
-    for (Tensor* p : {&unit_.w1, &unit_.b1, &unit_.w2, &unit_.b2, &unit_.w3, &unit_.b3}) {
-      adam_m_.push_back(Tensor::Zeros(p->shape(), dev_));
-      adam_v_.push_back(Tensor::Zeros(p->shape(), dev_));
-    }
-    const int64_t sizes[] = {2 * d, 200, 80, 1};
-    for (int l = 0; l < 3; ++l) {
-      const int64_t in = sizes[l], out = sizes[l + 1];
-      head_.push_back({Uniform({in, out}, in, rng, dev_), Uniform({out}, in, rng, dev_),
-                       Tensor::Zeros({in, out}, dev_), Tensor::Zeros({out}, dev_),
-                       Tensor::Zeros({in, out}, dev_), Tensor::Zeros({in, out}, dev_),
-                       Tensor::Zeros({out}, dev_), Tensor::Zeros({out}, dev_),
-                       Tensor::Zeros({b_, out}, dev_), Tensor::Zeros({b_, out}, dev_),
-                       Tensor::Zeros({b_, out}, dev_), Tensor::Zeros({b_, out}, dev_)});
-    }
-    std::normal_distribution<float> normal;
-    Tensor q = Tensor::Empty({b_, d}), k = Tensor::Empty({b_, t, d});
-    Tensor mask = Tensor::Zeros({b_, t}), labels = Tensor::Empty({b_});
-    for (int64_t i = 0; i < q.numel(); ++i) q[i] = normal(*rng);
-    for (int64_t i = 0; i < k.numel(); ++i) k[i] = normal(*rng);
-    std::uniform_int_distribution<int64_t> len(1, t);
-    for (int64_t i = 0; i < b_; ++i) {
-      const int64_t n = len(*rng);
-      for (int64_t j = 0; j < n; ++j) mask[i * t + j] = 1.0f;
-      labels[i] = static_cast<float>((*rng)() & 1);
-    }
-    q_ = q.Clone(dev_), k_ = k.Clone(dev_), mask_ = mask.Clone(dev_), labels_ = labels.Clone(dev_);
-    ws_ = DinAttentionWorkspace::Allocate(b_, t, d, 80, 40, dev_);
-    weights_ = Tensor::Zeros({b_, t}, dev_);
-    pooled_ = Tensor::Zeros({b_, d}, dev_);
-    x_ = Tensor::Zeros({b_, 2 * d}, dev_);
-    dx_ = Tensor::Zeros({b_, 2 * d}, dev_);
-    dq_ = Tensor::Zeros({b_, d}, dev_);
-    dk_ = Tensor::Zeros({b_, t, d}, dev_);
-    d_pooled_ = Tensor::Zeros({b_, d}, dev_);
+  explicit Weights(Device device) : dev_(device) {}
+  // A weight [shape] drawn as nn.Linear draws (fan_in), or filled with `fill` when fan_in = 0.
+  Tensor Add(const Shape& shape, int64_t fan_in, std::mt19937* rng, float fill = 0.0f) {
+    Tensor p = fan_in > 0 ? Uniform(shape, fan_in, rng, dev_) : Tensor::Zeros(shape, dev_);
+    if (fan_in == 0 && fill != 0.0f) p.Fill(fill);
+    p_.push_back(p);
+    g_.push_back(Tensor::Zeros(shape, dev_));
+    m_.push_back(Tensor::Zeros(shape, dev_));
+    v_.push_back(Tensor::Zeros(shape, dev_));
+    return p;
   }
-
-  void Run() {
-    const DinAttentionOptions o{AttentionNormalization::kNone, DinActivation::kSigmoid};
-    DinAttentionForward(q_, k_, mask_, unit_, o, &ws_, &weights_, &pooled_);
-    Columns(q_, 0, &x_, 0, d_, false);
-    Columns(pooled_, 0, &x_, d_, d_, false);
-    const Tensor* in = &x_;
-    const size_t last = head_.size() - 1;
-    for (size_t l = 0; l <= last; ++l) {
-      LinearForward(*in, head_[l].w, head_[l].b, &head_[l].z);
-      if (l < last) ReluForward(head_[l].z, &head_[l].y);
-      in = &head_[l].y;
-    }
-    const Tensor logits = head_[last].z.Reshaped({b_});
-    BceWithLogitsForward(logits, labels_, Tensor());
-    for (Layer& l : head_) {
-      for (Tensor* g : {&l.dz, &l.dy, &l.dw, &l.db}) g->SetZero();
-    }
-    Tensor dlogits = head_[last].dz.Reshaped({b_});
-    BceWithLogitsBackward(logits, labels_, Tensor(), 1.0f, &dlogits);
-    dx_.SetZero();
-    for (size_t l = last + 1; l-- > 0;) {
-      const Tensor& input = l == 0 ? x_ : head_[l - 1].y;
-      Tensor* d_input = l == 0 ? &dx_ : &head_[l - 1].dy;
-      LinearBackward(input, head_[l].w, head_[l].dz, d_input, &head_[l].dw, &head_[l].db);
-      if (l > 0) ReluBackward(head_[l - 1].y, head_[l - 1].dy, &head_[l - 1].dz);
-    }
-    dq_.SetZero();
-    dk_.SetZero();
-    for (Tensor* g : {&grads_.w1, &grads_.b1, &grads_.w2, &grads_.b2, &grads_.w3, &grads_.b3})
-      g->SetZero();
-    Columns(dx_, 0, &dq_, 0, d_, false);
-    Columns(dx_, d_, &d_pooled_, 0, d_, false);
-    DinAttentionBackward(q_, k_, mask_, unit_, o, weights_, Tensor(), d_pooled_, &ws_, &dq_, &dk_,
-                         &grads_);
+  // The gradient of the weight Add returned (the same buffer).
+  Tensor& Grad(const Tensor& p) {
+    for (size_t i = 0; i < p_.size(); ++i)
+      if (p_[i].data() == p.data()) return g_[i];
+    std::fprintf(stderr, "gpu_bench: not a weight\n");
+    std::exit(2);
+  }
+  void ZeroGrads() {
+    for (Tensor& g : g_) g.SetZero();
+  }
+  void Adam() {
     ++step_;
-    const AdamOptions adam;
-    Tensor* params[] = {&unit_.w1, &unit_.b1, &unit_.w2, &unit_.b2, &unit_.w3, &unit_.b3};
-    Tensor* grads[] = {&grads_.w1, &grads_.b1, &grads_.w2, &grads_.b2, &grads_.w3, &grads_.b3};
-    for (int i = 0; i < 6; ++i) Adam(adam, *grads[i], params[i], &adam_m_[i], &adam_v_[i]);
-    for (Layer& l : head_) {
-      Adam(adam, l.dw, &l.w, &l.mw, &l.vw);
-      Adam(adam, l.db, &l.b, &l.mb, &l.vb);
+    const AdamOptions o;
+    for (size_t i = 0; i < p_.size(); ++i) {
+      const int64_t n = p_[i].numel();
+      Tensor p = p_[i].Reshaped({n}), m = m_[i].Reshaped({n}), v = v_[i].Reshaped({n});
+      AdamUpdate(o, 1e-3f, step_, g_[i].Reshaped({n}), &p, &m, &v);
     }
   }
-
-  // Multiply-adds x 2 of one step: forward GEMMs and pooling, backward about twice.
-  double Flops() const {
-    const double n = static_cast<double>(b_) * t_, d = d_;
-    const double unit = n * (2 * d * 80 + 80 * 40 + 40 + d) + b_ * d * 80;
-    const double head = b_ * (2 * d * 200 + 200 * 80 + 80);
-    return 2.0 * 3.0 * (unit + head);
-  }
-  int64_t rows() const { return b_ * t_; }
+  Device device() const { return dev_; }
 
  private:
-  // Adam over the tensors viewed flat (the views share the buffers).
-  void Adam(const AdamOptions& o, const Tensor& g, Tensor* p, Tensor* m, Tensor* v) {
-    const int64_t n = p->numel();
-    Tensor fp = p->Reshaped({n}), fm = m->Reshaped({n}), fv = v->Reshaped({n});
-    AdamUpdate(o, 1e-3f, step_, g.Reshaped({n}), &fp, &fm, &fv);
+  Device dev_;
+  int64_t step_ = 0;
+  std::vector<Tensor> p_, g_, m_, v_;
+};
+
+// The head on x [B, I]: I -> 200 -> 80 -> 1 with ReLU, BCE with logits against the labels.
+class Head {
+ public:
+  Head(int64_t b, int64_t in, Weights* w, std::mt19937* rng) : w_(w) {
+    const int64_t sizes[] = {in, 200, 80, 1};
+    for (int l = 0; l < 3; ++l) {
+      const Device dev = w->device();
+      layers_.push_back(
+          {w->Add({sizes[l], sizes[l + 1]}, sizes[l], rng), w->Add({sizes[l + 1]}, sizes[l], rng),
+           Tensor::Zeros({b, sizes[l + 1]}, dev), Tensor::Zeros({b, sizes[l + 1]}, dev),
+           Tensor::Zeros({b, sizes[l + 1]}, dev), Tensor::Zeros({b, sizes[l + 1]}, dev)});
+    }
+  }
+  // Forward, loss and backward: dx (zeroed here) = d loss / dx; the weights' gradients added.
+  void Train(const Tensor& x, const Tensor& labels, Tensor* dx) {
+    const size_t last = layers_.size() - 1;
+    const Tensor* in = &x;
+    for (size_t l = 0; l <= last; ++l) {
+      LinearForward(*in, layers_[l].w, layers_[l].b, &layers_[l].z);
+      if (l < last) ReluForward(layers_[l].z, &layers_[l].y);
+      in = &layers_[l].y;
+    }
+    const int64_t b = x.dim(0);
+    const Tensor logits = layers_[last].z.Reshaped({b});
+    BceWithLogitsForward(logits, labels, Tensor());
+    for (Layer& l : layers_) {
+      l.dz.SetZero();
+      l.dy.SetZero();
+    }
+    Tensor dlogits = layers_[last].dz.Reshaped({b});
+    BceWithLogitsBackward(logits, labels, Tensor(), 1.0f, &dlogits);
+    dx->SetZero();
+    for (size_t l = last + 1; l-- > 0;) {
+      const Tensor& input = l == 0 ? x : layers_[l - 1].y;
+      Tensor* d_input = l == 0 ? dx : &layers_[l - 1].dy;
+      LinearBackward(input, layers_[l].w, layers_[l].dz, d_input, &w_->Grad(layers_[l].w),
+                     &w_->Grad(layers_[l].b));
+      if (l > 0) ReluBackward(layers_[l - 1].y, layers_[l - 1].dy, &layers_[l - 1].dz);
+    }
+  }
+  static double Flops(int64_t b, int64_t in) { return 2.0 * b * (in * 200 + 200 * 80 + 80); }
+
+ private:
+  struct Layer {
+    Tensor w, b, z, y, dz, dy;  // z = x w + b, y = relu(z); dz, dy their gradients
+  };
+  Weights* w_;
+  std::vector<Layer> layers_;
+};
+
+// The inputs of every step: q [B, D] (the target), k [B, T, D] (the history), a prefix mask with
+// lengths uniform in [1, T], 0/1 labels.
+struct Inputs {
+  Tensor q, k, mask, labels;
+  Inputs(int64_t b, int64_t t, int64_t d, Device dev, std::mt19937* rng) {
+    std::normal_distribution<float> normal;
+    Tensor hq = Tensor::Empty({b, d}), hk = Tensor::Empty({b, t, d});
+    Tensor hm = Tensor::Zeros({b, t}), hl = Tensor::Empty({b});
+    for (int64_t i = 0; i < hq.numel(); ++i) hq[i] = normal(*rng);
+    for (int64_t i = 0; i < hk.numel(); ++i) hk[i] = normal(*rng);
+    std::uniform_int_distribution<int64_t> len(1, t);
+    for (int64_t i = 0; i < b; ++i) {
+      const int64_t n = len(*rng);
+      for (int64_t j = 0; j < n; ++j) hm[i * t + j] = 1.0f;
+      hl[i] = static_cast<float>((*rng)() & 1);
+    }
+    q = hq.Clone(dev), k = hk.Clone(dev), mask = hm.Clone(dev), labels = hl.Clone(dev);
+  }
+};
+
+// One training step of a model's dense part; Flops() counts its multiply-adds x 2 (forward, and
+// about twice that backward).
+class Step {
+ public:
+  virtual ~Step() = default;
+  virtual void Run() = 0;
+  virtual double Flops() const = 0;
+};
+
+// DIN: the activation unit (raw scores, sigmoid, 80, 40), the head on [q, pooled].
+class DinStep final : public Step {
+ public:
+  DinStep(const Inputs& in, std::mt19937* rng)
+      : in_(in),
+        w_(in.q.device()),
+        b_(in.k.dim(0)),
+        t_(in.k.dim(1)),
+        d_(in.k.dim(2)),
+        head_(b_, 2 * d_, &w_, rng) {
+    const int64_t d = d_;
+    unit_ = {w_.Add({4 * d, 80}, 4 * d, rng), w_.Add({80}, 4 * d, rng), w_.Add({80, 40}, 80, rng),
+             w_.Add({40}, 80, rng),           w_.Add({40, 1}, 40, rng), w_.Add({1}, 40, rng)};
+    grads_ = {w_.Grad(unit_.w1), w_.Grad(unit_.b1), w_.Grad(unit_.w2),
+              w_.Grad(unit_.b2), w_.Grad(unit_.w3), w_.Grad(unit_.b3)};
+    const Device dev = w_.device();
+    ws_ = DinAttentionWorkspace::Allocate(b_, t_, d, 80, 40, dev);
+    weights_ = Tensor::Zeros({b_, t_}, dev);
+    pooled_ = Tensor::Zeros({b_, d}, dev);
+    x_ = Tensor::Zeros({b_, 2 * d}, dev);
+    dx_ = Tensor::Zeros({b_, 2 * d}, dev);
+    dq_ = Tensor::Zeros({b_, d}, dev);
+    dk_ = Tensor::Zeros({b_, t_, d}, dev);
+    d_pooled_ = Tensor::Zeros({b_, d}, dev);
+  }
+  void Run() override {
+    const DinAttentionOptions o{AttentionNormalization::kNone, DinActivation::kSigmoid};
+    w_.ZeroGrads();
+    DinAttentionForward(in_.q, in_.k, in_.mask, unit_, o, &ws_, &weights_, &pooled_);
+    Columns(in_.q, 0, &x_, 0, d_, false);
+    Columns(pooled_, 0, &x_, d_, d_, false);
+    head_.Train(x_, in_.labels, &dx_);
+    dq_.SetZero();
+    dk_.SetZero();
+    Columns(dx_, 0, &dq_, 0, d_, false);
+    Columns(dx_, d_, &d_pooled_, 0, d_, false);
+    DinAttentionBackward(in_.q, in_.k, in_.mask, unit_, o, weights_, Tensor(), d_pooled_, &ws_,
+                         &dq_, &dk_, &grads_);
+    w_.Adam();
+  }
+  double Flops() const override {
+    const double n = static_cast<double>(b_) * t_, d = d_;
+    return 3.0 *
+           (2.0 * (n * (2 * d * 80 + 80 * 40 + 40 + d) + b_ * d * 80) + Head::Flops(b_, 2 * d_));
   }
 
-  Device dev_;
-  int64_t b_, t_, d_, step_ = 0;
+ private:
+  const Inputs& in_;
+  Weights w_;
+  int64_t b_, t_, d_;
+  Head head_;
   DinAttentionParams unit_, grads_;
-  std::vector<Tensor> adam_m_, adam_v_;
-  std::vector<Layer> head_;
-  Tensor q_, k_, mask_, labels_, weights_, pooled_, x_, dx_, dq_, dk_, d_pooled_;
   DinAttentionWorkspace ws_;
+  Tensor weights_, pooled_, x_, dx_, dq_, dk_, d_pooled_;
 };
+
+// DIEN: a GRU over the history, attention of the target on its states (scaled dot product,
+// masked softmax), an AUGRU driven by it, the head on [q, the final AUGRU state].
+class DienStep final : public Step {
+ public:
+  DienStep(const Inputs& in, std::mt19937* rng)
+      : in_(in),
+        w_(in.q.device()),
+        b_(in.k.dim(0)),
+        t_(in.k.dim(1)),
+        d_(in.k.dim(2)),
+        head_(b_, 2 * d_, &w_, rng) {
+    const int64_t d = d_;
+    const Device dev = w_.device();
+    for (GruParams* g : {&gru_, &augru_}) {
+      *g = {w_.Add({d, 3 * d}, d, rng), w_.Add({d, 3 * d}, d, rng), w_.Add({3 * d}, d, rng)};
+    }
+    gru_g_ = {w_.Grad(gru_.wx), w_.Grad(gru_.wh), w_.Grad(gru_.b)};
+    augru_g_ = {w_.Grad(augru_.wx), w_.Grad(augru_.wh), w_.Grad(augru_.b)};
+    ws1_ = GruWorkspace::Allocate(b_, t_, d, d, dev);
+    ws2_ = GruWorkspace::Allocate(b_, t_, d, d, dev);
+    for (Tensor* x : {&states_, &states2_, &d_states_, &d_states2_, &dk_})
+      *x = Tensor::Zeros({b_, t_, d}, dev);
+    for (Tensor* x : {&scores_, &att_, &d_att_, &d_scores_}) *x = Tensor::Zeros({b_, t_}, dev);
+    for (Tensor* x : {&final_, &dq_, &d_final_}) *x = Tensor::Zeros({b_, d}, dev);
+    x_ = Tensor::Zeros({b_, 2 * d}, dev);
+    dx_ = Tensor::Zeros({b_, 2 * d}, dev);
+  }
+  void Run() override {
+    const float scale = 1.0f / std::sqrt(static_cast<float>(d_));
+    const Tensor q3 = in_.q.Reshaped({b_, 1, d_});
+    Tensor scores3 = scores_.Reshaped({b_, 1, t_});
+    w_.ZeroGrads();
+    GruForward(in_.k, in_.mask, Tensor(), gru_, &ws1_, &states_);
+    BatchedMatmulForward(q3, false, states_, true, &scores3);
+    MaskedSoftmaxForward(scores_, in_.mask, scale, &att_);
+    AugruForward(states_, in_.mask, att_, Tensor(), augru_, &ws2_, &states2_);
+    Columns(states2_.Reshaped({b_, t_ * d_}), (t_ - 1) * d_, &final_, 0, d_, false);
+    Columns(in_.q, 0, &x_, 0, d_, false);
+    Columns(final_, 0, &x_, d_, d_, false);
+    head_.Train(x_, in_.labels, &dx_);
+    Columns(dx_, d_, &d_final_, 0, d_, false);
+    for (Tensor* g : {&d_states2_, &d_states_, &dk_, &d_att_, &d_scores_, &dq_}) g->SetZero();
+    Tensor d_states2 = d_states2_.Reshaped({b_, t_ * d_});
+    Columns(d_final_, 0, &d_states2, (t_ - 1) * d_, d_, false);
+    AugruBackward(states_, in_.mask, att_, Tensor(), augru_, d_states2_, &ws2_, &d_states_, nullptr,
+                  &d_att_, &augru_g_);
+    MaskedSoftmaxBackward(att_, d_att_, scale, &d_scores_);
+    Tensor dq3 = dq_.Reshaped({b_, 1, d_});
+    BatchedMatmulBackward(q3, false, states_, true, d_scores_.Reshaped({b_, 1, t_}), &dq3,
+                          &d_states_);
+    GruBackward(in_.k, in_.mask, Tensor(), gru_, d_states_, &ws1_, &dk_, nullptr, &gru_g_);
+    w_.Adam();
+  }
+  double Flops() const override {
+    const double n = static_cast<double>(b_) * t_, d = d_;
+    const double gru = 2.0 * n * (d * 3 * d + d * 3 * d);
+    return 3.0 * (2 * gru + 2.0 * 2 * n * d + Head::Flops(b_, 2 * d_));
+  }
+
+ private:
+  const Inputs& in_;
+  Weights w_;
+  int64_t b_, t_, d_;
+  Head head_;
+  GruParams gru_, augru_, gru_g_, augru_g_;
+  GruWorkspace ws1_, ws2_;
+  Tensor states_, states2_, d_states_, d_states2_, dk_, scores_, att_, d_att_, d_scores_, final_,
+      dq_, d_final_, x_, dx_;
+};
+
+// BST: the history with the target appended, one post-LayerNorm transformer encoder block (2
+// heads, FFN 4D, ReLU, no dropout) over it, the masked mean of its outputs; the head on
+// [q, pooled].
+class BstStep final : public Step {
+ public:
+  BstStep(const Inputs& in, std::mt19937* rng)
+      : in_(in),
+        w_(in.q.device()),
+        b_(in.k.dim(0)),
+        l_(in.k.dim(1) + 1),
+        d_(in.k.dim(2)),
+        head_(b_, 2 * d_, &w_, rng) {
+    const int64_t d = d_, f = 4 * d_, n = b_ * l_;
+    const Device dev = w_.device();
+    mha_ = {w_.Add({d, d}, d, rng), w_.Add({d}, d, rng),    w_.Add({d, d}, d, rng),
+            w_.Add({d}, d, rng),    w_.Add({d, d}, d, rng), w_.Add({d}, d, rng),
+            w_.Add({d, d}, d, rng), w_.Add({d}, d, rng)};
+    mha_g_ = {w_.Grad(mha_.wq), w_.Grad(mha_.bq), w_.Grad(mha_.wk), w_.Grad(mha_.bk),
+              w_.Grad(mha_.wv), w_.Grad(mha_.bv), w_.Grad(mha_.wo), w_.Grad(mha_.bo)};
+    ln1_g_ = w_.Add({d}, 0, rng, 1.0f), ln1_b_ = w_.Add({d}, 0, rng);
+    ln2_g_ = w_.Add({d}, 0, rng, 1.0f), ln2_b_ = w_.Add({d}, 0, rng);
+    w1_ = w_.Add({d, f}, d, rng), b1_ = w_.Add({f}, d, rng);
+    w2_ = w_.Add({f, d}, f, rng), b2_ = w_.Add({d}, f, rng);
+    ws_ = MultiHeadAttentionWorkspace::AllocateSelf(b_, l_, 2, d / 2, d / 2, dev);
+    seq_ = Tensor::Zeros({b_, l_, d}, dev);
+    Tensor seq2 = seq_.Reshaped({b_, l_ * d});
+    Columns(in_.k.Reshaped({b_, (l_ - 1) * d}), 0, &seq2, 0, (l_ - 1) * d, false);
+    Columns(in_.q, 0, &seq2, (l_ - 1) * d, d, false);
+    mask_ = Tensor::Zeros({b_, l_}, dev);
+    mask_.Fill(1.0f);
+    Columns(in_.mask, 0, &mask_, 0, l_ - 1, false);
+    for (Tensor* x : {&att_, &h1_, &n1_, &f2_, &h2_, &n2_, &d_seq_, &d_h1_, &d_n1_, &d_h2_, &d_n2_})
+      *x = Tensor::Zeros({n, d}, dev);
+    for (Tensor* x : {&f1z_, &f1y_, &d_f1z_, &d_f1y_}) *x = Tensor::Zeros({n, f}, dev);
+    for (Tensor* x : {&mean1_, &rstd1_, &mean2_, &rstd2_}) *x = Tensor::Zeros({n}, dev);
+    pooled_ = Tensor::Zeros({b_, d}, dev);
+    d_pooled_ = Tensor::Zeros({b_, d}, dev);
+    x_ = Tensor::Zeros({b_, 2 * d}, dev);
+    dx_ = Tensor::Zeros({b_, 2 * d}, dev);
+  }
+  void Run() override {
+    const int64_t d = d_;
+    const MultiHeadAttentionOptions o{2, false};
+    const Tensor seq = seq_.Reshaped({b_ * l_, d});
+    Tensor att3 = att_.Reshaped({b_, l_, d});
+    w_.ZeroGrads();
+    MultiHeadAttentionForward(seq_, seq_, mask_, mha_, o, &ws_, &att3);
+    h1_.CopyFrom(att_);
+    Columns(seq, 0, &h1_, 0, d, true);
+    LayerNormForward(h1_, ln1_g_, ln1_b_, kLayerNormEps, &n1_, &mean1_, &rstd1_);
+    LinearForward(n1_, w1_, b1_, &f1z_);
+    ReluForward(f1z_, &f1y_);
+    LinearForward(f1y_, w2_, b2_, &f2_);
+    h2_.CopyFrom(f2_);
+    Columns(n1_, 0, &h2_, 0, d, true);
+    LayerNormForward(h2_, ln2_g_, ln2_b_, kLayerNormEps, &n2_, &mean2_, &rstd2_);
+    MaskedMeanPoolForward(n2_.Reshaped({b_, l_, d}), mask_, &pooled_);
+    Columns(in_.q, 0, &x_, 0, d, false);
+    Columns(pooled_, 0, &x_, d, d, false);
+    head_.Train(x_, in_.labels, &dx_);
+    Columns(dx_, d, &d_pooled_, 0, d, false);
+    for (Tensor* g : {&d_n2_, &d_h2_, &d_f1y_, &d_f1z_, &d_n1_, &d_h1_, &d_seq_}) g->SetZero();
+    Tensor d_n2 = d_n2_.Reshaped({b_, l_, d});
+    MaskedMeanPoolBackward(mask_, d_pooled_, &d_n2);
+    LayerNormBackward(h2_, ln2_g_, mean2_, rstd2_, d_n2_, &d_h2_, &w_.Grad(ln2_g_),
+                      &w_.Grad(ln2_b_));
+    LinearBackward(f1y_, w2_, d_h2_, &d_f1y_, &w_.Grad(w2_), &w_.Grad(b2_));
+    ReluBackward(f1y_, d_f1y_, &d_f1z_);
+    LinearBackward(n1_, w1_, d_f1z_, &d_n1_, &w_.Grad(w1_), &w_.Grad(b1_));
+    Columns(d_h2_, 0, &d_n1_, 0, d, true);
+    LayerNormBackward(h1_, ln1_g_, mean1_, rstd1_, d_n1_, &d_h1_, &w_.Grad(ln1_g_),
+                      &w_.Grad(ln1_b_));
+    Tensor d_seq3 = d_seq_.Reshaped({b_, l_, d});
+    MultiHeadAttentionBackward(seq_, seq_, mask_, mha_, o, d_h1_.Reshaped({b_, l_, d}), &ws_,
+                               &d_seq3, &d_seq3, &mha_g_);
+    Columns(d_h1_, 0, &d_seq_, 0, d, true);
+    w_.Adam();
+  }
+  double Flops() const override {
+    const double n = static_cast<double>(b_) * l_, d = d_, f = 4 * d_;
+    const double block = 2.0 * n * (4 * d * d + 2 * d * f) + 2.0 * 2 * n * l_ * d;
+    return 3.0 * (block + Head::Flops(b_, 2 * d_));
+  }
+
+ private:
+  const Inputs& in_;
+  Weights w_;
+  int64_t b_, l_, d_;
+  Head head_;
+  MultiHeadAttentionParams mha_, mha_g_;
+  MultiHeadAttentionWorkspace ws_;
+  Tensor ln1_g_, ln1_b_, ln2_g_, ln2_b_, w1_, b1_, w2_, b2_;
+  Tensor seq_, mask_, att_, h1_, n1_, f1z_, f1y_, f2_, h2_, n2_, mean1_, rstd1_, mean2_, rstd2_;
+  Tensor d_seq_, d_h1_, d_n1_, d_f1z_, d_f1y_, d_h2_, d_n2_, pooled_, d_pooled_, x_, dx_;
+};
+
+std::unique_ptr<Step> MakeStep(const std::string& model, const Inputs& in, std::mt19937* rng) {
+  if (model == "din") return std::make_unique<DinStep>(in, rng);
+  if (model == "dien") return std::make_unique<DienStep>(in, rng);
+  if (model == "bst") return std::make_unique<BstStep>(in, rng);
+  std::fprintf(stderr, "gpu_bench: unknown model %s (din, dien, bst)\n", model.c_str());
+  std::exit(2);
+}
 
 template <typename F>
 double MedianMs(int64_t iters, Device device, const F& f) {
@@ -266,7 +507,7 @@ double GemmGflops(const Flags& f, int64_t rows) {
 }
 
 // The twin's median step ms per mode ("eager", "compile"); NAN where it did not run.
-void TorchMs(const Flags& f, int64_t t, double* eager, double* compiled) {
+void TorchMs(const Flags& f, const std::string& model, int64_t t, double* eager, double* compiled) {
   *eager = *compiled = NAN;
   if (!f.torch) return;
   if (FILE* script = std::fopen(f.torch_script.c_str(), "r")) {
@@ -278,7 +519,7 @@ void TorchMs(const Flags& f, int64_t t, double* eager, double* compiled) {
                  f.torch_script.c_str());
     return;
   }
-  const std::string cmd = f.python + " " + f.torch_script +
+  const std::string cmd = f.python + " " + f.torch_script + " --model=" + model +
                           " --device=" + (f.device == Device::kCUDA ? "cuda" : "cpu") +
                           " --b=" + std::to_string(f.b) + " --t=" + std::to_string(t) +
                           " --d=" + std::to_string(f.d) + " --iters=" + std::to_string(f.iters) +
@@ -302,22 +543,25 @@ int Main(int argc, char** argv) {
               f.device == Device::kCUDA ? "cuda" : "cpu", static_cast<long long>(f.b),
               static_cast<long long>(f.d), static_cast<long long>(f.iters));
   double first_eager = NAN, first_compile = NAN;
-  for (size_t i = 0; i < f.ts.size(); ++i) {
-    const int64_t t = f.ts[i];
-    std::mt19937 rng(7);
-    DinStep step(f, t, &rng);
-    const double ms = MedianMs(f.iters, f.device, [&] { step.Run(); });
-    const double gemm = GemmGflops(f, step.rows());
-    double eager = NAN, compiled = NAN;
-    TorchMs(f, t, &eager, &compiled);
-    std::printf(
-        "T=%lld: din step %.3f ms, %.1f GFLOP/s (one GEMM [%lld x %lld x 80]: %.1f "
-        "GFLOP/s); torch eager %.3f ms (%.2fx), torch.compile %.3f ms (%.2fx)\n",
-        static_cast<long long>(t), ms, step.Flops() / (ms * 1e6),
-        static_cast<long long>(step.rows()), static_cast<long long>(2 * f.d), gemm, eager,
-        eager / ms, compiled, compiled / ms);
-    std::fflush(stdout);
-    if (i == 0) first_eager = eager / ms, first_compile = compiled / ms;
+  for (const std::string& model : f.models) {
+    for (size_t i = 0; i < f.ts.size(); ++i) {
+      const int64_t t = f.ts[i];
+      std::mt19937 rng(7);
+      const Inputs in(f.b, t, f.d, f.device, &rng);
+      std::unique_ptr<Step> step = MakeStep(model, in, &rng);
+      const double ms = MedianMs(f.iters, f.device, [&] { step->Run(); });
+      const double gemm = GemmGflops(f, f.b * t);
+      double eager = NAN, compiled = NAN;
+      TorchMs(f, model, t, &eager, &compiled);
+      std::printf(
+          "%s T=%lld: step %.3f ms, %.1f GFLOP/s (one GEMM [%lld x %lld x 80]: %.1f "
+          "GFLOP/s); torch eager %.3f ms (%.2fx), torch.compile %.3f ms (%.2fx)\n",
+          model.c_str(), static_cast<long long>(t), ms, step->Flops() / (ms * 1e6),
+          static_cast<long long>(f.b * t), static_cast<long long>(2 * f.d), gemm, eager, eager / ms,
+          compiled, compiled / ms);
+      std::fflush(stdout);
+      if (model == "din" && i == 0) first_eager = eager / ms, first_compile = compiled / ms;
+    }
   }
   std::printf("din_vs_torch_eager=%.3f din_vs_torch_compile=%.3f\n", first_eager, first_compile);
   return 0;

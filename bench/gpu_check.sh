@@ -9,8 +9,9 @@
 # glibc, libstdc++/libgcc (the GPU image's are newer) and CUDA's own (cudart, cuBLAS, NCCL: the GPU
 # machine's toolkit or its PyTorch wheels provide them; cuBLASLt alone is 500 MB).
 # run: unpacks the libraries, finds CUDA's, records nvidia-smi, runs every CUDA op test and
-# bench/gpu_bench when it was built, and writes each step's log and summary.txt to $OUT (or
-# ./gpu-logs). Exits 1 when a step fails. Fits in 8 minutes: each step has its own timeout.
+# bench/gpu_bench when it was built (DIN, then DIEN and BST), and writes each step's log and
+# summary.txt to $OUT (or ./gpu-logs). Exits 1 when a step fails. Fits in 8 minutes: each step
+# has its own timeout (90 + 180 + 180 s).
 # With the device tool: run(command="bash bench/gpu_check.sh run", carry=["gpu-pack"]).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -91,15 +92,18 @@ run() {
   export LD_LIBRARY_PATH="$libs:$cuda:${LD_LIBRARY_PATH:-}"
   FAILED=0
   nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1 || echo "nvidia-smi failed" >>"$OUT/summary.txt"
-  step cuda_ops 150 "$PACK/bin/ops_test" --gtest_filter='*Twin*:*Cuda*:*TensorCuda*'
+  step cuda_ops 90 "$PACK/bin/ops_test" --gtest_filter='*Twin*:*Cuda*:*TensorCuda*'
   if grep -q '^\[  SKIPPED \]' "$OUT/cuda_ops.log"; then
     echo "cuda_ops: tests were skipped (no GPU visible to them): nothing on the device was checked" |
       tee -a "$OUT/summary.txt"
     FAILED=1
   fi
   if [[ -x "$PACK/bin/gpu_bench" ]]; then
-    # B = 2048, T = 50 and 100, beside the PyTorch twin (eager, torch.compile) it runs itself.
-    step gpu_bench 300 "$PACK/bin/gpu_bench" --device=cuda
+    # B = 2048, T = 50 and 100, beside the PyTorch twins (eager, torch.compile) it runs itself:
+    # DIN first (its log ends with din_vs_torch_eager/compile), then DIEN and BST, whose
+    # compiled twins take longest (DIEN's AUGRU is a loop over T).
+    step gpu_bench_din 180 "$PACK/bin/gpu_bench" --device=cuda --models=din
+    step gpu_bench_dien_bst 180 "$PACK/bin/gpu_bench" --device=cuda --models=dien,bst
   else
     echo "gpu_bench not packed (not built yet)" | tee -a "$OUT/summary.txt"
   fi

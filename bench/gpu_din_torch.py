@@ -1,14 +1,19 @@
 #!/usr/bin/env python3
-"""The PyTorch twin of bench/gpu_bench's DIN step: the same model, shapes, init and optimizer.
+"""The PyTorch twins of bench/gpu_bench's steps: the same models, shapes, init and optimizer.
 
-DIN activation unit (Linear(4D, H1) over [q, k, q-k, q*k], sigmoid, Linear(H1, H2), sigmoid,
-Linear(H2, 1)), raw scores masked at padding, pooled = sum_t w_t k_t; head MLP on [q, pooled]
-(2D -> 200 -> 80 -> 1, ReLU); BCE with logits; Adam (lr 1e-3). Written as a competent PyTorch user
-would: nn.Module, vectorized over the batch, one fused optimizer step (foreach). Prints one line
-per mode: `torch_<mode>_ms=<median step ms>` for eager and torch.compile.
+din: the activation unit (Linear(4D, H1) over [q, k, q-k, q*k], sigmoid, Linear(H1, H2),
+  sigmoid, Linear(H2, 1)), raw scores masked at padding, pooled = sum_t w_t k_t.
+dien: nn.GRU over the history (cuDNN), scaled dot-product attention of the target on its states
+  (masked softmax), an AUGRU cell stepped over T (u' = a u, the state frozen at padding), the
+  final state.
+bst: the history with the target appended through nn.TransformerEncoderLayer (2 heads, FFN 4D,
+  ReLU, dropout 0, post-LN, key padding mask), the masked mean.
+Each ends in the head MLP on [q, pooled] (2D -> 200 -> 80 -> 1, ReLU), BCE with logits and Adam
+(lr 1e-3, foreach). Written as a competent PyTorch user would: nn.Module, vectorized over the
+batch. Prints one line per mode: `torch_<mode>_ms=<median step ms>`, eager and torch.compile.
 
-  python3 bench/gpu_din_torch.py [--device=cuda] [--b=2048] [--t=50] [--d=36] [--iters=20]
-                                 [--no_compile]
+  python3 bench/gpu_din_torch.py [--model=din|dien|bst] [--device=cuda] [--b=2048] [--t=50]
+                                 [--d=36] [--iters=20] [--no_compile]
 """
 import argparse
 import statistics
@@ -31,15 +36,63 @@ class DinUnit(nn.Module):
         return torch.bmm(w.unsqueeze(1), k).squeeze(1)
 
 
-class Din(nn.Module):
-    def __init__(self, d, h1=80, h2=40):
+class AugruCell(nn.Module):
+    """DIEN's AUGRU: the update gate scaled by the attention score."""
+
+    def __init__(self, d):
         super().__init__()
-        self.unit = DinUnit(d, h1, h2)
+        self.x = nn.Linear(d, 3 * d)
+        self.h = nn.Linear(d, 3 * d, bias=False)
+
+    def forward(self, x, h, a, m):
+        xu, xr, xc = self.x(x).chunk(3, dim=-1)
+        hu, hr, hc = self.h(h).chunk(3, dim=-1)
+        u = torch.sigmoid(xu + hu) * a
+        r = torch.sigmoid(xr + hr)
+        c = torch.tanh(xc + r * hc)
+        new = (1 - u) * h + u * c
+        return m * new + (1 - m) * h
+
+
+class DienInterest(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.gru = nn.GRU(d, d, batch_first=True)
+        self.augru = AugruCell(d)
+        self.scale = d ** -0.5
+
+    def forward(self, q, k, mask):
+        states, _ = self.gru(k)
+        scores = torch.bmm(states, q.unsqueeze(-1)).squeeze(-1) * self.scale
+        att = torch.softmax(scores.masked_fill(mask == 0, float("-inf")), dim=-1)
+        h = torch.zeros_like(q)
+        for t in range(k.shape[1]):
+            h = self.augru(states[:, t], h, att[:, t:t + 1], mask[:, t:t + 1])
+        return h
+
+
+class BstInterest(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.block = nn.TransformerEncoderLayer(d, 2, 4 * d, dropout=0.0, batch_first=True)
+
+    def forward(self, q, k, mask):
+        seq = torch.cat([k, q.unsqueeze(1)], dim=1)
+        full = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+        y = self.block(seq, src_key_padding_mask=full == 0)
+        return (y * full.unsqueeze(-1)).sum(1) / full.sum(1, keepdim=True)
+
+
+class Model(nn.Module):
+    def __init__(self, kind, d):
+        super().__init__()
+        self.interest = {"din": lambda: DinUnit(d, 80, 40), "dien": lambda: DienInterest(d),
+                         "bst": lambda: BstInterest(d)}[kind]()
         self.head = nn.Sequential(nn.Linear(2 * d, 200), nn.ReLU(), nn.Linear(200, 80), nn.ReLU(),
                                   nn.Linear(80, 1))
 
     def forward(self, q, k, mask):
-        pooled = self.unit(q, k, mask)
+        pooled = self.interest(q, k, mask)
         return self.head(torch.cat([q, pooled], dim=-1)).squeeze(-1)
 
 
@@ -58,6 +111,7 @@ def time_steps(model, step_fn, inputs, iters, sync):
 
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="din", choices=["din", "dien", "bst"])
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--b", type=int, default=2048)
     ap.add_argument("--t", type=int, default=50)
@@ -79,7 +133,7 @@ def main():
         print(f"torch {torch.__version__} has no torch.compile: compiled mode left out", flush=True)
     modes = [("eager", False)] + ([("compile", True)] if can_compile and not args.no_compile else [])
     for name, compiled in modes:
-        model = Din(d).to(dev)
+        model = Model(args.model, d).to(dev)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3, foreach=True)
         fwd = torch.compile(model) if compiled else model
         loss_fn = nn.BCEWithLogitsLoss()

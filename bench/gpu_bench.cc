@@ -1,7 +1,9 @@
-// gpu_bench: the dense work of a DIN, DIEN and BST training step on the GPU (or the CPU with
+// gpu_bench: the dense work of a DIN, DIEN, BST and ComiRec-SA training step on the GPU (or the CPU
+// with
 // --device=cpu) beside its PyTorch twin (bench/gpu_din_torch.py, eager and torch.compile) in the
 // same invocation. DIEN: GRU, target attention on its states, AUGRU, the head on the final
-// state; BST: the history and target through one post-LN transformer block, masked mean, head.
+// state; BST: the history and target through one post-LN transformer block, masked mean, head;
+// ComiRec-SA: multi-interest self-attention, label-aware selection, sampled softmax.
 //
 // The step: the DIN activation unit (padded, raw scores, sigmoid, H1 = 80, H2 = 40) over
 // q [B, D] and k [B, T, D], the head MLP on [q, pooled] (2D -> 200 -> 80 -> 1, ReLU), BCE with
@@ -13,7 +15,8 @@
 //   din_vs_torch_eager=<torch eager ms / ours> din_vs_torch_compile=<torch.compile ms / ours>
 // for the first T (nan where the twin could not run).
 //
-//   gpu_bench [--device=cuda|cpu] [--models=din,dien,bst] [--b=2048] [--t=50,100] [--d=36]
+//   gpu_bench [--device=cuda|cpu] [--models=din,dien,bst,comirec_sa] [--b=2048] [--t=50,100]
+//   [--d=36]
 //             [--iters=20] [--no_torch]
 //             [--no_compile] [--python=python3] [--torch_script=bench/gpu_din_torch.py]
 #include <algorithm>
@@ -41,7 +44,7 @@ struct Flags {
   Device device = CudaAvailable() ? Device::kCUDA : Device::kCPU;
   int64_t b = 2048, d = 36, iters = 20;
   std::vector<int64_t> ts = {50, 100};
-  std::vector<std::string> models = {"din", "dien", "bst"};
+  std::vector<std::string> models = {"din", "dien", "bst", "comirec_sa"};
   bool torch = true, compile = true;
   std::string python = "python3";
   std::string torch_script = "bench/gpu_din_torch.py";  // relative to the working directory
@@ -472,11 +475,74 @@ class BstStep final : public Step {
   Tensor d_seq_, d_h1_, d_n1_, d_f1z_, d_f1y_, d_h2_, d_n2_, pooled_, d_pooled_, x_, dx_;
 };
 
+// ComiRec-SA: K = 4 interests by self-attention (Da = 4D) over the history with position
+// embeddings, the target's label-aware softmax over the interests (MIND's form; ComiRec's argmax
+// picks one at the same cost), sampled softmax against S = 1024 shared negatives (no log-Q).
+class ComiRecStep final : public Step {
+ public:
+  static constexpr int64_t kInterests = 4, kNegatives = 1024;
+  ComiRecStep(const Inputs& in, std::mt19937* rng)
+      : in_(in), w_(in.q.device()), b_(in.k.dim(0)), t_(in.k.dim(1)), d_(in.k.dim(2)) {
+    const int64_t d = d_, da = 4 * d_, k = kInterests;
+    const Device dev = w_.device();
+    p_ = {w_.Add({t_, d}, d, rng), w_.Add({d, da}, d, rng), w_.Add({da, k}, da, rng)};
+    g_ = {w_.Grad(p_.position), w_.Grad(p_.w1), w_.Grad(p_.w2)};
+    ws_ = ComiRecSaWorkspace::Allocate(b_, t_, d, da, k, dev);
+    neg_ = Uniform({kNegatives, d}, 1, rng, dev);
+    lq_pos_ = Tensor::Zeros({b_}, dev), lq_neg_ = Tensor::Zeros({kNegatives}, dev);
+    sws_ = SampledSoftmaxWorkspace::Allocate(b_, kNegatives, dev);
+    for (Tensor* x : {&interests_, &d_interests_}) *x = Tensor::Zeros({b_, k, d}, dev);
+    for (Tensor* x : {&scores_, &sel_, &d_sel_, &d_scores_}) *x = Tensor::Zeros({b_, k}, dev);
+    for (Tensor* x : {&u_, &du_, &dq_}) *x = Tensor::Zeros({b_, d}, dev);
+    dneg_ = Tensor::Zeros({kNegatives, d}, dev);
+    dh_ = Tensor::Zeros({b_, t_, d}, dev);
+  }
+  void Run() override {
+    const int64_t k = kInterests;
+    const Tensor q3 = in_.q.Reshaped({b_, d_, 1});
+    Tensor scores3 = scores_.Reshaped({b_, k, 1}), sel3 = sel_.Reshaped({b_, 1, k});
+    Tensor u3 = u_.Reshaped({b_, 1, d_});
+    w_.ZeroGrads();
+    ComiRecSaForward(in_.k, in_.mask, p_, &ws_, &interests_);
+    BatchedMatmulForward(interests_, false, q3, false, &scores3);
+    MaskedSoftmaxForward(scores_, Tensor(), 1.0f, &sel_);
+    BatchedMatmulForward(sel3, false, interests_, false, &u3);
+    SampledSoftmaxForward(u_, in_.q, neg_, lq_pos_, lq_neg_, SampledSoftmaxOptions(), &sws_);
+    for (Tensor* g : {&du_, &dq_, &dneg_, &d_interests_, &d_sel_, &d_scores_, &dh_}) g->SetZero();
+    SampledSoftmaxBackward(u_, in_.q, neg_, lq_pos_, lq_neg_, 1.0f, &sws_, &du_, &dq_, &dneg_);
+    Tensor d_sel3 = d_sel_.Reshaped({b_, 1, k});
+    BatchedMatmulBackward(sel3, false, interests_, false, du_.Reshaped({b_, 1, d_}), &d_sel3,
+                          &d_interests_);
+    MaskedSoftmaxBackward(sel_, d_sel_, 1.0f, &d_scores_);
+    Tensor dq3 = dq_.Reshaped({b_, d_, 1});
+    BatchedMatmulBackward(interests_, false, q3, false, d_scores_.Reshaped({b_, k, 1}),
+                          &d_interests_, &dq3);
+    ComiRecSaBackward(in_.k, in_.mask, p_, d_interests_, &ws_, &dh_, &g_);
+    w_.Adam();
+  }
+  double Flops() const override {
+    const double n = static_cast<double>(b_) * t_, d = d_, da = 4 * d_, k = kInterests;
+    return 3.0 * 2.0 *
+           (n * (d * da + da * k) + b_ * k * t_ * d + 2 * b_ * k * d + b_ * kNegatives * d);
+  }
+
+ private:
+  const Inputs& in_;
+  Weights w_;
+  int64_t b_, t_, d_;
+  ComiRecSaParams p_, g_;
+  ComiRecSaWorkspace ws_;
+  SampledSoftmaxWorkspace sws_;
+  Tensor neg_, lq_pos_, lq_neg_, interests_, d_interests_, scores_, sel_, d_sel_, d_scores_, u_,
+      du_, dq_, dneg_, dh_;
+};
+
 std::unique_ptr<Step> MakeStep(const std::string& model, const Inputs& in, std::mt19937* rng) {
   if (model == "din") return std::make_unique<DinStep>(in, rng);
   if (model == "dien") return std::make_unique<DienStep>(in, rng);
   if (model == "bst") return std::make_unique<BstStep>(in, rng);
-  std::fprintf(stderr, "gpu_bench: unknown model %s (din, dien, bst)\n", model.c_str());
+  if (model == "comirec_sa") return std::make_unique<ComiRecStep>(in, rng);
+  std::fprintf(stderr, "gpu_bench: unknown model %s (din, dien, bst, comirec_sa)\n", model.c_str());
   std::exit(2);
 }
 

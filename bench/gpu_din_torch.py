@@ -83,6 +83,26 @@ class BstInterest(nn.Module):
         return (y * full.unsqueeze(-1)).sum(1) / full.sum(1, keepdim=True)
 
 
+class ComiRecSa(nn.Module):
+    """K = 4 interests: A = masked softmax over T of (tanh((H + P) W1) W2)^T, V = A H; the
+    target's label-aware softmax over them; sampled softmax against shared negatives."""
+
+    def __init__(self, d, t, k=4):
+        super().__init__()
+        self.position = nn.Parameter(torch.empty(t, d).uniform_(-d ** -0.5, d ** -0.5))
+        self.w1 = nn.Linear(d, 4 * d, bias=False)
+        self.w2 = nn.Linear(4 * d, k, bias=False)
+
+    def forward(self, q, k, mask, neg):
+        scores = self.w2(torch.tanh(self.w1(k + self.position)))  # [B, T, K]
+        a = torch.softmax(scores.masked_fill(mask.unsqueeze(-1) == 0, float("-inf")), dim=1)
+        interests = torch.bmm(a.transpose(1, 2), k)  # [B, K, D]
+        sel = torch.softmax(torch.bmm(interests, q.unsqueeze(-1)).squeeze(-1), dim=-1)
+        u = torch.bmm(sel.unsqueeze(1), interests).squeeze(1)
+        logits = torch.cat([(u * q).sum(-1, keepdim=True), u @ neg.t()], dim=1)
+        return logits
+
+
 class Model(nn.Module):
     def __init__(self, kind, d):
         super().__init__()
@@ -111,7 +131,7 @@ def time_steps(model, step_fn, inputs, iters, sync):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="din", choices=["din", "dien", "bst"])
+    ap.add_argument("--model", default="din", choices=["din", "dien", "bst", "comirec_sa"])
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--b", type=int, default=2048)
     ap.add_argument("--t", type=int, default=50)
@@ -133,16 +153,27 @@ def main():
         print(f"torch {torch.__version__} has no torch.compile: compiled mode left out", flush=True)
     modes = [("eager", False)] + ([("compile", True)] if can_compile and not args.no_compile else [])
     for name, compiled in modes:
-        model = Model(args.model, d).to(dev)
+        retrieval = args.model == "comirec_sa"
+        model = (ComiRecSa(d, t) if retrieval else Model(args.model, d)).to(dev)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3, foreach=True)
         fwd = torch.compile(model) if compiled else model
-        loss_fn = nn.BCEWithLogitsLoss()
+        if retrieval:  # class 0 (the target) against 1024 shared negatives
+            neg = torch.randn(1024, d, device=dev)
+            target = torch.zeros(b, dtype=torch.long, device=dev)
 
-        def step(q, k, mask, labels):
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(fwd(q, k, mask), labels)
-            loss.backward()
-            opt.step()
+            def step(q, k, mask, labels):
+                opt.zero_grad(set_to_none=True)
+                loss = nn.functional.cross_entropy(fwd(q, k, mask, neg), target)
+                loss.backward()
+                opt.step()
+        else:
+            loss_fn = nn.BCEWithLogitsLoss()
+
+            def step(q, k, mask, labels):
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(fwd(q, k, mask), labels)
+                loss.backward()
+                opt.step()
 
         ms = time_steps(model, step, (q, k, mask, labels), args.iters, sync)
         print(f"torch_{name}_ms={ms:.4f}", flush=True)

@@ -9,7 +9,7 @@
 # glibc, libstdc++/libgcc (the GPU image's are newer) and CUDA's own (cudart, cuBLAS, NCCL: the GPU
 # machine's toolkit or its PyTorch wheels provide them; cuBLASLt alone is 500 MB).
 # run: unpacks the libraries, finds CUDA's, records nvidia-smi, runs every CUDA op test and
-# bench/gpu_bench when it was built (DIN, then DIEN and BST), and writes each step's log and
+# bench/gpu_bench when it was built (DIN, then DIEN, BST and ComiRec-SA), and writes each step's log and
 # summary.txt to $OUT (or ./gpu-logs). Exits 1 when a step fails. Fits in 8 minutes: each step
 # has its own timeout (90 + 180 + 180 s).
 # With the device tool: run(command="bash bench/gpu_check.sh run", carry=["gpu-pack"]).
@@ -100,10 +100,10 @@ run() {
   fi
   if [[ -x "$PACK/bin/gpu_bench" ]]; then
     # B = 2048, T = 50 and 100, beside the PyTorch twins (eager, torch.compile) it runs itself:
-    # DIN first (its log ends with din_vs_torch_eager/compile), then DIEN and BST, whose
+    # DIN first (its log ends with din_vs_torch_eager/compile), then DIEN, BST, ComiRec-SA, whose
     # compiled twins take longest (DIEN's AUGRU is a loop over T).
     step gpu_bench_din 180 "$PACK/bin/gpu_bench" --device=cuda --models=din
-    step gpu_bench_dien_bst 180 "$PACK/bin/gpu_bench" --device=cuda --models=dien,bst
+    step gpu_bench_others 180 "$PACK/bin/gpu_bench" --device=cuda --models=dien,bst,comirec_sa
   else
     echo "gpu_bench not packed (not built yet)" | tee -a "$OUT/summary.txt"
   fi

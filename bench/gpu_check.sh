@@ -9,9 +9,9 @@
 # glibc, libstdc++/libgcc (the GPU image's are newer) and CUDA's own (cudart, cuBLAS, NCCL: the GPU
 # machine's toolkit or its PyTorch wheels provide them; cuBLASLt alone is 500 MB).
 # run: unpacks the libraries, finds CUDA's, records nvidia-smi, runs every CUDA op test and
-# bench/gpu_bench when it was built (DIN, then DIEN, BST and ComiRec-SA), and writes each step's log and
-# summary.txt to $OUT (or ./gpu-logs). Exits 1 when a step fails. Fits in 8 minutes: each step
-# has its own timeout (90 + 180 + 180 s).
+# bench/gpu_bench when it was built (DIN, then DIEN, BST and ComiRec-SA), and writes each step's
+# log and summary.txt to $OUT (or ./gpu-logs). Exits 1 when a step fails. Fits in 8 minutes:
+# each step has its own timeout (90 + 180 + 180 s).
 # With the device tool: run(command="bash bench/gpu_check.sh run", carry=["gpu-pack"]).
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -174,11 +174,16 @@ class Weights {
   std::vector<Tensor> p_, g_, m_, v_;
 };
 
-// The head on x [B, I]: I -> 200 -> 80 -> 1 with ReLU, BCE with logits against the labels.
+// The head on x = [q, rep] [B, 2D]: 2D -> 200 -> 80 -> 1 with ReLU, BCE with logits against
+// the labels.
 class Head {
  public:
-  Head(int64_t b, int64_t in, Weights* w, std::mt19937* rng) : w_(w) {
-    const int64_t sizes[] = {in, 200, 80, 1};
+  Head(int64_t b, int64_t d, Weights* w, std::mt19937* rng)
+      : w_(w),
+        d_(d),
+        x_(Tensor::Zeros({b, 2 * d}, w->device())),
+        dx_(Tensor::Zeros({b, 2 * d}, w->device())) {
+    const int64_t sizes[] = {2 * d, 200, 80, 1};
     for (int l = 0; l < 3; ++l) {
       const Device dev = w->device();
       layers_.push_back(
@@ -187,7 +192,19 @@ class Head {
            Tensor::Zeros({b, sizes[l + 1]}, dev), Tensor::Zeros({b, sizes[l + 1]}, dev)});
     }
   }
-  // Forward, loss and backward: dx (zeroed here) = d loss / dx; the weights' gradients added.
+  // Forward, loss and backward on [q, rep]: d_rep (and d_q when not null) = d loss / d them;
+  // the weights' gradients added.
+  void Train(const Tensor& q, const Tensor& rep, const Tensor& labels, Tensor* d_q, Tensor* d_rep) {
+    Columns(q, 0, &x_, 0, d_, false);
+    Columns(rep, 0, &x_, d_, d_, false);
+    Train(x_, labels, &dx_);
+    if (d_q) Columns(dx_, 0, d_q, 0, d_, false);
+    Columns(dx_, d_, d_rep, 0, d_, false);
+  }
+  static double Flops(int64_t b, int64_t d) { return 2.0 * b * (2 * d * 200 + 200 * 80 + 80); }
+
+ private:
+  // Forward, loss and backward: dx (zeroed here) = d loss / dx.
   void Train(const Tensor& x, const Tensor& labels, Tensor* dx) {
     const size_t last = layers_.size() - 1;
     const Tensor* in = &x;
@@ -214,13 +231,12 @@ class Head {
       if (l > 0) ReluBackward(layers_[l - 1].y, layers_[l - 1].dy, &layers_[l - 1].dz);
     }
   }
-  static double Flops(int64_t b, int64_t in) { return 2.0 * b * (in * 200 + 200 * 80 + 80); }
-
- private:
   struct Layer {
     Tensor w, b, z, y, dz, dy;  // z = x w + b, y = relu(z); dz, dy their gradients
   };
   Weights* w_;
+  int64_t d_;
+  Tensor x_, dx_;
   std::vector<Layer> layers_;
 };
 
@@ -262,7 +278,7 @@ class DinStep final : public Step {
         b_(in.k.dim(0)),
         t_(in.k.dim(1)),
         d_(in.k.dim(2)),
-        head_(b_, 2 * d_, &w_, rng) {
+        head_(b_, d_, &w_, rng) {
     const int64_t d = d_;
     unit_ = {w_.Add({4 * d, 80}, 4 * d, rng), w_.Add({80}, 4 * d, rng), w_.Add({80, 40}, 80, rng),
              w_.Add({40}, 80, rng),           w_.Add({40, 1}, 40, rng), w_.Add({1}, 40, rng)};
@@ -272,8 +288,6 @@ class DinStep final : public Step {
     ws_ = DinAttentionWorkspace::Allocate(b_, t_, d, 80, 40, dev);
     weights_ = Tensor::Zeros({b_, t_}, dev);
     pooled_ = Tensor::Zeros({b_, d}, dev);
-    x_ = Tensor::Zeros({b_, 2 * d}, dev);
-    dx_ = Tensor::Zeros({b_, 2 * d}, dev);
     dq_ = Tensor::Zeros({b_, d}, dev);
     dk_ = Tensor::Zeros({b_, t_, d}, dev);
     d_pooled_ = Tensor::Zeros({b_, d}, dev);
@@ -282,21 +296,15 @@ class DinStep final : public Step {
     const DinAttentionOptions o{AttentionNormalization::kNone, DinActivation::kSigmoid};
     w_.ZeroGrads();
     DinAttentionForward(in_.q, in_.k, in_.mask, unit_, o, &ws_, &weights_, &pooled_);
-    Columns(in_.q, 0, &x_, 0, d_, false);
-    Columns(pooled_, 0, &x_, d_, d_, false);
-    head_.Train(x_, in_.labels, &dx_);
-    dq_.SetZero();
+    head_.Train(in_.q, pooled_, in_.labels, &dq_, &d_pooled_);
     dk_.SetZero();
-    Columns(dx_, 0, &dq_, 0, d_, false);
-    Columns(dx_, d_, &d_pooled_, 0, d_, false);
     DinAttentionBackward(in_.q, in_.k, in_.mask, unit_, o, weights_, Tensor(), d_pooled_, &ws_,
                          &dq_, &dk_, &grads_);
     w_.Adam();
   }
   double Flops() const override {
     const double n = static_cast<double>(b_) * t_, d = d_;
-    return 3.0 *
-           (2.0 * (n * (2 * d * 80 + 80 * 40 + 40 + d) + b_ * d * 80) + Head::Flops(b_, 2 * d_));
+    return 3.0 * (2.0 * (n * (2 * d * 80 + 80 * 40 + 40 + d) + b_ * d * 80) + Head::Flops(b_, d_));
   }
 
  private:
@@ -306,7 +314,7 @@ class DinStep final : public Step {
   Head head_;
   DinAttentionParams unit_, grads_;
   DinAttentionWorkspace ws_;
-  Tensor weights_, pooled_, x_, dx_, dq_, dk_, d_pooled_;
+  Tensor weights_, pooled_, dq_, dk_, d_pooled_;
 };
 
 // DIEN: a GRU over the history, attention of the target on its states (scaled dot product,
@@ -319,7 +327,7 @@ class DienStep final : public Step {
         b_(in.k.dim(0)),
         t_(in.k.dim(1)),
         d_(in.k.dim(2)),
-        head_(b_, 2 * d_, &w_, rng) {
+        head_(b_, d_, &w_, rng) {
     const int64_t d = d_;
     const Device dev = w_.device();
     for (GruParams* g : {&gru_, &augru_}) {
@@ -333,8 +341,6 @@ class DienStep final : public Step {
       *x = Tensor::Zeros({b_, t_, d}, dev);
     for (Tensor* x : {&scores_, &att_, &d_att_, &d_scores_}) *x = Tensor::Zeros({b_, t_}, dev);
     for (Tensor* x : {&final_, &dq_, &d_final_}) *x = Tensor::Zeros({b_, d}, dev);
-    x_ = Tensor::Zeros({b_, 2 * d}, dev);
-    dx_ = Tensor::Zeros({b_, 2 * d}, dev);
   }
   void Run() override {
     const float scale = 1.0f / std::sqrt(static_cast<float>(d_));
@@ -346,10 +352,7 @@ class DienStep final : public Step {
     MaskedSoftmaxForward(scores_, in_.mask, scale, &att_);
     AugruForward(states_, in_.mask, att_, Tensor(), augru_, &ws2_, &states2_);
     Columns(states2_.Reshaped({b_, t_ * d_}), (t_ - 1) * d_, &final_, 0, d_, false);
-    Columns(in_.q, 0, &x_, 0, d_, false);
-    Columns(final_, 0, &x_, d_, d_, false);
-    head_.Train(x_, in_.labels, &dx_);
-    Columns(dx_, d_, &d_final_, 0, d_, false);
+    head_.Train(in_.q, final_, in_.labels, nullptr, &d_final_);
     for (Tensor* g : {&d_states2_, &d_states_, &dk_, &d_att_, &d_scores_, &dq_}) g->SetZero();
     Tensor d_states2 = d_states2_.Reshaped({b_, t_ * d_});
     Columns(d_final_, 0, &d_states2, (t_ - 1) * d_, d_, false);
@@ -365,7 +368,7 @@ class DienStep final : public Step {
   double Flops() const override {
     const double n = static_cast<double>(b_) * t_, d = d_;
     const double gru = 2.0 * n * (d * 3 * d + d * 3 * d);
-    return 3.0 * (2 * gru + 2.0 * 2 * n * d + Head::Flops(b_, 2 * d_));
+    return 3.0 * (2 * gru + 2.0 * 2 * n * d + Head::Flops(b_, d_));
   }
 
  private:
@@ -376,7 +379,7 @@ class DienStep final : public Step {
   GruParams gru_, augru_, gru_g_, augru_g_;
   GruWorkspace ws1_, ws2_;
   Tensor states_, states2_, d_states_, d_states2_, dk_, scores_, att_, d_att_, d_scores_, final_,
-      dq_, d_final_, x_, dx_;
+      dq_, d_final_;
 };
 
 // BST: the history with the target appended, one post-LayerNorm transformer encoder block (2
@@ -390,7 +393,7 @@ class BstStep final : public Step {
         b_(in.k.dim(0)),
         l_(in.k.dim(1) + 1),
         d_(in.k.dim(2)),
-        head_(b_, 2 * d_, &w_, rng) {
+        head_(b_, d_, &w_, rng) {
     const int64_t d = d_, f = 4 * d_, n = b_ * l_;
     const Device dev = w_.device();
     mha_ = {w_.Add({d, d}, d, rng), w_.Add({d}, d, rng),    w_.Add({d, d}, d, rng),
@@ -416,8 +419,6 @@ class BstStep final : public Step {
     for (Tensor* x : {&mean1_, &rstd1_, &mean2_, &rstd2_}) *x = Tensor::Zeros({n}, dev);
     pooled_ = Tensor::Zeros({b_, d}, dev);
     d_pooled_ = Tensor::Zeros({b_, d}, dev);
-    x_ = Tensor::Zeros({b_, 2 * d}, dev);
-    dx_ = Tensor::Zeros({b_, 2 * d}, dev);
   }
   void Run() override {
     const int64_t d = d_;
@@ -436,10 +437,7 @@ class BstStep final : public Step {
     Columns(n1_, 0, &h2_, 0, d, true);
     LayerNormForward(h2_, ln2_g_, ln2_b_, kLayerNormEps, &n2_, &mean2_, &rstd2_);
     MaskedMeanPoolForward(n2_.Reshaped({b_, l_, d}), mask_, &pooled_);
-    Columns(in_.q, 0, &x_, 0, d, false);
-    Columns(pooled_, 0, &x_, d, d, false);
-    head_.Train(x_, in_.labels, &dx_);
-    Columns(dx_, d, &d_pooled_, 0, d, false);
+    head_.Train(in_.q, pooled_, in_.labels, nullptr, &d_pooled_);
     for (Tensor* g : {&d_n2_, &d_h2_, &d_f1y_, &d_f1z_, &d_n1_, &d_h1_, &d_seq_}) g->SetZero();
     Tensor d_n2 = d_n2_.Reshaped({b_, l_, d});
     MaskedMeanPoolBackward(mask_, d_pooled_, &d_n2);
@@ -460,7 +458,7 @@ class BstStep final : public Step {
   double Flops() const override {
     const double n = static_cast<double>(b_) * l_, d = d_, f = 4 * d_;
     const double block = 2.0 * n * (4 * d * d + 2 * d * f) + 2.0 * 2 * n * l_ * d;
-    return 3.0 * (block + Head::Flops(b_, 2 * d_));
+    return 3.0 * (block + Head::Flops(b_, d_));
   }
 
  private:
@@ -472,7 +470,7 @@ class BstStep final : public Step {
   MultiHeadAttentionWorkspace ws_;
   Tensor ln1_g_, ln1_b_, ln2_g_, ln2_b_, w1_, b1_, w2_, b2_;
   Tensor seq_, mask_, att_, h1_, n1_, f1z_, f1y_, f2_, h2_, n2_, mean1_, rstd1_, mean2_, rstd2_;
-  Tensor d_seq_, d_h1_, d_n1_, d_f1z_, d_f1y_, d_h2_, d_n2_, pooled_, d_pooled_, x_, dx_;
+  Tensor d_seq_, d_h1_, d_n1_, d_f1z_, d_f1y_, d_h2_, d_n2_, pooled_, d_pooled_;
 };
 
 // ComiRec-SA: K = 4 interests by self-attention (Da = 4D) over the history with position

@@ -9,6 +9,7 @@
 #include "ops/cuda/check.cuh"
 #include "ops/cuda/device_ops.h"
 #include "ops/cuda/op_plans.h"
+#include "ops/cuda_runtime_api.h"
 
 namespace attnps::cuda {
 namespace {
@@ -74,6 +75,11 @@ void* DeviceScratch(size_t bytes) {
 }
 
 }  // namespace
+
+// Tensor::Fill on the device (ops/cuda_runtime_api.h).
+void FillFloat(float* dst, size_t count, float value) {
+  ForEach(static_cast<int64_t>(count), FillBody{value, dst});
+}
 
 // Row-major batched GEMMs with leading dimensions: matrix g of A at a + g * stride_a (etc.).
 void GemmBatchedLd(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
@@ -176,8 +182,12 @@ struct DeviceExec {
     double* out = nullptr;
     const int first = static_cast<int>(std::min(n, kChunk));
     ATTNPS_CUDA_CHECK(cub::DeviceReduce::Sum(nullptr, temp_bytes, values, out, first));
-    void* temp = nullptr;
-    ATTNPS_CUDA_CHECK(cudaMalloc(&temp, temp_bytes + sizeof(double)));
+    if (temp_bytes + sizeof(double) > sum_capacity) {
+      if (sum_temp != nullptr) ATTNPS_CUDA_CHECK(cudaFree(sum_temp));
+      ATTNPS_CUDA_CHECK(cudaMalloc(&sum_temp, temp_bytes + sizeof(double)));
+      sum_capacity = temp_bytes + sizeof(double);
+    }
+    void* temp = sum_temp;
     out = static_cast<double*>(temp);
     double sum = 0.0;
     for (int64_t begin = 0; begin < n; begin += kChunk) {
@@ -188,9 +198,10 @@ struct DeviceExec {
       ATTNPS_CUDA_CHECK(cudaMemcpy(&part, out, sizeof(double), cudaMemcpyDeviceToHost));
       sum += part;
     }
-    ATTNPS_CUDA_CHECK(cudaFree(temp));
     return sum;
   }
+  void* sum_temp = nullptr;  // CUB's temporary storage and the result, kept between calls
+  size_t sum_capacity = 0;
 };
 
 OpPlans<DeviceExec> Plans() {

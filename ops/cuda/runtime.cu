@@ -1,16 +1,10 @@
-// CUDA runtime services for Tensor: device memory, copies, fill.
+// CUDA runtime services for Tensor: device memory and copies (FillFloat, which launches like the
+// ops, is in ops/cuda/device_ops.cu).
 #include "ops/cuda/check.cuh"
 #include "ops/cuda_runtime_api.h"
 
 namespace attnps::cuda {
 namespace {
-
-__global__ void FillKernel(float* dst, size_t count, float value) {
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < count;
-       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    dst[i] = value;
-  }
-}
 
 cudaMemcpyKind ToCuda(CopyKind kind) {
   switch (kind) {
@@ -43,14 +37,6 @@ void Free(void* ptr) {
 
 void Memcpy(void* dst, const void* src, size_t bytes, CopyKind kind) {
   ATTNPS_CUDA_CHECK(cudaMemcpy(dst, src, bytes, ToCuda(kind)));
-}
-
-void FillFloat(float* dst, size_t count, float value) {
-  if (count == 0) return;
-  const int threads = 256;
-  const int blocks = static_cast<int>(std::min<size_t>((count + threads - 1) / threads, 4096));
-  FillKernel<<<blocks, threads>>>(dst, count, value);
-  ATTNPS_CUDA_CHECK(cudaGetLastError());
 }
 
 void Synchronize() { ATTNPS_CUDA_CHECK(cudaDeviceSynchronize()); }

@@ -226,7 +226,11 @@ std::unique_ptr<DenseOptimizer> MakeDenseOptimizer(const DenseOptimizerOptions& 
 
 namespace {
 
-double SumOfSquares(const float* x, int64_t n) {
+// Sum of g^2 (chunks in float, summed in double), on g's device.
+double SumOfSquares(const Tensor& g) {
+  ATTNPS_RETURN_ON_CUDA(g, SumOfSquares(g));
+  const float* x = g.data();
+  const int64_t n = g.numel();
   const int64_t chunks = (n + kChunk - 1) / kChunk;
   std::vector<double> partial(chunks, 0.0);
   ForChunks(n, 2, [&](int64_t begin, int64_t end) {
@@ -240,8 +244,11 @@ double SumOfSquares(const float* x, int64_t n) {
   return sum;
 }
 
-void Scale(float* x, int64_t n, float factor) {
-  ForChunks(n, 1, [&](int64_t begin, int64_t end) {
+// g *= factor, on g's device.
+void Scale(Tensor* g, float factor) {
+  ATTNPS_RUN_ON_CUDA(*g, Scale(g, factor));
+  float* x = g->data();
+  ForChunks(g->numel(), 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) x[i] *= factor;
   });
 }
@@ -261,31 +268,13 @@ float ClipByGlobalNorm(const std::vector<Tensor*>& grads, float max_norm) {
     }
     check.Done();
   }
-  auto on_device = [](const Tensor* g) { return g->device() == Device::kCUDA; };
   double sum = 0.0;
-  for (const Tensor* g : grads) {
-#ifdef ATTNPS_WITH_CUDA
-    if (on_device(g)) {
-      sum += cuda::SumOfSquares(*g);
-      continue;
-    }
-#endif
-    sum += SumOfSquares(g->data(), g->numel());
-  }
+  for (const Tensor* g : grads) sum += SumOfSquares(*g);
   const double norm = std::sqrt(sum);
   if (norm > max_norm) {
     const float factor = static_cast<float>(max_norm / norm);
-    for (Tensor* g : grads) {
-#ifdef ATTNPS_WITH_CUDA
-      if (on_device(g)) {
-        cuda::Scale(g, factor);
-        continue;
-      }
-#endif
-      Scale(g->data(), g->numel(), factor);
-    }
+    for (Tensor* g : grads) Scale(g, factor);
   }
-  (void)on_device;
   return static_cast<float>(norm);
 }
 

@@ -33,9 +33,6 @@
 #include "ops/blas.h"
 #include "ops/cuda_runtime_api.h"
 #include "ops/ops.h"
-#ifdef ATTNPS_WITH_CUDA
-#include "ops/cuda/device_ops.h"
-#endif
 
 namespace attnps {
 namespace {
@@ -113,26 +110,6 @@ void Sync(Device device) {
   if (device == Device::kCUDA) cuda::Synchronize();
 }
 
-// dst[:, col0 : col0 + width] (+)= src[:, src_col0 : ...] on either device.
-void Columns(const Tensor& src, int64_t src_col0, Tensor* dst, int64_t dst_col0, int64_t width,
-             bool accumulate) {
-  const int64_t rows = src.dim(0), sc = src.dim(1), dc = dst->dim(1);
-#ifdef ATTNPS_WITH_CUDA
-  if (src.device() == Device::kCUDA) {
-    cuda::CopyColumns(src.data(), rows, sc, src_col0, dst->data(), dc, dst_col0, width, accumulate);
-    return;
-  }
-#endif
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < width; ++c) {
-      float& out = (*dst)[r * dc + dst_col0 + c];
-      const float v = src[r * sc + src_col0 + c];
-      out = accumulate ? out + v : v;
-    }
-}
-
-// One head layer: z = x w + b, y = relu(z) (the last layer's z is the logits); dz, dy their
-// gradients; m*, v* Adam's moments.
 // Every trainable tensor of a step with its gradient and Adam's moments.
 class Weights {
  public:
@@ -195,11 +172,11 @@ class Head {
   // Forward, loss and backward on [q, rep]: d_rep (and d_q when not null) = d loss / d them;
   // the weights' gradients added.
   void Train(const Tensor& q, const Tensor& rep, const Tensor& labels, Tensor* d_q, Tensor* d_rep) {
-    Columns(q, 0, &x_, 0, d_, false);
-    Columns(rep, 0, &x_, d_, d_, false);
+    CopyColumns(q, 0, &x_, 0, d_, false);
+    CopyColumns(rep, 0, &x_, d_, d_, false);
     Train(x_, labels, &dx_);
-    if (d_q) Columns(dx_, 0, d_q, 0, d_, false);
-    Columns(dx_, d_, d_rep, 0, d_, false);
+    if (d_q) CopyColumns(dx_, 0, d_q, 0, d_, false);
+    CopyColumns(dx_, d_, d_rep, 0, d_, false);
   }
   static double Flops(int64_t b, int64_t d) { return 2.0 * b * (2 * d * 200 + 200 * 80 + 80); }
 
@@ -351,11 +328,11 @@ class DienStep final : public Step {
     BatchedMatmulForward(q3, false, states_, true, &scores3);
     MaskedSoftmaxForward(scores_, in_.mask, scale, &att_);
     AugruForward(states_, in_.mask, att_, Tensor(), augru_, &ws2_, &states2_);
-    Columns(states2_.Reshaped({b_, t_ * d_}), (t_ - 1) * d_, &final_, 0, d_, false);
+    CopyColumns(states2_.Reshaped({b_, t_ * d_}), (t_ - 1) * d_, &final_, 0, d_, false);
     head_.Train(in_.q, final_, in_.labels, nullptr, &d_final_);
     for (Tensor* g : {&d_states2_, &d_states_, &dk_, &d_att_, &d_scores_, &dq_}) g->SetZero();
     Tensor d_states2 = d_states2_.Reshaped({b_, t_ * d_});
-    Columns(d_final_, 0, &d_states2, (t_ - 1) * d_, d_, false);
+    CopyColumns(d_final_, 0, &d_states2, (t_ - 1) * d_, d_, false);
     AugruBackward(states_, in_.mask, att_, Tensor(), augru_, d_states2_, &ws2_, &d_states_, nullptr,
                   &d_att_, &augru_g_);
     MaskedSoftmaxBackward(att_, d_att_, scale, &d_scores_);
@@ -408,11 +385,11 @@ class BstStep final : public Step {
     ws_ = MultiHeadAttentionWorkspace::AllocateSelf(b_, l_, 2, d / 2, d / 2, dev);
     seq_ = Tensor::Zeros({b_, l_, d}, dev);
     Tensor seq2 = seq_.Reshaped({b_, l_ * d});
-    Columns(in_.k.Reshaped({b_, (l_ - 1) * d}), 0, &seq2, 0, (l_ - 1) * d, false);
-    Columns(in_.q, 0, &seq2, (l_ - 1) * d, d, false);
+    CopyColumns(in_.k.Reshaped({b_, (l_ - 1) * d}), 0, &seq2, 0, (l_ - 1) * d, false);
+    CopyColumns(in_.q, 0, &seq2, (l_ - 1) * d, d, false);
     mask_ = Tensor::Zeros({b_, l_}, dev);
     mask_.Fill(1.0f);
-    Columns(in_.mask, 0, &mask_, 0, l_ - 1, false);
+    CopyColumns(in_.mask, 0, &mask_, 0, l_ - 1, false);
     for (Tensor* x : {&att_, &h1_, &n1_, &f2_, &h2_, &n2_, &d_seq_, &d_h1_, &d_n1_, &d_h2_, &d_n2_})
       *x = Tensor::Zeros({n, d}, dev);
     for (Tensor* x : {&f1z_, &f1y_, &d_f1z_, &d_f1y_}) *x = Tensor::Zeros({n, f}, dev);
@@ -428,13 +405,13 @@ class BstStep final : public Step {
     w_.ZeroGrads();
     MultiHeadAttentionForward(seq_, seq_, mask_, mha_, o, &ws_, &att3);
     h1_.CopyFrom(att_);
-    Columns(seq, 0, &h1_, 0, d, true);
+    CopyColumns(seq, 0, &h1_, 0, d, true);
     LayerNormForward(h1_, ln1_g_, ln1_b_, kLayerNormEps, &n1_, &mean1_, &rstd1_);
     LinearForward(n1_, w1_, b1_, &f1z_);
     ReluForward(f1z_, &f1y_);
     LinearForward(f1y_, w2_, b2_, &f2_);
     h2_.CopyFrom(f2_);
-    Columns(n1_, 0, &h2_, 0, d, true);
+    CopyColumns(n1_, 0, &h2_, 0, d, true);
     LayerNormForward(h2_, ln2_g_, ln2_b_, kLayerNormEps, &n2_, &mean2_, &rstd2_);
     MaskedMeanPoolForward(n2_.Reshaped({b_, l_, d}), mask_, &pooled_);
     head_.Train(in_.q, pooled_, in_.labels, nullptr, &d_pooled_);
@@ -446,13 +423,13 @@ class BstStep final : public Step {
     LinearBackward(f1y_, w2_, d_h2_, &d_f1y_, &w_.Grad(w2_), &w_.Grad(b2_));
     ReluBackward(f1y_, d_f1y_, &d_f1z_);
     LinearBackward(n1_, w1_, d_f1z_, &d_n1_, &w_.Grad(w1_), &w_.Grad(b1_));
-    Columns(d_h2_, 0, &d_n1_, 0, d, true);
+    CopyColumns(d_h2_, 0, &d_n1_, 0, d, true);
     LayerNormBackward(h1_, ln1_g_, mean1_, rstd1_, d_n1_, &d_h1_, &w_.Grad(ln1_g_),
                       &w_.Grad(ln1_b_));
     Tensor d_seq3 = d_seq_.Reshaped({b_, l_, d});
     MultiHeadAttentionBackward(seq_, seq_, mask_, mha_, o, d_h1_.Reshaped({b_, l_, d}), &ws_,
                                &d_seq3, &d_seq3, &mha_g_);
-    Columns(d_h1_, 0, &d_seq_, 0, d, true);
+    CopyColumns(d_h1_, 0, &d_seq_, 0, d, true);
     w_.Adam();
   }
   double Flops() const override {

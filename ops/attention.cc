@@ -46,44 +46,20 @@ struct PackedQkv {
   Tensor w, b;
 };
 
-// PackQkv's columns copied on the device (CUDA builds only reach it).
-PackedQkv PackQkvOnDevice(const MultiHeadAttentionParams& p, const float* const parts[3],
-                          const int64_t widths[3], PackedQkv out) {
-#ifdef ATTNPS_WITH_CUDA
-  const int64_t d = out.w.dim(0), n = out.w.dim(1);
-  const Tensor* biases[] = {&p.bq, &p.bk, &p.bv};
-  const bool any_bias = !p.bq.empty() || !p.bk.empty() || !p.bv.empty();
-  if (any_bias) out.b = Tensor::Zeros({n}, Device::kCUDA);
-  for (int j = 0, col = 0; j < 3; col += widths[j++]) {
-    cuda::CopyColumns(parts[j], d, widths[j], 0, out.w.data(), n, col, widths[j], false);
-    if (!biases[j]->empty())
-      cuda::CopyColumns(biases[j]->data(), 1, widths[j], 0, out.b.data(), n, col, widths[j], false);
-  }
-#else
-  (void)p, (void)parts, (void)widths;
-#endif
-  return out;
-}
-
 PackedQkv PackQkv(const MultiHeadAttentionParams& p) {
   const int64_t d = p.wq.dim(0), pk = p.wq.dim(1), pv = p.wv.dim(1), n = 2 * pk + pv;
-  const Device device = p.wq.device();
-  PackedQkv out{Tensor::Empty({d, n}, device), Tensor()};
-  const float* parts[] = {p.wq.data(), p.wk.data(), p.wv.data()};
-  const int64_t widths[] = {pk, pk, pv};
-  if (device == Device::kCUDA) return PackQkvOnDevice(p, parts, widths, std::move(out));
-  for (int64_t i = 0; i < d; ++i) {
-    float* row = out.w.data() + i * n;
-    for (int j = 0; j < 3; ++j) {
-      std::memcpy(row, parts[j] + i * widths[j], widths[j] * sizeof(float));
-      row += widths[j];
-    }
-  }
-  if (p.bq.empty() && p.bk.empty() && p.bv.empty()) return out;
-  out.b = Tensor::Zeros({n});
+  PackedQkv out{Tensor::Empty({d, n}, p.wq.device()), Tensor()};
+  const Tensor* weights[] = {&p.wq, &p.wk, &p.wv};
   const Tensor* biases[] = {&p.bq, &p.bk, &p.bv};
+  const int64_t widths[] = {pk, pk, pv};
+  for (int j = 0, col = 0; j < 3; col += widths[j++])
+    CopyColumns(*weights[j], 0, &out.w, col, widths[j], false);
+  if (p.bq.empty() && p.bk.empty() && p.bv.empty()) return out;
+  out.b = Tensor::Zeros({n}, p.wq.device());
+  Tensor b_row = out.b.Reshaped({1, n});
   for (int j = 0, col = 0; j < 3; col += widths[j++]) {
-    if (!biases[j]->empty()) std::memcpy(out.b.data() + col, biases[j]->data(), widths[j] * 4);
+    if (!biases[j]->empty())
+      CopyColumns(biases[j]->Reshaped({1, widths[j]}), 0, &b_row, col, widths[j], false);
   }
   return out;
 }
@@ -94,27 +70,12 @@ void AddUnpackedQkvGrads(const PackedQkv& g, int64_t pk, int64_t pv,
   Tensor* ws[] = {&grads->wq, &grads->wk, &grads->wv};
   Tensor* bs[] = {&grads->bq, &grads->bk, &grads->bv};
   const int64_t widths[] = {pk, pk, pv};
-  const int64_t d = g.w.dim(0), n = g.w.dim(1);
-#ifdef ATTNPS_WITH_CUDA
-  if (g.w.device() == Device::kCUDA) {
-    for (int j = 0, col = 0; j < 3; col += widths[j++]) {
-      if (!ws[j]->empty())
-        cuda::CopyColumns(g.w.data(), d, n, col, ws[j]->data(), widths[j], 0, widths[j], true);
-      if (!g.b.empty() && !bs[j]->empty())
-        cuda::CopyColumns(g.b.data(), 1, n, col, bs[j]->data(), widths[j], 0, widths[j], true);
-    }
-    return;
-  }
-#endif
+  const int64_t n = g.w.dim(1);
   for (int j = 0, col = 0; j < 3; col += widths[j++]) {
-    const int64_t width = widths[j];
-    for (int64_t i = 0; i < d && !ws[j]->empty(); ++i) {
-      const float* src = g.w.data() + i * n + col;
-      float* dst = ws[j]->data() + i * width;
-      for (int64_t c = 0; c < width; ++c) dst[c] += src[c];
-    }
+    if (!ws[j]->empty()) CopyColumns(g.w, col, ws[j], 0, widths[j], true);
     if (!g.b.empty() && !bs[j]->empty()) {
-      for (int64_t c = 0; c < width; ++c) (*bs[j])[c] += g.b[col + c];
+      Tensor b_row = bs[j]->Reshaped({1, widths[j]});
+      CopyColumns(g.b.Reshaped({1, n}), col, &b_row, 0, widths[j], true);
     }
   }
 }

@@ -114,4 +114,24 @@ void BatchedMatmulBackward(const Tensor& a, bool trans_a, const Tensor& b, bool 
   }
 }
 
+void CopyColumns(const Tensor& src, int64_t src_col0, Tensor* dst, int64_t dst_col0, int64_t width,
+                 bool accumulate) {
+  Dim r("R"), cs("Cs"), cd("Cd");
+  ShapeCheck("copy_columns", src.device())
+      .Arg("src", src, {&r, &cs})
+      .Arg("dst", *dst, {&r, &cd})
+      .Require(width >= 0 && src_col0 >= 0 && src_col0 + width <= cs.value(),
+               "src columns in range")
+      .Require(dst_col0 >= 0 && dst_col0 + width <= cd.value(), "dst columns in range")
+      .Done();
+  const int64_t rows = r.value(), sc = cs.value(), dc = cd.value();
+  ATTNPS_RUN_ON_CUDA(src, CopyColumns(src.data(), rows, sc, src_col0, dst->data(), dc, dst_col0,
+                                      width, accumulate));
+  for (int64_t i = 0; i < rows; ++i) {
+    const float* in = src.data() + i * sc + src_col0;
+    float* out = dst->data() + i * dc + dst_col0;
+    for (int64_t c = 0; c < width; ++c) out[c] = accumulate ? out[c] + in[c] : in[c];
+  }
+}
+
 }  // namespace attnps

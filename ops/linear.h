@@ -22,6 +22,12 @@ void BatchedMatmulForward(const Tensor& a, bool trans_a, const Tensor& b, bool t
 void BatchedMatmulBackward(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
                            const Tensor& dc, Tensor* da, Tensor* db);
 
+// dst[:, dst_col0 : dst_col0 + width] = (or += with `accumulate`) src[:, src_col0 : src_col0 +
+// width], src [R, Cs] and dst [R, Cd] on one device: the column blocks of a concatenation (the
+// [q, pooled] input of a tower, packed projections) and of its gradient.
+void CopyColumns(const Tensor& src, int64_t src_col0, Tensor* dst, int64_t dst_col0, int64_t width,
+                 bool accumulate);
+
 }  // namespace attnps
 
 #endif  // ATTNPS_OPS_LINEAR_H_

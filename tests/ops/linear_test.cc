@@ -126,5 +126,15 @@ TEST(GradCheckTest, RejectsAWrongBackward) {
       << r.message();
 }
 
+TEST(CopyColumnsTest, CopiesAndAccumulatesAColumnBlock) {
+  Tensor src = Tensor::FromVector({2, 3}, {1, 2, 3, 4, 5, 6});
+  Tensor dst = Tensor::Filled({2, 4}, 10.0f);
+  CopyColumns(src, 1, &dst, 2, 2, false);
+  EXPECT_EQ(dst.ToVector(), (std::vector<float>{10, 10, 2, 3, 10, 10, 5, 6}));
+  CopyColumns(src, 0, &dst, 0, 1, true);
+  EXPECT_EQ(dst.ToVector(), (std::vector<float>{11, 10, 2, 3, 14, 10, 5, 6}));
+  EXPECT_DEATH(CopyColumns(src, 2, &dst, 0, 2, false), "copy_columns: .*src columns in range");
+}
+
 }  // namespace
 }  // namespace attnps

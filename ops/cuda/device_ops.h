@@ -101,8 +101,8 @@ void GruBackward(GruGate gate, const Tensor& x, const Tensor& mask, const Tensor
                  const Tensor& h0, const GruParams& params, const Tensor& d_states,
                  GruWorkspace* ws, Tensor* dx, Tensor* dh0, Tensor* d_attention, GruParams* grads);
 
-// ops/attention.h: the attention core over in-place head matrices (device pointers), and the
-// column copies that pack and unpack self-attention's q, k, v projections.
+// ops/attention.h: the attention core over in-place head matrices (device pointers); and
+// ops/linear.h's CopyColumns on device pointers.
 void AttentionCoreForward(const HeadLayout& q, const HeadLayout& k, const HeadLayout& v,
                           const float* mask, int64_t batch, bool causal, float* p,
                           const HeadLayout& out);
